@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv and installs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==25.3
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl]'
+	# BFCL's data and multi-turn API classes, without its heavy pins (numpy 1.26, torch, provider SDKs).
+	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/inftool demo
+
+test: $(STAMP)
+	$(BIN)/ruff check inftool_env tests
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check inftool_env tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_transports.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,29 @@
+"""The ``Backend`` protocol: what executes a tool call behind a compiled MCP server.
+
+A backend is stateless itself; each episode owns one state object from ``new_state`` (fresh per
+episode, seeded), passed back into every ``call``. A failed call raises ``ToolCallError`` (or any
+exception) and becomes an ``isError`` result the model sees; ``snapshot`` gives the state as JSON
+for state-match rewards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from inftool_env.spec.ir import ToolSpec
+
+
+@runtime_checkable
+class Backend(Protocol):
+    def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> Any:
+        """A fresh state for one episode."""
+        ...
+
+    async def call(self, tool: ToolSpec, arguments: dict[str, Any], state: Any) -> Any:
+        """Run one validated call; return a JSON-compatible result or raise ``ToolCallError``."""
+        ...
+
+    def snapshot(self, state: Any) -> Any:
+        """The state as JSON, for state-match rewards and replay checks."""
+        ...

@@ -1,0 +1,82 @@
+"""BFCL's multi-turn API classes as backends, with BFCL's own tool docs.
+
+Both ship in the ``bfcl-eval`` wheel (``pip install --no-deps bfcl-eval==2026.3.23`` plus mpmath).
+Every episode gets a fresh instance loaded through the class's own ``_load_scenario`` — never the
+module-global instance cache BFCL's harness keeps — so rollouts cannot see each other's writes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from inftool_env.backends.python import PythonBackend
+from inftool_env.errors import BackendError
+from inftool_env.spec.functions import load_functions
+from inftool_env.spec.ir import ToolSuite
+
+_SOURCE_PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
+# class -> (module in the wheel, tool doc file in bfcl_eval/data/multi_turn_func_doc/)
+BFCL_DOMAINS: dict[str, tuple[str, str]] = {
+    "GorillaFileSystem": ("gorilla_file_system", "gorilla_file_system.json"),
+    "MathAPI": ("math_api", "math_api.json"),
+    "MessageAPI": ("message_api", "message_api.json"),
+    "TwitterAPI": ("posting_api", "posting_api.json"),
+    "TicketAPI": ("ticket_api", "ticket_api.json"),
+    "TradingBot": ("trading_bot", "trading_bot.json"),
+    "TravelAPI": ("travel_booking", "travel_booking.json"),
+    "VehicleControlAPI": ("vehicle_control", "vehicle_control.json"),
+}
+INSTALL_HINT = "install it with: pip install --no-deps bfcl-eval==2026.3.23 mpmath"
+
+
+def _domain(class_name: str) -> tuple[str, str]:
+    if class_name not in BFCL_DOMAINS:
+        raise BackendError(f"unknown BFCL domain {class_name!r}; known: {', '.join(BFCL_DOMAINS)}")
+    return BFCL_DOMAINS[class_name]
+
+
+def bfcl_suite(class_name: str) -> ToolSuite:
+    """The domain's tools, from BFCL's own JSONL docs."""
+    _, doc_file = _domain(class_name)
+    try:
+        text = resources.files("bfcl_eval").joinpath("data", "multi_turn_func_doc", doc_file).read_text()
+    except ModuleNotFoundError:
+        raise BackendError(f"BFCL domain {class_name} needs the bfcl-eval package; {INSTALL_HINT}") from None
+    docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+    suite = load_functions(docs, source=f"bfcl:{class_name}", name=class_name, strict=True)
+    # BFCL's classes do not honour the "response" schemas of their docs (mkdir returns None), and an
+    # advertised outputSchema makes MCP clients reject such results: these tools advertise none.
+    return suite.model_copy(update={"tools": [t.model_copy(update={"output_schema": None}) for t in suite.tools]})
+
+
+def bfcl_class(class_name: str) -> type:
+    module_name, _ = _domain(class_name)
+    try:
+        module = importlib.import_module(f"{_SOURCE_PACKAGE}.{module_name}")
+    except ImportError as exc:
+        raise BackendError(f"BFCL domain {class_name} cannot be imported ({exc}); {INSTALL_HINT}") from None
+    return getattr(module, class_name)  # type: ignore[no-any-return]
+
+
+def _load_scenario(instance: Any, initial: Mapping[str, Any]) -> None:
+    loader = getattr(instance, "_load_scenario", None)
+    if loader is not None:
+        loader(dict(initial), long_context=False)
+
+
+class BfclBackend(PythonBackend):
+    """One BFCL domain. ``initial`` is that class's entry of a task's ``initial_config``."""
+
+    def __init__(self, class_name: str) -> None:
+        self.class_name = class_name
+        cls = bfcl_class(class_name)
+        super().__init__(cls, load_state=_load_scenario)
+
+    def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> Any:
+        # BFCL's scenarios carry their own random_seed; the episode seed does not override it, so
+        # ground-truth replays match BFCL's. An empty scenario still goes through _load_scenario.
+        return super().new_state(seed=seed, initial=initial if initial is not None else {})

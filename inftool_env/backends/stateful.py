@@ -1,0 +1,234 @@
+"""A stateful simulated backend derived from an OpenAPI spec alone.
+
+Resources are inferred from paths: ``/pets`` is a collection, ``/pets/{petId}`` one of its items,
+``/owners/{ownerId}/pets`` a collection nested under an owner. Verbs act on them as REST means:
+POST on a collection creates (and returns a fresh id), GET lists (with the spec's filters and
+paging) or reads, PUT/PATCH update, DELETE removes; an unknown id is a tool error the model sees.
+Collections start with a few seeded records, and every value comes from the episode's own rng, so
+the same seed and the same calls replay byte for byte. Results are shaped by the operation's
+response schema (stored fields show through where they fit it).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from inftool_env.errors import ToolCallError
+from inftool_env.spec.ir import ToolSpec, ToolSuite
+from inftool_env.spec.sample import sample
+
+SEED_RECORDS = 3
+_PAGE_SIZE_ARGS = ("limit", "maxResults", "max_results", "per_page", "pageSize", "page_size", "count", "size")
+_OFFSET_ARGS = ("offset", "start", "skip")
+_PARAM = re.compile(r"^\{(.+)\}$")
+
+
+@dataclass
+class StatefulState:
+    """One episode's world: records per collection, the id counter, and the episode's rng."""
+
+    rng: random.Random
+    collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    next_id: int = 1
+
+
+@dataclass(frozen=True)
+class _Route:
+    collection: str  # the collection's path template, e.g. "/owners/{ownerId}/pets"
+    item_param: str | None  # the path parameter naming one item, e.g. "petId"
+    parents: tuple[tuple[str, str], ...]  # (parent collection, its id parameter) along the path
+
+
+class StatefulBackend:
+    """Simulates a REST API from its spec; one instance serves any number of episodes."""
+
+    def __init__(self, suite: ToolSuite, *, seed_records: int = SEED_RECORDS) -> None:
+        self.suite = suite
+        self.seed_records = seed_records
+        self.routes = {t.name: _route(t.http.path) for t in suite.tools if t.http is not None}
+        self.known_collections = {r.collection for r in self.routes.values()}
+        # The schema a record of each collection has: its item GET's (else its create's) output.
+        self.record_schemas: dict[str, dict[str, Any]] = {}
+        for tool in suite.tools:
+            route = self.routes.get(tool.name)
+            if route and tool.output_schema and tool.http and tool.http.method in ("GET", "POST"):
+                is_item_read = route.item_param is not None and tool.http.method == "GET"
+                if is_item_read or route.collection not in self.record_schemas:
+                    self.record_schemas[route.collection] = tool.output_schema
+
+    # -- Backend protocol -----------------------------------------------------------------------
+    def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> StatefulState:
+        state = StatefulState(rng=random.Random(seed))
+        if initial is not None:
+            state.collections = copy.deepcopy(dict(initial.get("collections", {})))
+            state.next_id = int(initial.get("next_id", 1))
+            return state
+        for collection in sorted(self.known_collections):
+            if "{" in collection:  # nested collections start empty: their parents are what is seeded
+                continue
+            schema = self.record_schemas.get(collection, {"type": "object"})
+            for _ in range(self.seed_records):
+                record_id = self._new_id(state, collection)
+                record = sample(schema, state.rng, optional=0.7)
+                record = record if isinstance(record, dict) else {"value": record}
+                state.collections.setdefault(collection, {})[record_id] = self._with_id(collection, record, record_id)
+        return state
+
+    def snapshot(self, state: StatefulState) -> dict[str, Any]:
+        return {"collections": copy.deepcopy(state.collections), "next_id": state.next_id}
+
+    async def call(self, tool: ToolSpec, arguments: dict[str, Any], state: StatefulState) -> Any:
+        route = self.routes.get(tool.name)
+        if route is None or tool.http is None:
+            raise ToolCallError(f"tool {tool.name!r} has no HTTP operation to simulate")
+        path_args = {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location == "path"}
+        body = _body(tool, arguments)
+        query = {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location == "query"}
+        key = self._scoped(route, path_args, state)
+        records = state.collections.setdefault(key, {})
+        method = tool.http.method
+
+        if route.item_param is not None:
+            item_id = str(path_args.get(route.item_param))
+            if item_id not in records and method not in ("PUT",):
+                raise ToolCallError(
+                    f"No {_noun(route.collection)} with {route.item_param}={item_id!r}. "
+                    f"Existing ids: {', '.join(list(records)[:10]) or 'none'}."
+                )
+            if method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+                return self._shape(tool, records[item_id], state)
+            if method == "DELETE":
+                return self._shape(tool, records.pop(item_id), state)
+            if method == "PUT":
+                records[item_id] = self._store(route.collection, body, item_id, state)
+            else:  # PATCH, POST on an item
+                records[item_id] = self._store(
+                    route.collection, {**records[item_id], **_as_record(body)}, item_id, state
+                )
+            return self._shape(tool, records[item_id], state)
+
+        if method == "POST":
+            record_id = self._new_id(state, route.collection)
+            records[record_id] = self._store(route.collection, body, record_id, state)
+            return self._shape(tool, records[record_id], state)
+        if method in ("PUT", "PATCH"):  # a singleton resource at a collection path
+            records["_"] = {**records.get("_", {}), **_as_record(body)}
+            return self._shape(tool, records["_"], state)
+        if method == "DELETE":
+            ids = _id_list(query)
+            removed = [records.pop(i) for i in list(records) if not ids or i in ids]
+            return self._shape(tool, removed, state)
+        return self._shape(tool, _page(list(records.values()), query), state)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _scoped(self, route: _Route, path_args: dict[str, Any], state: StatefulState) -> str:
+        """The storage key of a (possibly nested) collection; parents must exist where they are known."""
+        key = route.collection
+        for parent, param in route.parents:
+            parent_id = str(path_args.get(param))
+            parent_records = state.collections.get(parent)
+            if parent_records is not None and parent in self.known_collections and parent_id not in parent_records:
+                raise ToolCallError(f"No {_noun(parent)} with {param}={parent_id!r}.")
+            key = key.replace("{" + param + "}", parent_id)
+        return key
+
+    def _new_id(self, state: StatefulState, collection: str) -> str:
+        """A fresh id shaped like the record schema's ``id``: a counter, or a sample of its pattern."""
+        n = state.next_id
+        state.next_id += 1
+        if self._id_is_integer(collection):
+            return str(n)
+        id_schema = self._id_schema(collection)
+        if id_schema.get("pattern") or id_schema.get("format"):
+            taken = state.collections.get(collection, {})
+            for _ in range(20):
+                candidate = sample(id_schema, state.rng)
+                if isinstance(candidate, str) and candidate not in taken:
+                    return candidate
+        return f"{_noun(collection)[:3]}_{n}"
+
+    def _id_schema(self, collection: str) -> dict[str, Any]:
+        props = self.record_schemas.get(collection, {}).get("properties", {})
+        return props["id"] if isinstance(props.get("id"), dict) else {}
+
+    def _id_is_integer(self, collection: str) -> bool:
+        return self._id_schema(collection).get("type") == "integer"
+
+    def _with_id(self, collection: str, record: dict[str, Any], record_id: str) -> dict[str, Any]:
+        return {**record, "id": int(record_id) if self._id_is_integer(collection) else record_id}
+
+    def _store(self, collection: str, body: Any, record_id: str, state: StatefulState) -> dict[str, Any]:
+        """A record as written: the body, plus the record schema's required fields filled once, so
+        later reads show the same values."""
+        record = _as_record(body)
+        schema = self.record_schemas.get(collection)
+        if schema is not None:
+            filled = sample(schema, state.rng, hint=record, root=schema, optional=0.0)
+            record = {**filled, **record} if isinstance(filled, dict) else record
+        return self._with_id(collection, record, record_id)
+
+    @staticmethod
+    def _shape(tool: ToolSpec, value: Any, state: StatefulState) -> Any:
+        """Fit a stored value to the response schema (no optional field invented); with none, as stored."""
+        schema = tool.output_schema
+        if schema is None:
+            return copy.deepcopy(value)
+        if schema.get("x-wrapped"):
+            return sample(schema["properties"]["result"], state.rng, hint=value, root=schema, optional=0.0)
+        if isinstance(value, list):  # a list into an object: put it in the first array property
+            arrays = [
+                k for k, s in schema.get("properties", {}).items() if isinstance(s, dict) and s.get("type") == "array"
+            ]
+            value = {arrays[0]: value} if arrays else {}
+        return sample(schema, state.rng, hint=value, root=schema, optional=0.0)
+
+
+def _route(path: str) -> _Route:
+    segments = [s for s in path.split("/") if s]
+    item_param = None
+    if segments and (m := _PARAM.match(segments[-1])):
+        item_param = m.group(1)
+        segments = segments[:-1]
+    parents, prefix = [], ""
+    for i, segment in enumerate(segments):
+        if (m := _PARAM.match(segment)) and i > 0:
+            parents.append((prefix, m.group(1)))
+        prefix += "/" + segment
+    return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents))
+
+
+def _body(tool: ToolSpec, arguments: dict[str, Any]) -> Any:
+    whole = [v for k, v in arguments.items() if tool.bindings[k].location == "body" and tool.bindings[k].name == ""]
+    if whole:
+        return whole[0]
+    return {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location in ("body", "formData")}
+
+
+def _as_record(body: Any) -> dict[str, Any]:
+    return copy.deepcopy(body) if isinstance(body, dict) else {"value": copy.deepcopy(body)}
+
+
+def _page(records: list[dict[str, Any]], query: dict[str, Any]) -> list[dict[str, Any]]:
+    for name, value in query.items():  # equality filters on fields the records have
+        if name not in _PAGE_SIZE_ARGS + _OFFSET_ARGS and any(name in r for r in records):
+            records = [r for r in records if r.get(name) == value]
+    offset = next((int(query[a]) for a in _OFFSET_ARGS if isinstance(query.get(a), int)), 0)
+    size = next((int(query[a]) for a in _PAGE_SIZE_ARGS if isinstance(query.get(a), int)), None)
+    return records[offset : offset + size if size is not None else None]
+
+
+def _id_list(query: dict[str, Any]) -> set[str]:
+    raw = query.get("ids")
+    if isinstance(raw, str):
+        return {s.strip() for s in raw.split(",") if s.strip()}
+    return {str(v) for v in raw} if isinstance(raw, list) else set()
+
+
+def _noun(collection: str) -> str:
+    last = [s for s in collection.split("/") if s and not s.startswith("{")]
+    return last[-1] if last else "resource"

@@ -1,0 +1,120 @@
+"""The ``inftool`` command: inspect and serve specs, run the demo.
+
+A user mistake (bad spec, unknown backend, port in use) ends with one line on stderr and exit
+status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from inftool_env.compiler import BACKEND_KINDS, compile_spec, load_suite
+from inftool_env.errors import InftoolError
+from inftool_env.spec.loader import DEFAULT_MAX_BYTES
+
+SPEC_HELP = "a spec file (OpenAPI 2/3/3.1, OpenAI/BFCL function JSON), bfcl:CLASS, python:MODULE:CLASS, stdio:COMMAND or an MCP URL"  # noqa: E501
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except InftoolError as exc:
+        print(f"inftool: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head`
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inftool", description="An MCP-native gym for tool-calling agents.")
+    sub = parser.add_subparsers(dest="command")
+
+    inspect = sub.add_parser("inspect", help="compile a spec and print its tools and any skipped operations")
+    inspect.add_argument("spec", help=SPEC_HELP)
+    inspect.add_argument("--json", action="store_true", help="print the ToolSuite as JSON")
+    _compile_options(inspect)
+    inspect.set_defaults(run=cmd_inspect)
+
+    serve = sub.add_parser("serve", help="compile a spec and serve it as an MCP server")
+    serve.add_argument("spec", help=SPEC_HELP)
+    serve.add_argument("--backend", help=f"what executes calls: {', '.join(BACKEND_KINDS)} (default: by source)")
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--seed", type=int, default=0, help="seed of the default episode's state")
+    _compile_options(serve)
+    serve.set_defaults(run=cmd_serve)
+
+    demo = sub.add_parser("demo", help="compile the embedded specs, serve them over every transport, call every tool")
+    demo.add_argument("--out", default="out/demo", help="where the report (JSON) and plot go")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def _compile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true", help="fail on the first operation that cannot be compiled")
+    p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger spec files")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    suite = load_suite(args.spec, strict=args.strict, max_bytes=args.max_bytes)
+    if args.json:
+        print(suite.model_dump_json(indent=2))
+        return 0
+    print(f"{suite.name} {suite.version} ({suite.format}) from {suite.source}")
+    print(f"{len(suite.tools)} tools, {len(suite.skipped)} skipped\n")
+    width = max((len(t.name) for t in suite.tools), default=4)
+    for tool in suite.tools:
+        props = tool.input_schema.get("properties", {})
+        required = set(tool.input_schema.get("required", []))
+        args_text = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
+        origin = f"{tool.http.method} {tool.http.path}" if tool.http else tool.original_name
+        hints = [k for k, v in tool.annotations.model_dump().items() if v]
+        print(f"  {tool.name:<{width}}  ({args_text})  <- {origin}" + (f"  [{', '.join(hints)}]" if hints else ""))
+    if suite.skipped:
+        print("\nskipped:")
+        for skip in suite.skipped:
+            print(f"  {skip.name}  at #{skip.pointer}: {skip.reason}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    compiled = compile_spec(args.spec, backend=args.backend, seed=args.seed, strict=args.strict,
+                            max_bytes=args.max_bytes)  # fmt: skip
+    from inftool_env.mcp.transports import serve_http, serve_stdio
+
+    n = len(compiled.suite.tools)
+    if args.transport == "stdio":
+        print(f"inftool: serving {n} tools of {compiled.suite.name} on stdio", file=sys.stderr)
+        anyio.run(serve_stdio, compiled)
+    else:
+        print(f"inftool: serving {n} tools of {compiled.suite.name} at http://{args.host}:{args.port}/mcp",
+              file=sys.stderr)  # fmt: skip
+
+        async def run_http() -> None:
+            await serve_http(compiled, host=args.host, port=args.port)
+
+        anyio.run(run_http)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from inftool_env.demo import run_demo
+
+    run_demo(out_dir=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Run a CompiledServer over stdio or streamable HTTP (in-process needs no transport: see client.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import uvicorn
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
+
+from inftool_env.errors import ServerError
+from inftool_env.mcp.server import CompiledServer
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+async def serve_stdio(compiled: CompiledServer) -> None:
+    """Serve one client on this process's stdin/stdout until it closes them."""
+    async with stdio_server() as (read, write):
+        await compiled.server.run(read, write, compiled.server.create_initialization_options())
+
+
+def http_app(compiled: CompiledServer, *, host: str = "127.0.0.1", path: str = "/mcp") -> Any:
+    """The Starlette app for streamable HTTP, with DNS-rebinding protection on for any host."""
+    security = None
+    if host not in LOOPBACK:
+        # The SDK turns the protection on by itself only for loopback hosts.
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[f"{host}:*", *(f"{h}:*" for h in ("127.0.0.1", "localhost"))],
+            allowed_origins=[f"http://{host}:*", "http://127.0.0.1:*", "http://localhost:*"],
+        )
+    return compiled.server.streamable_http_app(streamable_http_path=path, host=host, transport_security=security)
+
+
+def _uvicorn(compiled: CompiledServer, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(http_app(compiled, host=host), host=host, port=port, log_level="warning", lifespan="on")
+    return uvicorn.Server(config)
+
+
+async def serve_http(compiled: CompiledServer, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled."""
+    # Bind first, ourselves: uvicorn reports a busy port by exiting the process.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with sock:
+        await _uvicorn(compiled, host, port).serve(sockets=[sock])
+
+
+@contextlib.asynccontextmanager
+async def running_http(
+    compiled: CompiledServer, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
+) -> AsyncIterator[str]:
+    """Serve in this event loop for the block's duration; yields the URL (port 0 picks a free one)."""
+    server = _uvicorn(compiled, host, port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(startup_timeout):
+            while not server.started:
+                await anyio.sleep(0.005)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield f"http://{host}:{bound}/mcp"
+        finally:
+            server.should_exit = True

@@ -1,0 +1,153 @@
+"""``load_spec``: any spec source -> ToolSuite, with every failure a SpecError naming file and node.
+
+Sources: a path (OpenAPI 2/3/3.1 or function JSON; YAML, JSON or JSONL), an already-parsed object,
+``bfcl:<Class>`` (a BFCL multi-turn domain's tool docs), or a live MCP server (``stdio:<command>``
+or an ``http(s)://`` URL), whose tools are listed over MCP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inftool_env.errors import SpecError
+from inftool_env.spec.functions import load_functions, looks_like_functions
+from inftool_env.spec.ir import ToolSuite
+from inftool_env.spec.openapi import load_openapi
+
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def is_live_source(source: str) -> bool:
+    return source.startswith(("stdio:", "http://", "https://"))
+
+
+def load_spec(
+    source: str | os.PathLike[str] | dict[str, Any] | list[Any],
+    *,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    name: str | None = None,
+    language: str | None = None,
+) -> ToolSuite:
+    """Compile a spec into a ToolSuite. Bad operations are skipped and reported unless ``strict``."""
+    if isinstance(source, dict | list):
+        return compile_document(source, source=name or "<object>", strict=strict, name=name, language=language)
+    text_source = os.fspath(source)
+    if text_source.startswith("bfcl:"):
+        from inftool_env.backends.bfcl import bfcl_suite
+
+        return bfcl_suite(text_source.removeprefix("bfcl:"))
+    if is_live_source(text_source):
+        from inftool_env.mcp.introspect import load_live_suite
+
+        return load_live_suite(text_source)
+    document = read_document(Path(text_source), max_bytes=max_bytes)
+    return compile_document(document, source=text_source, strict=strict, name=name, language=language)
+
+
+def compile_document(
+    document: Any, *, source: str, strict: bool = False, name: str | None = None, language: str | None = None
+) -> ToolSuite:
+    try:
+        if isinstance(document, dict) and ("openapi" in document or "swagger" in document):
+            return load_openapi(document, source=source, strict=strict)
+        if looks_like_functions(document):
+            return load_functions(document, source=source, name=name, language=language, strict=strict)
+    except RecursionError:
+        raise SpecError("spec is nested too deeply", source=source) from None
+    kind = type(document).__name__
+    raise SpecError(
+        f"not an OpenAPI document or function list (top level is a {kind} with no 'openapi'/'swagger' key)",
+        source=source,
+    )
+
+
+def read_document(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse a YAML / JSON / JSONL file, refusing oversized input before reading it."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", source=str(path)) from None
+    if size > max_bytes:
+        raise SpecError(
+            f"spec is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit "
+            "(raise max_bytes / --max-bytes)",
+            source=str(path),
+        )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec as UTF-8 text: {exc}", source=str(path)) from None
+    return parse_text(text, source=str(path))
+
+
+def parse_text(text: str, *, source: str) -> Any:
+    stripped = text.lstrip()
+    if not stripped:
+        raise SpecError("spec is empty", source=source)
+    if stripped[0] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            jsonl = _try_jsonl(text)
+            if jsonl is not None:
+                return jsonl
+            raise SpecError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source) from None
+        except RecursionError:
+            raise SpecError("JSON nested too deeply", source=source) from None
+    try:
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or pure Python)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"invalid YAML{where}: {problem}", source=source) from None
+    except RecursionError:
+        raise SpecError("YAML nested too deeply", source=source) from None
+    if not isinstance(document, dict | list):
+        raise SpecError(f"top level is a {type(document).__name__}, not an object or list", source=source)
+    try:
+        return _jsonable(document, {})
+    except RecursionError:
+        raise SpecError("YAML nested too deeply", source=source) from None
+
+
+def _jsonable(node: Any, memo: dict[int, Any]) -> Any:
+    """YAML gives dates and integer keys (``200:``); tools speak JSON. Shared (aliased) nodes are
+    converted once and stay shared, so an alias bomb costs nothing here."""
+    if isinstance(node, str | int | float | bool) or node is None:
+        return node
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        memo[id(node)] = out
+        for key, value in node.items():
+            out[key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)] = _jsonable(
+                value, memo
+            )
+        return out
+    if isinstance(node, list):
+        items: list[Any] = []
+        memo[id(node)] = items
+        items.extend(_jsonable(v, memo) for v in node)
+        return items
+    if hasattr(node, "isoformat"):
+        return node.isoformat()
+    return str(node)
+
+
+def _try_jsonl(text: str) -> list[Any] | None:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    try:
+        return [json.loads(line) for line in lines]
+    except (json.JSONDecodeError, RecursionError):
+        return None

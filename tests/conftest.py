@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BOOKSHELF = REPO / "servers" / "bookshelf" / "openapi.yaml"
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("INFTOOL_CORPUS", REPO.parent / "shared" / "corpus" / "openapi"))
+
+
+def corpus_files() -> list[Path]:
+    root = corpus_dir()
+    return sorted(p for p in root.glob("*") if p.suffix in (".yaml", ".yml", ".json")) if root.is_dir() else []
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=corpus_files() or [None], ids=lambda p: p.name.split("__")[0] if p else "no-corpus")
+def corpus_spec(request: pytest.FixtureRequest) -> Path:
+    if request.param is None:
+        pytest.skip(f"the OpenAPI corpus is not at {corpus_dir()} (set INFTOOL_CORPUS)")
+    return request.param
