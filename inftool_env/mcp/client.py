@@ -118,12 +118,19 @@ async def open_client(
         )
     else:
         server = target
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            client = await stack.enter_async_context(Client(server, read_timeout_seconds=timeout))
-        except Exception as exc:
-            raise ServerError(f"cannot connect to MCP server {describe(target)}: {_root(exc)}") from exc
-        yield ToolClient(client, meta, timeout)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                client = await stack.enter_async_context(Client(server, read_timeout_seconds=timeout))
+            except Exception as exc:
+                raise ServerError(f"cannot connect to MCP server {describe(target)}: {_root(exc)}") from exc
+            yield ToolClient(client, meta, timeout)
+    except BaseExceptionGroup as group:
+        # The SDK's task groups wrap whatever the caller's block raised; hand back the error itself.
+        leaves = _leaves(group)
+        if len(leaves) == 1 and isinstance(leaves[0], Exception):
+            raise leaves[0] from None
+        raise
 
 
 def describe(target: Target) -> str:
@@ -132,6 +139,13 @@ def describe(target: Target) -> str:
     if isinstance(target, StdioCommand):
         return "stdio: " + " ".join([target.command, *target.args])
     return target
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def _root(exc: BaseException) -> str:

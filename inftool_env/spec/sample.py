@@ -151,6 +151,8 @@ def _sample_object(
             out[name] = sample(sub, rng, hint=hint[name], root=root, optional=optional, depth=depth + 1)
         elif name in required or rng.random() < chance:
             out[name] = sample(sub, rng, root=root, optional=optional, depth=depth + 1)
+        elif isinstance(sub, dict) and "default" in sub:  # as a server would apply it (if it fits: specs lie)
+            out[name] = sample(sub, rng, hint=sub["default"], root=root, optional=0.0, depth=depth + 1)
     for name in required - out.keys():  # required names with no declared property schema
         out[name] = hint.get(name, "value")
     extra = schema.get("additionalProperties")

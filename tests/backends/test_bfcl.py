@@ -1,0 +1,70 @@
+"""BFCL's multi-turn domains served over MCP behave exactly like BFCL's own classes."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import json
+from importlib import resources
+
+import pytest
+
+from inftool_env.backends.bfcl import BFCL_DOMAINS, BfclBackend, bfcl_class, bfcl_suite
+from inftool_env.mcp import CompiledServer, open_client
+
+pytestmark = pytest.mark.anyio
+DATA = resources.files("bfcl_eval").joinpath("data")
+
+
+def entries(category: str, n: int) -> list[tuple[dict, dict]]:
+    questions = DATA.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()[:n]
+    answers = DATA.joinpath("possible_answer", f"BFCL_v4_{category}.json").read_text().splitlines()[:n]
+    return [(json.loads(q), json.loads(a)) for q, a in zip(questions, answers, strict=True)]
+
+
+def parse_call(text: str, suite) -> tuple[str, dict]:
+    call = ast.parse(text, mode="eval").body
+    assert isinstance(call, ast.Call)
+    name = call.func.id
+    params = list(suite.tool(name).input_schema["properties"])
+    args = {params[i]: ast.literal_eval(a) for i, a in enumerate(call.args)}
+    args.update({k.arg: ast.literal_eval(k.value) for k in call.keywords})
+    return name, args
+
+
+@pytest.mark.parametrize("domain", list(BFCL_DOMAINS))
+def test_docs_match_the_class(domain):
+    suite = bfcl_suite(domain)
+    cls = bfcl_class(domain)
+    assert suite.tools and all(callable(getattr(cls, t.original_name)) for t in suite.tools)
+    assert all(t.output_schema is None for t in suite.tools)
+
+
+@pytest.mark.parametrize("question, answer", entries("multi_turn_base", 25), ids=lambda v: v.get("id", ""))
+async def test_ground_truth_over_mcp_matches_direct_execution(question, answer):
+    classes = question["involved_classes"]
+    suites = {c: bfcl_suite(c) for c in classes}
+    owner = {t.name: c for c, s in suites.items() for t in s.tools}
+    servers = {
+        c: CompiledServer(suites[c], BfclBackend(c), initial_state=question["initial_config"].get(c, {}))
+        for c in classes
+    }
+    direct = {}
+    for c in classes:
+        instance = bfcl_class(c)()
+        if hasattr(instance, "_load_scenario"):
+            instance._load_scenario(copy.deepcopy(question["initial_config"].get(c, {})), long_context=False)
+        direct[c] = instance
+
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {c: await stack.enter_async_context(open_client(servers[c])) for c in classes}
+        for turn in answer["ground_truth"]:
+            for text in turn:
+                name, args = parse_call(text, suites[owner[text.split("(")[0]]])
+                over_mcp = await clients[owner[name]].call(name, args)
+                expected = getattr(direct[owner[name]], name)(**copy.deepcopy(args))
+                assert json.loads(over_mcp.text) == json.loads(json.dumps(expected, default=str)), text
+    for c in classes:
+        backend = servers[c].backend
+        assert backend.snapshot(servers[c].episode_state()) == backend.snapshot(direct[c])

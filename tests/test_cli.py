@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import anyio
+import pytest
+
+from inftool_env import compile_spec, load_spec
+from inftool_env.cli import main
+from inftool_env.mcp import StdioCommand, open_client
+from tests.conftest import BOOKSHELF, REPO
+
+INFTOOL = [sys.executable, "-m", "inftool_env.cli"]
+
+
+def test_inspect_lists_tools_and_skips(capsys, tmp_path):
+    assert main(["inspect", str(BOOKSHELF)]) == 0
+    out = capsys.readouterr().out
+    assert "9 tools, 0 skipped" in out
+    assert "borrowBook      (memberId, bookId, due)  <- POST /members/{memberId}/loans" in out
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("openapi: 3.0.0\npaths:\n  /a: {get: {parameters: [{name: q, in: nowhere}]}}\n  /b: {get: {}}\n")
+    assert main(["inspect", str(bad)]) == 0
+    out = capsys.readouterr().out
+    assert "1 tools, 1 skipped" in out and "GET /a  at #/paths/~1a/get/parameters/0: unknown parameter location" in out
+    assert main(["inspect", str(bad), "--strict"]) == 2
+    assert "inftool: error:" in capsys.readouterr().err
+
+
+def test_inspect_json_round_trips():
+    out = subprocess.run([*INFTOOL, "inspect", str(BOOKSHELF), "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["tools"][0]["name"] == "listBooks"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "/no/such.yaml"], "cannot read spec: No such file or directory"),
+        (["serve", str(BOOKSHELF), "--backend", "nope"], "unknown backend 'nope'"),
+        (["serve", "bfcl:NoSuchAPI"], "unknown BFCL domain 'NoSuchAPI'"),
+        (["serve", "python:os.path:join"], "is not a class"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(argv, message):
+    proc = subprocess.run([*INFTOOL, *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_function_docs_without_an_executor_say_what_to_do(tmp_path):
+    docs = tmp_path / "f.json"
+    docs.write_text(json.dumps([{"name": "f", "parameters": {"type": "object", "properties": {}}}]))
+    proc = subprocess.run([*INFTOOL, "serve", str(docs)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--backend python:MODULE:CLASS" in proc.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_http_subprocess_and_a_busy_port():
+    port = free_port()
+    proc = subprocess.Popen(
+        [*INFTOOL, "serve", str(BOOKSHELF), "--transport", "http", "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+
+        async def call() -> str:
+            for _ in range(100):
+                try:
+                    async with open_client(url) as client:
+                        return (await client.call("listMembers", {"limit": 1})).text
+                except Exception:
+                    await anyio.sleep(0.1)
+            raise AssertionError("server did not come up")
+
+        assert json.loads(anyio.run(call))[0]["id"].startswith("mem_")
+        busy = subprocess.run(
+            [*INFTOOL, "serve", str(BOOKSHELF), "--transport", "http", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_dns_rebinding_protection_refuses_foreign_hosts():
+    from starlette.testclient import TestClient
+
+    from inftool_env.mcp import http_app
+
+    with TestClient(http_app(compile_spec(BOOKSHELF)), base_url="http://127.0.0.1:8000") as web:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}
+        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        refused = web.post("/mcp", json=body, headers={**headers, "host": "evil.example:8000"})
+        assert refused.status_code == 421
+
+
+def test_wrap_a_live_stdio_server(capsys):
+    """`stdio:` sources: list a running server's tools, and proxy calls to it."""
+    live = "stdio:" + " ".join([sys.executable, "-m", "inftool_env.cli", "serve", str(BOOKSHELF)])
+    suite = load_spec(live)
+    assert suite.format == "mcp" and "borrowBook" in suite.tool_names
+
+    async def through_proxy() -> tuple[str, bool]:
+        proxy = StdioCommand(sys.executable, ("-m", "inftool_env.cli", "serve", live, "--transport", "stdio"))
+        async with open_client(proxy) as client:
+            added = await client.call("addBook", {"title": "Proxied", "author": "P"})
+            got = await client.call("getBook", {"bookId": added.structured["id"]})
+            bad = await client.call("getBook", {"bookId": "missing"})
+            return got.structured["title"], bad.is_error
+
+    assert anyio.run(through_proxy) == ("Proxied", True)
+
+
+def test_no_subprocess_outlives_its_client():
+    def children() -> set[int]:
+        pids = set()
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids |= {int(p) for p in f.read().split()}
+        return pids
+
+    before = children()
+
+    async def session() -> None:
+        async with open_client(StdioCommand.inftool_serve(str(BOOKSHELF))) as client:
+            await client.call("listBooks", {})
+
+    for _ in range(3):
+        anyio.run(session)
+    deadline = time.monotonic() + 10
+    while children() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert children() - before == set()
+
+
+def test_repo_layout_installs_policies_and_train_under_the_namespace():
+    import inftool_env.policies
+    import inftool_env.train
+
+    assert inftool_env.policies.__file__.startswith(str(REPO / "policies"))
+    assert inftool_env.train.__file__.startswith(str(REPO / "train"))
