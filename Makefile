@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo]'
 	# BFCL's data and multi-turn API classes, without its heavy pins (numpy 1.26, torch, provider SDKs).
 	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
@@ -18,11 +18,13 @@ demo: $(STAMP)
 	$(BIN)/inftool demo
 
 test: $(STAMP)
-	$(BIN)/ruff check inftool_env tests
+	$(BIN)/ruff check inftool_env tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check inftool_env tests
+	$(BIN)/ruff check inftool_env tests bench
+	$(BIN)/ruff format --check inftool_env tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

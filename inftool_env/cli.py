@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--seed", type=int, default=0, help="seed of the default episode's state")
+    serve.add_argument("--quiet", action="store_true", help="no start-up line on stderr")
     _compile_options(serve)
     serve.set_defaults(run=cmd_serve)
 
@@ -94,13 +95,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             max_bytes=args.max_bytes)  # fmt: skip
     from inftool_env.mcp.transports import serve_http, serve_stdio
 
-    n = len(compiled.suite.tools)
+    where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
+    if not args.quiet:
+        print(
+            f"inftool: serving {len(compiled.suite.tools)} tools of {compiled.suite.name} on {where}", file=sys.stderr
+        )
     if args.transport == "stdio":
-        print(f"inftool: serving {n} tools of {compiled.suite.name} on stdio", file=sys.stderr)
         anyio.run(serve_stdio, compiled)
     else:
-        print(f"inftool: serving {n} tools of {compiled.suite.name} at http://{args.host}:{args.port}/mcp",
-              file=sys.stderr)  # fmt: skip
 
         async def run_http() -> None:
             await serve_http(compiled, host=args.host, port=args.port)

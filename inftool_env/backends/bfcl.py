@@ -59,7 +59,8 @@ def bfcl_class(class_name: str) -> type:
         module = importlib.import_module(f"{_SOURCE_PACKAGE}.{module_name}")
     except ImportError as exc:
         raise BackendError(f"BFCL domain {class_name} cannot be imported ({exc}); {INSTALL_HINT}") from None
-    return getattr(module, class_name)  # type: ignore[no-any-return]
+    cls: type = getattr(module, class_name)
+    return cls
 
 
 def _load_scenario(instance: Any, initial: Mapping[str, Any]) -> None:

@@ -31,7 +31,7 @@ class StdioCommand:
     @classmethod
     def inftool_serve(cls, spec: str, *extra: str) -> StdioCommand:
         """``inftool serve SPEC …`` in a subprocess of this interpreter."""
-        return cls(sys.executable, ("-m", "inftool_env.cli", "serve", spec, "--transport", "stdio", *extra))
+        return cls(sys.executable, ("-m", "inftool_env.cli", "serve", spec, "--transport", "stdio", "--quiet", *extra))
 
 
 Target = CompiledServer | StdioCommand | str

@@ -44,17 +44,19 @@ def _uvicorn(compiled: CompiledServer, host: str, port: int) -> uvicorn.Server:
 
 async def serve_http(compiled: CompiledServer, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled."""
-    # Bind first, ourselves: uvicorn reports a busy port by exiting the process.
+    # uvicorn reports a busy port by exiting the process; probe first to raise a clean error. (Handing
+    # uvicorn a pre-bound socket instead measured 44 ms a call against 1.7 ms: bench_transports.py.)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    with sock:
-        await _uvicorn(compiled, host, port).serve(sockets=[sock])
+        await _uvicorn(compiled, host, port).serve()
+    except SystemExit:
+        raise ServerError(f"cannot listen on {host}:{port}") from None
 
 
 @contextlib.asynccontextmanager

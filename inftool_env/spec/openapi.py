@@ -59,7 +59,8 @@ def openapi_dialect(document: dict[str, Any], source: str) -> Dialect:
 
 def load_openapi(document: dict[str, Any], *, source: str, strict: bool = False) -> ToolSuite:
     dialect = openapi_dialect(document, source)
-    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+    raw_info = document.get("info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     paths = document.get("paths", {})
     if not isinstance(paths, dict):
         raise SpecError("'paths' must be an object", source=source, pointer="/paths")
@@ -285,7 +286,7 @@ class _InputBuilder:
             and not any(sanitize_arg_name(k) in self.properties for k in props)
             and len({sanitize_arg_name(k) for k in props}) == len(props)
         )
-        if flattenable:
+        if flattenable and isinstance(props, dict):
             body_required = set(schema.get("required", [])) if required else set()
             for key, sub in props.items():
                 self._add(key, "body", sub, key in body_required)

@@ -142,7 +142,8 @@ def _sample_object(
     schema: dict[str, Any], rng: random.Random, hint: Any, root: dict[str, Any], optional: float, depth: int
 ) -> dict[str, Any]:
     hint = hint if isinstance(hint, dict) else {}
-    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    raw_props = schema.get("properties")
+    props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
     required = set(schema.get("required", [])) if isinstance(schema.get("required"), list) else set()
     out: dict[str, Any] = {}
     chance = optional if depth < 4 else 0.0
@@ -336,8 +337,8 @@ def _emit(items: Any, rng: random.Random, groups: dict[int, str]) -> str:
 def _emit_class(items: Any, rng: random.Random) -> str:
     if items and items[0][0] is sre_c.NEGATE:
         banned = _emit_pool(items[1:])
-        pool = [c for c in string.ascii_letters + string.digits if c not in banned]
-        return rng.choice(pool or ["~"])
+        allowed = [c for c in string.ascii_letters + string.digits if c not in banned]
+        return rng.choice(allowed or ["~"])
     pool = _emit_pool(items)
     return rng.choice(pool) if pool else "a"
 
