@@ -1,0 +1,120 @@
+"""JSON-bodied formats: Hermes/Qwen2.5 ``<tool_call>`` tags, Llama 3.x bare JSON, Mistral ``[TOOL_CALLS]``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from inftool_env.parsing.base import ParsedCall, ParseResult, call_from_json, tools_json
+
+_TAG = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _calls(objs: list[Any], where: str) -> tuple[ParsedCall, ...] | str:
+    calls = []
+    for i, obj in enumerate(objs):
+        call = call_from_json(obj, f"{where} {i}")
+        if isinstance(call, str):
+            return call
+        calls.append(call)
+    return tuple(calls)
+
+
+class HermesFormat:
+    """Qwen2.5 / Hermes: tools in ``<tools>``, calls as ``<tool_call>{json}</tool_call>``."""
+
+    name = "hermes"
+
+    def render_tools(self, tools: list[dict[str, Any]]) -> str:
+        return (
+            "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+            f"{tools_json(tools)}\n</tools>\n\n"
+            "For each function call, return a json object with function name and arguments within "
+            '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, '
+            '"arguments": <args-json-object>}\n</tool_call>'
+        )
+
+    def parse(self, text: str) -> ParseResult:
+        bodies = _TAG.findall(text)
+        if not bodies:
+            if "<tool_call>" in text:
+                return ParseResult(content=text, error="unclosed <tool_call> tag")
+            return ParseResult(content=text.strip())
+        objs = []
+        for i, body in enumerate(bodies):
+            try:
+                objs.append(json.loads(body))
+            except json.JSONDecodeError as exc:
+                return ParseResult(content=text, error=f"<tool_call> {i}: invalid JSON ({exc.msg})")
+        calls = _calls(objs, "<tool_call>")
+        if isinstance(calls, str):
+            return ParseResult(content=text, error=calls)
+        return ParseResult(content=_TAG.sub("", text).strip(), calls=calls)
+
+    def render_calls(self, calls: list[ParsedCall]) -> str:
+        return "\n".join(
+            f"<tool_call>\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}\n</tool_call>"
+            for c in calls
+        )
+
+
+class Llama3Format:
+    """Llama 3.x JSON tool calling: the turn *is* a JSON object (or list of them), nothing else."""
+
+    name = "llama3"
+
+    def render_tools(self, tools: list[dict[str, Any]]) -> str:
+        return (
+            "Given the following functions, please respond with a JSON for a function call with its proper "
+            'arguments that best answers the given prompt.\n\nRespond in the format {"name": function name, '
+            '"parameters": dictionary of argument name and its value}. Do not use variables.\n\n' + tools_json(tools)
+        )
+
+    def parse(self, text: str) -> ParseResult:
+        body = text.strip().removeprefix("<|python_tag|>").strip()
+        fenced = _FENCE.match(body)
+        body = fenced.group(1) if fenced else body
+        if not body.startswith(("{", "[")):
+            return ParseResult(content=text.strip())
+        try:
+            obj = json.loads(body)
+        except json.JSONDecodeError as exc:
+            return ParseResult(content=text, error=f"invalid JSON tool call ({exc.msg})")
+        calls = _calls(obj if isinstance(obj, list) else [obj], "call")
+        if isinstance(calls, str):
+            return ParseResult(content=text, error=calls)
+        return ParseResult(calls=calls)
+
+    def render_calls(self, calls: list[ParsedCall]) -> str:
+        objs = [{"name": c.name, "parameters": c.arguments} for c in calls]
+        return json.dumps(objs[0] if len(objs) == 1 else objs, ensure_ascii=False)
+
+
+class MistralFormat:
+    """Mistral: ``[AVAILABLE_TOOLS]…`` in the prompt, calls as ``[TOOL_CALLS][{…}, …]``."""
+
+    name = "mistral"
+
+    def render_tools(self, tools: list[dict[str, Any]]) -> str:
+        return f"[AVAILABLE_TOOLS]{json.dumps(tools, ensure_ascii=False)}[/AVAILABLE_TOOLS]"
+
+    def parse(self, text: str) -> ParseResult:
+        if "[TOOL_CALLS]" not in text:
+            return ParseResult(content=text.strip())
+        before, _, body = text.partition("[TOOL_CALLS]")
+        body = body.strip().removesuffix("</s>").strip()
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(body)
+        except json.JSONDecodeError as exc:
+            return ParseResult(content=text, error=f"[TOOL_CALLS]: invalid JSON ({exc.msg})")
+        calls = _calls(obj if isinstance(obj, list) else [obj], "[TOOL_CALLS]")
+        if isinstance(calls, str):
+            return ParseResult(content=text, error=calls)
+        return ParseResult(content=before.strip(), calls=calls)
+
+    def render_calls(self, calls: list[ParsedCall]) -> str:
+        objs = [{"name": c.name, "arguments": c.arguments} for c in calls]
+        return "[TOOL_CALLS]" + json.dumps(objs, ensure_ascii=False)
