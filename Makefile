@@ -18,13 +18,13 @@ demo: $(STAMP)
 	$(BIN)/inftool demo
 
 test: $(STAMP)
-	$(BIN)/ruff check inftool_env tests bench
+	$(BIN)/ruff check inftool_env policies train tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check inftool_env tests bench
-	$(BIN)/ruff format --check inftool_env tests bench
+	$(BIN)/ruff check inftool_env policies train tests bench
+	$(BIN)/ruff format --check inftool_env policies train tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

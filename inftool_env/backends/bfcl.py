@@ -7,6 +7,7 @@ module-global instance cache BFCL's harness keeps — so rollouts cannot see eac
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
 from inftool_env.spec.ir import ToolSuite
+from inftool_env.tasks import Task, ToolCall
 
 _SOURCE_PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 # class -> (module in the wheel, tool doc file in bfcl_eval/data/multi_turn_func_doc/)
@@ -81,3 +83,56 @@ class BfclBackend(PythonBackend):
         # BFCL's scenarios carry their own random_seed; the episode seed does not override it, so
         # ground-truth replays match BFCL's. An empty scenario still goes through _load_scenario.
         return super().new_state(seed=seed, initial=initial if initial is not None else {})
+
+
+# -- BFCL multi-turn entries as tasks --------------------------------------------------------------
+# long_context loads scenarios differently and miss_func adds tools mid-episode: not served yet.
+MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_param")
+
+
+def bfcl_multi_turn_tasks(category: str, *, domain: str | None = None, limit: int | None = None) -> list[Task]:
+    """BFCL v4 multi-turn entries (questions + possible answers) as Tasks, optionally of one domain."""
+    if category not in MULTI_TURN_CATEGORIES:
+        raise BackendError(f"BFCL category {category!r} is not served; served: {', '.join(MULTI_TURN_CATEGORIES)}")
+    data = resources.files("bfcl_eval").joinpath("data")
+    questions = data.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()
+    answers = data.joinpath("possible_answer", f"BFCL_v4_{category}.json").read_text().splitlines()
+    suites = {name: bfcl_suite(name) for name in BFCL_DOMAINS}
+    tasks = []
+    for q_line, a_line in zip(questions, answers, strict=True):
+        entry, answer = json.loads(q_line), json.loads(a_line)
+        if domain is not None and domain not in entry["involved_classes"]:
+            continue
+        classes = entry["involved_classes"]
+        owner = {t.name: suites[c] for c in classes for t in suites[c].tools}
+        tasks.append(
+            Task(
+                id=entry["id"],
+                category="multi_turn" if category == "multi_turn_base" else "missing_param",
+                turns=[turn[0]["content"] if turn else "" for turn in entry["question"]],
+                servers=classes,
+                excluded_tools=entry.get("excluded_function", []),
+                initial_state={c: entry["initial_config"].get(c, {}) for c in classes},
+                ground_truth=[
+                    [_parse_call(text, owner, entry["id"]) for text in turn] for turn in answer["ground_truth"]
+                ],
+                provenance={"source": f"bfcl-eval 2026.3.23 {category}"},
+            )
+        )
+        if limit is not None and len(tasks) >= limit:
+            break
+    return tasks
+
+
+def _parse_call(text: str, owner: dict[str, ToolSuite], entry_id: str) -> ToolCall:
+    try:
+        call = ast.parse(text, mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            raise ValueError("not a call")
+        name = call.func.id
+        params = list(owner[name].tool(name).input_schema["properties"])
+        args = {params[i]: ast.literal_eval(a) for i, a in enumerate(call.args)}
+        args.update({k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg})
+    except (ValueError, SyntaxError, KeyError, IndexError) as exc:
+        raise BackendError(f"{entry_id}: cannot read ground-truth call {text!r}: {exc}") from None
+    return ToolCall(name=name, arguments=args)

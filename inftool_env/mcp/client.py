@@ -61,6 +61,12 @@ class ToolClient:
         self._meta = meta
         self._timeout = timeout
 
+    def for_episode(
+        self, episode: str, *, seed: int | None = None, initial_state: Mapping[str, Any] | None = None
+    ) -> ToolClient:
+        """The same connection, speaking for another episode (its own state on the server)."""
+        return ToolClient(self._client, episode_meta(episode, seed, initial_state), self._timeout)
+
     async def list_tools(self) -> list[RemoteTool]:
         try:
             listing = await self._client.list_tools()
@@ -103,13 +109,7 @@ async def open_client(
     timeout: float | None = 30.0,
 ) -> AsyncIterator[ToolClient]:
     """Connect to ``target``; the episode keys (if given) ride on every call's ``_meta``."""
-    meta: dict[str, Any] = {}
-    if episode is not None:
-        meta[META_EPISODE] = episode
-    if seed is not None:
-        meta[META_SEED] = seed
-    if initial_state is not None:
-        meta[META_INITIAL] = dict(initial_state)
+    meta = episode_meta(episode, seed, initial_state)
     if isinstance(target, CompiledServer):
         server: Any = target.server
     elif isinstance(target, StdioCommand):
@@ -131,6 +131,17 @@ async def open_client(
         if len(leaves) == 1 and isinstance(leaves[0], Exception):
             raise leaves[0] from None
         raise
+
+
+def episode_meta(episode: str | None, seed: int | None, initial_state: Mapping[str, Any] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if episode is not None:
+        meta[META_EPISODE] = episode
+    if seed is not None:
+        meta[META_SEED] = seed
+    if initial_state is not None:
+        meta[META_INITIAL] = dict(initial_state)
+    return meta
 
 
 def describe(target: Target) -> str:

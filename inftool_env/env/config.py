@@ -1,0 +1,60 @@
+"""Environment configuration: what a registry manifest declares (pydantic: manifests are files)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Limits(BaseModel):
+    """When an episode is cut short (``truncated``). The two error counters are separate on purpose."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_turns: int = Field(default=32, ge=1, description="assistant turns per episode")
+    max_tool_calls: int = Field(default=128, ge=1)
+    max_consecutive_errors: int = Field(default=5, ge=1, description="tool errors in a row")
+    max_total_errors: int = Field(default=20, ge=1, description="tool errors in the whole episode")
+    call_timeout_s: float = Field(default=30.0, gt=0)
+    episode_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    spec: str = Field(description="spec source: file (relative to the manifest), bfcl:CLASS, python:M:C, …")
+    backend: str | None = None
+
+
+class RewardConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    basis: Literal["state"] = "state"
+    gates: tuple[str, ...] = ("format", "schema", "execution")
+
+
+class TaskSource(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(description="a JSONL file (relative to the manifest) or bfcl:<category>")
+    domain: str | None = Field(default=None, description="bfcl: keep entries involving this class")
+    limit: int | None = None
+
+
+class EnvConfig(BaseModel):
+    """Everything needed to build an environment; a registry manifest is this, as TOML."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    description: str = ""
+    servers: list[ServerConfig] = Field(min_length=1)
+    tasks: TaskSource
+    user: str = "scripted"
+    format: str = "openai"
+    transport: Literal["inprocess", "stdio", "http"] = "inprocess"
+    system_prompt: str = ""
+    limits: Limits = Field(default_factory=Limits)
+    reward: RewardConfig = Field(default_factory=RewardConfig)

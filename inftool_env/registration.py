@@ -1,0 +1,130 @@
+"""The environment registry: ``ns/Name-vN`` ids, TOML manifests, lazy loading, entry points.
+
+``Registry`` is an object (inject your own in tests); ``default_registry()`` builds the shared one
+lazily from the manifests shipped in ``registry/`` and from the ``inftool_env.envs`` entry-point
+group, whose entries name a directory of manifests (``pkg.module:MANIFEST_DIR``) or a callable
+taking the registry. Nothing is swallowed: a bad manifest raises ``RegistrationError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from inftool_env.env.config import EnvConfig, TaskSource
+from inftool_env.errors import NameNotFound, RegistrationError, VersionNotFound
+from inftool_env.tasks import Task, load_tasks
+
+ID_RE = re.compile(r"^(?:(?P<ns>[\w-]+)/)?(?P<name>[\w-]+?)-v(?P<version>\d+)$")
+ENTRY_POINT_GROUP = "inftool_env.envs"
+MANIFEST_DIR = Path(__file__).resolve().parent.parent / "registry"
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    config: EnvConfig
+    base_dir: Path  # relative paths in the manifest resolve against this
+
+
+def parse_id(env_id: str) -> tuple[str | None, str, int]:
+    match = ID_RE.match(env_id)
+    if not match:
+        raise RegistrationError(f"malformed environment id {env_id!r}: expected 'namespace/Name-vN'")
+    return match["ns"], match["name"], int(match["version"])
+
+
+def load_manifest(path: Path) -> EnvEntry:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RegistrationError(f"{path}: cannot read manifest: {exc}") from None
+    try:
+        config = EnvConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RegistrationError(f"{path}: {where}: {first['msg']}") from None
+    parse_id(config.id)
+    return EnvEntry(config, path.parent)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._entries: dict[str, EnvEntry] = {}
+
+    def register(self, entry: EnvEntry | EnvConfig, base_dir: Path | None = None) -> None:
+        if isinstance(entry, EnvConfig):
+            entry = EnvEntry(entry, base_dir or Path.cwd())
+        parse_id(entry.config.id)
+        if entry.config.id in self._entries:
+            raise RegistrationError(f"{entry.config.id} is already registered")
+        self._entries[entry.config.id] = entry
+
+    def register_dir(self, directory: Path) -> None:
+        for path in sorted(directory.glob("*.toml")):
+            self.register(load_manifest(path))
+
+    def ids(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entry(self, env_id: str) -> EnvEntry:
+        if env_id in self._entries:
+            return self._entries[env_id]
+        ns, name, version = parse_id(env_id)
+        same_name = [i for i in self._entries if parse_id(i)[:2] == (ns, name)]
+        if same_name:
+            raise VersionNotFound(f"{env_id}: no version {version}; registered: {', '.join(sorted(same_name))}")
+        close = difflib.get_close_matches(env_id, self._entries, n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise NameNotFound(f"no environment {env_id!r}.{hint} (`inftool list` shows them all)")
+
+    def make(self, env_id: str, **overrides: Any) -> Any:
+        """A fresh async ``ToolEnv``; ``overrides`` replace manifest fields (``transport="http"``)."""
+        from inftool_env.env.build import build_env
+
+        entry = self.entry(env_id)
+        config = entry.config.model_copy(update=overrides) if overrides else entry.config
+        return build_env(config, entry.base_dir)
+
+
+_DEFAULT: Registry | None = None
+
+
+def default_registry() -> Registry:
+    global _DEFAULT
+    if _DEFAULT is None:
+        registry = Registry()
+        if MANIFEST_DIR.is_dir():
+            registry.register_dir(MANIFEST_DIR)
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            target = ep.load()
+            if callable(target):
+                target(registry)
+            else:
+                registry.register_dir(Path(target))
+        _DEFAULT = registry
+    return _DEFAULT
+
+
+def make(env_id: str, **overrides: Any) -> Any:
+    return default_registry().make(env_id, **overrides)
+
+
+def load_task_source(source: TaskSource, base_dir: Path) -> list[Task]:
+    if source.source.startswith("bfcl:"):
+        from inftool_env.backends.bfcl import bfcl_multi_turn_tasks
+
+        return bfcl_multi_turn_tasks(source.source.removeprefix("bfcl:"), domain=source.domain, limit=source.limit)
+    tasks = load_tasks(base_dir / source.source)
+    return tasks[: source.limit] if source.limit is not None else tasks
+
+
+TaskLoader = Callable[[TaskSource, Path], list[Task]]

@@ -1,0 +1,51 @@
+"""Gated rewards: format -> schema -> execution gates, then correctness.
+
+A later component counts only if every earlier gate passed; every component is logged either way.
+This is the environment's reward hook. Correctness here is state match against the ground truth
+replayed on fresh state; the BFCL-exact AST/response checks are the rewards work still to come.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from inftool_env.tasks import Task
+from inftool_env.trajectory import RewardBreakdown, Trajectory
+
+GATES = ("format", "schema", "execution")
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    task: Task
+    trajectory: Trajectory
+    final_state: dict[str, Any] | None  # per server, None where the transport cannot show it
+    expected_state: dict[str, Any] | None  # the ground truth replayed on fresh state
+
+
+class RewardFn(Protocol):
+    def __call__(self, outcome: EpisodeOutcome) -> RewardBreakdown: ...
+
+
+class GatedReward:
+    def __call__(self, outcome: EpisodeOutcome) -> RewardBreakdown:
+        turns = outcome.trajectory.turns
+        calls = [c for t in turns for c in t.calls]
+        gates = {
+            "format": all(t.parse_error is None for t in turns) and bool(turns),
+            "schema": not any(c.error_kind in ("unknown_tool", "schema") for c in calls),
+            "execution": not any(c.error_kind in ("execution", "timeout", "infrastructure") for c in calls),
+        }
+        components: dict[str, float | None] = {"state": None}
+        notes = []
+        if outcome.expected_state is not None and outcome.final_state is not None:
+            components["state"] = float(outcome.final_state == outcome.expected_state)
+        elif outcome.task.ground_truth:
+            notes.append("state match unavailable: server state is not visible over this transport")
+        passed = all(gates[g] for g in GATES)
+        scored = [v for v in components.values() if v is not None]
+        reward = min(scored) if passed and scored else 0.0
+        if outcome.trajectory.truncated:
+            notes.append(f"truncated: {outcome.trajectory.truncation_reason}")
+        return RewardBreakdown(gates=gates, components=components, reward=reward, notes=notes)

@@ -1,0 +1,63 @@
+"""Tasks: what the user wants, what is offered, where the world starts, and what counts as done."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inftool_env.errors import SpecError
+
+Category = Literal[
+    "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "missing_param"
+]  # fmt: skip
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Task(BaseModel):
+    """One episode's goal. ``turns`` are what a scripted user says, one per user turn (BFCL's
+    multi-turn questions are exactly this); ``facts`` are hidden from the assistant and given by a
+    goal-driven user only when asked; ``ground_truth`` holds the calls of each user turn."""
+
+    id: str
+    category: Category = "multi_turn"
+    turns: list[str] = Field(min_length=1)
+    goal: str = ""
+    facts: dict[str, Any] = Field(default_factory=dict)
+    servers: list[str] | None = Field(default=None, description="the env's servers this task uses (None: all)")
+    excluded_tools: list[str] = Field(default_factory=list)
+    initial_state: dict[str, Any] = Field(default_factory=dict, description="per server name")
+    ground_truth: list[list[ToolCall]] = Field(default_factory=list)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_tasks(path: str | Path) -> list[Task]:
+    """Tasks from a JSONL file; a bad line is a SpecError naming the file and the line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read tasks: {exc}", source=str(path)) from None
+    tasks = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            tasks.append(Task.model_validate(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"line {number}: invalid JSON ({exc.msg})", source=str(path)) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise SpecError(f"line {number}: {where}: {first['msg']}", source=str(path)) from None
+    if not tasks:
+        raise SpecError("no tasks in file", source=str(path))
+    return tasks

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from inftool_env.policies.oracle import OraclePolicy
+
+from inftool_env.env import EnvConfig, Limits, ServerConfig, TaskSource, ToolEnv, run_batch
+from inftool_env.errors import InftoolError, NameNotFound, RegistrationError, VersionNotFound
+from inftool_env.registration import Registry, make
+from inftool_env.tasks import Task, ToolCall
+from tests.conftest import BOOKSHELF
+
+pytestmark = pytest.mark.anyio
+
+
+def bookshelf_env(tasks: list[Task], **limits: object) -> ToolEnv:
+    from inftool_env import compile_spec
+
+    config = EnvConfig(
+        id="test/Shelf-v0",
+        servers=[ServerConfig(name="shelf", spec=str(BOOKSHELF))],
+        tasks=TaskSource(source="-"),
+        limits=Limits(**limits),
+    )
+    return ToolEnv(config, tasks, {"shelf": compile_spec(BOOKSHELF)})
+
+
+ADD = Task(
+    id="add",
+    turns=["Add a book, please — «Les Misérables»."],
+    ground_truth=[[ToolCall(name="addBook", arguments={"title": "Les Misérables", "author": "Hugo"})]],
+)
+
+
+def call(name: str, **args: object) -> dict:
+    return {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": name, "arguments": args}}]}
+
+
+async def test_reset_and_step_shapes():
+    env = bookshelf_env([ADD])
+    obs, info = await env.reset(seed=0)
+    assert info["task_id"] == "add" and obs["messages"] == [{"role": "user", "content": ADD.turns[0]}]
+    assert {t["function"]["name"] for t in obs["tools"]} >= {"addBook", "getBook"}
+    step = await env.step(call("addBook", title="Les Misérables", author="Hugo"))
+    assert (step.reward, step.terminated, step.truncated) == (0.0, False, False)
+    assert step.observation["messages"][-1]["role"] == "tool"
+    assert json.loads(step.observation["messages"][-1]["content"])["title"] == "Les Misérables"
+    assert step.info["calls"][0]["server"] == "shelf"
+    done = await env.step("C'est fait.")
+    assert done.terminated and done.reward == 1.0
+    with pytest.raises(InftoolError, match="call reset"):
+        await env.step("again")
+    await env.close()
+    await env.close()  # idempotent
+
+
+async def trace(seed: int) -> list[str]:
+    env = bookshelf_env([ADD, Task(id="list", turns=["What books do you have?"])])
+    out = []
+    for s in (seed, seed + 1):
+        obs, _ = await env.reset(seed=s)
+        out.append(json.dumps(obs))
+        for action in (call("listBooks", limit=2), call("addBook", title="X", author="Y"), "ok"):
+            step = await env.step(action)
+            out.append(json.dumps(step.observation))
+            if step.terminated:
+                break
+    await env.close()
+    return out
+
+
+async def test_same_seed_same_actions_same_observations_byte_for_byte():
+    assert await trace(5) == await trace(5)
+    assert await trace(5) != await trace(6)
+
+
+async def test_consecutive_and_total_error_limits_are_separate_counters():
+    task = Task(id="t", turns=["go"])
+    env = bookshelf_env([task], max_consecutive_errors=3, max_total_errors=100)
+    await env.reset(seed=0)
+    for _ in range(2):
+        assert not (await env.step(call("getBook", bookId="nope"))).truncated
+    last = await env.step(call("getBook", bookId="nope"))
+    assert last.truncated and last.info["truncation_reason"] == "max_consecutive_errors"
+
+    env = bookshelf_env([task], max_consecutive_errors=3, max_total_errors=4)
+    await env.reset(seed=0)
+    for action in ("bad", "bad", "good", "bad"):  # errors interleaved with successes: never 3 in a row
+        step = await env.step(call("getBook", bookId="nope") if action == "bad" else call("listBooks"))
+        if step.truncated:
+            break
+    assert not step.truncated
+    step = await env.step(call("getBook", bookId="nope"))
+    assert step.truncated and step.info["truncation_reason"] == "max_total_errors"
+    await env.close()
+
+
+async def test_format_errors_and_unknown_tools_are_recorded_not_raised():
+    env = bookshelf_env([ADD])
+    await env.reset(seed=0)
+    step = await env.step({"content": None, "tool_calls": [{"function": {"name": "addBook", "arguments": "{oops"}}]})
+    assert step.info["parse_error"] and not step.truncated
+    step = await env.step(call("fly", to="moon"))
+    assert step.info["calls"][0]["error_kind"] == "unknown_tool"
+    step = await env.step(call("addBook", title=3))
+    assert step.info["calls"][0]["error_kind"] == "schema"
+    done = await env.step("done")
+    breakdown = done.info["reward_breakdown"]
+    assert breakdown["gates"] == {"format": False, "schema": False, "execution": True}
+    assert breakdown["reward"] == 0.0 and breakdown["components"]["state"] == 0.0  # logged though gated
+    await env.close()
+
+
+async def test_max_turns_truncates():
+    env = bookshelf_env([Task(id="t", turns=["a", "b", "c", "d"])], max_turns=2)
+    await env.reset(seed=0)
+    assert not (await env.step("one")).truncated
+    step = await env.step("two")
+    assert step.truncated and not step.terminated and step.info["truncation_reason"] == "max_turns"
+    await env.close()
+
+
+async def test_a_dead_server_truncates_with_the_error_recorded():
+    env = bookshelf_env([ADD])
+    await env.reset(seed=0)
+
+    async def broken(*_: object, **__: object) -> None:
+        from inftool_env.errors import ServerError
+
+        raise ServerError("server died")
+
+    env._episode.clients["shelf"].call = broken  # the connection breaks mid-episode
+    step = await env.step(call("listBooks"))
+    assert step.truncated and step.info["truncation_reason"] == "server_error"
+    assert step.info["trajectory"].error == "server died"
+    await env.close()
+
+
+async def test_256_concurrent_episodes_see_only_their_own_writes():
+    tasks = [
+        Task(id=f"t{i}", turns=[f"add book {i}"],
+             ground_truth=[[ToolCall(name="addBook", arguments={"title": f"unique-{i}", "author": "concurrency"})]])
+        for i in range(256)
+    ]  # fmt: skip
+    env = bookshelf_env(tasks)
+
+    class Checker(OraclePolicy):
+        async def act(self, observation):
+            action = await super().act(observation)
+            if not action.get("tool_calls"):  # after its own write: list what this episode can see
+                return call("listBooks", author="concurrency", limit=50)
+            return action
+
+    class Finish(Checker):
+        seen = None
+
+        async def act(self, observation):
+            last = observation["messages"][-1]
+            if last["role"] == "tool" and "unique-" in last["content"] and last["content"].startswith("["):
+                titles = [b["title"] for b in json.loads(last["content"])]
+                assert titles == [f"unique-{self.task.id[1:]}"], titles
+                return {"role": "assistant", "content": "checked"}
+            return await super().act(observation)
+
+    trajectories = await run_batch(env, Finish, episodes=[(i, f"t{i}") for i in range(256)], concurrency=256)
+    assert all(t.error is None and t.terminated for t in trajectories), [t.error for t in trajectories if t.error][:3]
+    assert [t.task_id for t in trajectories] == [f"t{i}" for i in range(256)]
+    await env.close()
+
+
+async def test_one_broken_policy_does_not_cancel_its_siblings():
+    env = bookshelf_env([ADD])
+
+    class Flaky(OraclePolicy):
+        async def act(self, observation):
+            if observation["messages"][0]["content"] and self.task.id == "add" and Flaky.count == 1:
+                Flaky.count += 1
+                raise RuntimeError("endpoint down")
+            Flaky.count += 1
+            return await super().act(observation)
+
+    Flaky.count = 0
+    results = await run_batch(env, Flaky, episodes=[(i, None) for i in range(4)], concurrency=2)
+    assert sum(t.error is not None for t in results) == 1
+    assert sum(t.reward is not None and t.reward.reward == 1.0 for t in results) == 3
+
+
+async def test_close_leaves_no_task_or_subprocess_behind():
+    before = set(asyncio.all_tasks())
+    env = make("inftool/Bookshelf-v0", transport="stdio")
+    await env.reset(seed=0)
+    await env.step(call("listBooks"))
+    await env.close()
+    assert set(asyncio.all_tasks()) - before == set()
+
+
+async def test_stdio_and_http_transports_run_the_same_episode():
+    texts = []
+    for transport in ("inprocess", "stdio", "http"):
+        env = make("inftool/Bookshelf-v0", transport=transport)
+        await env.reset(seed=3, options={"task_id": "bookshelf-add"})
+        step = await env.step(call("listBooks", limit=1))
+        texts.append(step.observation["messages"][-1]["content"])
+        await env.close()
+    assert texts[0] == texts[1] == texts[2]
+
+
+def test_registry_errors_suggest_names(tmp_path):
+    registry = Registry()
+    (tmp_path / "a.toml").write_text(
+        'id = "ns/Shelf-v1"\nservers = [{name = "s", spec = "x.yaml"}]\n[tasks]\nsource = "t.jsonl"\n'
+    )
+    registry.register_dir(tmp_path)
+    with pytest.raises(NameNotFound, match="Did you mean ns/Shelf-v1"):
+        registry.entry("ns/Shelv-v1")
+    with pytest.raises(VersionNotFound, match="registered: ns/Shelf-v1"):
+        registry.entry("ns/Shelf-v2")
+    with pytest.raises(RegistrationError, match="already registered"):
+        registry.register_dir(tmp_path)
+    (tmp_path / "b.toml").write_text('id = "ns/Bad-v0"\nservers = []\n[tasks]\nsource = "t.jsonl"\n')
+    with pytest.raises(RegistrationError, match=r"b.toml: servers: List should have at least 1 item"):
+        Registry().register_dir(tmp_path)
