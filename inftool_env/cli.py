@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
@@ -56,6 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--quiet", action="store_true", help="no start-up line on stderr")
     _compile_options(serve)
     serve.set_defaults(run=cmd_serve)
+
+    list_cmd = sub.add_parser("list", help="the registered environments")
+    list_cmd.set_defaults(run=cmd_list)
+
+    check = sub.add_parser("check", help="run Gymnasium's check_env and one oracle episode on an environment")
+    check.add_argument("env_id")
+    check.set_defaults(run=cmd_check)
+
+    evaluate = sub.add_parser("eval", help="run a policy on an environment's tasks")
+    evaluate.add_argument("env_id")
+    evaluate.add_argument("--policy", required=True, help="oracle (model-backed policies come with the policies work)")
+    evaluate.add_argument("--tasks", help="a JSONL file of tasks instead of the env's own")
+    evaluate.add_argument("--n", type=int, help="episodes with seeded task sampling (default: each task once)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--concurrency", type=int, default=8)
+    evaluate.add_argument("--out", default="out/eval", help="where trajectories.jsonl and summary.json go")
+    evaluate.set_defaults(run=cmd_eval)
 
     demo = sub.add_parser("demo", help="compile the embedded specs, serve them over every transport, call every tool")
     demo.add_argument("--out", default="out/demo", help="where the report (JSON) and plot go")
@@ -108,6 +126,81 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await serve_http(compiled, host=args.host, port=args.port)
 
         anyio.run(run_http)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from inftool_env.registration import default_registry
+
+    registry = default_registry()
+    ids = registry.ids()
+    width = max(map(len, ids))
+    for env_id in ids:
+        config = registry.entry(env_id).config
+        print(f"{env_id:<{width}}  {config.description}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from gymnasium.utils.env_checker import check_env
+
+    from inftool_env.env.batch import run_episode
+    from inftool_env.env.gym import GymToolEnv
+    from inftool_env.policies.oracle import OraclePolicy
+    from inftool_env.registration import make
+
+    failures = 0
+    gym_env = GymToolEnv(env=make(args.env_id))
+    try:
+        check_env(gym_env, skip_render_check=True)
+        print(f"PASS  check_env({args.env_id})")
+    except Exception as exc:  # report what failed, whatever it is
+        failures += 1
+        print(f"FAIL  check_env({args.env_id}): {type(exc).__name__}: {exc}")
+    finally:
+        gym_env.close()
+
+    async def oracle_episode() -> tuple[str, Any]:
+        env = make(args.env_id)
+        try:
+            task = env.tasks[0]
+            return task.id, await run_episode(env, OraclePolicy, seed=0, task_id=task.id)
+        finally:
+            await env.close()
+
+    task_id, trajectory = anyio.run(oracle_episode)
+    reward = trajectory.reward
+    if trajectory.error is None and reward is not None and reward.reward == 1.0:
+        print(f"PASS  oracle episode on {task_id}: reward 1.0")
+    else:
+        failures += 1
+        detail = trajectory.error or (reward.model_dump() if reward else trajectory.truncation_reason)
+        print(f"FAIL  oracle episode on {task_id}: {detail}")
+    return 1 if failures else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inftool_env.eval.runner import evaluate, format_summary
+    from inftool_env.policies import resolve_policy
+    from inftool_env.registration import make
+    from inftool_env.tasks import load_tasks
+
+    policy = resolve_policy(args.policy)
+    tasks = load_tasks(args.tasks) if args.tasks else None
+
+    async def run() -> Any:
+        env = make(args.env_id)
+        try:
+            return await evaluate(env, policy, tasks=tasks, n=args.n, seed=args.seed,
+                                  concurrency=args.concurrency, out=Path(args.out))  # fmt: skip
+        finally:
+            await env.close()
+
+    summary, _ = anyio.run(run)
+    print(format_summary(summary))
+    print(f"  trajectories   {Path(args.out) / 'trajectories.jsonl'}")
     return 0
 
 

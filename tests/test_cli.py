@@ -155,3 +155,41 @@ def test_repo_layout_installs_policies_and_train_under_the_namespace():
 
     assert inftool_env.policies.__file__.startswith(str(REPO / "policies"))
     assert inftool_env.train.__file__.startswith(str(REPO / "train"))
+
+
+def test_list_check_and_eval(capsys, tmp_path):
+    assert main(["list"]) == 0
+    assert "inftool/BfclMathAPI-v0" in capsys.readouterr().out
+    assert main(["check", "inftool/Bookshelf-v0"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  check_env(inftool/Bookshelf-v0)" in out and "PASS  oracle episode" in out
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        json.dumps({"id": "mine", "turns": ["Remove boo_2."],
+                    "ground_truth": [[{"name": "removeBook", "arguments": {"bookId": "boo_2"}}]]}) + "\n"
+    )  # fmt: skip
+    assert (
+        main(["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--tasks", str(tasks), "--out", str(tmp_path)]) == 0
+    )
+    assert "success rate   100.0%" in capsys.readouterr().out
+    [line] = (tmp_path / "trajectories.jsonl").read_text().splitlines()
+    assert json.loads(line)["task_id"] == "mine"
+    assert json.loads((tmp_path / "summary.json").read_text())["mean_reward"] == 1.0
+
+    assert main(["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--n", "7", "--out", str(tmp_path)]) == 0
+    assert "7 episodes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["check", "inftool/Bookshelf-v9"], "no version 9"),
+        (["check", "inftool/Bookshelv-v0"], "Did you mean inftool/Bookshelf-v0"),
+        (["eval", "inftool/Bookshelf-v0", "--policy", "gpt"], "unknown policy 'gpt'"),
+        (["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--tasks", "/no/tasks.jsonl"], "cannot read tasks"),
+    ],
+)
+def test_env_command_mistakes(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

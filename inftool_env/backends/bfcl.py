@@ -8,6 +8,7 @@ module-global instance cache BFCL's harness keeps — so rollouts cannot see eac
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 from collections.abc import Mapping
@@ -41,8 +42,9 @@ def _domain(class_name: str) -> tuple[str, str]:
     return BFCL_DOMAINS[class_name]
 
 
+@functools.cache
 def bfcl_suite(class_name: str) -> ToolSuite:
-    """The domain's tools, from BFCL's own JSONL docs."""
+    """The domain's tools, from BFCL's own JSONL docs (cached: suites are read-only by convention)."""
     _, doc_file = _domain(class_name)
     try:
         text = resources.files("bfcl_eval").joinpath("data", "multi_turn_func_doc", doc_file).read_text()

@@ -52,6 +52,12 @@ class StatefulBackend:
         self.seed_records = seed_records
         self.routes = {t.name: _route(t.http.path) for t in suite.tools if t.http is not None}
         self.known_collections = {r.collection for r in self.routes.values()}
+        # Only collections something can read back start with records (not /channels/stop, /freeBusy…).
+        self.readable = {
+            self.routes[t.name].collection
+            for t in suite.tools
+            if t.name in self.routes and t.http and t.http.method == "GET"
+        }
         # The schema a record of each collection has: its item GET's (else its create's) output.
         self.record_schemas: dict[str, dict[str, Any]] = {}
         for tool in suite.tools:
@@ -69,7 +75,7 @@ class StatefulBackend:
             state.next_id = int(initial.get("next_id", 1))
             return state
         for collection in sorted(self.known_collections):
-            if "{" in collection:  # nested collections start empty: their parents are what is seeded
+            if "{" in collection or collection not in self.readable:  # nested ones start empty
                 continue
             schema = self.record_schemas.get(collection, {"type": "object"})
             for _ in range(self.seed_records):

@@ -4,10 +4,10 @@ import asyncio
 import json
 
 import pytest
-from inftool_env.policies.oracle import OraclePolicy
 
 from inftool_env.env import EnvConfig, Limits, ServerConfig, TaskSource, ToolEnv, run_batch
 from inftool_env.errors import InftoolError, NameNotFound, RegistrationError, VersionNotFound
+from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import Registry, make
 from inftool_env.tasks import Task, ToolCall
 from tests.conftest import BOOKSHELF

@@ -1,0 +1,88 @@
+"""``inftool eval ID --policy P``: run a policy on an env's tasks, summarise, write every trajectory."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inftool_env.env import ToolEnv, run_batch
+from inftool_env.env.batch import PolicyFactory
+from inftool_env.tasks import Task
+from inftool_env.trajectory import Trajectory
+
+
+@dataclass
+class EvalSummary:
+    env_id: str
+    episodes: int
+    success_rate: float
+    mean_reward: float
+    gate_failures: dict[str, int] = field(default_factory=dict)
+    truncations: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+def summarize(env_id: str, trajectories: list[Trajectory]) -> EvalSummary:
+    rewards = [t.reward.reward if t.reward else 0.0 for t in trajectories]
+    gates: Counter[str] = Counter()
+    for t in trajectories:
+        if t.reward:
+            gates.update(g for g, ok in t.reward.gates.items() if not ok)
+    return EvalSummary(
+        env_id=env_id,
+        episodes=len(trajectories),
+        success_rate=sum(r == 1.0 for r in rewards) / max(len(rewards), 1),
+        mean_reward=sum(rewards) / max(len(rewards), 1),
+        gate_failures=dict(gates),
+        truncations=dict(Counter(t.truncation_reason or "unknown" for t in trajectories if t.truncated)),
+        errors=sum(t.error is not None for t in trajectories),
+    )
+
+
+async def evaluate(
+    env: ToolEnv,
+    policy: PolicyFactory,
+    *,
+    tasks: list[Task] | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    concurrency: int = 8,
+    out: Path | None = None,
+    progress: bool = True,
+) -> tuple[EvalSummary, list[Trajectory]]:
+    """Each task once (``n`` None), or ``n`` episodes with seeded task sampling."""
+    if tasks is not None:
+        env = ToolEnv(env.config, tasks, env.servers, user=env.user, reward_fn=env.reward_fn)
+    episodes: list[tuple[int, str | None]]
+    if n is None:
+        episodes = [(seed + i, t.id) for i, t in enumerate(env.tasks)]
+    else:
+        episodes = [(seed + i, None) for i in range(n)]
+    trajectories = await run_batch(env, policy, episodes=episodes, concurrency=concurrency, progress=progress)
+    summary = summarize(env.config.id, trajectories)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "trajectories.jsonl").open("w", encoding="utf-8") as f:
+            for t in trajectories:
+                f.write(t.model_dump_json() + "\n")
+        (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+    return summary, trajectories
+
+
+def format_summary(summary: EvalSummary) -> str:
+    lines = [
+        f"{summary.env_id}: {summary.episodes} episodes",
+        f"  success rate   {summary.success_rate:.1%}",
+        f"  mean reward    {summary.mean_reward:.3f}",
+        f"  gate failures  {_counts(summary.gate_failures)}",
+        f"  truncated      {_counts(summary.truncations)}",
+        f"  broken         {summary.errors}",
+    ]
+    return "\n".join(lines)
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
