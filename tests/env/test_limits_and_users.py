@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from inftool_env import compile_spec
+from inftool_env.env import EnvConfig, Limits, ServerConfig, TaskSource, ToolEnv
+from inftool_env.tasks import Task
+from inftool_env.users import TemplateUser, get_user
+
+pytestmark = pytest.mark.anyio
+SLEEPER = "python:tests.fixtures.sleeper:Sleeper"
+
+
+def sleeper_env(**limits: float) -> ToolEnv:
+    config = EnvConfig(id="test/Sleep-v0", servers=[ServerConfig(name="s", spec=SLEEPER)],
+                       tasks=TaskSource(source="-"), limits=Limits(**limits))  # fmt: skip
+    return ToolEnv(config, [Task(id="t", turns=["nap"])], {"s": compile_spec(SLEEPER)})
+
+
+def nap(seconds: float) -> dict:
+    return {"content": "", "tool_calls": [{"function": {"name": "nap", "arguments": {"seconds": seconds}}}]}
+
+
+async def test_a_slow_call_is_cut_at_the_call_timeout():
+    env = sleeper_env(call_timeout_s=0.2)
+    await env.reset(seed=0)
+    assert not (await env.step(nap(0.01))).truncated
+    step = await env.step(nap(5))
+    assert step.truncated and step.info["truncation_reason"] == "call_timeout"
+    assert step.info["calls"][0]["error_kind"] == "timeout"
+    await env.close()
+
+
+async def test_the_episode_timeout_bounds_the_whole_episode():
+    env = sleeper_env(call_timeout_s=10, episode_timeout_s=0.5)
+    await env.reset(seed=0)
+    await env.step(nap(0.3))
+    step = await env.step(nap(0.3))
+    assert step.truncated and step.info["truncation_reason"] in ("episode_timeout", "call_timeout")
+    await env.close()
+
+
+async def test_template_user_answers_from_hidden_facts_and_knows_when_it_is_done():
+    user = TemplateUser()
+    task = Task(id="t", turns=["unused"], goal="Book me a table.", facts={"party_size": 4, "date": "2025-05-01"})
+    assert await user.opening(task) == "Book me a table."
+    ask = [{"role": "assistant", "content": "What is the party size and the date?"}]
+    reply = await user.reply(task, ask)
+    assert reply.message == "My party size is 4. My date is 2025-05-01." and not reply.done
+    unknown = await user.reply(task, [{"role": "assistant", "content": "Which restaurant?"}])
+    assert not unknown.done and "don't know" in unknown.message
+    assert (await user.reply(task, [{"role": "assistant", "content": "Booked."}])).done
+    with pytest.raises(Exception, match="known: scripted, template"):
+        get_user("llm")
