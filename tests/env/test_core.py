@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -187,13 +188,42 @@ async def test_one_broken_policy_does_not_cancel_its_siblings():
     assert sum(t.reward is not None and t.reward.reward == 1.0 for t in results) == 3
 
 
+def child_pids() -> set[int]:
+    pids: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            pids |= {int(p) for p in f.read().split()}
+    return pids
+
+
 async def test_close_leaves_no_task_or_subprocess_behind():
-    before = set(asyncio.all_tasks())
+    tasks_before, children_before = set(asyncio.all_tasks()), child_pids()
     env = make("inftool/Bookshelf-v0", transport="stdio")
     await env.reset(seed=0)
     await env.step(call("listBooks"))
+    assert child_pids() - children_before  # the stdio server is a real subprocess
     await env.close()
-    assert set(asyncio.all_tasks()) - before == set()
+    assert set(asyncio.all_tasks()) - tasks_before == set()
+    for _ in range(100):
+        if not child_pids() - children_before:
+            break
+        await asyncio.sleep(0.05)
+    assert child_pids() - children_before == set()
+
+
+async def test_raw_text_actions_in_the_hermes_format():
+    env = make("inftool/Bookshelf-v0", format="hermes")
+    obs, _ = await env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+    assert obs["messages"][0]["role"] == "system" and "<tools>" in obs["messages"][0]["content"]
+    text = 'Sure.\n<tool_call>\n{"name": "removeBook", "arguments": {"bookId": "boo_1"}}\n</tool_call>'
+    step = await env.step(text)
+    assert step.info["calls"][0]["name"] == "removeBook" and not step.info["calls"][0]["is_error"]
+    assert step.observation["messages"][-2]["tool_calls"][0]["function"]["name"] == "removeBook"
+    bad = await env.step("<tool_call>{broken</tool_call>")
+    assert bad.info["parse_error"].startswith("<tool_call> 0: invalid JSON")
+    done = await env.step("Removed.")
+    assert done.terminated and done.info["reward_breakdown"]["gates"]["format"] is False
+    await env.close()
 
 
 async def test_stdio_and_http_transports_run_the_same_episode():
