@@ -25,9 +25,10 @@ from typing import Any
 import anyio
 from tqdm import tqdm
 
-from inftool_env.compiler import compile_spec
+from inftool_env.compiler import compile_spec, load_suite
 from inftool_env.errors import InftoolError
 from inftool_env.mcp import StdioCommand, ToolClient, open_client, running_http
+from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.sample import sample
 
 EMBEDDED = Path(__file__).resolve().parent.parent / "servers" / "bookshelf" / "openapi.yaml"
@@ -77,9 +78,8 @@ async def connect(source: str, transport: str, seed: int) -> AsyncIterator[ToolC
             yield client
 
 
-async def exercise(name: str, source: str, transport: str, seed: int, bar: tqdm) -> Row:
+async def exercise(name: str, source: str, suite: ToolSuite, transport: str, seed: int, bar: tqdm) -> Row:
     row = Row(domain=name, transport=transport)
-    suite = compile_spec(source).suite
     try:
         async with connect(source, transport, seed) as client:
             listed = await client.list_tools()
@@ -100,13 +100,14 @@ async def exercise(name: str, source: str, transport: str, seed: int, bar: tqdm)
 
 async def run_all(seed: int) -> list[Row]:
     targets = domains()
-    total = sum(len(compile_spec(src).suite.tools) for src in targets.values()) * len(TRANSPORTS)
+    suites = {name: load_suite(source) for name, source in targets.items()}
+    total = sum(len(s.tools) for s in suites.values()) * len(TRANSPORTS)
     rows = []
     with tqdm(total=total, desc="tool calls", unit="call", file=sys.stderr) as bar:
         for name, source in targets.items():
             for transport in TRANSPORTS:
                 bar.set_postfix_str(f"{name} / {transport}")
-                rows.append(await exercise(name, source, transport, seed, bar))
+                rows.append(await exercise(name, source, suites[name], transport, seed, bar))
     return rows
 
 

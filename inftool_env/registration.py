@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -125,6 +124,3 @@ def load_task_source(source: TaskSource, base_dir: Path) -> list[Task]:
         return bfcl_multi_turn_tasks(source.source.removeprefix("bfcl:"), domain=source.domain, limit=source.limit)
     tasks = load_tasks(base_dir / source.source)
     return tasks[: source.limit] if source.limit is not None else tasks
-
-
-TaskLoader = Callable[[TaskSource, Path], list[Task]]

@@ -28,3 +28,12 @@ def corpus_spec(request: pytest.FixtureRequest) -> Path:
     if request.param is None:
         pytest.skip(f"the OpenAPI corpus is not at {corpus_dir()} (set INFTOOL_CORPUS)")
     return request.param
+
+
+def child_pids() -> set[int]:
+    """This process's live child processes (Linux), for no-leak checks."""
+    pids: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            pids |= {int(p) for p in f.read().split()}
+    return pids

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 from inftool_env import compile_spec, load_spec
 from inftool_env.cli import main
 from inftool_env.mcp import StdioCommand, open_client
-from tests.conftest import BOOKSHELF, REPO
+from tests.conftest import BOOKSHELF, REPO, child_pids
 
 INFTOOL = [sys.executable, "-m", "inftool_env.cli"]
 
@@ -128,13 +127,7 @@ def test_wrap_a_live_stdio_server(capsys):
 
 
 def test_no_subprocess_outlives_its_client():
-    def children() -> set[int]:
-        pids = set()
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as f:
-                pids |= {int(p) for p in f.read().split()}
-        return pids
-
+    children = child_pids
     before = children()
 
     async def session() -> None:

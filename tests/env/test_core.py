@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import pytest
 
@@ -11,7 +10,7 @@ from inftool_env.errors import InftoolError, NameNotFound, RegistrationError, Ve
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import Registry, make
 from inftool_env.tasks import Task, ToolCall
-from tests.conftest import BOOKSHELF
+from tests.conftest import BOOKSHELF, child_pids
 
 pytestmark = pytest.mark.anyio
 
@@ -186,14 +185,6 @@ async def test_one_broken_policy_does_not_cancel_its_siblings():
     results = await run_batch(env, Flaky, episodes=[(i, None) for i in range(4)], concurrency=2)
     assert sum(t.error is not None for t in results) == 1
     assert sum(t.reward is not None and t.reward.reward == 1.0 for t in results) == 3
-
-
-def child_pids() -> set[int]:
-    pids: set[int] = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as f:
-            pids |= {int(p) for p in f.read().split()}
-    return pids
 
 
 async def test_close_leaves_no_task_or_subprocess_behind():
