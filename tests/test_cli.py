@@ -127,8 +127,7 @@ def test_wrap_a_live_stdio_server(capsys):
 
 
 def test_no_subprocess_outlives_its_client():
-    children = child_pids
-    before = children()
+    before = child_pids()
 
     async def session() -> None:
         async with open_client(StdioCommand.inftool_serve(str(BOOKSHELF))) as client:
@@ -137,9 +136,9 @@ def test_no_subprocess_outlives_its_client():
     for _ in range(3):
         anyio.run(session)
     deadline = time.monotonic() + 10
-    while children() - before and time.monotonic() < deadline:
+    while child_pids() - before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert children() - before == set()
+    assert child_pids() - before == set()
 
 
 def test_repo_layout_installs_policies_and_train_under_the_namespace():
