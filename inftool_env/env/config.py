@@ -28,11 +28,16 @@ class ServerConfig(BaseModel):
     backend: str | None = None
 
 
+Gate = Literal["format", "schema", "execution"]
+
+
 class RewardConfig(BaseModel):
+    """Which gates must pass before correctness counts, in order; all are logged regardless."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     basis: Literal["state"] = "state"
-    gates: tuple[str, ...] = ("format", "schema", "execution")
+    gates: tuple[Gate, ...] = ("format", "schema", "execution")
 
 
 class TaskSource(BaseModel):

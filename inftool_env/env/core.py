@@ -81,7 +81,7 @@ class ToolEnv:
         self.servers = servers
         self.format = get_format(config.format)
         self.user = user or get_user(config.user)
-        self.reward_fn = reward_fn or GatedReward()
+        self.reward_fn = reward_fn or GatedReward(config.reward.gates)
         self.limits: Limits = config.limits
         self.np_random, _ = seeding.np_random(None)
         self._uid = next(_ENV_IDS)

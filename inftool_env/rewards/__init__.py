@@ -9,6 +9,7 @@ response checks are the rewards work still to come.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +32,14 @@ class RewardFn(Protocol):
 
 
 class GatedReward:
+    """``gates``: the gates that must pass, in order (the manifest's ``reward.gates``)."""
+
+    def __init__(self, gates: Sequence[str] = GATES) -> None:
+        unknown = [g for g in gates if g not in GATES]
+        if unknown:
+            raise ValueError(f"unknown reward gates {unknown}; known: {', '.join(GATES)}")
+        self.gates = tuple(gates)
+
     def __call__(self, outcome: EpisodeOutcome) -> RewardBreakdown:
         turns = outcome.trajectory.turns
         calls = [c for t in turns for c in t.calls]
@@ -50,7 +59,7 @@ class GatedReward:
             components["state"] = float(outcome.final_state == outcome.expected_state)
         elif outcome.task.ground_truth:
             notes.append("state match unavailable: server state is not visible over this transport")
-        passed = all(gates[g] for g in GATES)
+        passed = all(gates[g] for g in self.gates)
         scored = [v for v in components.values() if v is not None]
         reward = min(scored) if passed and scored else 0.0
         if outcome.trajectory.truncated:

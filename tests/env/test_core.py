@@ -113,6 +113,25 @@ async def test_format_errors_and_unknown_tools_are_recorded_not_raised():
     await env.close()
 
 
+async def test_the_manifest_chooses_the_gates():
+    from inftool_env.env.config import RewardConfig
+
+    env = bookshelf_env([ADD])
+    strict_config = env.config.model_copy(update={"reward": RewardConfig(gates=("format", "schema", "execution"))})
+    lenient_config = env.config.model_copy(update={"reward": RewardConfig(gates=("execution",))})
+    for config, expected in ((strict_config, 0.0), (lenient_config, 1.0)):
+        gated = ToolEnv(config, [ADD], env.servers)
+        await gated.reset(seed=0)
+        await gated.step(call("addBook", title=7))  # a schema failure
+        await gated.step(call("addBook", title="Les Misérables", author="Hugo"))
+        done = await gated.step("done")
+        assert done.info["reward_breakdown"]["gates"]["schema"] is False
+        assert done.reward == expected, config.reward.gates
+        await gated.close()
+    with pytest.raises(ValueError, match="Input should be 'format', 'schema' or 'execution'"):
+        RewardConfig(gates=("vibes",))
+
+
 async def test_max_turns_truncates():
     env = bookshelf_env([Task(id="t", turns=["a", "b", "c", "d"])], max_turns=2)
     await env.reset(seed=0)
