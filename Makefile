@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+BFCL_VENV := .venv-bfcl
+BFCL_STAMP := $(BFCL_VENV)/.installed
+
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -14,10 +17,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
 
+# BFCL's own checker, installed whole in a virtualenv of its own (it pins numpy 1.26 and pulls torch):
+# the agreement test compares our checker with it. torch is the local CPU wheel, asked for first.
+$(BFCL_STAMP):
+	$(PYTHON) -m venv $(BFCL_VENV)
+	$(BFCL_VENV)/bin/pip install -q torch==2.13.0
+	$(BFCL_VENV)/bin/pip install -q bfcl-eval==2026.3.23 soundfile==0.14.0
+	touch $(BFCL_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/inftool demo
 
-test: $(STAMP)
+test: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/ruff check inftool_env policies train tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -27,9 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check inftool_env policies train tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_transports.py
 	$(BIN)/python bench/bench_env.py
+	$(BIN)/python bench/bench_bfcl_checker.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) $(BFCL_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,115 @@
+"""Agreement cases from the real BFCL data: each entry's ground truth and systematic mutations of it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+AST_CATEGORIES = (
+    "simple_python", "multiple", "parallel", "parallel_multiple",
+    "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
+)  # fmt: skip
+EXACT_MODEL = "gorilla-openfunctions-v2"  # expects dotted names as written
+UNDERSCORE_MODEL = "DeepSeek-V3.2-Exp-FC"  # BFCL expects "." written as "_" of this model
+
+
+def entries(category: str) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    data = resources.files("bfcl_eval").joinpath("data")
+    questions = data.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()
+    answers = {json.loads(a)["id"]: json.loads(a)["ground_truth"] for a in
+               data.joinpath("possible_answer", f"BFCL_v4_{category}.json").read_text().splitlines()}  # fmt: skip
+    for line in questions:
+        entry = json.loads(line)
+        yield entry, answers[entry["id"]]
+
+
+def ground_truth_call(possible: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]]:
+    """A concrete answer: each parameter's first real option (dict options resolved key by key);
+    parameters whose options are all "" (optional, may be left out) are left out."""
+    name, params = next(iter(possible.items()))
+    return {name: {k: _concrete(first) for k, v in params.items() if (first := _first_real(v)) is not _NONE}}
+
+
+_NONE = object()
+
+
+def _first_real(options: Any) -> Any:
+    if not isinstance(options, list):  # a few entries give a bare value instead of a list of options
+        return options
+    return next((o for o in options if o != ""), _NONE)
+
+
+def _concrete(option: Any) -> Any:
+    """Possible-answer dicts map each key to its options; a list of such dicts likewise."""
+    if isinstance(option, dict):
+        return {k: _concrete(first) for k, v in option.items() if (first := _first_real(v)) is not _NONE}
+    if isinstance(option, list) and option and all(isinstance(x, dict) for x in option):
+        return [_concrete(x) for x in option]
+    return option
+
+
+def _other_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 7919
+    if isinstance(value, str):
+        return value + " mutated"
+    if isinstance(value, list):
+        return [*value, value[0]] if value else ["extra"]
+    if isinstance(value, dict):
+        return {**value, "mutated_key": 1}
+    return "mutated"
+
+
+def _other_type(value: Any) -> Any:
+    if isinstance(value, str):
+        return 12345
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return "not a container"
+
+
+def mutations(output: list[dict[str, dict[str, Any]]], docs: list[dict[str, Any]]) -> Iterator[tuple[str, list[Any]]]:
+    yield "ground_truth", output
+    first_name, first_args = next(iter(output[0].items()))
+    doc = next((d for d in docs if d["name"] == first_name), docs[0])
+    required = doc["parameters"].get("required", [])
+    for param, value in first_args.items():
+        for label, new in (("wrong_value", _other_value(value)), ("wrong_type", _other_type(value))):
+            mutated = copy.deepcopy(output)
+            mutated[0][first_name][param] = new
+            yield f"{label}:{param}", mutated
+        if param in required:
+            mutated = copy.deepcopy(output)
+            del mutated[0][first_name][param]
+            yield f"missing_required:{param}", mutated
+    mutated = copy.deepcopy(output)
+    mutated[0][first_name]["unexpected_extra_param"] = 1
+    yield "extra_param", mutated
+    other = next((d["name"] for d in docs if d["name"] != first_name), first_name + "_other")
+    yield "wrong_function", [{other: first_args}, *output[1:]]
+    if len(output) > 1:
+        yield "dropped_call", output[:-1]
+        yield "swapped_order", list(reversed(output))
+    yield "duplicated_call", [*output, output[0]]
+    if "." in first_name:
+        yield "dotted_as_underscore", [{first_name.replace(".", "_"): first_args}, *output[1:]]
+
+
+def agreement_cases(limit_per_category: int | None = None) -> Iterator[dict[str, Any]]:
+    for category in AST_CATEGORIES:
+        for n, (entry, possible) in enumerate(entries(category)):
+            if limit_per_category is not None and n >= limit_per_category:
+                break
+            docs = entry["function"]
+            output = [ground_truth_call(p) for p in possible]
+            for label, mutated in mutations(output, docs):
+                for model in (
+                    (EXACT_MODEL, UNDERSCORE_MODEL) if label.startswith(("dotted", "ground")) else (EXACT_MODEL,)
+                ):
+                    yield {"id": f"{entry['id']}|{label}|{model}", "category": category, "docs": docs,
+                           "output": mutated, "possible": possible, "model": model}  # fmt: skip
