@@ -55,12 +55,13 @@ def check_ast(
     """The verdict for one AST-category entry (``category`` as BFCL names it, e.g. "parallel")."""
     if "parallel" in category:
         return _parallel(docs, output, possible, underscore_names)
-    if len(output) != len(possible) if "multiple" in category else len(output) != 1:
-        kind = "multiple_function_checker" if "multiple" in category else "simple_function_checker"
+    multiple = "multiple" in category
+    if len(output) != (len(possible) if multiple else 1):
+        kind = "multiple_function_checker" if multiple else "simple_function_checker"
         return Verdict(False, f"{kind}:wrong_count", ["Wrong number of functions."])
-    if "multiple" in category:
-        return check_call(_doc(docs, _name(possible[0])), output[0], possible[0], underscore_names)
-    return check_call(docs[0], output[0], possible[0], underscore_names)
+    # "multiple" offers several docs: the expected one is the possible answer's; "simple" has one.
+    doc = _doc(docs, _name(possible[0])) if multiple else docs[0]
+    return check_call(doc, output[0], possible[0], underscore_names)
 
 
 def check_relevance(output: list[Call] | None, category: str) -> Verdict:
