@@ -174,10 +174,7 @@ class ToolEnv:
         unknown = [n for n in names if n not in self.servers]
         if unknown:
             raise RegistrationError(f"task {task.id} names servers {unknown} this env does not have")
-        clients = {
-            n: self._clients[n].for_episode(key, seed=episode_seed, initial_state=task.initial_state.get(n, {}) or None)
-            for n in names
-        }
+        clients = self._episode_clients(task, names, key, episode_seed)
         tools, owner = self._offer(task, names)
         messages: list[dict[str, Any]] = []
         system = "\n\n".join(p for p in (self.config.system_prompt, self.format.render_tools(tools)) if p)
@@ -191,6 +188,10 @@ class ToolEnv:
         )  # fmt: skip
         info = {"task_id": task.id, "category": task.category, "seed": episode_seed, "env_id": self.config.id}
         return self._observation(), info
+
+    def _episode_clients(self, task: Task, names: list[str], key: str, seed: int) -> dict[str, ToolClient]:
+        """The shared connections, each speaking for episode ``key`` (its own state on the server)."""
+        return {n: self._clients[n].for_episode(key, seed=seed, initial_state=_initial(task, n)) for n in names}
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
         if "task_id" in options:
@@ -369,22 +370,20 @@ class ToolEnv:
         out = {}
         for n in ep.clients:
             server = self.servers[n]
-            state = server.episode_state(key, seed=ep.seed, initial=ep.task.initial_state.get(n) or None)
+            state = server.episode_state(key, seed=ep.seed, initial=_initial(ep.task, n))
             out[n] = server.backend.snapshot(state)
         return out
 
     async def _replay_ground_truth(self, ep: _Episode) -> dict[str, Any]:
         """The ground truth's calls on a fresh episode with the same seed and initial state."""
         key = f"{ep.key}-truth"
+        clients = self._episode_clients(ep.task, list(ep.clients), key, ep.seed)
         try:
             for turn in ep.task.ground_truth:
                 for call in turn:
                     server = ep.owner.get(call.name)
                     if server is not None:
-                        client = self._clients[server].for_episode(
-                            key, seed=ep.seed, initial_state=ep.task.initial_state.get(server, {}) or None
-                        )
-                        await client.call(call.name, call.arguments)
+                        await clients[server].call(call.name, call.arguments)
             return self._snapshot(ep, key)
         finally:
             for n in ep.clients:
@@ -397,3 +396,8 @@ class ToolEnv:
     @property
     def task(self) -> Task | None:
         return self._episode.task if self._episode else None
+
+
+def _initial(task: Task, server: str) -> dict[str, Any] | None:
+    """The task's initial state for one server; none (an empty one too) means the server's own seeding."""
+    return task.initial_state.get(server) or None
