@@ -92,9 +92,9 @@ class StatefulBackend:
         route = self.routes.get(tool.name)
         if route is None or tool.http is None:
             raise ToolCallError(f"tool {tool.name!r} has no HTTP operation to simulate")
-        path_args = {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location == "path"}
+        path_args = _located(tool, arguments, "path")
         body = _body(tool, arguments)
-        query = {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location == "query"}
+        query = _located(tool, arguments, "query")
         key = self._scoped(route, path_args, state)
         records = state.collections.setdefault(key, {})
         method = tool.http.method
@@ -208,11 +208,15 @@ def _route(path: str) -> _Route:
     return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents))
 
 
+def _located(tool: ToolSpec, arguments: dict[str, Any], *locations: str) -> dict[str, Any]:
+    """The arguments bound to these locations, under their original names."""
+    return {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location in locations}
+
+
 def _body(tool: ToolSpec, arguments: dict[str, Any]) -> Any:
-    whole = [v for k, v in arguments.items() if tool.bindings[k].location == "body" and tool.bindings[k].name == ""]
-    if whole:
-        return whole[0]
-    return {b.name: v for k, v in arguments.items() if (b := tool.bindings[k]).location in ("body", "formData")}
+    """The request body: the one argument that is the whole body, else the flattened properties."""
+    fields = _located(tool, arguments, "body", "formData")
+    return fields[""] if "" in fields else fields
 
 
 def _as_record(body: Any) -> dict[str, Any]:
