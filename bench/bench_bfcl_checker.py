@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inftool_env.rewards.bfcl_ast import check_ast  # noqa: E402
-from tests.rewards.cases import UNDERSCORE_MODEL, agreement_cases  # noqa: E402
+from tests.rewards.cases import AST_CATEGORIES, UNDERSCORE_MODEL, agreement_cases  # noqa: E402
 from tests.rewards.official import official_python, official_verdicts  # noqa: E402
 
 
@@ -32,13 +32,13 @@ def main() -> None:
     for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits both alike
         start = time.perf_counter()
         for c in cases:
-            check_ast(
-                c["docs"], c["output"], c["possible"], c["category"], underscore_names=c["model"] == UNDERSCORE_MODEL
-            )
+            check_ast(c["docs"], c["output"], c["possible"], c["category"],
+                      underscore_names=c["model"] == UNDERSCORE_MODEL, language=c["language"])  # fmt: skip
         ours_s.append(time.perf_counter() - start)
         theirs_s.append(official_verdicts(cases)[1])
     ours, theirs = statistics.median(ours_s), statistics.median(theirs_s)
-    print(f"{len(cases)} cases (8 AST categories, ground truth + mutations), median of {args.rounds} rounds")
+    what = f"{len(AST_CATEGORIES)} AST categories, ground truth + mutations"
+    print(f"{len(cases)} cases ({what}), median of {args.rounds} rounds")
     print(f"  ours      {len(cases) / ours:>10,.0f} cases/s")
     print(f"  official  {len(cases) / theirs:>10,.0f} cases/s")
     print(f"  ratio     {theirs / ours:>10.1f}x (official time / ours)")

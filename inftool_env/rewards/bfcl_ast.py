@@ -14,8 +14,9 @@ on the real data), in our own code and with no bfcl-eval runtime dependency:
   spaces or ``,./-_*^``, case-folded, ``'`` as ``"``), also inside lists and dicts;
 - parallel categories match order-free with equal counts; "multiple" needs exactly one call.
 
-Python-language categories only: Java and JavaScript arguments (source strings parsed by BFCL's
-type converters) are not implemented yet.
+For simple_java and simple_javascript (``language`` "java"/"javascript") every argument is a
+source string, turned into a value by the declared type first (``bfcl_lang``); type checks then use
+that language's type names, and ints are not accepted for floats.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from inftool_env.rewards.bfcl_lang import COLLECTIONS, JAVA_TYPES, JS_TYPES, UnsupportedType, to_python
+
 Call = dict[str, dict[str, Any]]  # {"func_name": {"param": value}}, BFCL's decoded form
 _STRIP = re.compile(r"[ ,./\-_*^]")
 _PY_TYPES: dict[str, type] = {
@@ -31,6 +34,8 @@ _PY_TYPES: dict[str, type] = {
     "array": list, "tuple": list, "dict": dict, "any": str,
 }  # fmt: skip
 _NESTED = ("array", "tuple")
+TYPES = {"python": _PY_TYPES, "java": JAVA_TYPES, "javascript": JS_TYPES}
+LANGUAGES = tuple(TYPES)
 _NOT_GIVEN = object()
 
 
@@ -51,17 +56,20 @@ def check_ast(
     category: str,
     *,
     underscore_names: bool = False,
+    language: str = "python",
 ) -> Verdict:
     """The verdict for one AST-category entry (``category`` as BFCL names it, e.g. "parallel")."""
+    if language not in TYPES:
+        raise ValueError(f"unknown BFCL language {language!r}; known: {', '.join(LANGUAGES)}")
     if "parallel" in category:
-        return _parallel(docs, output, possible, underscore_names)
+        return _parallel(docs, output, possible, underscore_names, language)
     multiple = "multiple" in category
     if len(output) != (len(possible) if multiple else 1):
         kind = "multiple_function_checker" if multiple else "simple_function_checker"
         return Verdict(False, f"{kind}:wrong_count", ["Wrong number of functions."])
     # "multiple" offers several docs: the expected one is the possible answer's; "simple" has one.
     doc = _doc(docs, _name(possible[0])) if multiple else docs[0]
-    return check_call(doc, output[0], possible[0], underscore_names)
+    return check_call(doc, output[0], possible[0], underscore_names, language)
 
 
 def check_relevance(output: list[Call] | None, category: str) -> Verdict:
@@ -77,15 +85,20 @@ def check_relevance(output: list[Call] | None, category: str) -> Verdict:
     return OK if output else Verdict(False, "relevance:no_call", ["No function was called."])
 
 
-def _parallel(docs: list[dict[str, Any]], output: list[Call], possible: list[Call], underscore: bool) -> Verdict:
+def _parallel(
+    docs: list[dict[str, Any]], output: list[Call], possible: list[Call], underscore: bool, language: str
+) -> Verdict:
     if len(output) != len(possible):
         return Verdict(False, "parallel_function_checker_no_order:wrong_count", ["Wrong number of functions."])
     used: set[int] = set()
     for i, want in enumerate(possible):
         doc = _doc(docs, _name(want))
-        found = next(
-            (j for j, got in enumerate(output) if j not in used and check_call(doc, got, want, underscore).valid), None
+        matches = (
+            j
+            for j, got in enumerate(output)
+            if j not in used and check_call(doc, got, want, underscore, language).valid
         )
+        found = next(matches, None)
         if found is None:
             left = [j for j in range(len(output)) if j not in used]
             return Verdict(
@@ -97,7 +110,9 @@ def _parallel(docs: list[dict[str, Any]], output: list[Call], possible: list[Cal
     return OK
 
 
-def check_call(doc: dict[str, Any] | None, output: Call, possible: Call, underscore: bool = False) -> Verdict:
+def check_call(
+    doc: dict[str, Any] | None, output: Call, possible: Call, underscore: bool = False, language: str = "python"
+) -> Verdict:
     """One decoded call against one function doc and its possible answer."""
     if doc is None:
         return Verdict(False, "simple_function_checker:wrong_func_name", ["No doc for the expected function."])
@@ -113,7 +128,7 @@ def check_call(doc: dict[str, Any] | None, output: Call, possible: Call, undersc
     for param, value in args.items():
         if param not in properties or param not in answers:
             return Verdict(False, "simple_function_checker:unexpected_param", [f"Unexpected parameter {param!r}."])
-        verdict = _check_param(param, value, properties[param], answers[param])
+        verdict = _check_param(param, value, properties[param], answers[param], language)
         if not verdict.valid:
             return verdict
     for param, allowed in answers.items():
@@ -122,17 +137,28 @@ def check_call(doc: dict[str, Any] | None, output: Call, possible: Call, undersc
     return OK
 
 
-def _check_param(param: str, value: Any, details: dict[str, Any], allowed: list[Any]) -> Verdict:
+def _check_param(param: str, value: Any, details: dict[str, Any], allowed: list[Any], language: str) -> Verdict:
+    types = TYPES[language]
     type_name = details["type"]
-    expected = _PY_TYPES.get(type_name)
-    if expected is None:  # BFCL's checker has no Python mapping for it and fails the entry
-        return Verdict(False, "type_error:unknown_type", [f"{param!r}: no Python type for {type_name!r}."])
-    nested = _PY_TYPES.get(details.get("items", {}).get("type", "")) if type_name in _NESTED else None
-    if type_name in _NESTED and nested is None:
-        return Verdict(False, "type_error:unknown_type", [f"{param!r}: no Python type for its items."])
+    expected = types.get(type_name)
+    if expected is None:  # BFCL's checker has no mapping for it and fails the entry
+        return Verdict(False, "type_error:unknown_type", [f"{param!r}: no {language} type for {type_name!r}."])
+    has_items = type_name in (_NESTED if language == "python" else COLLECTIONS)
+    item_type = details.get("items", {}).get("type", "") if has_items else None
+    nested = types.get(item_type) if item_type is not None else None
+    if has_items and nested is None:
+        return Verdict(False, "type_error:unknown_type", [f"{param!r}: no {language} type for its items."])
+    if language != "python":
+        if type(value) is not str:
+            kind = "java" if language == "java" else "js"
+            return Verdict(False, f"type_error:{kind}", [f"{param!r}: expected a {language} source string."])
+        try:
+            value = to_python(language, value, type_name, item_type)
+        except UnsupportedType as exc:
+            return Verdict(False, "type_error:unknown_type", [f"{param!r}: {exc}."])
     if type_name == "tuple" and type(value) is tuple:
         value = list(value)
-    if type_name == "float" and type(value) is int:
+    if language == "python" and type_name == "float" and type(value) is int:
         value = float(value)
 
     verdict, is_variable = _check_type(param, value, allowed, type_name, expected, nested)

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+from inftool_env.rewards.bfcl_lang import to_source
+
 AST_CATEGORIES = (
-    "simple_python", "multiple", "parallel", "parallel_multiple",
+    "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
     "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
 )  # fmt: skip
 EXACT_MODEL = "gorilla-openfunctions-v2"  # expects dotted names as written
@@ -73,7 +75,21 @@ def _other_type(value: Any) -> Any:
     return "not a container"
 
 
-def mutations(output: list[dict[str, dict[str, Any]]], docs: list[dict[str, Any]]) -> Iterator[tuple[str, list[Any]]]:
+def language_of(category: str) -> str:
+    return {"simple_java": "java", "simple_javascript": "javascript"}.get(category, "python")
+
+
+def as_source(call: dict[str, dict[str, Any]], docs: list[dict[str, Any]], language: str) -> dict[str, dict[str, Any]]:
+    """Java/JS categories: every argument written as source code, the way models answer them."""
+    name, args = next(iter(call.items()))
+    props = next(d for d in docs if d["name"] == name)["parameters"]["properties"]
+    return {name: {k: to_source(language, v, props[k]["type"], props[k].get("items", {}).get("type"))
+                   for k, v in args.items()}}  # fmt: skip
+
+
+def mutations(
+    output: list[dict[str, dict[str, Any]]], docs: list[dict[str, Any]], truth: list[dict[str, dict[str, Any]]]
+) -> Iterator[tuple[str, list[Any]]]:
     yield "ground_truth", output
     first_name, first_args = next(iter(output[0].items()))
     doc = next((d for d in docs if d["name"] == first_name), docs[0])
@@ -83,6 +99,10 @@ def mutations(output: list[dict[str, dict[str, Any]]], docs: list[dict[str, Any]
             mutated = copy.deepcopy(output)
             mutated[0][first_name][param] = new
             yield f"{label}:{param}", mutated
+        if value != next(iter(truth[0].values()))[param]:  # written as source: try the Python literal
+            mutated = copy.deepcopy(output)
+            mutated[0][first_name][param] = repr(next(iter(truth[0].values()))[param])
+            yield f"python_literal:{param}", mutated
         if param in required:
             mutated = copy.deepcopy(output)
             del mutated[0][first_name][param]
@@ -105,11 +125,13 @@ def agreement_cases(limit_per_category: int | None = None) -> Iterator[dict[str,
         for n, (entry, possible) in enumerate(entries(category)):
             if limit_per_category is not None and n >= limit_per_category:
                 break
-            docs = entry["function"]
-            output = [ground_truth_call(p) for p in possible]
-            for label, mutated in mutations(output, docs):
+            docs, language = entry["function"], language_of(category)
+            truth = [ground_truth_call(p) for p in possible]
+            output = truth if language == "python" else [as_source(c, docs, language) for c in truth]
+            for label, mutated in mutations(output, docs, truth):
                 for model in (
                     (EXACT_MODEL, UNDERSCORE_MODEL) if label.startswith(("dotted", "ground")) else (EXACT_MODEL,)
                 ):
                     yield {"id": f"{entry['id']}|{label}|{model}", "category": category, "docs": docs,
-                           "output": mutated, "possible": possible, "model": model}  # fmt: skip
+                           "output": mutated, "possible": possible, "model": model,
+                           "language": language}  # fmt: skip

@@ -1,6 +1,6 @@
 """Runs inside the virtualenv that has bfcl-eval installed whole: BFCL's own AST checker's verdicts.
 
-Reads cases as JSONL on stdin ({"id", "category", "docs", "output", "possible", "model"}), writes
+Reads cases as JSONL on stdin ({"id", "category", "docs", "output", "possible", "model", "language"}), writes
 {"id", "valid", "error_type"} lines, and the time the checking took on stderr; a crash of the
 official checker is reported, not hidden.
 """
@@ -17,8 +17,9 @@ start = time.perf_counter()
 verdicts = []
 for case in cases:
     try:
-        result = ast_checker(case["docs"], case["output"], case["possible"], Language.PYTHON, case["category"],
-                             case["model"])  # fmt: skip
+        language = {"python": Language.PYTHON, "java": Language.JAVA, "javascript": Language.JAVASCRIPT}
+        result = ast_checker(case["docs"], case["output"], case["possible"], language[case["language"]],
+                             case["category"], case["model"])  # fmt: skip
         verdict = {"id": case["id"], "valid": bool(result["valid"]), "error_type": result.get("error_type", "")}
     except Exception as exc:  # the official checker broke on this input
         verdict = {"id": case["id"], "valid": None, "error_type": f"crash: {type(exc).__name__}: {exc}"}

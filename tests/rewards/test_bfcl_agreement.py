@@ -26,7 +26,7 @@ def test_agreement_with_the_official_checker_on_every_ast_entry():
             crashes.append(f"{case['id']}: {theirs['error_type']}")
             continue
         ours = check_ast(case["docs"], case["output"], case["possible"], case["category"],
-                         underscore_names=case["model"] == UNDERSCORE_MODEL)  # fmt: skip
+                         underscore_names=case["model"] == UNDERSCORE_MODEL, language=case["language"])  # fmt: skip
         if ours.valid != theirs["valid"]:
             official_says = f"official {theirs['valid']} ({theirs['error_type']})"
             disagreements.append(f"{case['id']}: ours {ours.valid} ({ours.error_type}), {official_says}")

@@ -4,8 +4,10 @@ import re
 
 import pytest
 
+from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.rewards.bfcl_ast import check_ast, check_call, check_relevance
-from tests.rewards.cases import AST_CATEGORIES, entries, ground_truth_call
+from inftool_env.rewards.bfcl_lang import to_python
+from tests.rewards.cases import AST_CATEGORIES, as_source, entries, ground_truth_call, language_of
 
 DOC = {"name": "math.hypot", "parameters": {"type": "dict", "required": ["x"], "properties": {
     "x": {"type": "float"}, "unit": {"type": "string"}, "pts": {"type": "array", "items": {"type": "integer"}},
@@ -13,27 +15,15 @@ DOC = {"name": "math.hypot", "parameters": {"type": "dict", "required": ["x"], "
 POSSIBLE = {"math.hypot": {"x": [3.0], "unit": ["cm", ""], "pts": [[1, 2], ""], "opts": [{"deep": [True]}, ""]}}
 
 
-# Entries no answer can pass under BFCL's own checker (the agreement test confirms the official
-# verdict on each): a required parameter whose only possible answer is "" (given and omitted at
-# once), a possible answer that names a parameter the doc lacks, and parallel answers where BFCL's
-# greedy first-fit matching uses up the call that a later possible answer needed.
-UNPASSABLE = {
-    "parallel_multiple_12": "parallel_function_checker_no_order:cannot_find_match",
-    "parallel_multiple_26": "parallel_function_checker_no_order:cannot_find_match",
-    "live_simple_106-63-0": "simple_function_checker:missing_required",
-    "live_simple_112-68-0": "simple_function_checker:missing_required",
-    "live_multiple_507-149-4": "simple_function_checker:missing_required",
-    "live_multiple_862-181-3": "simple_function_checker:unexpected_param",
-    "live_multiple_964-207-0": "simple_function_checker:missing_required",
-}
-
-
 @pytest.mark.parametrize("category", AST_CATEGORIES)
 def test_the_ground_truth_of_every_entry_is_valid(category):
     failed = {}
     for entry, possible in entries(category):
         output = [ground_truth_call(p) for p in possible]
-        verdict = check_ast(entry["function"], output, possible, category)
+        language = language_of(category)
+        if language != "python":
+            output = [as_source(c, entry["function"], language) for c in output]
+        verdict = check_ast(entry["function"], output, possible, category, language=language)
         if not verdict.valid:
             failed[entry["id"]] = verdict.error_type
     assert failed == {k: v for k, v in UNPASSABLE.items() if re.match(rf"{category}_\d", k)}
@@ -88,3 +78,44 @@ def test_relevance_rules_cannot_be_won_by_garbage():
     assert not check_relevance([{"f": {}}], "irrelevance").valid
     assert check_relevance([{"f": {}}], "live_relevance").valid
     assert not check_relevance([], "live_relevance").valid
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "type_name", "items", "value"),
+    [
+        ("java", "42", "integer", None, 42),
+        ("java", "42L", "long", None, 42),
+        ("java", "42", "long", None, "42"),  # no L: not a long, stays text and fails the type check
+        ("java", "2.5f", "float", None, 2.5),
+        ("java", "1e3", "double", None, 1000.0),
+        ("java", "true", "boolean", None, True),
+        ("java", "True", "boolean", None, "True"),
+        ("java", 'new ArrayList<>(Arrays.asList("a", "b"))', "ArrayList", "String", ["a", "b"]),
+        ("java", "new ArrayList<String>() {{ add(\"a\"); add(\"b\"); }}", "ArrayList", "String", ["a", "b"]),
+        ("java", 'new String[]{"a", "b"}', "Array", "String", ['"a"', '"b"']),  # BFCL keeps an Array's quotes
+        ("java", "new int[]{1, 2}", "Array", "integer", [1, 2]),
+        ("java", 'new HashMap<String, Object>() {{ put("k", 5L); put("s", "v"); }}', "HashMap", None,
+         {"k": 5, "s": "v"}),
+        ("java", "new HashMap<>()", "HashMap", None, {}),
+        ("javascript", "'abc'", "String", None, "abc"),
+        ("javascript", "12n", "Bigint", None, 12),
+        ("javascript", "1.5", "float", None, 1.5),
+        ("javascript", "1e3", "float", None, "1e3"),
+        ("javascript", '["a", "b"]', "array", "String", ["a", "b"]),
+        ("javascript", "[[1, 2], [3]]", "array", "integer", [[1, 2], [3]]),
+        ("javascript", "{a: 1, b: 'x'}", "dict", None, {"a": 1, "b": "x"}),
+        ("javascript", "{}", "dict", None, {}),
+    ],
+)  # fmt: skip
+def test_source_strings_convert_by_the_declared_type(language, text, type_name, items, value):
+    assert to_python(language, text, type_name, items) == value
+
+
+def test_java_and_javascript_arguments_must_be_source_strings():
+    doc = {"name": "f", "parameters": {"type": "dict", "required": ["n"], "properties": {"n": {"type": "long"}}}}
+    possible = [{"f": {"n": [5]}}]
+    assert check_ast([doc], [{"f": {"n": "5L"}}], possible, "simple_java", language="java").valid
+    assert check_ast([doc], [{"f": {"n": 5}}], possible, "simple_java", language="java").error_type == "type_error:java"
+    assert not check_ast([doc], [{"f": {"n": "5"}}], possible, "simple_java", language="java").valid
+    with pytest.raises(ValueError, match="unknown BFCL language"):
+        check_ast([doc], [{"f": {"n": "5L"}}], possible, "simple_java", language="kotlin")
