@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from inftool_env.errors import SpecError
 
 Category = Literal[
-    "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "missing_param"
+    "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "relevance",
+    "missing_param", "missing_function", "long_context",
 ]  # fmt: skip
 
 
@@ -20,6 +21,19 @@ class ToolCall(BaseModel):
 
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class BfclReference(BaseModel):
+    """What BFCL's checker needs of an entry: its category as BFCL names it and, for the AST
+    categories, the function docs as written and the possible answers (lists of options)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    language: Literal["python", "java", "javascript"] = "python"
+    docs: list[dict[str, Any]] = Field(default_factory=list)
+    possible: list[dict[str, dict[str, list[Any]]]] = Field(default_factory=list)
+    tool_names: dict[str, str] = Field(default_factory=dict, description="offered tool name -> BFCL's name")
 
 
 class Task(BaseModel):
@@ -36,7 +50,16 @@ class Task(BaseModel):
     excluded_tools: list[str] = Field(default_factory=list)
     initial_state: dict[str, Any] = Field(default_factory=dict, description="per server name")
     ground_truth: list[list[ToolCall]] = Field(default_factory=list)
+    tools_added: dict[int, list[str]] = Field(
+        default_factory=dict, description="tools withheld until this user turn (0-based), then offered"
+    )
+    one_shot: bool = Field(default=False, description="the episode ends after the assistant's first turn")
+    bfcl: BfclReference | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
+
+    def initial_for(self, server: str) -> dict[str, Any] | None:
+        """This task's initial state of one server; none (an empty one too) means the server's own seeding."""
+        return self.initial_state.get(server) or None
 
 
 def load_tasks(path: str | Path) -> list[Task]:

@@ -34,6 +34,7 @@ class RewardBreakdown(BaseModel):
     gates: dict[str, bool] = Field(default_factory=dict)
     components: dict[str, float | None] = Field(default_factory=dict)
     reward: float = 0.0
+    error_type: str | None = Field(default=None, description="the failing check, in BFCL's error-type terms")
     notes: list[str] = Field(default_factory=list)
 
 

@@ -31,13 +31,18 @@ class ServerConfig(BaseModel):
 Gate = Literal["format", "schema", "execution"]
 
 
+Component = Literal["ast", "relevance", "state", "response"]
+
+
 class RewardConfig(BaseModel):
-    """Which gates must pass before correctness counts, in order; all are logged regardless."""
+    """Which gates must pass before correctness counts, in order, and which correctness components
+    count (``basis``); ``weights`` turn all-or-nothing into partial credit. All are logged regardless."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    basis: Literal["state"] = "state"
     gates: tuple[Gate, ...] = ("format", "schema", "execution")
+    basis: tuple[Component, ...] = ("ast", "relevance", "state", "response")
+    weights: dict[Component, float] = Field(default_factory=dict, description="partial credit per component")
 
 
 class TaskSource(BaseModel):

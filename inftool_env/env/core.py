@@ -29,6 +29,7 @@ from inftool_env.mcp import CompiledServer, RemoteTool, StdioCommand, ToolClient
 from inftool_env.parsing import ParseResult, get_format
 from inftool_env.parsing.openai import OpenAIFormat
 from inftool_env.rewards import EpisodeOutcome, GatedReward, RewardFn
+from inftool_env.rewards.multi_turn import is_replayable, replay_turns, steps_by_turn
 from inftool_env.tasks import Task
 from inftool_env.trajectory import CallRecord, ErrorKind, Trajectory, TurnRecord
 from inftool_env.users import UserSimulator, get_user
@@ -56,6 +57,7 @@ class _Episode:
     trajectory: Trajectory
     deadline: float
     tool_calls: int = 0
+    user_turn: int = 0
     consecutive_errors: int = 0
     total_errors: int = 0
     done: bool = False
@@ -81,7 +83,7 @@ class ToolEnv:
         self.servers = servers
         self.format = get_format(config.format)
         self.user = user or get_user(config.user)
-        self.reward_fn = reward_fn or GatedReward(config.reward.gates)
+        self.reward_fn = reward_fn or GatedReward(config.reward.gates, config.reward.basis, config.reward.weights)
         self.limits: Limits = config.limits
         self.np_random, _ = seeding.np_random(None)
         self._uid = next(_ENV_IDS)
@@ -175,7 +177,7 @@ class ToolEnv:
         if unknown:
             raise RegistrationError(f"task {task.id} names servers {unknown} this env does not have")
         clients = self._episode_clients(task, names, key, episode_seed)
-        tools, owner = self._offer(task, names)
+        tools, owner = self._offer(task, names, turn=0)
         messages: list[dict[str, Any]] = []
         system = "\n\n".join(p for p in (self.config.system_prompt, self.format.render_tools(tools)) if p)
         if system:
@@ -191,7 +193,7 @@ class ToolEnv:
 
     def _episode_clients(self, task: Task, names: list[str], key: str, seed: int) -> dict[str, ToolClient]:
         """The shared connections, each speaking for episode ``key`` (its own state on the server)."""
-        return {n: self._clients[n].for_episode(key, seed=seed, initial_state=_initial(task, n)) for n in names}
+        return {n: self._clients[n].for_episode(key, seed=seed, initial_state=task.initial_for(n)) for n in names}
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
         if "task_id" in options:
@@ -201,12 +203,14 @@ class ToolEnv:
             return self._task_index[task_id]
         return self.tasks[int(self.np_random.integers(len(self.tasks)))]
 
-    def _offer(self, task: Task, names: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    def _offer(self, task: Task, names: list[str], *, turn: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The tools offered from user turn ``turn`` on: neither excluded nor still withheld."""
+        withheld = {name for at, added in task.tools_added.items() if at > turn for name in added}
         tools: list[dict[str, Any]] = []
         owner: dict[str, str] = {}
         for name in names:
             for tool in self._listings[name]:
-                if tool.name in task.excluded_tools:
+                if tool.name in task.excluded_tools or tool.name in withheld:
                     continue
                 if tool.name in owner:
                     raise RegistrationError(f"tool {tool.name!r} is offered by both {owner[tool.name]} and {name}")
@@ -258,12 +262,17 @@ class ToolEnv:
                         break
                 else:
                     ep.consecutive_errors = 0
-        else:
+        if ep.task.one_shot and truncation is None:
+            return await self._finish(terminated=True, reason=None)
+        if parsed.error is None and not parsed.calls:
             reply = await self.user.reply(ep.task, traj.messages)
             if reply.done:
                 return await self._finish(terminated=True, reason=None)
             turn.user_reply = reply.message
             traj.messages.append({"role": "user", "content": reply.message})
+            ep.user_turn += 1
+            if ep.user_turn in ep.task.tools_added:
+                ep.tools, ep.owner = self._offer(ep.task, list(ep.clients), turn=ep.user_turn)
 
         truncation = truncation or self._limit_reached(ep)
         if truncation:
@@ -349,12 +358,11 @@ class ToolEnv:
         ep.done = True
         traj = ep.trajectory
         traj.terminated, traj.truncated, traj.truncation_reason = terminated, not terminated, reason
-        final, expected = None, None
-        if self.config.transport == "inprocess":
-            final = self.state()
-            if ep.task.ground_truth:
-                expected = await self._replay_ground_truth(ep)
-        traj.reward = self.reward_fn(EpisodeOutcome(ep.task, traj, final, expected))
+        turns = None
+        servers = {n: self.servers[n] for n in ep.clients}
+        if ep.task.ground_truth and not ep.task.one_shot and is_replayable(servers):
+            turns = await replay_turns(servers, ep.task, steps_by_turn(traj), seed=ep.seed)
+        traj.reward = self.reward_fn(EpisodeOutcome(ep.task, traj, turns))
         info = {**self._step_info(traj.turns[-1]), "reward_breakdown": traj.reward.model_dump(),
                 "truncation_reason": reason, "trajectory": traj}  # fmt: skip
         return StepResult(self._observation(), traj.reward.reward, terminated, not terminated, info)
@@ -370,24 +378,9 @@ class ToolEnv:
         out = {}
         for n in ep.clients:
             server = self.servers[n]
-            state = server.episode_state(key, seed=ep.seed, initial=_initial(ep.task, n))
+            state = server.episode_state(key, seed=ep.seed, initial=ep.task.initial_for(n))
             out[n] = server.backend.snapshot(state)
         return out
-
-    async def _replay_ground_truth(self, ep: _Episode) -> dict[str, Any]:
-        """The ground truth's calls on a fresh episode with the same seed and initial state."""
-        key = f"{ep.key}-truth"
-        clients = self._episode_clients(ep.task, list(ep.clients), key, ep.seed)
-        try:
-            for turn in ep.task.ground_truth:
-                for call in turn:
-                    server = ep.owner.get(call.name)
-                    if server is not None:
-                        await clients[server].call(call.name, call.arguments)
-            return self._snapshot(ep, key)
-        finally:
-            for n in ep.clients:
-                self.servers[n].end_episode(key)
 
     @property
     def trajectory(self) -> Trajectory | None:
@@ -396,8 +389,3 @@ class ToolEnv:
     @property
     def task(self) -> Task | None:
         return self._episode.task if self._episode else None
-
-
-def _initial(task: Task, server: str) -> dict[str, Any] | None:
-    """The task's initial state for one server; none (an empty one too) means the server's own seeding."""
-    return task.initial_state.get(server) or None

@@ -1,30 +1,41 @@
 """Gated rewards: format -> schema -> execution gates, then correctness.
 
-A later component counts only if every earlier gate passed; every component is logged either way.
-This is the environment's reward hook. Correctness here is state match against the ground truth
-replayed on fresh state, and a provisional call match (each ground-truth call made, with those
-argument values) so that a read-only task cannot be won by calling nothing. The BFCL-exact AST and
-response checks are the rewards work still to come.
+A correctness component counts only if every required gate passed; every gate and component is
+logged either way. Components, each in [0, 1] and present only where it applies:
+
+- ``ast``: BFCL's AST verdict on the first assistant turn (single-turn BFCL entries);
+- ``relevance``: no call where none is right (irrelevance), some call where one is (relevance);
+  an undecodable answer is never right;
+- ``state`` / ``response``: per user turn, the replayed state equals the ground truth's, and the
+  ground truth's results appear among the model's (``multi_turn``); the fraction of turns passing.
+
+The manifest's ``reward`` table picks the gates, the basis (which components count) and optional
+partial-credit weights; without weights the reward is all-or-nothing over the basis (its minimum),
+which for a BFCL entry is exactly BFCL's verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from inftool_env.env.config import Component
+from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
+from inftool_env.rewards.multi_turn import TurnOutcome, check_multi_turn, turn_scores
 from inftool_env.tasks import Task
 from inftool_env.trajectory import RewardBreakdown, Trajectory
 
 GATES = ("format", "schema", "execution")
+COMPONENTS = ("ast", "relevance", "state", "response")
+RELEVANCE = ("irrelevance", "relevance")
 
 
 @dataclass(frozen=True)
 class EpisodeOutcome:
     task: Task
     trajectory: Trajectory
-    final_state: dict[str, Any] | None  # per server, None where the transport cannot show it
-    expected_state: dict[str, Any] | None  # the ground truth replayed on fresh state
+    turns: list[TurnOutcome] | None  # the replay; None where nothing was replayed
 
 
 class RewardFn(Protocol):
@@ -32,13 +43,21 @@ class RewardFn(Protocol):
 
 
 class GatedReward:
-    """``gates``: the gates that must pass, in order (the manifest's ``reward.gates``)."""
+    """``gates`` must pass, in order; ``basis`` names the components that count; ``weights`` give
+    partial credit (a weighted mean over the basis) instead of all-or-nothing."""
 
-    def __init__(self, gates: Sequence[str] = GATES) -> None:
-        unknown = [g for g in gates if g not in GATES]
-        if unknown:
-            raise ValueError(f"unknown reward gates {unknown}; known: {', '.join(GATES)}")
-        self.gates = tuple(gates)
+    def __init__(
+        self,
+        gates: Sequence[str] = GATES,
+        basis: Sequence[str] = COMPONENTS,
+        weights: Mapping[str, float] | Mapping[Component, float] | None = None,
+    ) -> None:
+        for kind, names, known in (("gates", gates, GATES), ("components", [*basis, *(weights or {})], COMPONENTS)):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"unknown reward {kind} {unknown}; known: {', '.join(known)}")
+        self.gates, self.basis = tuple(gates), tuple(basis)
+        self.weights: dict[str, float] = {str(k): float(v) for k, v in (weights or {}).items()}
 
     def __call__(self, outcome: EpisodeOutcome) -> RewardBreakdown:
         turns = outcome.trajectory.turns
@@ -48,34 +67,49 @@ class GatedReward:
             "schema": not any(c.error_kind in ("unknown_tool", "schema") for c in calls),
             "execution": not any(c.error_kind in ("execution", "timeout", "infrastructure") for c in calls),
         }
-        components: dict[str, float | None] = {"state": None, "calls": None}
-        notes = []
-        truth = [c for turn in outcome.task.ground_truth for c in turn]
-        if truth:
-            components["calls"] = _calls_matched(truth, calls)
-        if outcome.task.category == "irrelevance":  # no call is the right answer
-            components["no_call"] = float(not calls)
-        if outcome.expected_state is not None and outcome.final_state is not None:
-            components["state"] = float(outcome.final_state == outcome.expected_state)
-        elif outcome.task.ground_truth:
-            notes.append("state match unavailable: server state is not visible over this transport")
+        components, verdict = correctness(outcome)
+        notes = [] if verdict is None or verdict.valid else [f"{verdict.error_type}: {'; '.join(verdict.errors)}"]
+        if outcome.turns is None and outcome.task.ground_truth and not outcome.task.one_shot:
+            notes.append("state and response unavailable: a server cannot be replayed (live proxy)")
+        scored = {k: v for k in self.basis if (v := components.get(k)) is not None}
         passed = all(gates[g] for g in self.gates)
-        scored = [v for v in components.values() if v is not None]
-        reward = min(scored) if passed and scored else 0.0
+        reward = self._combine(scored) if passed and scored else 0.0
         if outcome.trajectory.truncated:
             notes.append(f"truncated: {outcome.trajectory.truncation_reason}")
-        return RewardBreakdown(gates=gates, components=components, reward=reward, notes=notes)
+        return RewardBreakdown(gates=gates, components=components, reward=reward, notes=notes,
+                               error_type=None if verdict is None or verdict.valid else verdict.error_type)  # fmt: skip
+
+    def _combine(self, scored: dict[str, float]) -> float:
+        total = sum(self.weights.get(k, 0.0) for k in scored)
+        if not self.weights or total <= 0:
+            return min(scored.values())
+        return sum(self.weights.get(k, 0.0) * v for k, v in scored.items()) / total
 
 
-def _calls_matched(truth: list[Any], made: list[Any]) -> float:
-    """Fraction of ground-truth calls matched one-to-one by a successful call with the same name
-    whose arguments include the ground truth's values."""
-    pool = [c for c in made if not c.is_error]
-    hits = 0
-    for want in truth:
-        for i, got in enumerate(pool):
-            if got.name == want.name and all(got.arguments.get(k) == v for k, v in want.arguments.items()):
-                hits += 1
-                del pool[i]
-                break
-    return hits / len(truth)
+def correctness(outcome: EpisodeOutcome) -> tuple[dict[str, float | None], Verdict | None]:
+    """Every component that applies to the task, and the verdict they come from."""
+    task, components = outcome.task, dict.fromkeys(COMPONENTS)
+    verdict = None
+    if task.category in RELEVANCE:
+        verdict = check_relevance(decoded_calls(task, outcome.trajectory), task.category)
+        components["relevance"] = float(verdict.valid)
+    elif task.bfcl is not None and task.one_shot:
+        answer = decoded_calls(task, outcome.trajectory)
+        if answer is None:
+            verdict = Verdict(False, "ast_decoder:decoder_failed", ["The answer could not be decoded."])
+        else:
+            ref = task.bfcl
+            verdict = check_ast(ref.docs, answer, ref.possible, ref.category, language=ref.language)
+        components["ast"] = float(verdict.valid)
+    if outcome.turns is not None:
+        components["state"], components["response"] = turn_scores(outcome.turns)
+        verdict = check_multi_turn(outcome.turns) if verdict is None else verdict
+    return components, verdict
+
+
+def decoded_calls(task: Task, trajectory: Trajectory) -> list[dict[str, dict[str, object]]] | None:
+    """Every call of the episode in BFCL's decoded form and names; None if a turn was undecodable."""
+    if any(t.parse_error is not None for t in trajectory.turns):
+        return None
+    names = task.bfcl.tool_names if task.bfcl else {}
+    return [{names.get(c.name, c.name): dict(c.arguments)} for t in trajectory.turns for c in t.calls]
