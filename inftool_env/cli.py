@@ -65,14 +65,23 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("env_id")
     check.set_defaults(run=cmd_check)
 
-    evaluate = sub.add_parser("eval", help="run a policy on an environment's tasks")
-    evaluate.add_argument("env_id")
-    evaluate.add_argument("--policy", required=True, help="oracle (model-backed policies come with the policies work)")
+    evaluate = sub.add_parser(
+        "eval", help="run a policy on an environment's tasks, or on BFCL v4 (`eval bfcl`)",
+        epilog="`inftool eval bfcl --policy P [--categories C ...] [--limit N] [--out DIR]` runs BFCL v4 through "
+        "our envs; `inftool eval bfcl --from-results FILE_OR_DIR` scores results in BFCL's own format.",
+    )  # fmt: skip
+    evaluate.add_argument("env_id", help="a registered env id, or `bfcl` for the BFCL v4 benchmark")
+    evaluate.add_argument("--policy", help="oracle (model-backed policies come with the policies work)")
+    evaluate.add_argument("--categories", nargs="+", help="bfcl: categories or groups (all, non_live, live, "
+                          "relevance, multi_turn); default all")  # fmt: skip
+    evaluate.add_argument("--limit", type=int, help="bfcl: the first N entries of each category")
+    evaluate.add_argument("--from-results", help="bfcl: score BFCL-format result files (a file or a directory)")
+    evaluate.add_argument("--format", default="openai", help="bfcl: the tool-call format the policy answers in")
     evaluate.add_argument("--tasks", help="a JSONL file of tasks instead of the env's own")
     evaluate.add_argument("--n", type=int, help="episodes with seeded task sampling (default: each task once)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--concurrency", type=int, default=8)
-    evaluate.add_argument("--out", default="out/eval", help="where trajectories.jsonl and summary.json go")
+    evaluate.add_argument("--out", default="out/eval", help="where trajectories/results, the report and plot go")
     evaluate.set_defaults(run=cmd_eval)
 
     demo = sub.add_parser("demo", help="compile the embedded specs, serve them over every transport, call every tool")
@@ -182,6 +191,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.env_id == "bfcl":
+        return cmd_eval_bfcl(args)
+    if args.policy is None:
+        raise InftoolError("--policy is required (e.g. --policy oracle)")
+
     from inftool_env.eval.runner import evaluate, format_summary
     from inftool_env.policies import resolve_policy
     from inftool_env.registration import make
@@ -201,6 +215,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary, _ = anyio.run(run)
     print(format_summary(summary))
     print(f"  trajectories   {Path(args.out) / 'trajectories.jsonl'}")
+    return 0
+
+
+def cmd_eval_bfcl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inftool_env.eval.bfcl import evaluate_bfcl, format_report, score_path
+    from inftool_env.eval.bfcl_data import resolve_categories
+    from inftool_env.policies import resolve_policy
+
+    out = Path(args.out)
+    if args.from_results:
+        if args.policy:
+            raise InftoolError("give either --policy (run it) or --from-results (score files), not both")
+        report = anyio.run(lambda: score_path(Path(args.from_results), out=out))
+    else:
+        if args.policy is None:
+            raise InftoolError("--policy is required (e.g. --policy oracle), or --from-results FILE_OR_DIR")
+        categories = resolve_categories(args.categories)
+        policy = resolve_policy(args.policy)
+        report = anyio.run(lambda: evaluate_bfcl(args.policy, policy, categories, limit=args.limit, out=out,
+                                                 format=args.format, concurrency=args.concurrency))  # fmt: skip
+    print(format_report(report))
+    print(f"report: {out / 'report.json'}" + ("" if args.from_results else f"; results: {out / 'results'}"))
     return 0
 
 

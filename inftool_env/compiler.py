@@ -20,7 +20,7 @@ from inftool_env.mcp.server import CompiledServer
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES, is_live_source, load_spec
 
-BACKEND_KINDS = ("stateful", "python:MODULE:CLASS", "bfcl:CLASS", "proxy")
+BACKEND_KINDS = ("stateful", "python:MODULE:CLASS", "bfcl:CLASS[:long_context]", "proxy")
 
 
 def load_suite(
@@ -47,7 +47,10 @@ def make_backend(source: str, suite: ToolSuite, backend: str | None = None) -> B
     if kind.startswith("bfcl:"):
         from inftool_env.backends.bfcl import BfclBackend
 
-        return BfclBackend(kind.removeprefix("bfcl:"))
+        name, _, variant = kind.removeprefix("bfcl:").partition(":")
+        if variant not in ("", "long_context"):
+            raise BackendError(f"unknown BFCL backend variant {variant!r} in {kind!r}; known: long_context")
+        return BfclBackend(name, long_context=variant == "long_context")
     if kind == "proxy":
         if not is_live_source(source):
             raise BackendError("the proxy backend needs a live server source (stdio:… or http(s)://…)")

@@ -45,6 +45,9 @@ class Task(BaseModel):
     category: Category = "multi_turn"
     turns: list[str] = Field(min_length=1)
     goal: str = ""
+    system_prompt: str = Field(
+        default="", description="added to the env's system message (BFCL's live entries have one)"
+    )
     facts: dict[str, Any] = Field(default_factory=dict)
     servers: list[str] | None = Field(default=None, description="the env's servers this task uses (None: all)")
     excluded_tools: list[str] = Field(default_factory=list)

@@ -34,6 +34,9 @@ class RewardBreakdown(BaseModel):
     gates: dict[str, bool] = Field(default_factory=dict)
     components: dict[str, float | None] = Field(default_factory=dict)
     reward: float = 0.0
+    correct: bool | None = Field(
+        default=None, description="the task's own verdict (BFCL's where it applies), gates aside"
+    )
     error_type: str | None = Field(default=None, description="the failing check, in BFCL's error-type terms")
     notes: list[str] = Field(default_factory=list)
 

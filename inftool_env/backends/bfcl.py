@@ -19,7 +19,7 @@ from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
 from inftool_env.spec.ir import ToolSuite
-from inftool_env.tasks import Task, ToolCall
+from inftool_env.tasks import BfclReference, Category, Task, ToolCall
 
 _SOURCE_PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 # class -> (module in the wheel, tool doc file in bfcl_eval/data/multi_turn_func_doc/)
@@ -67,19 +67,20 @@ def bfcl_class(class_name: str) -> type:
     return cls
 
 
-def _load_scenario(instance: Any, initial: Mapping[str, Any]) -> None:
-    loader = getattr(instance, "_load_scenario", None)
-    if loader is not None:
-        loader(dict(initial), long_context=False)
-
-
 class BfclBackend(PythonBackend):
-    """One BFCL domain. ``initial`` is that class's entry of a task's ``initial_config``."""
+    """One BFCL domain. ``initial`` is that class's entry of a task's ``initial_config``;
+    ``long_context`` loads BFCL's long-context variant of every scenario."""
 
-    def __init__(self, class_name: str) -> None:
+    def __init__(self, class_name: str, *, long_context: bool = False) -> None:
         self.class_name = class_name
+        self.long_context = long_context
         cls = bfcl_class(class_name)
-        super().__init__(cls, load_state=_load_scenario)
+        super().__init__(cls, load_state=self._load_scenario)
+
+    def _load_scenario(self, instance: Any, initial: Mapping[str, Any]) -> None:
+        loader = getattr(instance, "_load_scenario", None)
+        if loader is not None:
+            loader(dict(initial), long_context=self.long_context)
 
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> Any:
         # BFCL's scenarios carry their own random_seed; the episode seed does not override it, so
@@ -88,8 +89,13 @@ class BfclBackend(PythonBackend):
 
 
 # -- BFCL multi-turn entries as tasks --------------------------------------------------------------
-# long_context loads scenarios differently and miss_func adds tools mid-episode: not served yet.
-MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_param")
+MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
+TASK_CATEGORY: dict[str, Category] = {
+    "multi_turn_base": "multi_turn", "multi_turn_miss_func": "missing_function",
+    "multi_turn_miss_param": "missing_param", "multi_turn_long_context": "long_context",
+}  # fmt: skip
+# What the user says at the turn a withheld function becomes available (BFCL's turn has no text).
+TOOLS_ADDED_PROMPT = "More tools are available to you now: {names}. Please carry on with my request."
 
 
 def bfcl_multi_turn_tasks(category: str, *, domain: str | None = None, limit: int | None = None) -> list[Task]:
@@ -107,11 +113,17 @@ def bfcl_multi_turn_tasks(category: str, *, domain: str | None = None, limit: in
             continue
         classes = entry["involved_classes"]
         owner = {t.name: suites[c] for c in classes for t in suites[c].tools}
+        added = {int(k): list(v) for k, v in entry.get("missed_function", {}).items()}
+        turns = ["\n\n".join(m["content"] for m in turn if m["role"] == "user") for turn in entry["question"]]
+        for at, names in added.items():
+            turns[at] = turns[at] or TOOLS_ADDED_PROMPT.format(names=", ".join(names))
         tasks.append(
             Task(
                 id=entry["id"],
-                category="multi_turn" if category == "multi_turn_base" else "missing_param",
-                turns=[turn[0]["content"] if turn else "" for turn in entry["question"]],
+                category=TASK_CATEGORY[category],
+                turns=turns,
+                tools_added=added,
+                bfcl=BfclReference(category=category),
                 servers=classes,
                 excluded_tools=entry.get("excluded_function", []),
                 initial_state={c: entry["initial_config"].get(c, {}) for c in classes},

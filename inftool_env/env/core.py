@@ -179,7 +179,8 @@ class ToolEnv:
         clients = self._episode_clients(task, names, key, episode_seed)
         tools, owner = self._offer(task, names, turn=0)
         messages: list[dict[str, Any]] = []
-        system = "\n\n".join(p for p in (self.config.system_prompt, self.format.render_tools(tools)) if p)
+        parts = (self.config.system_prompt, task.system_prompt, self.format.render_tools(tools))
+        system = "\n\n".join(p for p in parts if p)
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": await self.user.opening(task)})

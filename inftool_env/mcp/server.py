@@ -13,6 +13,7 @@ session object, so the session cannot be the key.) Episode states are kept LRU-b
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import json
 import logging
@@ -125,7 +126,9 @@ class CompiledServer:
         if problems:
             return error_result(f"Invalid arguments for {name!r}: " + "; ".join(problems))
         try:
-            result = await self.backend.call(tool, arguments, state)
+            # A copy: backends may mutate what they are given (BFCL's post_tweet appends to `mentions`),
+            # and in-process callers (replays, the env) must not see their calls change under them.
+            result = await self.backend.call(tool, copy.deepcopy(arguments), state)
         except ToolCallError as exc:
             return error_result(str(exc))
         except Exception as exc:  # a backend's own failure is the model's observation, not a crash

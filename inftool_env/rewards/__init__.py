@@ -76,8 +76,11 @@ class GatedReward:
         reward = self._combine(scored) if passed and scored else 0.0
         if outcome.trajectory.truncated:
             notes.append(f"truncated: {outcome.trajectory.truncation_reason}")
-        return RewardBreakdown(gates=gates, components=components, reward=reward, notes=notes,
-                               error_type=None if verdict is None or verdict.valid else verdict.error_type)  # fmt: skip
+        return RewardBreakdown(
+            gates=gates, components=components, reward=reward, notes=notes,
+            correct=None if verdict is None else verdict.valid,
+            error_type=None if verdict is None or verdict.valid else verdict.error_type,
+        )  # fmt: skip
 
     def _combine(self, scored: dict[str, float]) -> float:
         total = sum(self.weights.get(k, 0.0) for k in scored)
@@ -104,6 +107,9 @@ def correctness(outcome: EpisodeOutcome) -> tuple[dict[str, float | None], Verdi
     if outcome.turns is not None:
         components["state"], components["response"] = turn_scores(outcome.turns)
         verdict = check_multi_turn(outcome.turns) if verdict is None else verdict
+        if task.bfcl is not None and outcome.trajectory.truncated:  # BFCL fails a force-terminated entry
+            reason = outcome.trajectory.truncation_reason
+            verdict = Verdict(False, "multi_turn:force_terminated", [f"The episode was cut short ({reason})."])
     return components, verdict
 
 

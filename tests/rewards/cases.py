@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-from inftool_env.rewards.bfcl_lang import to_source
+from inftool_env.eval.bfcl_data import as_source, ground_truth_call
 
 AST_CATEGORIES = (
     "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
@@ -28,32 +28,7 @@ def entries(category: str) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]
         yield entry, answers[entry["id"]]
 
 
-def ground_truth_call(possible: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]]:
-    """A concrete answer: each parameter's first real option (dict options resolved key by key);
-    parameters whose options are all "" (optional, may be left out) are left out."""
-    name, params = next(iter(possible.items()))
-    return {name: {k: _concrete(first) for k, v in params.items() if (first := _first_real(v)) is not _NONE}}
-
-
-_NONE = object()
-
-
-def _first_real(options: Any) -> Any:
-    if not isinstance(options, list):  # a few entries give a bare value instead of a list of options
-        return options
-    return next((o for o in options if o != ""), _NONE)
-
-
-def _concrete(option: Any) -> Any:
-    """Possible-answer dicts map each key to its options; a list of such dicts likewise."""
-    if isinstance(option, dict):
-        return {k: _concrete(first) for k, v in option.items() if (first := _first_real(v)) is not _NONE}
-    if isinstance(option, list) and option and all(isinstance(x, dict) for x in option):
-        return [_concrete(x) for x in option]
-    return option
-
-
-def _other_value(value: Any) -> Any:
+def other_value(value: Any) -> Any:
     if isinstance(value, bool):
         return not value
     if isinstance(value, int | float):
@@ -79,14 +54,6 @@ def language_of(category: str) -> str:
     return {"simple_java": "java", "simple_javascript": "javascript"}.get(category, "python")
 
 
-def as_source(call: dict[str, dict[str, Any]], docs: list[dict[str, Any]], language: str) -> dict[str, dict[str, Any]]:
-    """Java/JS categories: every argument written as source code, the way models answer them."""
-    name, args = next(iter(call.items()))
-    props = next(d for d in docs if d["name"] == name)["parameters"]["properties"]
-    return {name: {k: to_source(language, v, props[k]["type"], props[k].get("items", {}).get("type"))
-                   for k, v in args.items()}}  # fmt: skip
-
-
 def mutations(
     output: list[dict[str, dict[str, Any]]], docs: list[dict[str, Any]], truth: list[dict[str, dict[str, Any]]]
 ) -> Iterator[tuple[str, list[Any]]]:
@@ -95,7 +62,7 @@ def mutations(
     doc = next((d for d in docs if d["name"] == first_name), docs[0])
     required = doc["parameters"].get("required", [])
     for param, value in first_args.items():
-        for label, new in (("wrong_value", _other_value(value)), ("wrong_type", _other_type(value))):
+        for label, new in (("wrong_value", other_value(value)), ("wrong_type", _other_type(value))):
             mutated = copy.deepcopy(output)
             mutated[0][first_name][param] = new
             yield f"{label}:{param}", mutated

@@ -12,16 +12,17 @@ from typing import Any
 from tests.conftest import REPO
 
 SCRIPT = Path(__file__).with_name("official_bfcl_checker.py")
+MULTI_TURN_SCRIPT = Path(__file__).with_name("official_multi_turn_checker.py")
 
 
 def official_python() -> Path:
     return Path(os.environ.get("INFTOOL_BFCL_PYTHON", REPO / ".venv-bfcl" / "bin" / "python"))
 
 
-def official_verdicts(cases: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], float]:
+def official_verdicts(cases: list[dict[str, Any]], script: Path = SCRIPT) -> tuple[dict[str, dict[str, Any]], float]:
     """Verdicts by case id, and the seconds the official checking took (imports excluded)."""
     proc = subprocess.run(  # noqa: S603 - our own script, our own interpreter path
-        [str(official_python()), str(SCRIPT)],
+        [str(official_python()), str(script)],
         input="".join(json.dumps(c) + "\n" for c in cases),
         capture_output=True,
         text=True,
