@@ -83,7 +83,8 @@ class ToolEnv:
         self.servers = servers
         self.format = get_format(config.format)
         self.user = user or get_user(config.user)
-        self.reward_fn = reward_fn or GatedReward(config.reward.gates, config.reward.basis, config.reward.weights)
+        weights = {str(k): v for k, v in config.reward.weights.items()}
+        self.reward_fn = reward_fn or GatedReward(config.reward.gates, config.reward.basis, weights)
         self.limits: Limits = config.limits
         self.np_random, _ = seeding.np_random(None)
         self._uid = next(_ENV_IDS)

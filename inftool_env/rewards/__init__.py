@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from inftool_env.env.config import Component
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
 from inftool_env.rewards.multi_turn import TurnOutcome, check_multi_turn, turn_scores
 from inftool_env.tasks import Task
@@ -50,7 +49,7 @@ class GatedReward:
         self,
         gates: Sequence[str] = GATES,
         basis: Sequence[str] = COMPONENTS,
-        weights: Mapping[str, float] | Mapping[Component, float] | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> None:
         for kind, names, known in (("gates", gates, GATES), ("components", [*basis, *(weights or {})], COMPONENTS)):
             unknown = [n for n in names if n not in known]
