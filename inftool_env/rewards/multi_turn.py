@@ -86,10 +86,9 @@ async def replay_turns(
         truth = task.ground_truth[k] if k < len(task.ground_truth) else []
         results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
         truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
-        outcomes.append(
-            TurnOutcome(steps, results, len(truth), truth_results,
-                        _snapshot(servers, model_states), _snapshot(servers, truth_states))
-        )  # fmt: skip
+        # Only turns whose ground truth calls something are checked: the others skip the snapshots.
+        state, truth_state = (_snapshot(servers, model_states), _snapshot(servers, truth_states)) if truth else ({}, {})
+        outcomes.append(TurnOutcome(steps, results, len(truth), truth_results, state, truth_state))
     return outcomes
 
 

@@ -262,3 +262,57 @@ def test_registry_errors_suggest_names(tmp_path):
     (tmp_path / "b.toml").write_text('id = "ns/Bad-v0"\nservers = []\n[tasks]\nsource = "t.jsonl"\n')
     with pytest.raises(RegistrationError, match=r"b.toml: servers: List should have at least 1 item"):
         Registry().register_dir(tmp_path)
+
+
+READ = Task(
+    id="read",
+    turns=["What is book 1?"],
+    initial_state={"shelf": {"collections": {"/books": {"1": {"id": 1, "title": "Emma", "author": "Austen"}}}}},
+    ground_truth=[[ToolCall(name="getBook", arguments={"bookId": 1})]],
+)
+
+
+async def test_a_read_only_task_is_not_won_by_calling_nothing():
+    env = bookshelf_env([READ])
+    await env.reset(seed=0)
+    done = await env.step("It is a book.")  # state unchanged, as the ground truth leaves it
+    breakdown = done.info["reward_breakdown"]
+    assert breakdown["components"]["state"] == 1.0 and breakdown["components"]["response"] == 0.0
+    assert done.reward == 0.0 and breakdown["correct"] is False
+    assert breakdown["error_type"] == "multi_turn:empty_turn_model_response"
+    await env.close()
+
+
+async def test_weights_in_the_manifest_give_partial_credit():
+    from inftool_env.env.config import RewardConfig
+
+    env = bookshelf_env([READ])
+    for reward, expected in ((RewardConfig(), 0.0), (RewardConfig(weights={"state": 1, "response": 3}), 0.25),
+                             (RewardConfig(basis=("state",)), 1.0)):  # fmt: skip
+        config = env.config.model_copy(update={"reward": reward})
+        weighted = ToolEnv(config, [READ], env.servers)
+        await weighted.reset(seed=0)
+        done = await weighted.step("It is a book.")
+        assert done.reward == expected, reward
+        await weighted.close()
+    with pytest.raises(ValueError, match="Input should be 'ast', 'relevance', 'state' or 'response'"):
+        RewardConfig(weights={"vibes": 1.0})
+
+
+async def test_withheld_tools_are_offered_from_their_turn_and_one_shot_tasks_end_at_once():
+    later = Task(id="later", turns=["First.", "Now add one."], tools_added={1: ["addBook"]},
+                 ground_truth=[[], [ToolCall(name="addBook", arguments={"title": "T", "author": "A"})]])  # fmt: skip
+    env = bookshelf_env([later])
+    obs, _ = await env.reset(seed=0)
+    assert "addBook" not in {t["function"]["name"] for t in obs["tools"]}
+    step = await env.step(call("addBook", title="T", author="A"))
+    assert step.info["calls"][0]["error_kind"] == "unknown_tool"
+    step = await env.step("ok")
+    assert "addBook" in {t["function"]["name"] for t in step.observation["tools"]}
+    await env.close()
+
+    once = bookshelf_env([ADD.model_copy(update={"one_shot": True})])
+    await once.reset(seed=0)
+    done = await once.step(call("getBook", bookId=1))
+    assert done.terminated and len(done.info["trajectory"].turns) == 1
+    await once.close()
