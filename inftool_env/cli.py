@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         "our envs; `inftool eval bfcl --from-results FILE_OR_DIR` scores results in BFCL's own format.",
     )  # fmt: skip
     evaluate.add_argument("env_id", help="a registered env id, or `bfcl` for the BFCL v4 benchmark")
-    evaluate.add_argument("--policy", help="oracle (model-backed policies come with the policies work)")
+    evaluate.add_argument("--policy", help="oracle, openai:URL#MODEL[?options], scripted:FILE")
     evaluate.add_argument("--categories", nargs="+", help="bfcl: categories or groups (all, non_live, live, "
                           "relevance, multi_turn); default all")  # fmt: skip
     evaluate.add_argument("--limit", type=int, help="bfcl: the first N entries of each category")
@@ -197,7 +197,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InftoolError("--policy is required (e.g. --policy oracle)")
 
     from inftool_env.eval.runner import evaluate, format_summary
-    from inftool_env.policies import resolve_policy
+    from inftool_env.policies import close_policy, resolve_policy
     from inftool_env.registration import make
     from inftool_env.tasks import load_tasks
 
@@ -211,6 +211,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                   concurrency=args.concurrency, out=Path(args.out))  # fmt: skip
         finally:
             await env.close()
+            await close_policy(policy)
 
     summary, _ = anyio.run(run)
     print(format_summary(summary))

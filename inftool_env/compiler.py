@@ -2,14 +2,16 @@
 
 Spec sources: a spec file, ``bfcl:<Class>``, ``python:<module>:<Class>``, ``stdio:<command>`` or an
 MCP URL. Backends: ``stateful`` (simulated from an OpenAPI spec), ``python:<module>:<Class>``,
-``bfcl:<Class>``, ``proxy`` (forward to the live server the spec came from). With none named, the
-natural one for the source is picked, and a source nothing can execute gets an error saying so.
+``bfcl:<Class>``, ``llm:<model>`` (a model simulates the results), ``proxy`` (forward to the live server
+the spec came from). With none named, the natural one for the source is picked, and a source nothing
+can execute gets an error saying so.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from inftool_env.backends.base import Backend
@@ -20,7 +22,7 @@ from inftool_env.mcp.server import CompiledServer
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES, is_live_source, load_spec
 
-BACKEND_KINDS = ("stateful", "python:MODULE:CLASS", "bfcl:CLASS[:long_context]", "proxy")
+BACKEND_KINDS = ("stateful", "python:MODULE:CLASS", "bfcl:CLASS[:long_context]", "llm:MODEL[?cache=FILE]", "proxy")
 
 
 def load_suite(
@@ -51,6 +53,15 @@ def make_backend(source: str, suite: ToolSuite, backend: str | None = None) -> B
         if variant not in ("", "long_context"):
             raise BackendError(f"unknown BFCL backend variant {variant!r} in {kind!r}; known: long_context")
         return BfclBackend(name, long_context=variant == "long_context")
+    if kind.startswith("llm:"):
+        from inftool_env.backends.llm_sim import LLMSimBackend
+        from inftool_env.llm import resolve_model
+
+        chat, options = resolve_model(kind.removeprefix("llm:"))
+        cache = options.pop("cache", None)
+        if options:
+            raise BackendError(f"backend {kind!r}: unknown options {sorted(options)}; known: cache")
+        return LLMSimBackend(chat, suite, cache_path=Path(cache) if cache else None)
     if kind == "proxy":
         if not is_live_source(source):
             raise BackendError("the proxy backend needs a live server source (stdio:… or http(s)://…)")
@@ -67,7 +78,10 @@ def _default_backend(source: str, suite: ToolSuite) -> str:
         return "proxy"
     if suite.format.startswith("openapi"):
         return "stateful"
-    raise BackendError(f"{source} holds function docs only: name what executes them with --backend python:MODULE:CLASS")
+    raise BackendError(
+        f"{source} holds function docs only: name what executes them with --backend python:MODULE:CLASS "
+        "(or llm:MODEL to simulate them)"
+    )
 
 
 def compile_spec(

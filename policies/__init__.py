@@ -1,8 +1,11 @@
-"""Assistant policies (installed as ``inftool_env.policies``), named on the command line by one string.
+"""Assistant policies (installed as ``inftool_env.policies``), each named on the command line by one string.
 
-Available now: ``oracle`` (plays each task's ground truth). The model-backed policies — an
-OpenAI-compatible endpoint, HF transformers, vLLM, GGUF — land with the policies work and will be
-named the same way (``openai:URL#MODEL``, ``hf:PATH``, ``vllm:PATH``, ``gguf:PATH``).
+- ``oracle``: plays each task's ground truth (contract tests, and the ceiling of an evaluation);
+- ``openai:URL#MODEL[?options]``: any OpenAI-compatible endpoint (vLLM's server, ours over a local model);
+- ``scripted:FILE``: replies from a JSON list (dry runs, tests).
+
+Options: ``tools=native|prompt``, ``temperature``, ``seed``, ``max_tokens``, ``logprobs=1``, and for
+endpoints ``stream=1`` and ``concurrency`` (requests in flight, shared by every episode).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 from inftool_env.errors import PolicyError
 from inftool_env.tasks import Task
 
-PLANNED = ("openai:", "hf:", "vllm:", "gguf:")
+PLANNED = ("hf:", "vllm:", "gguf:")
+KNOWN = "oracle, openai:URL#MODEL, scripted:FILE"
 
 
 def resolve_policy(spec: str) -> Callable[[Task], Any]:
@@ -22,6 +26,54 @@ def resolve_policy(spec: str) -> Callable[[Task], Any]:
         from inftool_env.policies.oracle import OraclePolicy
 
         return OraclePolicy
+    if spec.startswith(("openai:", "scripted:")):
+        return _chat_policy(spec)
     if spec.startswith(PLANNED):
-        raise PolicyError(f"policy {spec!r}: model-backed policies are not available yet; available: oracle")
-    raise PolicyError(f"unknown policy {spec!r}; available: oracle")
+        raise PolicyError(f"policy {spec!r}: local model backends are not available yet; available: {KNOWN}")
+    raise PolicyError(f"unknown policy {spec!r}; available: {KNOWN}")
+
+
+def _chat_policy(spec: str) -> Callable[[Task], Any]:
+    from inftool_env.llm import resolve_model
+
+    chat, options = resolve_model(spec)
+    try:
+        tools = options.pop("tools", "native")
+        if tools not in ("native", "prompt"):
+            raise ValueError(f"tools must be native or prompt, not {tools!r}")
+        kwargs: dict[str, Any] = {
+            "tools": tools,
+            "temperature": float(options.pop("temperature")) if "temperature" in options else None,
+            "seed": int(options.pop("seed")) if "seed" in options else None,
+            "max_tokens": int(options.pop("max_tokens")) if "max_tokens" in options else None,
+            "logprobs": options.pop("logprobs", "0") in ("1", "true"),
+        }
+    except ValueError as exc:
+        raise PolicyError(f"policy {spec!r}: {exc}") from None
+    if options:
+        raise PolicyError(f"policy {spec!r}: unknown options {sorted(options)}")
+    return ChatPolicyFactory(chat, kwargs)
+
+
+class ChatPolicyFactory:
+    """One ChatPolicy per episode, all on one model client (so its concurrency bound is shared)."""
+
+    def __init__(self, chat: Any, options: dict[str, Any]) -> None:
+        self.chat, self.options = chat, options
+
+    def __call__(self, task: Task) -> Any:
+        from inftool_env.policies.chat import ChatPolicy
+
+        return ChatPolicy(self.chat, **self.options)
+
+    async def aclose(self) -> None:
+        close = getattr(self.chat, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def close_policy(factory: Any) -> None:
+    """Release what a policy factory holds (HTTP clients); a no-op for those that hold nothing."""
+    close = getattr(factory, "aclose", None)
+    if close is not None:
+        await close()

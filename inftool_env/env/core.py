@@ -268,6 +268,9 @@ class ToolEnv:
             return await self._finish(terminated=True, reason=None)
         if parsed.error is None and not parsed.calls:
             reply = await self.user.reply(ep.task, traj.messages)
+            if reply.usage is not None:
+                for key, value in vars(reply.usage).items():
+                    traj.user_usage[key] = traj.user_usage.get(key, 0) + value
             if reply.done:
                 return await self._finish(terminated=True, reason=None)
             turn.user_reply = reply.message

@@ -26,6 +26,7 @@ from inftool_env.errors import SpecError
 from inftool_env.eval.bfcl_data import CATEGORIES, BfclCategory, CategoryData, load_category
 from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.eval.bfcl_results import decode_step, decode_turns, encode, read_results, result_file
+from inftool_env.policies import close_policy
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
 from inftool_env.rewards.multi_turn import check_multi_turn, replay_turns
 from inftool_env.tasks import Task
@@ -237,16 +238,19 @@ async def evaluate_bfcl(
     progress: bool = True,
 ) -> BfclReport:
     report = BfclReport(policy_name, [], {c.name: c.reason for c in categories if c.kind == "not_run"})
-    for cat in categories:
-        if cat.kind == "not_run":
-            continue
-        data = load_category(cat, limit=limit)
-        if progress:
-            print(f"{cat.name}: {len(data.tasks)} entries", flush=True)
-        trajectories = await run_category(data, policy, format=format, concurrency=concurrency, progress=progress)
-        report.entries += verdicts(data, trajectories)
-        if out is not None:
-            write_results(out / "results", data, trajectories)
+    try:
+        for cat in categories:
+            if cat.kind == "not_run":
+                continue
+            data = load_category(cat, limit=limit)
+            if progress:
+                print(f"{cat.name}: {len(data.tasks)} entries", flush=True)
+            trajectories = await run_category(data, policy, format=format, concurrency=concurrency, progress=progress)
+            report.entries += verdicts(data, trajectories)
+            if out is not None:
+                write_results(out / "results", data, trajectories)
+    finally:
+        await close_policy(policy)
     if out is not None:
         save_report(report, out)
     return report

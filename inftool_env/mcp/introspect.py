@@ -78,6 +78,8 @@ def load_live_suite(source: str) -> ToolSuite:
 class ProxyBackend:
     """Forwards calls to a live MCP server; its state is the upstream's own (not per episode)."""
 
+    replayable = False  # a checker must not call a live system again to replay an episode
+
     def __init__(self, source: str) -> None:
         self.source = source
         self._client: ToolClient | None = None

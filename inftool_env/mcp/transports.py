@@ -7,11 +7,11 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import uvicorn
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 
+from inftool_env.asgi import running_asgi
 from inftool_env.errors import ServerError
 from inftool_env.mcp.server import CompiledServer
 
@@ -64,14 +64,7 @@ async def running_http(
     compiled: CompiledServer, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
 ) -> AsyncIterator[str]:
     """Serve in this event loop for the block's duration; yields the URL (port 0 picks a free one)."""
-    server = _uvicorn(compiled, host, port)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(startup_timeout):
-            while not server.started:
-                await anyio.sleep(0.005)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield f"http://{host}:{bound}/mcp"
-        finally:
-            server.should_exit = True
+    async with running_asgi(
+        http_app(compiled, host=host), host=host, port=port, startup_timeout=startup_timeout
+    ) as bound:
+        yield f"http://{host}:{bound}/mcp"

@@ -1,4 +1,4 @@
-"""User simulators: who speaks to the assistant. The LLM user (policies work) fits the same protocol."""
+"""User simulators: who speaks to the assistant — scripted, template-driven, or an LLM (``llm:MODEL``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inftool_env.errors import RegistrationError
+from inftool_env.llm import Usage
 from inftool_env.tasks import Task
 
 
@@ -14,6 +15,7 @@ from inftool_env.tasks import Task
 class UserReply:
     message: str | None
     done: bool = False
+    usage: Usage | None = None  # what a model-backed user spent on this reply
 
 
 class UserSimulator(Protocol):
@@ -67,7 +69,12 @@ USERS: dict[str, type[ScriptedUser] | type[TemplateUser]] = {"scripted": Scripte
 
 
 def get_user(name: str) -> UserSimulator:
+    """``scripted``, ``template``, or ``llm:MODEL[?temperature=T]`` (a model string, see inftool_env.llm)."""
+    if name.startswith("llm:"):
+        from inftool_env.users.llm import LLMUser
+
+        return LLMUser.from_spec(name.removeprefix("llm:"))
     if name not in USERS:
-        raise RegistrationError(f"unknown user simulator {name!r}; known: {', '.join(USERS)}")
+        raise RegistrationError(f"unknown user simulator {name!r}; known: {', '.join(USERS)}, llm:MODEL")
     user: UserSimulator = USERS[name]()
     return user

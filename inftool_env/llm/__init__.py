@@ -1,0 +1,85 @@
+"""The LLM boundary: one ``ChatModel`` protocol behind every role that needs a model (the assistant
+policy, the user simulator, the simulated MCP server), and the string that names a model.
+
+``openai:URL#MODEL`` is any OpenAI-compatible chat endpoint (vLLM's server in production, ours in
+tests); ``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model
+after ``?``: ``openai:http://127.0.0.1:8000/v1#qwen?temperature=0.7&stream=1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from inftool_env.errors import PolicyError
+
+
+@dataclass
+class Usage:
+    """Tokens spent; summed over an episode (``+=``), never overwritten."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    def __iadd__(self, other: Usage) -> Usage:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.calls += other.calls
+        return self
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One assistant message (OpenAI shape: content and/or tool_calls), with what the backend could give."""
+
+    message: dict[str, Any]
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+
+
+class ChatModel(Protocol):
+    name: str
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        logprobs: bool = False,
+    ) -> Completion: ...
+
+
+MODEL_KINDS = ("openai:URL#MODEL", "scripted:FILE")
+
+
+def split_options(spec: str) -> tuple[str, dict[str, str]]:
+    """``base?k=v&k2=v2`` -> (base, options); the ``?`` counts only after the model's ``#``."""
+    head, sep, model = spec.partition("#")
+    model, _, query = model.partition("?")
+    return head + sep + model, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
+    """A model string -> (the model, the options it did not consume)."""
+    base, options = split_options(spec)
+    if base.startswith("openai:"):
+        from inftool_env.llm.openai_chat import OpenAIChat
+
+        url, sep, model = base.removeprefix("openai:").partition("#")
+        if not sep or not model or not url.startswith(("http://", "https://")):
+            raise PolicyError(f"{spec!r}: expected openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#qwen")
+        chat = OpenAIChat(url, model, stream=options.pop("stream", "0") in ("1", "true"),
+                          concurrency=int(options.pop("concurrency", "8")))  # fmt: skip
+        return chat, options
+    if base.startswith("scripted:"):
+        from inftool_env.llm.scripted import ScriptedChat
+
+        return ScriptedChat.from_file(base.removeprefix("scripted:")), options
+    raise PolicyError(f"unknown model {spec!r}; expected one of: {', '.join(MODEL_KINDS)}")

@@ -1,0 +1,61 @@
+"""A chat model that replies from a script: the fake at the LLM boundary for tests and dry runs.
+
+Each reply is text or an assistant message dict (with ``tool_calls``), or a function of the request.
+Token counts are whitespace words: honest about being a fake, yet enough to test accounting.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from inftool_env.errors import PolicyError
+from inftool_env.llm import Completion, Usage
+
+Reply = str | dict[str, Any] | Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], "str | dict[str, Any]"]
+
+
+class ScriptedChat:
+    def __init__(self, replies: Sequence[Reply], *, name: str = "scripted", cycle: bool = False) -> None:
+        if not replies:
+            raise PolicyError("a scripted model needs at least one reply")
+        self.name, self.replies, self.cycle = name, list(replies), cycle
+        self.requests: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_file(cls, path: str) -> ScriptedChat:
+        try:
+            replies = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PolicyError(f"cannot read scripted replies from {path}: {exc}") from None
+        if not isinstance(replies, list):
+            raise PolicyError(f"{path}: expected a JSON list of replies")
+        return cls(replies, name=f"scripted:{path}", cycle=True)
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        logprobs: bool = False,
+    ) -> Completion:
+        request = {"messages": messages, "tools": tools, "temperature": temperature, "seed": seed}
+        self.requests.append(request)
+        n = len(self.requests) - 1
+        if n >= len(self.replies) and not self.cycle:
+            raise PolicyError(f"the script has {len(self.replies)} replies and reply {n + 1} was asked for")
+        reply = self.replies[n % len(self.replies)]
+        if callable(reply):
+            reply = reply(messages, tools)
+        message = {"role": "assistant", "content": reply} if isinstance(reply, str) else dict(reply)
+        message.setdefault("role", "assistant")
+        message.setdefault("content", "")
+        prompt = sum(len(str(m.get("content") or "").split()) for m in messages)
+        calls = message.get("tool_calls")
+        completion = len(str(message["content"]).split()) + (len(json.dumps(calls).split()) if calls else 0)
+        return Completion(message, Usage(prompt, completion, 1), "tool_calls" if message.get("tool_calls") else "stop")

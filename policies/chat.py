@@ -1,0 +1,47 @@
+"""The assistant on a chat model: the conversation and the offered tools in, one assistant turn out.
+
+``tools="native"`` sends the tools in the request (``tools=``) and returns the model's message with its
+``tool_calls``; ``tools="prompt"`` sends none and returns the text, for envs whose tool-call format
+renders the tools into the system prompt and parses calls out of text (Hermes/Qwen, Llama 3, BFCL).
+Every completion is kept (``samples``: logprobs and token ids where the backend gives them) and its
+tokens summed over the episode (``usage``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from inftool_env.llm import ChatModel, Completion, Usage
+
+
+class ChatPolicy:
+    def __init__(
+        self,
+        chat: ChatModel,
+        *,
+        tools: Literal["native", "prompt"] = "native",
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        logprobs: bool = False,
+    ) -> None:
+        self.chat, self.tools = chat, tools
+        self.temperature, self.seed, self.max_tokens, self.logprobs = temperature, seed, max_tokens, logprobs
+        self.samples: list[Completion] = []
+        self.usage = Usage()
+
+    async def act(self, observation: dict[str, Any]) -> dict[str, Any] | str:
+        offered = observation.get("tools") or None
+        done = await self.chat.complete(
+            observation["messages"],
+            tools=offered if self.tools == "native" else None,
+            temperature=self.temperature,
+            seed=None if self.seed is None else self.seed + len(self.samples),
+            max_tokens=self.max_tokens,
+            logprobs=self.logprobs,
+        )
+        self.samples.append(done)
+        self.usage += done.usage
+        if self.tools == "prompt":
+            return str(done.message.get("content") or "")
+        return done.message
