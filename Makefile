@@ -12,7 +12,7 @@ BFCL_STAMP := $(BFCL_VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo,model]'
 	# BFCL's data and multi-turn API classes, without its heavy pins (numpy 1.26, torch, provider SDKs).
 	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)

@@ -2,6 +2,7 @@
 
 - ``oracle``: plays each task's ground truth (contract tests, and the ceiling of an evaluation);
 - ``openai:URL#MODEL[?options]``: any OpenAI-compatible endpoint (vLLM's server, ours over a local model);
+- ``hf:PATH`` / ``hf:embedded``: a local transformers model, or the embedded default (``model`` extra);
 - ``scripted:FILE``: replies from a JSON list (dry runs, tests).
 
 Options: ``tools=native|prompt``, ``temperature``, ``seed``, ``max_tokens``, ``logprobs=1``, and for
@@ -16,8 +17,8 @@ from typing import Any
 from inftool_env.errors import PolicyError
 from inftool_env.tasks import Task
 
-PLANNED = ("hf:", "vllm:", "gguf:")
-KNOWN = "oracle, openai:URL#MODEL, scripted:FILE"
+PLANNED = ("vllm:", "gguf:")
+KNOWN = "oracle, openai:URL#MODEL, hf:PATH, hf:embedded, scripted:FILE"
 
 
 def resolve_policy(spec: str) -> Callable[[Task], Any]:
@@ -26,7 +27,7 @@ def resolve_policy(spec: str) -> Callable[[Task], Any]:
         from inftool_env.policies.oracle import OraclePolicy
 
         return OraclePolicy
-    if spec.startswith(("openai:", "scripted:")):
+    if spec.startswith(("openai:", "scripted:", "hf:")):
         return _chat_policy(spec)
     if spec.startswith(PLANNED):
         raise PolicyError(f"policy {spec!r}: local model backends are not available yet; available: {KNOWN}")

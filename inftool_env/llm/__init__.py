@@ -2,7 +2,8 @@
 policy, the user simulator, the simulated MCP server), and the string that names a model.
 
 ``openai:URL#MODEL`` is any OpenAI-compatible chat endpoint (vLLM's server in production, ours in
-tests); ``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model
+tests); ``hf:PATH`` a local transformers model (a directory or a .gguf file), ``hf:embedded`` the
+embedded default model; ``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model
 after ``?``: ``openai:http://127.0.0.1:8000/v1#qwen?temperature=0.7&stream=1``.
 """
 
@@ -56,7 +57,7 @@ class ChatModel(Protocol):
     ) -> Completion: ...
 
 
-MODEL_KINDS = ("openai:URL#MODEL", "scripted:FILE")
+MODEL_KINDS = ("openai:URL#MODEL", "hf:PATH", "hf:embedded", "scripted:FILE")
 
 
 def split_options(spec: str) -> tuple[str, dict[str, str]]:
@@ -78,6 +79,10 @@ def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
         chat = OpenAIChat(url, model, stream=options.pop("stream", "0") in ("1", "true"),
                           concurrency=int(options.pop("concurrency", "8")))  # fmt: skip
         return chat, options
+    if base.startswith("hf:"):
+        from inftool_env.llm.hf import HFChat
+
+        return HFChat(base.removeprefix("hf:"), max_new_tokens=int(options.pop("max_new_tokens", "256"))), options
     if base.startswith("scripted:"):
         from inftool_env.llm.scripted import ScriptedChat
 

@@ -118,7 +118,7 @@ async def test_bad_requests_to_our_server_get_clear_errors():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [("openai:localhost#m", "expected openai:URL#MODEL"), ("openai:http://x/v1#m?colour=red", "unknown options"),
-     ("openai:http://x/v1#m?tools=sometimes", "tools must be native or prompt"), ("hf:/models/x", "not available"),
+     ("openai:http://x/v1#m?tools=sometimes", "tools must be native or prompt"), ("vllm:/models/x", "not available"),
      ("gpt", "unknown policy")],
 )  # fmt: skip
 def test_policy_string_mistakes(spec, message):

