@@ -42,6 +42,7 @@ bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_transports.py
 	$(BIN)/python bench/bench_env.py
 	$(BIN)/python bench/bench_bfcl_checker.py
+	$(BIN)/python bench/bench_model.py
 
 clean:
 	rm -rf $(VENV) $(BFCL_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

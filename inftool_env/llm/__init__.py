@@ -61,10 +61,14 @@ MODEL_KINDS = ("openai:URL#MODEL", "hf:PATH", "hf:embedded", "scripted:FILE")
 
 
 def split_options(spec: str) -> tuple[str, dict[str, str]]:
-    """``base?k=v&k2=v2`` -> (base, options); the ``?`` counts only after the model's ``#``."""
-    head, sep, model = spec.partition("#")
-    model, _, query = model.partition("?")
-    return head + sep + model, dict(parse_qsl(query, keep_blank_values=True))
+    """``base?k=v&k2=v2`` -> (base, options); with a ``#MODEL``, the ``?`` counts only after it (an
+    endpoint URL may have its own query)."""
+    if "#" in spec:
+        head, sep, model = spec.partition("#")
+        model, _, query = model.partition("?")
+        return head + sep + model, dict(parse_qsl(query, keep_blank_values=True))
+    base, _, query = spec.partition("?")
+    return base, dict(parse_qsl(query, keep_blank_values=True))
 
 
 def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:

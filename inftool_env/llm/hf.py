@@ -52,7 +52,8 @@ class HFChat:
         self.tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf)
         self.tokenizer.padding_side = "left"
         dtype = torch.float32 if self.device == "cpu" else torch.bfloat16  # this CPU has no fast bf16
-        self.model = AutoModelForCausalLM.from_pretrained(where, gguf_file=gguf, dtype=dtype).to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(where, gguf_file=gguf, dtype=dtype)
+        self.model = model.to(self.device).eval()
         self.max_new_tokens, self.max_batch = max_new_tokens, max_batch
         self._queues: dict[tuple[float, int, int | None], list[_Request]] = {}
         self._lock = asyncio.Lock()
@@ -68,8 +69,8 @@ class HFChat:
                     for c in m["tool_calls"]
                 ]
             prepared.append(m)
-        encoded = self.tokenizer.apply_chat_template(
-            prepared, tools=tools, add_generation_prompt=True, tokenize=True, return_dict=True
+        encoded: Any = self.tokenizer.apply_chat_template(
+            prepared, tools=list(tools) if tools else None, add_generation_prompt=True, tokenize=True, return_dict=True
         )
         return list(encoded["input_ids"])
 
@@ -89,7 +90,7 @@ class HFChat:
         self._queues.setdefault(key, []).append(_Request(prompt, future))
         asyncio.get_running_loop().call_later(BATCH_WINDOW_S, lambda: asyncio.ensure_future(self._drain(key)))
         ids, lps = await future
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         parsed = _HERMES.parse(text)
         message: dict[str, Any] = {"role": "assistant", "content": parsed.content if parsed.calls else text}
         if parsed.calls and parsed.error is None:
