@@ -173,13 +173,10 @@ def write_results(out: Path, data: CategoryData, trajectories: list[Trajectory])
     """Our trajectories in BFCL's result format (scoreable by its harness and by ``score_results``)."""
     out.mkdir(parents=True, exist_ok=True)
     multi = data.category.kind == "multi_turn"
-    tasks = {t.id: t for t in data.tasks}
     path = out / result_file(data.category.name)
     with path.open("w", encoding="utf-8") as f:
         for traj in trajectories:
-            ref = tasks[traj.task_id].bfcl
-            names = ref.tool_names if ref else {}
-            f.write(json.dumps({"id": traj.task_id, "result": encode(traj, multi_turn=multi, names=names)}) + "\n")
+            f.write(json.dumps({"id": traj.task_id, "result": encode(traj, multi_turn=multi)}) + "\n")
     return path
 
 

@@ -73,12 +73,12 @@ def decode_turns(result: Any) -> list[Steps] | None:
     return turns
 
 
-def encode(trajectory: Trajectory, *, multi_turn: bool, names: dict[str, str] | None = None) -> Any:
-    """Our trajectory as BFCL's FC-style result (``names``: offered name -> BFCL's name)."""
-    names = names or {}
+def encode(trajectory: Trajectory, *, multi_turn: bool) -> Any:
+    """Our trajectory as BFCL's function-calling result, with the tool names as offered (BFCL's
+    dotted names arrive with ``_`` for ``.``, as function-calling APIs require and BFCL expects)."""
 
     def step(calls: list[Any]) -> list[dict[str, str]]:
-        return [{names.get(c.name, c.name): json.dumps(c.arguments, ensure_ascii=False)} for c in calls]
+        return [{c.name: json.dumps(c.arguments, ensure_ascii=False)} for c in calls]
 
     if not multi_turn:
         first = trajectory.turns[0] if trajectory.turns else None

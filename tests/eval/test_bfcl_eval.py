@@ -4,6 +4,8 @@ files in BFCL's own format."""
 from __future__ import annotations
 
 import json
+import subprocess
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from inftool_env.eval.bfcl import BfclReport, bfcl_aggregates, evaluate_bfcl, sc
 from inftool_env.eval.bfcl_data import CATEGORIES, GROUPS, resolve_categories
 from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.tasks import Task
+from tests.rewards.cases import other_value
+from tests.rewards.official import official_python
 
 RUNNABLE = [n for n, c in CATEGORIES.items() if c.kind != "not_run"]
 
@@ -140,3 +144,41 @@ def test_v4_aggregates_follow_bfcl_weights():
 
 def test_an_empty_report_has_no_categories():
     assert BfclReport("none", [], {}).accuracy() == {}
+
+
+class _Noisy:
+    """The oracle, but every third task's first argument is changed: a mix of right and wrong answers."""
+
+    def __call__(self, task: Task) -> Any:
+        from inftool_env.policies.oracle import OraclePolicy
+
+        if zlib.crc32(task.id.encode()) % 3 or not task.ground_truth or not any(task.ground_truth):
+            return OraclePolicy(task)
+        turn = next(k for k, calls in enumerate(task.ground_truth) if calls)
+        first = task.ground_truth[turn][0]
+        key = next(iter(first.arguments), None)
+        args = dict(first.arguments)
+        if key is not None:
+            args[key] = other_value(args[key])
+        calls = [first.model_copy(update={"arguments": args}), *task.ground_truth[turn][1:]]
+        truth = [*task.ground_truth[:turn], calls, *task.ground_truth[turn + 1 :]]
+        return OraclePolicy(task.model_copy(update={"ground_truth": truth}))
+
+
+@pytest.mark.skipif(not official_python().exists(), reason="BFCL's own harness is not installed (.venv-bfcl)")
+def test_our_results_files_get_the_same_verdicts_from_bfcls_own_harness(tmp_path):
+    categories = resolve_categories(["all"])
+    report = anyio.run(lambda: evaluate_bfcl("noisy", _Noisy(), categories, limit=12, out=tmp_path, progress=False))
+    ours = {e.id: e.valid for e in report.entries}
+    proc = subprocess.run(  # noqa: S603 - our own script, our own interpreter
+        [str(official_python()), str(Path(__file__).with_name("official_score_results.py"))],
+        input=json.dumps({"results": str(tmp_path / "results")}), capture_output=True, text=True, check=True,
+        timeout=600,
+    )  # fmt: skip
+    theirs = {v["id"]: v["valid"] for v in map(json.loads, proc.stdout.splitlines())}
+    assert set(theirs) == set(ours)
+    assert 0.2 < sum(ours.values()) / len(ours) < 0.9  # both right and wrong answers were scored
+    differ = {i: (ours[i], theirs[i]) for i in ours if ours[i] != theirs[i]}
+    print(f"\n{len(ours)} entries over {len(report.accuracy())} categories, {sum(ours.values())} valid; "
+          f"{len(differ)} verdicts differ")  # fmt: skip
+    assert differ == {}
