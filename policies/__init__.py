@@ -3,6 +3,7 @@
 - ``oracle``: plays each task's ground truth (contract tests, and the ceiling of an evaluation);
 - ``openai:URL#MODEL[?options]``: any OpenAI-compatible endpoint (vLLM's server, ours over a local model);
 - ``hf:PATH`` / ``hf:embedded``: a local transformers model, or the embedded default (``model`` extra);
+- ``vllm:PATH`` / ``vllm:embedded``: vLLM's offline engine (installed apart: it pins its own torch stack);
 - ``scripted:FILE``: replies from a JSON list (dry runs, tests).
 
 Options: ``tools=native|prompt``, ``temperature``, ``seed``, ``max_tokens``, ``logprobs=1``, and for
@@ -17,8 +18,8 @@ from typing import Any
 from inftool_env.errors import PolicyError
 from inftool_env.tasks import Task
 
-PLANNED = ("vllm:", "gguf:")
-KNOWN = "oracle, openai:URL#MODEL, hf:PATH, hf:embedded, scripted:FILE"
+PLANNED = ("gguf:",)
+KNOWN = "oracle, openai:URL#MODEL, hf:PATH, vllm:PATH, hf:embedded, vllm:embedded, scripted:FILE"
 
 
 def resolve_policy(spec: str) -> Callable[[Task], Any]:
@@ -27,10 +28,10 @@ def resolve_policy(spec: str) -> Callable[[Task], Any]:
         from inftool_env.policies.oracle import OraclePolicy
 
         return OraclePolicy
-    if spec.startswith(("openai:", "scripted:", "hf:")):
+    if spec.startswith(("openai:", "scripted:", "hf:", "vllm:")):
         return _chat_policy(spec)
     if spec.startswith(PLANNED):
-        raise PolicyError(f"policy {spec!r}: local model backends are not available yet; available: {KNOWN}")
+        raise PolicyError(f"policy {spec!r}: llama.cpp models are not available yet; available: {KNOWN}")
     raise PolicyError(f"unknown policy {spec!r}; available: {KNOWN}")
 
 

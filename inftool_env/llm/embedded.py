@@ -52,3 +52,33 @@ def embedded_gguf() -> Path:
         raise PolicyError(f"the embedded model's parts do not assemble to the expected file (sha256 {SHA256})")
     partial.replace(target)  # atomic: a concurrent first use sees a whole file or none
     return target
+
+
+def export_hf(target: Path | None = None) -> Path:
+    """The embedded model as a plain Hugging Face directory (config, fp32 safetensors, tokenizer,
+    chat template): what vLLM and trainers load. Cached; needs the ``model`` extra to build.
+
+    A model loaded from GGUF carries a quantization config and cannot be saved as is: it is rebuilt
+    from its config without one and given the dequantized weights.
+    """
+    target = target or cache_dir() / "hf"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise PolicyError(f"exporting the embedded model needs torch and transformers ({exc}); {INSTALL}") from None
+    gguf = embedded_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    plain.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.replace(target)
+    return target

@@ -118,8 +118,8 @@ async def test_bad_requests_to_our_server_get_clear_errors():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [("openai:localhost#m", "expected openai:URL#MODEL"), ("openai:http://x/v1#m?colour=red", "unknown options"),
-     ("openai:http://x/v1#m?tools=sometimes", "tools must be native or prompt"), ("vllm:/models/x", "not available"),
-     ("gpt", "unknown policy")],
+     ("openai:http://x/v1#m?tools=sometimes", "tools must be native or prompt"),
+     ("gguf:/models/x.gguf", "not available"), ("gpt", "unknown policy")],
 )  # fmt: skip
 def test_policy_string_mistakes(spec, message):
     with pytest.raises(PolicyError, match=message):

@@ -1,0 +1,112 @@
+"""What every in-process model shares: the chat template (tools included) renders the prompt,
+concurrent requests with the same sampling settings are generated as one batch in a worker thread
+(the event loop keeps serving), and the reply's ``<tool_call>`` blocks (Hermes/Qwen) become OpenAI
+``tool_calls``, with the completion's token ids and per-token logprobs. Subclasses only generate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from inftool_env.errors import PolicyError
+from inftool_env.llm import Completion, Usage
+from inftool_env.parsing import get_format
+
+_HERMES = get_format("hermes")
+BATCH_WINDOW_S = 0.02  # how long the first request waits for others to join its batch
+Generated = tuple[list[int], list[float]]  # the completion's token ids and their logprobs
+
+
+@dataclass
+class _Request:
+    prompt: list[int]
+    future: asyncio.Future[Generated] = field(repr=False)
+
+
+class LocalChat:
+    name: str
+    tokenizer: Any
+    max_new_tokens: int
+    max_batch: int
+
+    def _setup_batching(self) -> None:
+        self._queues: dict[tuple[float, int, int | None], list[_Request]] = {}
+        # One lock per event loop that uses the model (a closed loop's lock goes with it).
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def _generate(
+        self, prompts: list[list[int]], temperature: float, max_new: int, seed: int | None
+    ) -> list[Generated]:
+        raise NotImplementedError
+
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[int]:
+        """The prompt's token ids, by the model's own chat template (tool-call arguments as objects)."""
+        prepared = []
+        for m in messages:
+            m = dict(m)
+            if m.get("tool_calls"):
+                m["tool_calls"] = [
+                    {**c, "function": {**c["function"], "arguments": _as_object(c["function"].get("arguments"))}}
+                    for c in m["tool_calls"]
+                ]
+            prepared.append(m)
+        encoded: Any = self.tokenizer.apply_chat_template(
+            prepared, tools=list(tools) if tools else None, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        logprobs: bool = False,
+    ) -> Completion:
+        prompt = self.render(messages, tools)
+        key = (float(temperature or 0.0), int(max_tokens or self.max_new_tokens), seed)
+        future: asyncio.Future[tuple[list[int], list[float]]] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, []).append(_Request(prompt, future))
+        asyncio.get_running_loop().call_later(BATCH_WINDOW_S, lambda: asyncio.ensure_future(self._drain(key)))
+        ids, lps = await future
+        text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+        parsed = _HERMES.parse(text)
+        message: dict[str, Any] = {"role": "assistant", "content": parsed.content if parsed.calls else text}
+        if parsed.calls and parsed.error is None:
+            message["tool_calls"] = [
+                {"id": f"call_{i}", "type": "function",
+                 "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+                for i, c in enumerate(parsed.calls)
+            ]  # fmt: skip
+        finish = "tool_calls" if "tool_calls" in message else ("length" if len(ids) >= key[1] else "stop")
+        return Completion(message, Usage(len(prompt), len(ids), 1), finish, token_ids=ids,
+                          logprobs=lps if logprobs else None)  # fmt: skip
+
+    async def _drain(self, key: tuple[float, int, int | None]) -> None:
+        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:  # one generate() at a time per loop; the model is not re-entrant
+            while self._queues.get(key):
+                batch, self._queues[key] = self._queues[key][: self.max_batch], self._queues[key][self.max_batch :]
+                try:
+                    results = await asyncio.to_thread(self._generate, [r.prompt for r in batch], *key)
+                except Exception as exc:  # the model broke: every waiting request hears why
+                    for r in batch:
+                        r.future.set_exception(PolicyError(f"{self.name}: generation failed: {exc}"))
+                    continue
+                for r, result in zip(batch, results, strict=True):
+                    r.future.set_result(result)
+
+
+def _as_object(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+    return arguments
