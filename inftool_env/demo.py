@@ -218,6 +218,8 @@ def print_env_table(rows: list[dict[str, Any]]) -> None:
         print(f"{r['env']:<36}{r['episodes']:>9}{r['steps']:>7}{r['success_rate']:>16.1%}"
               f"{r['mean_reward']:>13.3f}{r['steps_per_s']:>9.0f}")  # fmt: skip
     print("-" * len(header))
+    print("(below 100%: BFCL's multi_turn_base_173 — its ground truth passes a string where BFCL's own tool doc")
+    print(" says integer; BFCL's checker passes it, our schema gate does not)")
 
 
 async def embedded_model(out: Path, limit: int) -> dict[str, Any] | None:
