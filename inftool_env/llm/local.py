@@ -37,6 +37,7 @@ class LocalChat:
         self._queues: dict[tuple[float, int, int | None], list[_Request]] = {}
         # One lock per event loop that uses the model (a closed loop's lock goes with it).
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._drains: set[asyncio.Task[None]] = set()  # held, so a pending drain is never garbage-collected
 
     def _generate(
         self, prompts: list[list[int]], temperature: float, max_new: int, seed: int | None
@@ -73,7 +74,7 @@ class LocalChat:
         key = (float(temperature or 0.0), int(max_tokens or self.max_new_tokens), seed)
         future: asyncio.Future[tuple[list[int], list[float]]] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(key, []).append(_Request(prompt, future))
-        asyncio.get_running_loop().call_later(BATCH_WINDOW_S, lambda: asyncio.ensure_future(self._drain(key)))
+        asyncio.get_running_loop().call_later(BATCH_WINDOW_S, self._start_drain, key)
         ids, lps = await future
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
         parsed = _HERMES.parse(text)
@@ -87,6 +88,11 @@ class LocalChat:
         finish = "tool_calls" if "tool_calls" in message else ("length" if len(ids) >= key[1] else "stop")
         return Completion(message, Usage(len(prompt), len(ids), 1), finish, token_ids=ids,
                           logprobs=lps if logprobs else None)  # fmt: skip
+
+    def _start_drain(self, key: tuple[float, int, int | None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._drain(key))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
 
     async def _drain(self, key: tuple[float, int, int | None]) -> None:
         lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
