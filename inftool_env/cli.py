@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--policy", help="oracle, openai:URL#MODEL[?options], scripted:FILE")
     evaluate.add_argument("--categories", nargs="+", help="bfcl: categories or groups (all, non_live, live, "
                           "relevance, multi_turn); default all")  # fmt: skip
-    evaluate.add_argument("--limit", type=int, help="bfcl: the first N entries of each category")
+    evaluate.add_argument("--limit", type=_positive, help="bfcl: the first N entries of each category")
     evaluate.add_argument("--from-results", help="bfcl: score BFCL-format result files (a file or a directory)")
     evaluate.add_argument("--format", default="openai", help="bfcl: the tool-call format the policy answers in")
     evaluate.add_argument("--tasks", help="a JSONL file of tasks instead of the env's own")
@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="BFCL entries per category for the embedded model (0 skips it)")  # fmt: skip
     demo.set_defaults(run=cmd_demo)
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def _compile_options(p: argparse.ArgumentParser) -> None:
@@ -241,7 +247,11 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
         report = anyio.run(lambda: evaluate_bfcl(args.policy, policy, categories, limit=args.limit, out=out,
                                                  format=args.format, concurrency=args.concurrency))  # fmt: skip
     print(format_report(report))
-    print(f"report: {out / 'report.json'}" + ("" if args.from_results else f"; results: {out / 'results'}"))
+    results = out / "results"
+    print(
+        f"report: {out / 'report.json'}"
+        + (f"; results: {results}" if results.is_dir() and not args.from_results else "")
+    )
     return 0
 
 
