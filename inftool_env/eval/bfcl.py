@@ -1,19 +1,16 @@
 """``inftool eval bfcl``: a policy through our envs on BFCL v4, scored with BFCL's semantics.
 
 Every entry is an episode (single-turn entries one-shot on their own server, multi-turn ones on
-the domain servers); its verdict is the reward's ``correct`` (gates aside, as BFCL has none). The
-report has per-category accuracy, BFCL's aggregates, every entry's verdict and error type, and a
-per-tool x category count of failures (what targeted regeneration reads). ``score_results``
-scores results in BFCL's own file format instead, without running a policy.
+the domain servers); its verdict is the reward's ``correct`` (gates aside, as BFCL has none).
+``score_results`` scores results in BFCL's own file format instead, without running a policy. The
+report (``bfcl_report.py``) gathers the verdicts.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from inftool_env.env.config import EnvConfig, Limits, ServerConfig, TaskSource
 from inftool_env.errors import SpecError
 from inftool_env.eval.bfcl_data import CATEGORIES, BfclCategory, CategoryData, load_category
 from inftool_env.eval.bfcl_known import UNPASSABLE
+from inftool_env.eval.bfcl_report import BfclReport, EntryVerdict, save_report
 from inftool_env.eval.bfcl_results import decode_step, decode_turns, encode, read_results, result_file
 from inftool_env.policies import close_policy
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
@@ -33,75 +31,6 @@ from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
 
 CHUNK = 64  # single-turn entries per env: each has its own server, connected per worker
-
-
-@dataclass
-class EntryVerdict:
-    id: str
-    category: str
-    valid: bool
-    error_type: str = ""
-    errors: list[str] = field(default_factory=list)
-    tools: list[str] = field(default_factory=list)  # the expected tools (else the ones called)
-    known_issue: str = ""  # the ground truth cannot pass BFCL's own checker, or there is none
-
-
-@dataclass
-class BfclReport:
-    policy: str
-    entries: list[EntryVerdict]
-    not_run: dict[str, str]
-    missing: dict[str, int] = field(default_factory=dict)  # scored results: entries with no result line
-
-    def accuracy(self) -> dict[str, dict[str, Any]]:
-        by: dict[str, list[EntryVerdict]] = defaultdict(list)
-        for e in self.entries:
-            by[e.category].append(e)
-        return {
-            c: {"accuracy": sum(e.valid for e in es) / len(es), "correct": sum(e.valid for e in es), "total": len(es),
-                "known_issues": sum(bool(e.known_issue) for e in es)}
-            for c, es in sorted(by.items(), key=lambda kv: list(CATEGORIES).index(kv[0]))
-        }  # fmt: skip
-
-    def aggregates(self) -> dict[str, float]:
-        return bfcl_aggregates({c: (v["accuracy"], v["total"]) for c, v in self.accuracy().items()})
-
-    def errors_by_tool(self) -> dict[str, dict[str, int]]:
-        table: dict[str, Counter[str]] = defaultdict(Counter)
-        for e in self.entries:
-            if not e.valid:
-                for tool in e.tools or ["(no call)"]:
-                    table[tool][e.category] += 1
-        return {t: dict(c) for t, c in sorted(table.items(), key=lambda kv: -sum(kv[1].values()))}
-
-    def to_json(self) -> dict[str, Any]:
-        return {"policy": self.policy, "categories": self.accuracy(), "aggregates": self.aggregates(),
-                "not_run": self.not_run, "missing": self.missing, "errors_by_tool": self.errors_by_tool(),
-                "entries": [asdict(e) for e in self.entries]}  # fmt: skip
-
-
-def bfcl_aggregates(scores: dict[str, tuple[float, int]]) -> dict[str, float]:
-    """BFCL v4's summary scores; a category not evaluated counts as 0, as BFCL counts it."""
-
-    def acc(c: str) -> float:
-        return scores.get(c, (0.0, 0))[0]
-
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
-
-    simple = mean([acc("simple_python"), acc("simple_java"), acc("simple_javascript")])
-    non_live = mean([simple, acc("multiple"), acc("parallel"), acc("parallel_multiple")])
-    live_cats = ["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
-    live_n = sum(scores.get(c, (0.0, 0))[1] for c in live_cats)
-    live = sum(acc(c) * scores.get(c, (0.0, 0))[1] for c in live_cats) / live_n if live_n else 0.0
-    irrelevance = mean([acc("irrelevance"), acc("live_irrelevance")])
-    multi_turn = mean([acc(f"multi_turn_{k}") for k in ("base", "miss_func", "miss_param", "long_context")])
-    web = mean([acc("web_search_base"), acc("web_search_no_snippet")])
-    memory = mean([acc("memory_kv"), acc("memory_vector"), acc("memory_rec_sum")])
-    agentic = mean([web, memory])
-    overall = (10 * non_live + 10 * live + 10 * irrelevance + 30 * multi_turn + 40 * agentic) / 100
-    return {"overall": overall, "non_live": non_live, "live": live, "irrelevance": irrelevance,
-            "multi_turn": multi_turn, "agentic": agentic}  # fmt: skip
 
 
 # -- running a policy --------------------------------------------------------------------------------
@@ -279,48 +208,3 @@ async def score_path(path: Path, *, out: Path | None = None, progress: bool = Tr
     if out is not None:
         save_report(report, out)
     return report
-
-
-def save_report(report: BfclReport, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
-    (out / "summary.txt").write_text(format_report(report) + "\n")
-    plot_report(report, out / "accuracy.png")
-
-
-# -- printing -----------------------------------------------------------------------------------------
-def format_report(report: BfclReport) -> str:
-    lines = [f"BFCL v4 — policy {report.policy}", f"{'category':<26}{'accuracy':>10}{'correct':>10}{'total':>8}"]
-    for name, s in report.accuracy().items():
-        known = f"  ({s['known_issues']} known issue{'s' * (s['known_issues'] != 1)})" if s["known_issues"] else ""
-        lines.append(f"{name:<26}{s['accuracy']:>10.1%}{s['correct']:>10}{s['total']:>8}{known}")
-    for name, reason in report.not_run.items():
-        lines.append(f"{name:<26}{'not run':>10}  {reason}")
-    for name, count in report.missing.items():
-        lines.append(f"{name}: {count} entries had no result line and are not scored")
-    agg = report.aggregates()
-    lines.append("aggregates (BFCL v4; categories not evaluated count 0): " + ", ".join(
-        f"{k} {v:.1%}" for k, v in agg.items()))  # fmt: skip
-    return "\n".join(lines)
-
-
-def plot_report(report: BfclReport, path: Path) -> Path | None:
-    """A bar chart of per-category accuracy (needs matplotlib, the ``demo`` extra; skipped without)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    acc = report.accuracy()
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.bar(list(acc), [v["accuracy"] * 100 for v in acc.values()], color="#4c72b0")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"BFCL v4 by category — {report.policy}")
-    ax.tick_params(axis="x", rotation=60)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -13,9 +13,10 @@ import anyio
 import pytest
 
 from inftool_env.cli import main
-from inftool_env.eval.bfcl import BfclReport, bfcl_aggregates, evaluate_bfcl, score_path
+from inftool_env.eval.bfcl import evaluate_bfcl, score_path
 from inftool_env.eval.bfcl_data import CATEGORIES, GROUPS, resolve_categories
 from inftool_env.eval.bfcl_known import UNPASSABLE
+from inftool_env.eval.bfcl_report import BfclReport, bfcl_aggregates
 from inftool_env.tasks import Task
 from tests.rewards.cases import other_value
 from tests.rewards.official import official_python

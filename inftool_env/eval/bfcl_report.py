@@ -1,0 +1,126 @@
+"""The BFCL evaluation report: each entry's verdict, per-category accuracy, BFCL's V4 aggregates, the
+per-tool x category failure table (what targeted regeneration reads), and its table, JSON and plot."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inftool_env.eval.bfcl_data import CATEGORIES
+
+
+@dataclass
+class EntryVerdict:
+    id: str
+    category: str
+    valid: bool
+    error_type: str = ""
+    errors: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)  # the expected tools (else the ones called)
+    known_issue: str = ""  # the ground truth cannot pass BFCL's own checker, or there is none
+
+
+@dataclass
+class BfclReport:
+    policy: str
+    entries: list[EntryVerdict]
+    not_run: dict[str, str]
+    missing: dict[str, int] = field(default_factory=dict)  # scored results: entries with no result line
+
+    def accuracy(self) -> dict[str, dict[str, Any]]:
+        by: dict[str, list[EntryVerdict]] = defaultdict(list)
+        for e in self.entries:
+            by[e.category].append(e)
+        return {
+            c: {"accuracy": sum(e.valid for e in es) / len(es), "correct": sum(e.valid for e in es), "total": len(es),
+                "known_issues": sum(bool(e.known_issue) for e in es)}
+            for c, es in sorted(by.items(), key=lambda kv: list(CATEGORIES).index(kv[0]))
+        }  # fmt: skip
+
+    def aggregates(self) -> dict[str, float]:
+        return bfcl_aggregates({c: (v["accuracy"], v["total"]) for c, v in self.accuracy().items()})
+
+    def errors_by_tool(self) -> dict[str, dict[str, int]]:
+        table: dict[str, Counter[str]] = defaultdict(Counter)
+        for e in self.entries:
+            if not e.valid:
+                for tool in e.tools or ["(no call)"]:
+                    table[tool][e.category] += 1
+        return {t: dict(c) for t, c in sorted(table.items(), key=lambda kv: -sum(kv[1].values()))}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy": self.policy, "categories": self.accuracy(), "aggregates": self.aggregates(),
+                "not_run": self.not_run, "missing": self.missing, "errors_by_tool": self.errors_by_tool(),
+                "entries": [asdict(e) for e in self.entries]}  # fmt: skip
+
+
+def bfcl_aggregates(scores: dict[str, tuple[float, int]]) -> dict[str, float]:
+    """BFCL v4's summary scores; a category not evaluated counts as 0, as BFCL counts it."""
+
+    def acc(c: str) -> float:
+        return scores.get(c, (0.0, 0))[0]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    simple = mean([acc("simple_python"), acc("simple_java"), acc("simple_javascript")])
+    non_live = mean([simple, acc("multiple"), acc("parallel"), acc("parallel_multiple")])
+    live_cats = ["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
+    live_n = sum(scores.get(c, (0.0, 0))[1] for c in live_cats)
+    live = sum(acc(c) * scores.get(c, (0.0, 0))[1] for c in live_cats) / live_n if live_n else 0.0
+    irrelevance = mean([acc("irrelevance"), acc("live_irrelevance")])
+    multi_turn = mean([acc(f"multi_turn_{k}") for k in ("base", "miss_func", "miss_param", "long_context")])
+    web = mean([acc("web_search_base"), acc("web_search_no_snippet")])
+    memory = mean([acc("memory_kv"), acc("memory_vector"), acc("memory_rec_sum")])
+    agentic = mean([web, memory])
+    overall = (10 * non_live + 10 * live + 10 * irrelevance + 30 * multi_turn + 40 * agentic) / 100
+    return {"overall": overall, "non_live": non_live, "live": live, "irrelevance": irrelevance,
+            "multi_turn": multi_turn, "agentic": agentic}  # fmt: skip
+
+
+def save_report(report: BfclReport, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+    (out / "summary.txt").write_text(format_report(report) + "\n")
+    plot_report(report, out / "accuracy.png")
+
+
+# -- printing -----------------------------------------------------------------------------------------
+def format_report(report: BfclReport) -> str:
+    lines = [f"BFCL v4 — policy {report.policy}", f"{'category':<26}{'accuracy':>10}{'correct':>10}{'total':>8}"]
+    for name, s in report.accuracy().items():
+        known = f"  ({s['known_issues']} known issue{'s' * (s['known_issues'] != 1)})" if s["known_issues"] else ""
+        lines.append(f"{name:<26}{s['accuracy']:>10.1%}{s['correct']:>10}{s['total']:>8}{known}")
+    for name, reason in report.not_run.items():
+        lines.append(f"{name:<26}{'not run':>10}  {reason}")
+    for name, count in report.missing.items():
+        lines.append(f"{name}: {count} entries had no result line and are not scored")
+    agg = report.aggregates()
+    lines.append("aggregates (BFCL v4; categories not evaluated count 0): " + ", ".join(
+        f"{k} {v:.1%}" for k, v in agg.items()))  # fmt: skip
+    return "\n".join(lines)
+
+
+def plot_report(report: BfclReport, path: Path) -> Path | None:
+    """A bar chart of per-category accuracy (needs matplotlib, the ``demo`` extra; skipped without)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    acc = report.accuracy()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.bar(list(acc), [v["accuracy"] * 100 for v in acc.values()], color="#4c72b0")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"BFCL v4 by category — {report.policy}")
+    ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
