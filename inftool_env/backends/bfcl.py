@@ -11,7 +11,7 @@ import ast
 import functools
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -88,6 +88,29 @@ class BfclBackend(PythonBackend):
         return super().new_state(seed=seed, initial=initial if initial is not None else {})
 
 
+# -- BFCL's data -----------------------------------------------------------------------------------
+@functools.cache
+def _data_dir() -> Any:
+    try:
+        return resources.files("bfcl_eval").joinpath("data")
+    except ModuleNotFoundError:
+        raise BackendError(f"BFCL's data ships in the bfcl-eval package; {INSTALL_HINT}") from None
+
+
+def bfcl_entries(category: str, *, limit: int | None = None) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """(entry, possible answers) of a BFCL v4 category, in file order; categories without answers give []."""
+    data = _data_dir()
+    answers = data.joinpath("possible_answer", f"BFCL_v4_{category}.json")
+    possible = {}
+    if answers.is_file():
+        possible = {(a := json.loads(line))["id"]: a["ground_truth"] for line in answers.read_text().splitlines()}
+    for n, line in enumerate(data.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()):
+        if limit is not None and n >= limit:
+            return
+        entry = json.loads(line)
+        yield entry, possible.get(entry["id"], [])
+
+
 # -- BFCL multi-turn entries as tasks --------------------------------------------------------------
 MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
 TASK_CATEGORY: dict[str, Category] = {
@@ -102,13 +125,9 @@ def bfcl_multi_turn_tasks(category: str, *, domain: str | None = None, limit: in
     """BFCL v4 multi-turn entries (questions + possible answers) as Tasks, optionally of one domain."""
     if category not in MULTI_TURN_CATEGORIES:
         raise BackendError(f"BFCL category {category!r} is not served; served: {', '.join(MULTI_TURN_CATEGORIES)}")
-    data = resources.files("bfcl_eval").joinpath("data")
-    questions = data.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()
-    answers = data.joinpath("possible_answer", f"BFCL_v4_{category}.json").read_text().splitlines()
     suites = {name: bfcl_suite(name) for name in BFCL_DOMAINS}
     tasks = []
-    for q_line, a_line in zip(questions, answers, strict=True):
-        entry, answer = json.loads(q_line), json.loads(a_line)
+    for entry, ground_truth in bfcl_entries(category):
         if domain is not None and domain not in entry["involved_classes"]:
             continue
         classes = entry["involved_classes"]
@@ -127,9 +146,7 @@ def bfcl_multi_turn_tasks(category: str, *, domain: str | None = None, limit: in
                 servers=classes,
                 excluded_tools=entry.get("excluded_function", []),
                 initial_state={c: entry["initial_config"].get(c, {}) for c in classes},
-                ground_truth=[
-                    [_parse_call(text, owner, entry["id"]) for text in turn] for turn in answer["ground_truth"]
-                ],
+                ground_truth=[[_parse_call(text, owner, entry["id"]) for text in turn] for turn in ground_truth],
                 provenance={"source": f"bfcl-eval 2026.3.23 {category}"},
             )
         )

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from inftool_env.errors import ToolCallError
 from inftool_env.llm import ChatModel, Usage
+from inftool_env.parsing.base import strip_code_fence
 from inftool_env.spec.ir import ToolSpec, ToolSuite
 
 SYSTEM = """You simulate the API "{api}". {description}
 Answer each call with the result the real API would return, as JSON only (no prose, no code fence). Keep it
 consistent with the earlier calls of this session and with the initial state. For a call that the real API
 would reject, return {{"error": "<message>"}}."""
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 class LLMSimBackend:
@@ -78,9 +77,7 @@ class LLMSimBackend:
 
 
 def _json(text: str, tool: str) -> Any:
-    stripped = text.strip()
-    fenced = _FENCE.match(stripped)
     try:
-        return json.loads(fenced.group(1) if fenced else stripped)
+        return json.loads(strip_code_fence(text.strip()))
     except json.JSONDecodeError as exc:
         raise ToolCallError(f"the simulated {tool} returned malformed output ({exc.msg}): {text[:200]!r}") from None

@@ -9,14 +9,10 @@ instance per episode; ``long_context`` gets servers that load BFCL's long-contex
 from __future__ import annotations
 
 import copy
-import functools
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
-from inftool_env.backends.bfcl import BFCL_DOMAINS, INSTALL_HINT, BfclBackend, bfcl_multi_turn_tasks, bfcl_suite
+from inftool_env.backends.bfcl import BFCL_DOMAINS, BfclBackend, bfcl_entries, bfcl_multi_turn_tasks, bfcl_suite
 from inftool_env.backends.record import RecordingBackend
 from inftool_env.errors import BackendError
 from inftool_env.mcp.server import CompiledServer
@@ -102,7 +98,7 @@ def load_category(category: BfclCategory, *, limit: int | None = None) -> Catego
         tasks = bfcl_multi_turn_tasks(category.name, limit=limit)
         return CategoryData(category, tasks, domain_servers(long_context))
     data = CategoryData(category, [])
-    for entry, possible in entries(category.name, limit=limit):
+    for entry, possible in bfcl_entries(category.name, limit=limit):
         task, server = _single_turn(category, entry, possible)
         data.tasks.append(task)
         data.servers[entry["id"]] = server
@@ -114,28 +110,6 @@ def load_category(category: BfclCategory, *, limit: int | None = None) -> Catego
 def domain_servers(long_context: bool = False) -> dict[str, CompiledServer]:
     """The eight BFCL domains as compiled servers (fresh objects: each holds its own episodes)."""
     return {c: CompiledServer(bfcl_suite(c), BfclBackend(c, long_context=long_context)) for c in BFCL_DOMAINS}
-
-
-def entries(category: str, *, limit: int | None = None) -> Iterator[tuple[dict[str, Any], list[Any]]]:
-    """(entry, possible answers) of a category; categories without answers give []."""
-    data = _data_dir()
-    answers = data.joinpath("possible_answer", f"BFCL_v4_{category}.json")
-    possible = {}
-    if answers.is_file():
-        possible = {(a := json.loads(line))["id"]: a["ground_truth"] for line in answers.read_text().splitlines()}
-    for n, line in enumerate(data.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()):
-        if limit is not None and n >= limit:
-            return
-        entry = json.loads(line)
-        yield entry, possible.get(entry["id"], [])
-
-
-@functools.cache
-def _data_dir() -> Any:
-    try:
-        return resources.files("bfcl_eval").joinpath("data")
-    except ModuleNotFoundError:
-        raise BackendError(f"BFCL's data ships in the bfcl-eval package; {INSTALL_HINT}") from None
 
 
 def _single_turn(category: BfclCategory, entry: dict[str, Any], possible: list[Any]) -> tuple[Task, CompiledServer]:

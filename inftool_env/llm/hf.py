@@ -57,13 +57,9 @@ class HFChat(LocalChat):
         new = out.sequences[:, width:]
         scores = torch.stack(out.scores, dim=1).log_softmax(-1)  # (batch, steps, vocab)
         chosen = scores.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        stops = {self.tokenizer.eos_token_id, pad, *self._stop_ids()}
+        stops = {pad, *self.stop_ids()}
         results = []
         for row, lps in zip(new.tolist(), chosen.tolist(), strict=True):
             end = next((i for i, t in enumerate(row) if t in stops), len(row))
             results.append((row[:end], lps[:end]))
         return results
-
-    def _stop_ids(self) -> list[int]:
-        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        return [end] if isinstance(end, int) and end >= 0 else []

@@ -44,6 +44,11 @@ class LocalChat:
     ) -> list[Generated]:
         raise NotImplementedError
 
+    def stop_ids(self) -> set[int]:
+        """Tokens that end a completion: end-of-sequence and ChatML's ``<|im_end|>`` where the vocabulary has it."""
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        return {self.tokenizer.eos_token_id, *([end] if isinstance(end, int) and end >= 0 else [])}
+
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[int]:
         """The prompt's token ids, by the model's own chat template (tool-call arguments as objects)."""
         prepared = []

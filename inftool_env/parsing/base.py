@@ -8,6 +8,7 @@ trajectory — never an exception.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,3 +66,12 @@ def call_from_json(obj: Any, where: str) -> ParsedCall | str:
     if not isinstance(args, dict):
         return f"{where}: arguments must be an object"
     return ParsedCall(obj["name"], args, obj.get("id") if isinstance(obj.get("id"), str) else None)
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def strip_code_fence(text: str) -> str:
+    """The body of a whole-text ```json fence (models often wrap JSON in one); other text as is."""
+    fenced = _FENCE.match(text)
+    return fenced.group(1) if fenced else text

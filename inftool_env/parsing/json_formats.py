@@ -6,10 +6,9 @@ import json
 import re
 from typing import Any
 
-from inftool_env.parsing.base import ParsedCall, ParseResult, call_from_json, tools_json
+from inftool_env.parsing.base import ParsedCall, ParseResult, call_from_json, strip_code_fence, tools_json
 
 _TAG = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 def _calls(objs: list[Any], where: str) -> tuple[ParsedCall, ...] | str:
@@ -75,8 +74,7 @@ class Llama3Format:
 
     def parse(self, text: str) -> ParseResult:
         body = text.strip().removeprefix("<|python_tag|>").strip()
-        fenced = _FENCE.match(body)
-        body = fenced.group(1) if fenced else body
+        body = strip_code_fence(body)
         if not body.startswith(("{", "[")):
             return ParseResult(content=text.strip())
         try:

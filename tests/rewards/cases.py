@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
+from inftool_env.backends.bfcl import bfcl_entries
 from inftool_env.eval.bfcl_data import as_source, ground_truth_call
 
 AST_CATEGORIES = (
@@ -16,16 +15,6 @@ AST_CATEGORIES = (
 )  # fmt: skip
 EXACT_MODEL = "gorilla-openfunctions-v2"  # expects dotted names as written
 UNDERSCORE_MODEL = "DeepSeek-V3.2-Exp-FC"  # BFCL expects "." written as "_" of this model
-
-
-def entries(category: str) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    data = resources.files("bfcl_eval").joinpath("data")
-    questions = data.joinpath(f"BFCL_v4_{category}.json").read_text().splitlines()
-    answers = {json.loads(a)["id"]: json.loads(a)["ground_truth"] for a in
-               data.joinpath("possible_answer", f"BFCL_v4_{category}.json").read_text().splitlines()}  # fmt: skip
-    for line in questions:
-        entry = json.loads(line)
-        yield entry, answers[entry["id"]]
 
 
 def other_value(value: Any) -> Any:
@@ -89,7 +78,7 @@ def mutations(
 
 def agreement_cases(limit_per_category: int | None = None) -> Iterator[dict[str, Any]]:
     for category in AST_CATEGORIES:
-        for n, (entry, possible) in enumerate(entries(category)):
+        for n, (entry, possible) in enumerate(bfcl_entries(category)):
             if limit_per_category is not None and n >= limit_per_category:
                 break
             docs, language = entry["function"], language_of(category)

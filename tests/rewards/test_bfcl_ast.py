@@ -4,10 +4,11 @@ import re
 
 import pytest
 
+from inftool_env.backends.bfcl import bfcl_entries
 from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.rewards.bfcl_ast import check_ast, check_call, check_relevance
 from inftool_env.rewards.bfcl_lang import to_python
-from tests.rewards.cases import AST_CATEGORIES, as_source, entries, ground_truth_call, language_of
+from tests.rewards.cases import AST_CATEGORIES, as_source, ground_truth_call, language_of
 
 DOC = {"name": "math.hypot", "parameters": {"type": "dict", "required": ["x"], "properties": {
     "x": {"type": "float"}, "unit": {"type": "string"}, "pts": {"type": "array", "items": {"type": "integer"}},
@@ -18,7 +19,7 @@ POSSIBLE = {"math.hypot": {"x": [3.0], "unit": ["cm", ""], "pts": [[1, 2], ""], 
 @pytest.mark.parametrize("category", AST_CATEGORIES)
 def test_the_ground_truth_of_every_entry_is_valid(category):
     failed = {}
-    for entry, possible in entries(category):
+    for entry, possible in bfcl_entries(category):
         output = [ground_truth_call(p) for p in possible]
         language = language_of(category)
         if language != "python":
