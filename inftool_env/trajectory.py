@@ -57,3 +57,4 @@ class Trajectory(BaseModel):
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     assistant_mask: list[int] | None = None
+    tokens_unavailable: str | None = Field(default=None, description="why a local policy kept no token record")

@@ -3,11 +3,13 @@
 - ``oracle``: plays each task's ground truth (contract tests, and the ceiling of an evaluation);
 - ``openai:URL#MODEL[?options]``: any OpenAI-compatible endpoint (vLLM's server, ours over a local model);
 - ``hf:PATH`` / ``hf:embedded``: a local transformers model, or the embedded default (``model`` extra);
+- ``gguf:PATH`` / ``gguf:embedded``: a GGUF file on llama.cpp, the fastest on a CPU (``gguf`` extra);
 - ``vllm:PATH`` / ``vllm:embedded``: vLLM's offline engine (installed apart: it pins its own torch stack);
 - ``scripted:FILE``: replies from a JSON list (dry runs, tests).
 
 Options: ``tools=native|prompt``, ``temperature``, ``seed``, ``max_tokens``, ``logprobs=1``, and for
-endpoints ``stream=1`` and ``concurrency`` (requests in flight, shared by every episode).
+endpoints ``stream=1`` and ``concurrency`` (requests in flight, shared by every episode); for ``gguf:``
+``prefix_cache=0`` (evaluate every prompt whole: slower, exactly reproducible).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from inftool_env.errors import PolicyError
+from inftool_env.llm import MODEL_KINDS
 from inftool_env.tasks import Task
 
-PLANNED = ("gguf:",)
-KNOWN = "oracle, openai:URL#MODEL, hf:PATH, vllm:PATH, hf:embedded, vllm:embedded, scripted:FILE"
+KNOWN = ", ".join(("oracle", *MODEL_KINDS))
 
 
 def resolve_policy(spec: str) -> Callable[[Task], Any]:
@@ -28,10 +30,8 @@ def resolve_policy(spec: str) -> Callable[[Task], Any]:
         from inftool_env.policies.oracle import OraclePolicy
 
         return OraclePolicy
-    if spec.startswith(("openai:", "scripted:", "hf:", "vllm:")):
+    if spec.startswith(("openai:", "scripted:", "hf:", "gguf:", "vllm:")):
         return _chat_policy(spec)
-    if spec.startswith(PLANNED):
-        raise PolicyError(f"policy {spec!r}: llama.cpp models are not available yet; available: {KNOWN}")
     raise PolicyError(f"unknown policy {spec!r}; available: {KNOWN}")
 
 

@@ -37,3 +37,15 @@ def child_pids() -> set[int]:
         with open(f"/proc/self/task/{task}/children") as f:
             pids |= {int(p) for p in f.read().split()}
     return pids
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """llama-cpp-python opens two /dev/null files at import and never closes them; closed here so the
+    interpreter's exit does not print ResourceWarnings about them."""
+    import sys
+
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()

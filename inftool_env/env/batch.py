@@ -19,6 +19,9 @@ from inftool_env.trajectory import Trajectory
 
 
 class Policy(Protocol):
+    """One assistant turn per observation. A policy that keeps the episode's token record exposes it
+    as ``tokens`` (``EpisodeTokens``); it is copied onto the trajectory when the episode ends."""
+
     async def act(self, observation: dict[str, Any]) -> Any: ...
 
 
@@ -45,6 +48,9 @@ async def run_episode(
         obs = result.observation
         if result.terminated or result.truncated:
             finished: Trajectory = result.info["trajectory"]
+            tokens = getattr(policy, "tokens", None)
+            if tokens is not None:
+                tokens.fill(finished)
             return finished
 
 

@@ -2,8 +2,9 @@
 policy, the user simulator, the simulated MCP server), and the string that names a model.
 
 ``openai:URL#MODEL`` is any OpenAI-compatible chat endpoint (vLLM's server in production, ours in
-tests); ``hf:PATH`` a local transformers model (a directory or a .gguf file), ``vllm:PATH`` vLLM's
-offline engine on a model directory, ``hf:embedded`` / ``vllm:embedded`` the embedded default model;
+tests); ``hf:PATH`` a local transformers model (a directory or a .gguf file), ``gguf:PATH`` a GGUF file on
+llama.cpp, ``vllm:PATH`` vLLM's offline engine on a model directory, ``hf:embedded`` /
+``gguf:embedded`` / ``vllm:embedded`` the embedded default model;
 ``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model after ``?``: ``openai:http://127.0.0.1:8000/v1#qwen?temperature=0.7&stream=1``.
 """
 
@@ -57,7 +58,16 @@ class ChatModel(Protocol):
     ) -> Completion: ...
 
 
-MODEL_KINDS = ("openai:URL#MODEL", "hf:PATH", "vllm:PATH", "hf:embedded", "vllm:embedded", "scripted:FILE")
+MODEL_KINDS = (
+    "openai:URL#MODEL",
+    "hf:PATH",
+    "gguf:PATH",
+    "vllm:PATH",
+    "hf:embedded",
+    "gguf:embedded",
+    "vllm:embedded",
+    "scripted:FILE",
+)
 
 
 def split_options(spec: str) -> tuple[str, dict[str, str]]:
@@ -87,6 +97,12 @@ def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
         from inftool_env.llm.hf import HFChat
 
         return HFChat(base.removeprefix("hf:"), max_new_tokens=int(options.pop("max_new_tokens", "256"))), options
+    if base.startswith("gguf:"):
+        from inftool_env.llm.gguf import GGUFChat
+
+        cache = options.pop("prefix_cache", "1") in ("1", "true")
+        return GGUFChat(base.removeprefix("gguf:"), max_new_tokens=int(options.pop("max_new_tokens", "256")),
+                        prefix_cache=cache), options  # fmt: skip
     if base.startswith("vllm:"):
         from inftool_env.llm.vllm_engine import VLLMChat
 

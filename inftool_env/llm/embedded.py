@@ -23,8 +23,12 @@ SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 INSTALL = "pip install 'inftool-env[model]' (or `make .venv` in a checkout, which installs it)"
 
 
+def cache_root() -> Path:
+    return Path(os.environ.get("INFTOOL_CACHE", Path.home() / ".cache" / "inftool"))
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("INFTOOL_CACHE", Path.home() / ".cache" / "inftool")) / "models" / NAME
+    return cache_root() / "models" / NAME
 
 
 def embedded_gguf() -> Path:

@@ -53,13 +53,8 @@ class HFChat(LocalChat):
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, pad_token_id=pad,
-                                      output_scores=True, return_dict_in_generate=True, **sampling)  # fmt: skip
+                                      output_logits=True, return_dict_in_generate=True, **sampling)  # fmt: skip
         new = out.sequences[:, width:]
-        scores = torch.stack(out.scores, dim=1).log_softmax(-1)  # (batch, steps, vocab)
+        scores = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # raw: (batch, steps, vocab)
         chosen = scores.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        stops = {pad, *self.stop_ids()}
-        results = []
-        for row, lps in zip(new.tolist(), chosen.tolist(), strict=True):
-            end = next((i for i, t in enumerate(row) if t in stops), len(row))
-            results.append((row[:end], lps[:end]))
-        return results
+        return [self.cut_at_stop(row, lps, pad) for row, lps in zip(new.tolist(), chosen.tolist(), strict=True)]

@@ -1,7 +1,9 @@
 """What every in-process model shares: the chat template (tools included) renders the prompt,
 concurrent requests with the same sampling settings are generated as one batch in a worker thread
 (the event loop keeps serving), and the reply's ``<tool_call>`` blocks (Hermes/Qwen) become OpenAI
-``tool_calls``, with the completion's token ids and per-token logprobs. Subclasses only generate.
+``tool_calls``, with the completion's token ids and per-token logprobs. A completion's ids end with
+the stop token the model chose (it is part of the action a trainer scores); none when it ran out of
+``max_tokens``. Subclasses only generate.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inftool_env.errors import PolicyError
@@ -45,12 +47,28 @@ class LocalChat:
         raise NotImplementedError
 
     def stop_ids(self) -> set[int]:
-        """Tokens that end a completion: end-of-sequence and ChatML's ``<|im_end|>`` where the vocabulary has it."""
-        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        return {self.tokenizer.eos_token_id, *([end] if isinstance(end, int) and end >= 0 else [])}
+        """Tokens that end a completion: end-of-sequence and the template's end of turn."""
+        return {int(self.tokenizer.eos_token_id), self.end_of_turn_id()}
 
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[int]:
-        """The prompt's token ids, by the model's own chat template (tool-call arguments as objects)."""
+    def cut_at_stop(self, ids: list[int], lps: list[float], pad: int | None = None) -> Generated:
+        """A raw generation up to and including its first stop token (padding after it dropped)."""
+        stops = self.stop_ids()
+        for i, t in enumerate(ids):
+            if t in stops:
+                return ids[: i + 1], lps[: i + 1]
+            if t == pad:
+                return ids[:i], lps[:i]
+        return ids, lps
+
+    def end_of_turn_id(self) -> int:
+        """The token that closes an assistant turn in the chat template (``<|im_end|>`` for ChatML)."""
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        return end if isinstance(end, int) and end >= 0 else int(self.tokenizer.eos_token_id)
+
+    def render_text(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *, generation_prompt: bool = True
+    ) -> str:
+        """The prompt as text, by the model's own chat template (tool-call arguments as objects)."""
         prepared = []
         for m in messages:
             m = dict(m)
@@ -60,10 +78,17 @@ class LocalChat:
                     for c in m["tool_calls"]
                 ]
             prepared.append(m)
-        encoded: Any = self.tokenizer.apply_chat_template(
-            prepared, tools=list(tools) if tools else None, add_generation_prompt=True, tokenize=True, return_dict=True
-        )
-        return list(encoded["input_ids"])
+        return str(self.tokenizer.apply_chat_template(
+            prepared, tools=list(tools) if tools else None, add_generation_prompt=generation_prompt, tokenize=False
+        ))  # fmt: skip
+
+    def encode(self, text: str) -> list[int]:
+        """Text with the template's special tokens in it -> ids (no BOS added: the template writes its own)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[int]:
+        """The prompt's token ids for the next assistant turn."""
+        return self.encode(self.render_text(messages, tools))
 
     async def complete(
         self,
@@ -76,8 +101,21 @@ class LocalChat:
         logprobs: bool = False,
     ) -> Completion:
         prompt = self.render(messages, tools)
+        done = await self.complete_tokens(prompt, temperature=temperature, seed=seed, max_tokens=max_tokens)
+        return done if logprobs else replace(done, logprobs=None)
+
+    async def complete_tokens(
+        self,
+        prompt: list[int],
+        *,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """One assistant turn from a prompt given as token ids (an episode's own token record), with
+        its token ids and logprobs always."""  # fmt: skip
         key = (float(temperature or 0.0), int(max_tokens or self.max_new_tokens), seed)
-        future: asyncio.Future[tuple[list[int], list[float]]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Generated] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(key, []).append(_Request(prompt, future))
         asyncio.get_running_loop().call_later(BATCH_WINDOW_S, self._start_drain, key)
         ids, lps = await future
@@ -90,9 +128,9 @@ class LocalChat:
                  "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
                 for i, c in enumerate(parsed.calls)
             ]  # fmt: skip
-        finish = "tool_calls" if "tool_calls" in message else ("length" if len(ids) >= key[1] else "stop")
-        return Completion(message, Usage(len(prompt), len(ids), 1), finish, token_ids=ids,
-                          logprobs=lps if logprobs else None)  # fmt: skip
+        stopped = bool(ids) and ids[-1] in self.stop_ids()
+        finish = "tool_calls" if "tool_calls" in message else ("stop" if stopped else "length")
+        return Completion(message, Usage(len(prompt), len(ids), 1), finish, token_ids=ids, logprobs=lps)
 
     def _start_drain(self, key: tuple[float, int, int | None]) -> None:
         task = asyncio.get_running_loop().create_task(self._drain(key))

@@ -49,12 +49,10 @@ class VLLMChat(LocalChat):
 
         params = SamplingParams(max_tokens=max_new, temperature=temperature, seed=seed, logprobs=0)
         outputs = self.engine.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
-        stops = self.stop_ids()
         results = []
         for out in outputs:
             sample = out.outputs[0]
             ids = list(sample.token_ids)
             lps = [step[t].logprob for step, t in zip(sample.logprobs or [], ids, strict=False)]
-            end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
-            results.append((ids[:end], lps[:end]))
+            results.append(self.cut_at_stop(ids, lps))
         return results

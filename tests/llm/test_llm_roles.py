@@ -119,7 +119,7 @@ async def test_bad_requests_to_our_server_get_clear_errors():
     ("spec", "message"),
     [("openai:localhost#m", "expected openai:URL#MODEL"), ("openai:http://x/v1#m?colour=red", "unknown options"),
      ("openai:http://x/v1#m?tools=sometimes", "tools must be native or prompt"),
-     ("gguf:/models/x.gguf", "not available"), ("gpt", "unknown policy")],
+     ("gguf:/models/x.gguf", "no such .gguf file"), ("gpt", "unknown policy")],
 )  # fmt: skip
 def test_policy_string_mistakes(spec, message):
     with pytest.raises(PolicyError, match=message):
