@@ -113,7 +113,7 @@ class LocalChat:
         max_tokens: int | None = None,
     ) -> Completion:
         """One assistant turn from a prompt given as token ids (an episode's own token record), with
-        its token ids and logprobs always."""  # fmt: skip
+        its token ids and logprobs always."""
         key = (float(temperature or 0.0), int(max_tokens or self.max_new_tokens), seed)
         future: asyncio.Future[Generated] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(key, []).append(_Request(prompt, future))

@@ -39,3 +39,5 @@ def test_vllm_generates_tool_calls_with_logprobs_and_plays_bfcl():
     assert out["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert len(out["token_ids"]) == len(out["logprobs"]) > 0 and all(lp <= 0 for lp in out["logprobs"])
     assert [v[0] for v in out["verdicts"]] == ["simple_python_0", "simple_python_1", "simple_python_2"]
+    record = out["record"]  # a Bookshelf episode's token record holds vLLM's tokens as generated
+    assert record["unavailable"] is None and record["model_tokens_kept"] and record["turns"] >= 1
