@@ -14,7 +14,7 @@ import pytest
 
 from inftool_env import compile_spec
 from inftool_env.env import EnvConfig, Limits, ServerConfig, TaskSource, ToolEnv, run_episode
-from inftool_env.policies import resolve_policy
+from inftool_env.policies.chat import ChatPolicy
 from inftool_env.tasks import Task
 from tests.conftest import BOOKSHELF
 
@@ -66,19 +66,16 @@ def test_a_whole_episode_keeps_the_models_tokens_as_generated(model):
     task = Task(id="add", turns=["Please add the book 'Dune' by Frank Herbert to the shelf."])
     config = EnvConfig(id="t/Shelf-v0", servers=[ServerConfig(name="shelf", spec=str(BOOKSHELF))],
                        tasks=TaskSource(source="-"), limits=Limits(max_turns=3))  # fmt: skip
-    factory = resolve_policy("gguf:embedded?max_tokens=96")
-    factory.chat = model  # the module's loaded model, under the string's options
+    policy = ChatPolicy(model, max_tokens=96)
 
     async def play():
         env = ToolEnv(config, [task], {"shelf": compile_spec(BOOKSHELF)})
-        policies = []
         try:
-            trajectory = await run_episode(env, lambda t: policies.append(factory(t)) or policies[-1], seed=0)
+            return await run_episode(env, lambda t: policy, seed=0)
         finally:
             await env.close()
-        return trajectory, policies[0]
 
-    traj, policy = anyio.run(play)
+    traj = anyio.run(play)
     assert traj.tokens_unavailable is None and len(policy.samples) == len(traj.turns) >= 1
     generated = [t for sample in policy.samples for t in sample.token_ids]
     assert [t for t, m in zip(traj.token_ids, traj.assistant_mask, strict=True) if m] == generated
