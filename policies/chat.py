@@ -33,17 +33,16 @@ class ChatPolicy:
         self.temperature, self.seed, self.max_tokens, self.logprobs = temperature, seed, max_tokens, logprobs
         self.samples: list[Completion] = []
         self.usage = Usage()
-        self.local = chat if isinstance(chat, LocalChat) else None  # can be prompted with token ids
-        self.tokens = EpisodeTokens(self.local) if self.local is not None else None
+        self.tokens = EpisodeTokens(chat) if isinstance(chat, LocalChat) else None
 
     async def act(self, observation: dict[str, Any]) -> dict[str, Any] | str:
         messages = observation["messages"]
         offered = (observation.get("tools") or None) if self.tools == "native" else None
         seed = None if self.seed is None else self.seed + len(self.samples)
         prompt = self.tokens.prompt(messages, offered) if self.tokens is not None else None
-        if prompt is not None and self.local is not None and self.tokens is not None:
-            done = await self.local.complete_tokens(prompt, temperature=self.temperature, seed=seed,
-                                                   max_tokens=self.max_tokens)  # fmt: skip
+        if prompt is not None and self.tokens is not None:
+            done = await self.tokens.model.complete_tokens(prompt, temperature=self.temperature, seed=seed,
+                                                           max_tokens=self.max_tokens)  # fmt: skip
             self.tokens.record(done, len(messages) + 1)
         else:
             done = await self.chat.complete(messages, tools=offered, temperature=self.temperature, seed=seed,

@@ -58,6 +58,13 @@ def embedded_gguf() -> Path:
     return target
 
 
+def model_path(path: str) -> tuple[Path, str]:
+    """A local model string's file (or directory) and name; ``embedded`` is the embedded GGUF."""
+    if path == "embedded":
+        return embedded_gguf(), NAME
+    return Path(path), Path(path).name
+
+
 def export_hf(target: Path | None = None) -> Path:
     """The embedded model as a plain Hugging Face directory (config, fp32 safetensors, tokenizer,
     chat template): what vLLM and trainers load. Cached; needs the ``model`` extra to build.

@@ -44,12 +44,9 @@ class GGUFChat(LocalChat):
         except ImportError as exc:
             need = "llama-cpp-python and transformers"
             raise PolicyError(f"gguf: models need {need} ({exc}); pip install 'inftool-env[gguf]'") from None
-        if path == "embedded":
-            from inftool_env.llm.embedded import NAME, embedded_gguf
+        from inftool_env.llm.embedded import model_path
 
-            file, self.name = embedded_gguf(), NAME
-        else:
-            file, self.name = Path(path), Path(path).name
+        file, self.name = model_path(path)
         self._llama_cpp, self._np = llama_cpp, np
         self.tokenizer = gguf_tokenizer(file)
         # n_ctx=0: the context the model was trained for; the KV cache is small for small models.

@@ -5,7 +5,6 @@ imported only here (the ``model`` extra).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from inftool_env.errors import PolicyError
@@ -21,18 +20,17 @@ class HFChat(LocalChat):
             raise PolicyError(
                 f"hf: models need torch and transformers ({exc}); pip install 'inftool-env[model]'"
             ) from None
-        if path == "embedded":
-            from inftool_env.llm.embedded import NAME, embedded_gguf
+        from inftool_env.llm.embedded import model_path
+        from inftool_env.llm.gguf import gguf_tokenizer
 
-            file, self.name = embedded_gguf(), NAME
-        else:
-            file, self.name = Path(path), Path(path).name
-            if not file.exists():
-                raise PolicyError(f"hf:{path}: no such model file or directory")
+        file, self.name = model_path(path)
+        if not file.exists():
+            raise PolicyError(f"hf:{path}: no such model file or directory")
         where, gguf = (str(file.parent), file.name) if file.suffix == ".gguf" else (str(file), None)
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=gguf)
+        # A GGUF's tokenizer is converted once and cached (gguf_tokenizer), as for llama.cpp.
+        self.tokenizer = gguf_tokenizer(file) if gguf else AutoTokenizer.from_pretrained(where)
         self.tokenizer.padding_side = "left"
         dtype = torch.float32 if self.device == "cpu" else torch.bfloat16  # this CPU has no fast bf16
         model: Any = AutoModelForCausalLM.from_pretrained(where, gguf_file=gguf, dtype=dtype)
