@@ -37,17 +37,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def policy_help() -> str:
+    """Every policy kind ``resolve_policy`` accepts, read from the code that resolves them."""
+    from inftool_env.policies import KNOWN
+
+    return f"the assistant: {KNOWN} (model options after '?', e.g. gguf:embedded?max_tokens=128)"
+
+
+def _example(*lines: str) -> str:
+    return "example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _words(values: list[str] | None) -> list[str] | None:
+    """``--categories a b`` and ``--categories a,b`` (and mixes of both) give the same list."""
+    if values is None:
+        return None
+    return [w.strip() for v in values for w in v.split(",") if w.strip()]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inftool", description="An MCP-native gym for tool-calling agents.")
     sub = parser.add_subparsers(dest="command")
 
-    inspect = sub.add_parser("inspect", help="compile a spec and print its tools and any skipped operations")
+    def add(name: str, summary: str, example: tuple[str, ...], **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary, epilog=_example(*example),
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)  # fmt: skip
+
+    inspect = add("inspect", "compile a spec and print its tools and any skipped operations",
+                  ("inftool inspect servers/bookshelf/openapi.yaml",))  # fmt: skip
     inspect.add_argument("spec", help=SPEC_HELP)
     inspect.add_argument("--json", action="store_true", help="print the ToolSuite as JSON")
     _compile_options(inspect)
     inspect.set_defaults(run=cmd_inspect)
 
-    serve = sub.add_parser("serve", help="compile a spec and serve it as an MCP server")
+    serve = add("serve", "compile a spec and serve it as an MCP server",
+                ("inftool serve servers/bookshelf/openapi.yaml --transport http --port 8000",))  # fmt: skip
     serve.add_argument("spec", help=SPEC_HELP)
     serve.add_argument("--backend", help=f"what executes calls: {', '.join(BACKEND_KINDS)} (default: by source)")
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
@@ -58,22 +82,24 @@ def _parser() -> argparse.ArgumentParser:
     _compile_options(serve)
     serve.set_defaults(run=cmd_serve)
 
-    list_cmd = sub.add_parser("list", help="the registered environments")
+    list_cmd = add("list", "the registered environments", ("inftool list",))
     list_cmd.set_defaults(run=cmd_list)
 
-    check = sub.add_parser("check", help="run Gymnasium's check_env and one oracle episode on an environment")
+    check = add("check", "run Gymnasium's check_env and one oracle episode on an environment",
+                ("inftool check inftool/Bookshelf-v0",))  # fmt: skip
     check.add_argument("env_id")
     check.set_defaults(run=cmd_check)
 
-    evaluate = sub.add_parser(
-        "eval", help="run a policy on an environment's tasks, or on BFCL v4 (`eval bfcl`)",
-        epilog="`inftool eval bfcl --policy P [--categories C ...] [--limit N] [--out DIR]` runs BFCL v4 through "
-        "our envs; `inftool eval bfcl --from-results FILE_OR_DIR` scores results in BFCL's own format.",
+    evaluate = add(
+        "eval", "run a policy on an environment's tasks, or on BFCL v4 (`eval bfcl`)",
+        ("inftool eval inftool/Bookshelf-v0 --policy oracle --out out/eval",
+         "inftool eval bfcl --policy gguf:embedded --categories simple_python,parallel --limit 10",
+         "inftool eval bfcl --from-results out/bfcl/results    # score BFCL-format result files"),
     )  # fmt: skip
     evaluate.add_argument("env_id", help="a registered env id, or `bfcl` for the BFCL v4 benchmark")
-    evaluate.add_argument("--policy", help="oracle, openai:URL#MODEL[?options], scripted:FILE")
+    evaluate.add_argument("--policy", help=policy_help())
     evaluate.add_argument("--categories", nargs="+", help="bfcl: categories or groups (all, non_live, live, "
-                          "relevance, multi_turn); default all")  # fmt: skip
+                          "relevance, multi_turn), space- or comma-separated; default all")  # fmt: skip
     evaluate.add_argument("--limit", type=_positive, help="bfcl: the first N entries of each category")
     evaluate.add_argument("--from-results", help="bfcl: score BFCL-format result files (a file or a directory)")
     evaluate.add_argument("--format", default="openai", help="bfcl: the tool-call format the policy answers in")
@@ -84,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="out/eval", help="where trajectories/results, the report and plot go")
     evaluate.set_defaults(run=cmd_eval)
 
-    demo = sub.add_parser("demo", help="compile the embedded specs, serve them over every transport, call every tool")
+    demo = add("demo", "compile the embedded specs, serve them over every transport, call every tool",
+               ("inftool demo --model-limit 0    # without the embedded model's stage",))  # fmt: skip
     demo.add_argument("--out", default="out/demo", help="where the report (JSON) and plot go")
     demo.add_argument("--model-limit", type=int, default=10,
                       help="BFCL entries per category for the embedded model (0 skips it)")  # fmt: skip
@@ -243,7 +270,7 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
     else:
         if args.policy is None:
             raise InftoolError("--policy is required (e.g. --policy oracle), or --from-results FILE_OR_DIR")
-        categories = resolve_categories(args.categories)
+        categories = resolve_categories(_words(args.categories))
         policy = resolve_policy(args.policy)
         report = anyio.run(lambda: evaluate_bfcl(args.policy, policy, categories, limit=args.limit, out=out,
                                                  format=args.format, concurrency=args.concurrency))  # fmt: skip

@@ -22,6 +22,7 @@ from inftool_env.llm import MODEL_KINDS
 from inftool_env.tasks import Task
 
 KNOWN = ", ".join(("oracle", *MODEL_KINDS))
+MODEL_PREFIXES = tuple(dict.fromkeys(kind.split(":")[0] + ":" for kind in MODEL_KINDS))  # openai:, hf:, …
 
 
 def resolve_policy(spec: str) -> Callable[[Task], Any]:
@@ -30,7 +31,7 @@ def resolve_policy(spec: str) -> Callable[[Task], Any]:
         from inftool_env.policies.oracle import OraclePolicy
 
         return OraclePolicy
-    if spec.startswith(("openai:", "scripted:", "hf:", "gguf:", "vllm:")):
+    if spec.startswith(MODEL_PREFIXES):
         return _chat_policy(spec)
     raise PolicyError(f"unknown policy {spec!r}; available: {KNOWN}")
 

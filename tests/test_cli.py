@@ -185,3 +185,45 @@ def test_list_check_and_eval(capsys, tmp_path):
 def test_env_command_mistakes(capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_eval_help_names_every_policy_kind_the_code_resolves(capsys):
+    from inftool_env.llm import MODEL_KINDS
+    from inftool_env.policies import MODEL_PREFIXES, resolve_policy
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for kind in ("oracle", *MODEL_KINDS):
+        assert kind in help_text
+    # Every listed prefix really resolves (a bad path fails later, never as "unknown policy") …
+    for prefix in MODEL_PREFIXES:
+        try:
+            resolve_policy(prefix + "does-not-exist")
+        except Exception as exc:
+            assert "unknown policy" not in str(exc)
+    # … and one not listed does not.
+    with pytest.raises(Exception, match="unknown policy"):
+        resolve_policy("nosuchkind:x")
+
+
+def test_every_command_help_shows_an_example(capsys):
+    from inftool_env.cli import _parser
+
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert f"example:\n  inftool {name}" in capsys.readouterr().out, name
+
+
+def test_bfcl_categories_comma_or_space_separated(tmp_path, capsys):
+    spellings = (["simple_python,irrelevance"], ["simple_python", "irrelevance"], ["simple_python,", "irrelevance"])
+    for categories in spellings:
+        out = tmp_path / "_".join(categories).replace(",", "-")
+        assert main(["eval", "bfcl", "--policy", "oracle", "--categories", *categories, "--limit", "1",
+                     "--out", str(out)]) == 0  # fmt: skip
+        report = json.loads((out / "report.json").read_text())
+        assert sorted(report["categories"]) == ["irrelevance", "simple_python"]
+    assert main(["eval", "bfcl", "--policy", "oracle", "--categories", "simple_python,nope"]) == 2
+    assert "unknown BFCL category 'nope'" in capsys.readouterr().err

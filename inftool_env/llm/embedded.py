@@ -93,3 +93,21 @@ def export_hf(target: Path | None = None) -> Path:
     tokenizer.save_pretrained(partial)
     partial.replace(target)
     return target
+
+
+def prepare(*, hf: bool = True) -> list[Path]:
+    """Assemble the GGUF and (``hf``) export the HF directory now, so no test or job pays for it
+    under its own time limit. Cheap when cached: ``make test`` calls it every time."""
+    done = [embedded_gguf()]
+    if hf:
+        done.append(export_hf())
+    return done
+
+
+if __name__ == "__main__":  # python -m inftool_env.llm.embedded: what `make test` runs before the tests
+    import time
+
+    start = time.monotonic()
+    for path in prepare():
+        print(f"embedded model ready: {path}")
+    print(f"({time.monotonic() - start:.1f} s)")
