@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="out/eval", help="where trajectories/results, the report and plot go")
     evaluate.set_defaults(run=cmd_eval)
 
+    from inftool_env.synth.cli import add_commands as add_synth_commands
+
+    add_synth_commands(sub)
+
     demo = add("demo", "compile the embedded specs, serve them over every transport, call every tool",
                ("inftool demo --model-limit 0    # without the embedded model's stage",))  # fmt: skip
     demo.add_argument("--out", default="out/demo", help="where the report (JSON) and plot go")

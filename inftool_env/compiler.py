@@ -22,7 +22,9 @@ from inftool_env.mcp.server import CompiledServer
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES, is_live_source, load_spec
 
-BACKEND_KINDS = ("stateful", "python:MODULE:CLASS", "bfcl:CLASS[:long_context]", "llm:MODEL[?cache=FILE]", "proxy")
+BACKEND_KINDS = (
+    "stateful", "python:MODULE:CLASS", "bfcl:CLASS[:long_context]", "llm:MODEL[?cache=FILE]", "proxy", "record",
+)  # fmt: skip
 
 
 def load_suite(
@@ -62,6 +64,10 @@ def make_backend(source: str, suite: ToolSuite, backend: str | None = None) -> B
         if options:
             raise BackendError(f"backend {kind!r}: unknown options {sorted(options)}; known: cache")
         return LLMSimBackend(chat, suite, cache_path=Path(cache) if cache else None)
+    if kind == "record":  # function docs with no executor: calls validated and kept (judged on their AST)
+        from inftool_env.backends.record import RecordingBackend
+
+        return RecordingBackend()
     if kind == "proxy":
         if not is_live_source(source):
             raise BackendError("the proxy backend needs a live server source (stdio:… or http(s)://…)")

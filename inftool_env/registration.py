@@ -18,13 +18,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from inftool_env.env.config import EnvConfig, TaskSource
+from inftool_env.data import manifest_dir
+from inftool_env.env.config import EnvConfig
 from inftool_env.errors import NameNotFound, RegistrationError, VersionNotFound
-from inftool_env.tasks import Task, load_tasks
+from inftool_env.task_sources import load_task_source
+
+__all__ = ["EnvEntry", "Registry", "default_registry", "load_manifest", "load_task_source", "make", "parse_id"]
 
 ID_RE = re.compile(r"^(?:(?P<ns>[\w-]+)/)?(?P<name>[\w-]+?)-v(?P<version>\d+)$")
 ENTRY_POINT_GROUP = "inftool_env.envs"
-MANIFEST_DIR = Path(__file__).resolve().parent.parent / "registry"
+MANIFEST_DIR = manifest_dir()  # the checkout's registry/, or the copy an installed wheel carries
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,15 @@ class Registry:
     def ids(self) -> list[str]:
         return sorted(self._entries)
 
+    def resolve(self, env_id: str | Path) -> EnvEntry:
+        """A registered id, or a path to a manifest (``*.toml``) that need not be registered."""
+        if is_manifest_path(env_id):
+            path = Path(env_id)
+            if not path.is_file():
+                raise RegistrationError(f"no manifest at {path}")
+            return load_manifest(path)
+        return self.entry(str(env_id))
+
     def entry(self, env_id: str) -> EnvEntry:
         if env_id in self._entries:
             return self._entries[env_id]
@@ -85,11 +97,12 @@ class Registry:
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise NameNotFound(f"no environment {env_id!r}.{hint} (`inftool list` shows them all)")
 
-    def make(self, env_id: str, **overrides: Any) -> Any:
-        """A fresh async ``ToolEnv``; ``overrides`` replace manifest fields (``transport="http"``)."""
+    def make(self, env_id: str | Path, **overrides: Any) -> Any:
+        """A fresh async ``ToolEnv`` from a registered id or a manifest file (``out/synth/Spotify-v0.toml``);
+        ``overrides`` replace manifest fields (``transport="http"``)."""
         from inftool_env.env.build import build_env
 
-        entry = self.entry(env_id)
+        entry = self.resolve(env_id)
         config = entry.config.model_copy(update=overrides) if overrides else entry.config
         return build_env(config, entry.base_dir)
 
@@ -113,14 +126,9 @@ def default_registry() -> Registry:
     return _DEFAULT
 
 
-def make(env_id: str, **overrides: Any) -> Any:
+def make(env_id: str | Path, **overrides: Any) -> Any:
     return default_registry().make(env_id, **overrides)
 
 
-def load_task_source(source: TaskSource, base_dir: Path) -> list[Task]:
-    if source.source.startswith("bfcl:"):
-        from inftool_env.backends.bfcl import bfcl_multi_turn_tasks
-
-        return bfcl_multi_turn_tasks(source.source.removeprefix("bfcl:"), domain=source.domain, limit=source.limit)
-    tasks = load_tasks(base_dir / source.source)
-    return tasks[: source.limit] if source.limit is not None else tasks
+def is_manifest_path(env_id: str | Path) -> bool:
+    return isinstance(env_id, Path) or str(env_id).endswith(".toml")

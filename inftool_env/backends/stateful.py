@@ -1,7 +1,8 @@
 """A stateful simulated backend derived from an OpenAPI spec alone.
 
 Resources are inferred from paths: ``/pets`` is a collection, ``/pets/{petId}`` one of its items,
-``/owners/{ownerId}/pets`` a collection nested under an owner. Verbs act on them as REST means:
+``/owners/{ownerId}/pets`` a collection nested under an owner, and ``/pets/findByStatus`` or
+``/pets/search`` a query over ``/pets`` itself (so a record just created is found). Verbs act on them as REST means:
 POST on a collection creates (and returns a fresh id), GET lists (with the spec's filters and
 paging) or reads, PUT/PATCH update, DELETE removes; an unknown id is a tool error the model sees.
 Collections start with a few seeded records, and every value comes from the episode's own rng, so
@@ -26,6 +27,7 @@ SEED_RECORDS = 3
 _PAGE_SIZE_ARGS = ("limit", "maxResults", "max_results", "per_page", "pageSize", "page_size", "count", "size")
 _OFFSET_ARGS = ("offset", "start", "skip")
 _PARAM = re.compile(r"^\{(.+)\}$")
+_SEARCH = re.compile(r"^(?:[fF]ind|[sS]earch|[qQ]uery|[fF]ilter|[lL]ookup)(?:[A-Z_-].*)?$")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class _Route:
     collection: str  # the collection's path template, e.g. "/owners/{ownerId}/pets"
     item_param: str | None  # the path parameter naming one item, e.g. "petId"
     parents: tuple[tuple[str, str], ...]  # (parent collection, its id parameter) along the path
+    search: bool = False  # a query endpoint over the collection (``/pets/findByStatus``): any verb lists
 
 
 class StatefulBackend:
@@ -58,14 +61,36 @@ class StatefulBackend:
             for t in suite.tools
             if t.name in self.routes and t.http and t.http.method == "GET"
         }
-        # The schema a record of each collection has: its item GET's (else its create's) output.
+        # The schema a record of each collection has: its item GET's output, else its create's, else a listing's items.
         self.record_schemas: dict[str, dict[str, Any]] = {}
+        rank: dict[str, int] = {}
+        candidate: dict[str, Any] | None
         for tool in suite.tools:
             route = self.routes.get(tool.name)
-            if route and tool.output_schema and tool.http and tool.http.method in ("GET", "POST"):
-                is_item_read = route.item_param is not None and tool.http.method == "GET"
-                if is_item_read or route.collection not in self.record_schemas:
-                    self.record_schemas[route.collection] = tool.output_schema
+            if not (route and tool.output_schema and tool.http and tool.http.method in ("GET", "POST")):
+                continue
+            if route.item_param is not None and tool.http.method == "GET":
+                candidate, level = tool.output_schema, 0
+            elif tool.http.method == "POST" and not route.search and route.item_param is None:
+                candidate, level = tool.output_schema, 1
+            elif tool.http.method == "GET":
+                candidate, level = _listed_items(tool.output_schema), 2
+            else:
+                continue
+            if candidate is not None and level < rank.get(route.collection, 3):
+                self.record_schemas[route.collection], rank[route.collection] = candidate, level
+        # The schema of each collection's ids: the path parameter that names an item (the tools must accept
+        # every id the world holds), else the record's own ``id`` property.
+        self.id_schemas: dict[str, dict[str, Any]] = {}
+        for tool in suite.tools:
+            route = self.routes.get(tool.name)
+            if route is None:
+                continue
+            named = [(route.collection, route.item_param)] if route.item_param else []
+            for collection, param in [*named, *route.parents]:
+                schema = _path_param_schema(tool, param)
+                if schema and collection not in self.id_schemas:
+                    self.id_schemas[collection] = schema
 
     # -- Backend protocol -----------------------------------------------------------------------
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> StatefulState:
@@ -118,6 +143,9 @@ class StatefulBackend:
                 )
             return self._shape(tool, records[item_id], state)
 
+        if route.search:  # a query over the collection, by query string or by body
+            body_filters = body if isinstance(body, dict) else {}
+            return self._shape(tool, _page(list(records.values()), {**body_filters, **query}), state)
         if method == "POST":
             record_id = self._new_id(state, route.collection)
             records[record_id] = self._store(route.collection, body, record_id, state)
@@ -144,21 +172,27 @@ class StatefulBackend:
         return key
 
     def _new_id(self, state: StatefulState, collection: str) -> str:
-        """A fresh id shaped like the record schema's ``id``: a counter, or a sample of its pattern."""
+        """A fresh, distinct id shaped like the collection's id schema: a counter, or a sample of its pattern
+        or format. It depends on the counter alone (not the episode's rng), so a task that chains on the id
+        of a record it creates replays on any seed."""
         n = state.next_id
         state.next_id += 1
         if self._id_is_integer(collection):
             return str(n)
         id_schema = self._id_schema(collection)
-        if id_schema.get("pattern") or id_schema.get("format"):
-            taken = state.collections.get(collection, {})
+        taken = state.collections.get(collection, {})
+        if id_schema.get("pattern") or id_schema.get("format") or id_schema.get("enum"):
+            id_rng = random.Random(f"{collection}#{n}")
             for _ in range(20):
-                candidate = sample(id_schema, state.rng)
-                if isinstance(candidate, str) and candidate not in taken:
-                    return candidate
-        return f"{_noun(collection)[:3]}_{n}"
+                candidate = sample(id_schema, id_rng)
+                if isinstance(candidate, str | int) and str(candidate) not in taken:
+                    return str(candidate)
+        fallback = f"{_noun(collection)[:3]}_{n}"
+        return fallback if fallback not in taken else f"{_noun(collection)[:3]}_{n}_{len(taken)}"
 
     def _id_schema(self, collection: str) -> dict[str, Any]:
+        if collection in self.id_schemas:
+            return self.id_schemas[collection]
         props = self.record_schemas.get(collection, {}).get("properties", {})
         return props["id"] if isinstance(props.get("id"), dict) else {}
 
@@ -197,15 +231,40 @@ class StatefulBackend:
 def _route(path: str) -> _Route:
     segments = [s for s in path.split("/") if s]
     item_param = None
+    search = False
     if segments and (m := _PARAM.match(segments[-1])):
         item_param = m.group(1)
         segments = segments[:-1]
+    elif len(segments) > 1 and _SEARCH.match(segments[-1]) and not _PARAM.match(segments[-2]):
+        segments, search = segments[:-1], True  # /pets/findByStatus queries /pets
     parents, prefix = [], ""
     for i, segment in enumerate(segments):
         if (m := _PARAM.match(segment)) and i > 0:
             parents.append((prefix, m.group(1)))
         prefix += "/" + segment
-    return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents))
+    return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents), search=search)
+
+
+def _listed_items(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The item schema of a listing response (a bare array, or an object's first array property)."""
+    body = schema["properties"]["result"] if schema.get("x-wrapped") else schema
+    if not isinstance(body, dict):
+        return None
+    if body.get("type") != "array":
+        arrays = [v for v in body.get("properties", {}).values() if isinstance(v, dict) and v.get("type") == "array"]
+        body = arrays[0] if len(arrays) == 1 else {}
+    items = body.get("items")
+    if not isinstance(items, dict):
+        return None
+    return {**items, "$defs": schema["$defs"]} if "$defs" in schema else items
+
+
+def _path_param_schema(tool: ToolSpec, param: str) -> dict[str, Any] | None:
+    for arg, binding in tool.bindings.items():
+        if binding.location == "path" and binding.name == param:
+            schema = tool.input_schema.get("properties", {}).get(arg)
+            return schema if isinstance(schema, dict) else None
+    return None
 
 
 def _located(tool: ToolSpec, arguments: dict[str, Any], *locations: str) -> dict[str, Any]:
@@ -224,12 +283,29 @@ def _as_record(body: Any) -> dict[str, Any]:
 
 
 def _page(records: list[dict[str, Any]], query: dict[str, Any]) -> list[dict[str, Any]]:
-    for name, value in query.items():  # equality filters on fields the records have
+    for name, value in query.items():  # filters on fields the records have
         if name not in _PAGE_SIZE_ARGS + _OFFSET_ARGS and any(name in r for r in records):
-            records = [r for r in records if r.get(name) == value]
-    offset = next((int(query[a]) for a in _OFFSET_ARGS if isinstance(query.get(a), int)), 0)
-    size = next((int(query[a]) for a in _PAGE_SIZE_ARGS if isinstance(query.get(a), int)), None)
+            records = [r for r in records if name in r and _matches(r[name], value)]
+    offset = next((int(query[a]) for a in _OFFSET_ARGS if _whole(query.get(a))), 0)
+    size = next((int(query[a]) for a in _PAGE_SIZE_ARGS if _whole(query.get(a))), None)
     return records[offset : offset + size if size is not None else None]
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+
+
+def _matches(stored: Any, wanted: Any) -> bool:
+    """Equality, or membership where either side is a list (``status=[available, sold]``, ``tags``);
+    a comma-separated string is a list (``status=available,sold``); tags match by ``name``."""
+    options = wanted if isinstance(wanted, list) else wanted.split(",") if isinstance(wanted, str) else [wanted]
+    values = stored if isinstance(stored, list) else [stored]
+    values = [v.get("name", v) if isinstance(v, dict) else v for v in values]
+    if stored == wanted:
+        return True
+    return any(
+        v == o or (isinstance(v, str) and isinstance(o, str) and v == o.strip()) for v in values for o in options
+    )
 
 
 def _id_list(query: dict[str, Any]) -> set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from inftool_env.compiler import compile_spec
 from inftool_env.env.config import EnvConfig, ServerConfig
 from inftool_env.env.core import ToolEnv
-from inftool_env.registration import load_task_source
+from inftool_env.task_sources import load_task_source
 
 
 def resolve_spec(server: ServerConfig, base_dir: Path) -> str:
@@ -24,4 +24,4 @@ def build_env(config: EnvConfig, base_dir: Path) -> ToolEnv:
         update={"servers": [s.model_copy(update={"spec": servers[s.name]}) for s in config.servers]}
     )
     compiled = {s.name: compile_spec(servers[s.name], backend=s.backend) for s in config.servers}
-    return ToolEnv(config, load_task_source(config.tasks, base_dir), compiled)
+    return ToolEnv(config, load_task_source(config.tasks, base_dir, config), compiled)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gymnasium.utils import seeding
+from pydantic import ValidationError
 
 from inftool_env.env.config import EnvConfig, Limits
 from inftool_env.errors import InftoolError, RegistrationError, ServerError
@@ -198,6 +199,20 @@ class ToolEnv:
         return {n: self._clients[n].for_episode(key, seed=seed, initial_state=task.initial_for(n)) for n in names}
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
+        """``options["task"]``: a Task (or its JSON dict) not among the env's own, e.g. a synthesized one;
+        ``options["task_id"]``: one of the env's tasks; neither: one drawn with the env's rng."""
+        if "task" in options:
+            given = options["task"]
+            if isinstance(given, Task):
+                return given
+            if isinstance(given, dict):
+                try:
+                    return Task.model_validate(given)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise RegistrationError(f"reset(options={{'task': ...}}): {where}: {first['msg']}") from None
+            raise RegistrationError(f"options['task'] is a Task or a dict, not {type(given).__name__}")
         if "task_id" in options:
             task_id = options["task_id"]
             if task_id not in self._task_index:

@@ -8,6 +8,8 @@ The same rng state gives the same value, byte for byte.
 
 from __future__ import annotations
 
+import copy
+import math
 import random
 import re
 import string
@@ -38,13 +40,26 @@ _JSON_TYPE = {
 def matches_type(value: Any, schema_type: Any) -> bool:
     types = schema_type if isinstance(schema_type, list) else [schema_type]
     for t in types:
-        if t == "integer" and isinstance(value, int) and not isinstance(value, bool):
+        if t == "integer" and _is_whole(value):  # 2000.0 is an integer to JSON Schema, and stays as given
             return True
         if t == "number" and isinstance(value, int | float) and not isinstance(value, bool):
             return True
         if t in _JSON_TYPE and isinstance(value, _JSON_TYPE[t]) and not (t != "boolean" and isinstance(value, bool)):
             return True
     return False
+
+
+def _is_whole(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+
+
+def _type_of(value: Any) -> str | None:
+    for name in ("boolean", "integer", "number", "string", "array", "object", "null"):
+        if matches_type(value, name):
+            return name
+    return None
 
 
 def sample(
@@ -110,6 +125,8 @@ def _pick_type(schema: dict[str, Any], hint: Any) -> str:
         for t in types:
             if matches_type(hint, t):
                 return str(t)
+        if not types and (hinted := _type_of(hint)) is not None:  # untyped: what was written is what reads back
+            return "number" if hinted == "integer" else hinted
     for t in types:
         if t != "null":
             return str(t)
@@ -133,9 +150,18 @@ def _fits(value: Any, schema: dict[str, Any], schema_type: str) -> bool:
             return False
         return len(value) >= schema.get("minLength", 0) and len(value) <= schema.get("maxLength", len(value))
     if isinstance(value, int | float) and not isinstance(value, bool):
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        return (lo is None or value >= lo) and (hi is None or value <= hi)
+        return _number_fits(value, schema)
     return True
+
+
+def _number_fits(value: float, schema: dict[str, Any]) -> bool:
+    lo, hi, lo_open, hi_open = _bounds(schema)
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        return False
+    if hi is not None and (value > hi or (hi_open and value == hi)):
+        return False
+    step = schema.get("multipleOf")
+    return not (isinstance(step, int | float) and _num(step) and step > 0 and not _is_multiple(value, step))
 
 
 def _sample_object(
@@ -157,10 +183,15 @@ def _sample_object(
     for name in required - out.keys():  # required names with no declared property schema
         out[name] = hint.get(name, "value")
     extra = schema.get("additionalProperties")
-    if extra not in (None, False):
+    free_form = extra is None and not props and "patternProperties" not in schema  # {type: object}: anything goes
+    if extra not in (None, False) or free_form:
         for name, value in hint.items():
             if name not in props:
-                out[name] = sample(extra, rng, hint=value, root=root, optional=optional, depth=depth + 1)
+                out[name] = (
+                    copy.deepcopy(value)
+                    if free_form
+                    else sample(extra, rng, hint=value, root=root, optional=optional, depth=depth + 1)
+                )
     min_props = schema.get("minProperties", 0)
     if isinstance(min_props, int) and len(out) < min_props and extra is not False:
         for i in range(min_props - len(out)):
@@ -203,7 +234,7 @@ def _sample_one_of(
     order = branches[start:] + branches[:start]
     check = Draft202012Validator({**schema, "$defs": root.get("$defs", {})})
     first = None
-    for fullness in (optional, 1.0):
+    for fullness in (optional, 1.0, 0.0):
         for branch in order:
             merged = _merge(base, branch) if isinstance(branch, dict) else base
             value = sample(merged, rng, hint=hint, root=root, optional=fullness, depth=depth + 1)
@@ -217,16 +248,17 @@ def _sample_string(schema: dict[str, Any], rng: random.Random) -> str:
     fmt = schema.get("format")
     n = rng.randrange(1, 10_000)
     pattern = schema.get("pattern")
+    lo = schema.get("minLength", 0) if isinstance(schema.get("minLength"), int) else 0
+    hi = schema.get("maxLength") if isinstance(schema.get("maxLength"), int) else None
     if isinstance(pattern, str):
-        generated = regex_sample(pattern, rng)
-        if generated is not None:
-            return generated
+        for _ in range(8):  # the pattern and the length bounds must hold together
+            generated = regex_sample(pattern, rng)
+            if generated is not None and len(generated) >= lo and (hi is None or len(generated) <= hi):
+                return generated
     if fmt in _FORMATS:
         text = _FORMATS[fmt].format(n=n, day=rng.randrange(1, 29), minute=rng.randrange(0, 60))
     else:
         text = "".join(rng.choice(string.ascii_lowercase) for _ in range(8))
-    lo = schema.get("minLength", 0) if isinstance(schema.get("minLength"), int) else 0
-    hi = schema.get("maxLength") if isinstance(schema.get("maxLength"), int) else None
     if len(text) < lo:
         text += "x" * (lo - len(text))
     if hi is not None:
@@ -234,24 +266,79 @@ def _sample_string(schema: dict[str, Any], rng: random.Random) -> str:
     return text
 
 
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bounds(schema: dict[str, Any]) -> tuple[float | None, float | None, bool, bool]:
+    """(low, high, low is open, high is open): 2020-12 numeric exclusive bounds and draft-4 boolean ones."""
+    lo = schema.get("minimum") if _num(schema.get("minimum")) else None
+    hi = schema.get("maximum") if _num(schema.get("maximum")) else None
+    lo_open = schema.get("exclusiveMinimum") is True and lo is not None
+    hi_open = schema.get("exclusiveMaximum") is True and hi is not None
+    emin, emax = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if _num(emin) and (lo is None or emin >= lo):
+        lo, lo_open = emin, True
+    if _num(emax) and (hi is None or emax <= hi):
+        hi, hi_open = emax, True
+    return lo, hi, lo_open, hi_open
+
+
+def _is_multiple(value: float, step: float) -> bool:
+    """The test jsonschema applies (a float step divides, an integer one takes the remainder)."""
+    if isinstance(step, float):
+        quotient = value / step
+        return math.isfinite(quotient) and int(quotient) == quotient
+    return value % step == 0
+
+
 def _sample_number(schema: dict[str, Any], rng: random.Random, schema_type: str) -> int | float:
-    lo = schema.get("minimum", schema.get("exclusiveMinimum"))
-    hi = schema.get("maximum", schema.get("exclusiveMaximum"))
-    lo = lo if isinstance(lo, int | float) else 0
-    hi = hi if isinstance(hi, int | float) else max(lo, 0) + 100
-    if "exclusiveMinimum" in schema:
-        lo = lo + 1
-    if "exclusiveMaximum" in schema:
-        hi = hi - 1
-    hi = max(lo, hi)
-    step = schema.get("multipleOf")
-    if schema_type == "integer":
-        value: int | float = rng.randint(int(lo), int(hi))
-        if isinstance(step, int) and step > 0:
-            value = max(int(lo), value - value % step)
-        return value
+    low, high, lo_open, hi_open = _bounds(schema)
+    step = schema.get("multipleOf") if _num(schema.get("multipleOf")) and schema["multipleOf"] > 0 else None
+    integer = schema_type == "integer"
+    # An open side gets a range of 100 from the other (or from 0): specs bound one side more often than both.
+    lo: float = low if low is not None else (min(0, high - 100) if high is not None else 0)
+    hi: float = high if high is not None else max(lo, 0) + 100
+    if integer:  # the integers inside the (possibly open) interval
+        lo = math.floor(lo) + 1 if lo_open and float(lo).is_integer() else math.ceil(lo)
+        hi = math.ceil(hi) - 1 if hi_open and float(hi).is_integer() else math.floor(hi)
+        lo_open = hi_open = False
+    if step is not None:
+        value = _multiple_in(lo, hi, lo_open, hi_open, step, integer, rng)
+        if value is not None:
+            return value
+    if integer:
+        return rng.randint(int(lo), int(max(lo, hi)))
     value = round(rng.uniform(lo, hi), 2)
-    return min(max(value, lo), hi)
+    inside = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not inside:
+        value = (lo + hi) / 2
+    return value
+
+
+def _multiple_in(
+    lo: float, hi: float, lo_open: bool, hi_open: bool, step: float, integer: bool, rng: random.Random
+) -> int | float | None:
+    """A multiple of ``step`` inside the bounds that passes jsonschema's own test (0.3 / 0.1 does not)."""
+    k_lo, k_hi = math.ceil(lo / step), math.floor(hi / step)
+    if lo_open and k_lo * step <= lo:
+        k_lo += 1
+    if hi_open and k_hi * step >= hi:
+        k_hi -= 1
+    if k_lo > k_hi:
+        return None
+    decimals = max(0, -math.floor(math.log10(step))) + 2 if step < 1 else 0
+    tries = [rng.randint(k_lo, k_hi) for _ in range(8)] + list(range(k_lo, min(k_hi, k_lo + 50) + 1))
+    for k in tries:
+        raw = k * step
+        for value in (raw, round(raw, decimals), float(round(raw))):
+            if integer and not float(value).is_integer():
+                continue
+            value = int(value) if integer or (isinstance(step, int) and float(value).is_integer()) else value
+            inside = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+            if inside and _is_multiple(value, step):
+                return value
+    return None
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -100,3 +100,92 @@ async def test_integer_ids_follow_the_record_schema():
         pet = (await c.call("addPet", {"name": "Rex"})).structured
         assert isinstance(pet["id"], int)
         assert (await c.call("getPet", {"petId": pet["id"]})).structured["name"] == "Rex"
+
+
+# -- a coherent world: what was written reads back, searches see the same records, ids are distinct --
+async def test_numbers_are_stored_as_given_and_read_back_the_same():
+    async with open_client(compile_spec(BOOKSHELF, seed=3)) as c:
+        book = (await c.call("addBook", {"title": "Dune", "author": "Herbert", "year": 2000.0})).structured
+        reads = [(await c.call("getBook", {"bookId": book["id"]})).structured for _ in range(3)]
+        assert {r["year"] for r in reads} == {2000.0}
+        updated = (await c.call("updateBook", {"bookId": book["id"], "copies": 5.0})).structured
+        assert updated["copies"] == 5
+        assert (await c.call("getBook", {"bookId": book["id"]})).structured["copies"] == 5
+
+
+def _spec_with(extra_props: dict, extra_paths: dict | None = None) -> dict:
+    item = {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}, **extra_props}}
+    ok = {"200": {"description": "", "content": {"application/json": {"schema": item}}}}
+    many = {"200": {"description": "", "content": {"application/json": {"schema": {"type": "array", "items": item}}}}}
+    body = {"content": {"application/json": {"schema": item}}}
+    path_id = [{"name": "thingId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    paths = {
+        "/things": {"get": {"operationId": "listThings", "responses": many},
+                    "post": {"operationId": "addThing", "requestBody": body, "responses": ok}},
+        "/things/{thingId}": {"get": {"operationId": "getThing", "parameters": path_id, "responses": ok}},
+        **(extra_paths or {}),
+    }  # fmt: skip
+    return {"openapi": "3.0.0", "info": {"title": "Things", "version": "1"}, "paths": paths}
+
+
+async def test_free_form_and_untyped_fields_read_back_as_written():
+    spec = _spec_with({"meta": {"type": "object"}, "anything": {}})
+    suite = load_spec(spec)
+    from inftool_env.mcp import CompiledServer
+
+    async with open_client(CompiledServer(suite, StatefulBackend(suite))) as c:
+        made = (await c.call("addThing", {"meta": {"k": "v"}, "anything": [1, "two"]})).structured
+        got = (await c.call("getThing", {"thingId": made["id"]})).structured
+        assert got["meta"] == {"k": "v"} and got["anything"] == [1, "two"]
+
+
+async def test_find_by_and_search_endpoints_query_the_same_collection():
+    many = {"200": {"description": "", "content": {"application/json": {"schema": {"type": "array", "items": {
+        "type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}}}}}}  # fmt: skip
+    status = [{"name": "status", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}}]
+    extra = {
+        "/things/findByStatus": {"get": {"operationId": "findThings", "parameters": status, "responses": many}},
+        "/things/search": {"get": {"operationId": "searchThings", "responses": many}},
+    }
+    suite = load_spec(_spec_with({}, extra))
+    from inftool_env.mcp import CompiledServer
+
+    async with open_client(CompiledServer(suite, StatefulBackend(suite))) as c:
+        made = (await c.call("addThing", {"status": "shiny"})).structured
+        found = (await c.call("findThings", {"status": ["shiny", "dull"]})).structured["result"]
+        assert [t["id"] for t in found] == [made["id"]]
+        everything = (await c.call("searchThings", {})).structured["result"]
+        listed = (await c.call("listThings", {})).structured["result"]
+        assert {t["id"] for t in everything} == {t["id"] for t in listed} and made["id"] in {t["id"] for t in listed}
+
+
+def test_seeded_ids_are_distinct_and_accepted_by_the_tools_that_take_them(corpus_spec):
+    from jsonschema import Draft202012Validator
+
+    suite = load_spec(corpus_spec)
+    backend = StatefulBackend(suite)
+    state = backend.new_state(seed=0)
+    for tool in suite.tools:
+        route = backend.routes.get(tool.name)
+        if route is None or route.item_param is None or route.collection not in state.collections:
+            continue
+        ids = list(state.collections[route.collection])
+        assert len(set(ids)) == len(ids)
+        arg = next(k for k, b in tool.bindings.items() if b.location == "path" and b.name == route.item_param)
+        schema = tool.input_schema["properties"][arg]
+        for record_id in ids:
+            value = int(record_id) if schema.get("type") == "integer" else record_id
+            assert Draft202012Validator(schema).is_valid(value), (tool.name, record_id, schema)
+
+
+def test_created_ids_do_not_depend_on_the_episode_seed():
+    suite = load_spec(BOOKSHELF)
+    backend = StatefulBackend(suite)
+    a, b = backend.new_state(seed=1), backend.new_state(seed=2)
+    assert backend._new_id(a, "/books") == backend._new_id(b, "/books")
+
+
+def test_bookshelf_spec_has_no_yaml_slip():
+    suite = load_spec(BOOKSHELF)
+    due = suite.tool("borrowBook").input_schema["properties"]["due"]
+    assert set(due) <= {"type", "format", "description"} and due["description"] == "Return date, YYYY-MM-DD."

@@ -1,0 +1,351 @@
+"""One builder per category: each makes one candidate task from the context, or says why it cannot.
+
+A builder raises ``Skip`` when this attempt fails (counted by reason) and ``NotApplicable`` when the
+category cannot apply to the source at all. ``focus`` (a tool name) steers a builder toward a cell
+of a target plan. Every candidate still goes through verification before it is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from inftool_env.spec.ir import ToolSpec
+from inftool_env.synth import phrasing as ph
+from inftool_env.synth.answers import reference
+from inftool_env.synth.context import Context, NotApplicable, Skip
+from inftool_env.synth.values import CITIES, COUNTRIES, FIRST, TOPICS, words_of
+from inftool_env.synth.world import needs_created_record
+from inftool_env.tasks import Category, Task, ToolCall
+
+CATEGORIES: tuple[Category, ...] = (
+    "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "missing_param",
+)  # fmt: skip
+Builder = Callable[[Context, "str | None"], Awaitable[Task]]
+
+
+def _pick(ctx: Context, focus: str | None, *, executable: bool = False) -> tuple[str, ToolSpec]:
+    tools = [
+        (s, t)
+        for s, t in ctx.tools(executable=executable)
+        if t.input_schema.get("properties") and not needs_created_record(ctx.world, s, t)
+    ]
+    if not tools:
+        raise NotApplicable("no tool takes any argument" if ctx.tools() else "the source has no tools")
+    if focus is not None:
+        chosen = [(s, t) for s, t in tools if t.name == focus]
+        if chosen:
+            return chosen[0]
+    return ctx.rng.choice(tools)
+
+
+def _task(ctx: Context, category: Category, turns: list[str], truth: list[list[ToolCall]], offered: list[str],
+          **extra: Any) -> Task:  # fmt: skip
+    owner = ctx.world.owner()
+    servers = sorted({owner[t] for t in offered}) or sorted(ctx.world.compiled)
+    excluded = [t.name for s in servers for t in ctx.world.compiled[s].suite.tools if t.name not in offered]
+    return Task(
+        id="pending", category=category, turns=turns, ground_truth=truth, servers=servers,
+        excluded_tools=excluded, initial_state=ctx.pin(offered), **extra,
+    )  # fmt: skip
+
+
+def _distractors(ctx: Context, keep: list[str], k: int) -> list[str]:
+    others = [t.name for _, t in ctx.tools() if t.name not in keep]
+    ctx.rng.shuffle(others)
+    return others[:k]
+
+
+async def _one_call(ctx: Context, focus: str | None) -> tuple[str, ToolSpec, ToolCall]:
+    server, tool = _pick(ctx, focus)
+    call = ctx.make_call(server, tool)
+    if not informative(tool, call):
+        raise Skip("a call with only default arguments does not test anything")
+    await ctx.execute([[call]], initial=ctx.pin([tool.name]))
+    return server, tool, call
+
+
+# -- single turn ----------------------------------------------------------------------------------
+async def simple(ctx: Context, focus: str | None) -> Task:
+    _, tool, call = await _one_call(ctx, focus)
+    text = ph.opener(ph.clause(tool, call.arguments, ctx.rng), ctx.rng)
+    return _task(ctx, "simple", [text], [[call]], [tool.name], one_shot=True,
+                 bfcl=reference("simple", [tool], [call]))  # fmt: skip
+
+
+async def multiple(ctx: Context, focus: str | None) -> Task:
+    if len(ctx.tools()) < 2:
+        raise NotApplicable("needs at least two tools (one right, others to choose among)")
+    _, tool, call = await _one_call(ctx, focus)
+    offered = [tool.name, *_distractors(ctx, [tool.name], ctx.rng.randint(2, 4))]
+    ctx.rng.shuffle(offered)
+    text = ph.opener(ph.clause(tool, call.arguments, ctx.rng), ctx.rng)
+    tools = [ctx.world.tool(t) for t in offered]
+    return _task(ctx, "multiple", [text], [[call]], offered, one_shot=True,
+                 bfcl=reference("multiple", tools, [call]))  # fmt: skip
+
+
+async def parallel(ctx: Context, focus: str | None) -> Task:
+    server, tool = _pick(ctx, focus)
+    calls: list[ToolCall] = []
+    for _ in range(ctx.rng.randint(2, 3) * 3):
+        call = ctx.make_call(server, tool)
+        if informative(tool, call) and all(_distinct(call, c) for c in calls):
+            calls.append(call)
+        if len(calls) == 3:
+            break
+    if len(calls) < 2:
+        raise Skip("could not find two distinct argument sets")
+    await ctx.execute([calls], initial=ctx.pin([tool.name]))
+    text = ph.join_parallel([ph.clause(tool, c.arguments, ctx.rng) for c in calls], ctx.rng)
+    return _task(ctx, "parallel", [text], [calls], [tool.name], one_shot=True,
+                 bfcl=reference("parallel", [tool], calls))  # fmt: skip
+
+
+async def parallel_multiple(ctx: Context, focus: str | None) -> Task:
+    candidates = [(s, t) for s, t in ctx.tools() if t.input_schema.get("properties")]
+    if len(candidates) < 2:
+        raise NotApplicable("needs at least two tools that take arguments")
+    first = _pick(ctx, focus)
+    second = ctx.rng.choice([c for c in candidates if c[1].name != first[1].name])
+    picks = [first, second] + ([ctx.rng.choice(candidates)] if ctx.rng.random() < 0.3 else [])
+    calls: list[ToolCall] = []
+    for server, tool in picks:
+        call = ctx.make_call(server, tool)
+        if not informative(tool, call) or not all(_distinct(call, c) for c in calls):
+            raise Skip("a call with only default arguments, or twice the same call")
+        calls.append(call)
+    names = sorted({c.name for c in calls})
+    offered = names + _distractors(ctx, names, ctx.rng.randint(0, 2))
+    await ctx.execute([calls], initial=ctx.pin(offered))
+    tools = {t.name: t for _, t in picks}
+    text = ph.join_parallel([ph.clause(tools[c.name], c.arguments, ctx.rng) for c in calls], ctx.rng)
+    return _task(ctx, "parallel_multiple", [text], [calls], offered, one_shot=True,
+                 bfcl=reference("parallel_multiple", [ctx.world.tool(t) for t in offered], calls))  # fmt: skip
+
+
+def informative(tool: ToolSpec, call: ToolCall) -> bool:
+    """Some argument a solver must be told (an empty or all-default call would pass for a lucky guess)."""
+    return any(not inferable(tool, k, v) for k, v in call.arguments.items())
+
+
+def _distinct(a: ToolCall, b: ToolCall) -> bool:
+    return a.name != b.name or json.dumps(a.arguments, sort_keys=True) != json.dumps(b.arguments, sort_keys=True)
+
+
+# -- chains: a value one call returns feeds the next ------------------------------------------------
+_IDLIKE = re.compile(r"(^|_)(id|uuid|key|code)$|[a-z](Id|ID|Uuid|Key)$")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _yields(value: Any, initial_text: str) -> list[tuple[str, Any, str]]:
+    """Id-like values a result hands on: (key, value, how): "created" (new to the world) or "first"
+    (the first item of a listing)."""
+    out: list[tuple[str, Any, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _IDLIKE.search(key) and isinstance(item, str | int) and not isinstance(item, bool):
+                if json.dumps(item) not in initial_text and str(item) not in initial_text:
+                    out.append((key, item, "created"))
+        lists = [v for v in value.values() if isinstance(v, list)]
+        value = lists[0] if len(lists) == 1 and not out else None
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        for key, item in value[0].items():
+            if _IDLIKE.search(key) and isinstance(item, str | int) and not isinstance(item, bool):
+                out.append((key, item, "first"))
+    return out
+
+
+def _affinity(key: str, param: str, producer: ToolSpec, consumer: ToolSpec) -> int:
+    k, p = _norm(key), _norm(param)
+    if not p.endswith(("id", "uuid", "key", "code")):
+        return 0
+    if k == p and k not in ("id", "uuid", "key"):
+        return 3
+    if k in ("id", "uuid") and p.endswith(("id", "uuid")):
+        noun = re.sub(r"(id|uuid)$", "", p)
+        producer_words = " ".join(words_of(producer.name) + words_of(producer.http.path if producer.http else ""))
+        if noun and noun[:4] in _norm(producer_words):
+            return 3
+        shared = set(words_of(producer.name)) & set(words_of(consumer.name)) - {"get", "list", "create", "update"}
+        return 2 if shared or not noun else 1
+    return 0
+
+
+async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], list[ToolSpec], str, str]:
+    """(calls [producer, consumer], their tools, the consumer's parameter fed, how the value came)."""
+    if not ctx.executable():
+        raise NotApplicable("needs an executor: calls with no results cannot feed one another")
+    tools = ctx.tools(executable=True)
+    producers = [p for p in tools if p[1].name == focus] or list(tools)
+    ctx.rng.shuffle(producers)
+    found_any = False
+    for server, producer in producers[:8]:
+        try:
+            first = ctx.make_call(server, producer)
+        except Skip:
+            continue
+        offered_guess = [t.name for _, t in tools]
+        initial = ctx.pin(offered_guess)
+        try:
+            results = await ctx.execute([[first]], initial=initial)
+        except Skip:
+            continue
+        yielded = _yields(results[0][0].value, json.dumps(initial))
+        best: tuple[int, str, ToolSpec, str, Any, str] | None = None
+        for cserver, consumer in tools:
+            if consumer.name == producer.name:
+                continue
+            for param in consumer.input_schema.get("properties", {}):
+                for key, value, how in yielded:
+                    score = _affinity(key, param, producer, consumer)
+                    if score >= 2 and (best is None or score > best[0] or ctx.rng.random() < 0.3 and score == best[0]):
+                        best = (score, cserver, consumer, param, value, how)
+        if best is None:
+            continue
+        found_any = True
+        _, cserver, consumer, param, value, how = best
+        schema = consumer.input_schema["properties"][param]
+        if isinstance(schema, dict) and schema.get("type") == "string":
+            value = str(value)
+        try:
+            second = ctx.make_call(cserver, consumer, fixed={param: value})
+            await ctx.execute([[first, second]], initial=initial)
+        except Skip:
+            continue
+        return [first, second], [producer, consumer], param, how
+    if not found_any and focus is None:
+        if len(producers) <= 8:  # every tool was tried as the producer: this source has no chain
+            raise NotApplicable("no tool's result names a record another tool takes")
+        raise Skip("no call's result names a record another tool takes")
+    raise Skip("the chained call failed on the server")
+
+
+def _reference(how: str, ctx: Context) -> str:
+    if how == "first":
+        return ctx.rng.choice(["for the first result", "for the first one it returns", "for the top result"])
+    return ctx.rng.choice(["for the one just created", "for the new one", "for that new record"])
+
+
+async def multi_step(ctx: Context, focus: str | None) -> Task:
+    calls, tools, param, how = await find_chain(ctx, focus)
+    shown = {k: v for k, v in calls[1].arguments.items() if k != param}
+    text = ph.join_steps(
+        [ph.clause(tools[0], calls[0].arguments, ctx.rng),
+         ph.clause(tools[1], shown, ctx.rng, reference=_reference(how, ctx))], ctx.rng,
+    )  # fmt: skip
+    offered = [t.name for _, t in ctx.tools()]
+    return _task(ctx, "multi_step", [text], [calls], offered, provenance={"fed": f"{calls[1].name}.{param}"})
+
+
+async def multi_turn(ctx: Context, focus: str | None) -> Task:
+    if not ctx.executable():
+        raise NotApplicable("needs an executor: later turns depend on what earlier ones changed")
+    offered = [t.name for _, t in ctx.tools()]
+    if all(t.annotations.read_only for _, t in ctx.tools(executable=True)):
+        raise NotApplicable("every tool only reads: no state evolves over the turns")
+    try:
+        calls, tools, param, how = await find_chain(ctx, focus)
+        shown = {k: v for k, v in calls[1].arguments.items() if k != param}
+        turns = [ph.opener(ph.clause(tools[0], calls[0].arguments, ctx.rng), ctx.rng),
+                 ph.opener(ph.clause(tools[1], shown, ctx.rng, reference=_reference(how, ctx)), ctx.rng)]  # fmt: skip
+        truth = [[calls[0]], [calls[1]]]
+    except (Skip, NotApplicable):  # no chain: several requests over one evolving state, at least one a change
+        truth, turns = [], []
+        for i in range(ctx.rng.randint(2, 3)):
+            server, tool = _pick(ctx, focus if i == 0 else None, executable=True)
+            call = ctx.make_call(server, tool)
+            truth.append([call])
+            turns.append(ph.opener(ph.clause(tool, call.arguments, ctx.rng), ctx.rng))
+        if all(ctx.world.tool(c[0].name).annotations.read_only for c in truth):
+            raise Skip("only reads: the state would not evolve") from None
+        await ctx.execute(truth, initial=ctx.pin(offered))
+    return _task(ctx, "multi_turn", turns, truth, offered)
+
+
+# -- no call, or ask first ------------------------------------------------------------------------
+_OFF_DOMAIN = [
+    ("What will the weather be like in {city} this weekend?", "weather forecast"),
+    ("Translate 'good morning, neighbour' into {lang}.", "translate language"),
+    ("Give me a recipe for a vegetarian {dish}.", "recipe cook dish"),
+    ("What is the capital of {country}?", "capital country"),
+    ("Write a short poem about {topic}.", "poem write"),
+    ("Remind me to call {first} on Friday.", "remind reminder call"),
+    ("How many minutes should I boil an egg for a soft yolk?", "boil egg cook"),
+    ("Recommend a podcast about {topic}.", "podcast recommend"),
+    ("Tell me a fun fact about octopuses.", "fact animal octopus"),
+    ("What's a good stretching routine after running?", "stretch exercise running"),
+    ("Explain the offside rule in football.", "football sport rule"),
+    ("Suggest a name for my new {pet}.", "name pet suggest"),
+    ("How do I get a red wine stain out of a cotton shirt?", "stain clean laundry"),
+    ("What time is sunset in {city} today?", "sunset time sun"),
+    ("Convert 12 miles to kilometres.", "convert distance mile"),
+    ("Who painted the ceiling of the Sistine Chapel?", "painter art history"),
+]
+_FILL = {"city": CITIES, "lang": ["Portuguese", "Swahili", "Korean", "Finnish"], "dish": ["lasagna", "curry", "paella"],
+         "country": COUNTRIES, "topic": TOPICS, "first": FIRST, "pet": ["kitten", "parrot", "puppy"]}  # fmt: skip
+_STOP = {"what", "will", "like", "this", "into", "give", "with", "about", "tell", "good", "after", "today", "does",
+         "have", "from", "that", "your", "there", "which", "when", "where", "shirt", "should"}  # fmt: skip
+
+
+def vocabulary(tools: list[ToolSpec]) -> set[str]:
+    """Word stems the tools speak of (names, descriptions, parameters): an irrelevant request avoids them."""
+    text = " ".join(t.name + " " + t.description + " " + json.dumps(t.input_schema) for t in tools)
+    return {w[:5] for w in words_of(text) if len(w) >= 4}
+
+
+async def irrelevance(ctx: Context, focus: str | None) -> Task:
+    offered = [t.name for _, t in ctx.tools()]
+    vocab = vocabulary([t for _, t in ctx.tools()])
+    fits = []
+    for template, keywords in _OFF_DOMAIN:
+        words = {w for w in words_of(template + " " + keywords) if len(w) >= 4 and w not in _STOP}
+        if not {w[:5] for w in words} & vocab:
+            fits.append(template)
+    if not fits:
+        raise NotApplicable("every off-domain request shares words with these tools")
+    template = ctx.rng.choice(fits)
+    text = template.format(**{k: ctx.rng.choice(v) for k, v in _FILL.items()})
+    if {w[:5] for w in words_of(text) if len(w) >= 4 and w not in _STOP} & vocab:
+        raise Skip("the filled request touches the tools' vocabulary")
+    return _task(ctx, "irrelevance", [text], [], offered, one_shot=True)
+
+
+def inferable(tool: ToolSpec, param: str, value: Any) -> bool:
+    """A value a solver could fill without being told: the default, or the only allowed one."""
+    schema = tool.input_schema.get("properties", {}).get(param, {})
+    if not isinstance(schema, dict):
+        return False
+    if "default" in schema and schema["default"] == value or "const" in schema:
+        return True
+    return isinstance(schema.get("enum"), list) and len(schema["enum"]) == 1
+
+
+async def missing_param(ctx: Context, focus: str | None) -> Task:
+    _, tool, call = await _one_call(ctx, focus)
+    required = [p for p in tool.input_schema.get("required", []) if p in call.arguments]
+    askable = [p for p in required if not inferable(tool, p, call.arguments[p])]
+    if not askable:
+        raise Skip("no required argument to leave out")
+    missing = ctx.rng.choice(askable)
+    label = ph.label(tool, missing)
+    said = {k: v for k, v in call.arguments.items() if k != missing}
+    value = call.arguments[missing]
+    opening = ph.opener(ph.clause(tool, said, ctx.rng), ctx.rng)
+    if ph.say_value(value, ctx.rng).strip("'\"") in opening:
+        raise Skip("the missing value shows anyway")
+    answer = ctx.rng.choice(["The {l} is {v}.", "Use {v} for the {l}.", "Oh, sorry: {l} {v}."])
+    offered = [tool.name, *_distractors(ctx, [tool.name], ctx.rng.randint(0, 2))]
+    return _task(ctx, "missing_param", [opening, answer.format(l=label, v=ph.say_value(value, ctx.rng))],
+                 [[], [call]], offered, facts={label: value}, goal=opening)  # fmt: skip
+
+
+BUILDERS: dict[str, Builder] = {
+    "simple": simple, "multiple": multiple, "parallel": parallel, "parallel_multiple": parallel_multiple,
+    "multi_step": multi_step, "multi_turn": multi_turn, "irrelevance": irrelevance, "missing_param": missing_param,
+}  # fmt: skip

@@ -1,0 +1,88 @@
+"""``inftool synth SOURCE --n N [--categories …] [--generator schema|MODEL] [--seed S] [--target REPORT] --out DIR``.
+
+Writes ``DIR/tasks.jsonl`` and the manifest ``DIR/<Name>-v0.toml`` (``make()`` and ``inftool eval``
+take it), prints a progress bar and a closing table. Registered by ``add_commands(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from inftool_env.errors import InftoolError
+from inftool_env.synth.categories import CATEGORIES
+from inftool_env.tasks import Task, load_tasks
+
+SOURCE_HELP = (
+    "a registered env id (inftool/Bookshelf-v0), a manifest (.toml), or any spec `inftool serve` accepts "
+    "(OpenAPI file, function JSON, bfcl:CLASS, python:MODULE:CLASS, stdio:COMMAND, an MCP URL)"
+)
+EXAMPLE = """example:
+  inftool synth servers/bookshelf/openapi.yaml --n 200 --out out/synth/bookshelf
+  inftool eval out/synth/bookshelf/Bookshelf-v0.toml --policy oracle
+  inftool synth inftool/Bookshelf-v0 --target out/eval --categories multi_step,parallel --out out/synth/r1"""
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    summary = "synthesize verified tasks in every category from a spec or an env"
+    synth = subparsers.add_parser(
+        "synth",
+        help=summary,
+        description=f"{summary}. Categories: {', '.join(CATEGORIES)} (comma- or space-separated).",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    synth.add_argument("source", help=SOURCE_HELP)
+    synth.add_argument("--n", type=_count, default=200, help="tasks wanted, over all categories (default 200)")
+    synth.add_argument("--categories", nargs="+", help="a subset of the categories (default: all that apply)")
+    synth.add_argument("--generator", default="schema",
+                       help="schema (no model, the default) or a model: gguf:embedded, openai:URL#M, …")  # fmt: skip
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--round", type=int, default=0, help="loop round recorded in each task's provenance")
+    synth.add_argument("--target", help="an eval out dir, trajectories.jsonl, BFCL report.json or "
+                       "{task_id: success rate} JSON: generate where the policy fails")  # fmt: skip
+    synth.add_argument("--target-tasks", help="the tasks the --target report was on (default: DIR/tasks.jsonl "
+                       "of the report's env, else the source's own tasks)")  # fmt: skip
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.set_defaults(run=run_synth)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from inftool_env.synth.run import synthesize
+    from inftool_env.synth.target import plan_targets
+
+    plan = None
+    if args.target:
+        tasks = _target_tasks(args)
+        plan = plan_targets(args.target, tasks, n=args.n, seed=args.seed)
+        print(plan.describe())
+    run = synthesize(args.source, n=args.n, categories=args.categories, generator=args.generator, seed=args.seed,
+                     plan=plan, round=args.round, progress=True)  # fmt: skip
+    manifest = run.write(Path(args.out))
+    print(run.table())
+    print(f"tasks: {Path(args.out) / 'tasks.jsonl'}; manifest: {manifest}")
+    print(f"next: inftool eval {manifest} --policy oracle")
+    return 0 if run.tasks else 1
+
+
+def _target_tasks(args: argparse.Namespace) -> list[Task]:
+
+    if args.target_tasks:
+        return load_tasks(args.target_tasks)
+    target = Path(args.target)
+    folder = target if target.is_dir() else target.parent
+    for candidate in (folder / "tasks.jsonl", Path(args.out) / "tasks.jsonl"):
+        if candidate.is_file():
+            return load_tasks(candidate)
+    try:
+        from inftool_env.registration import default_registry
+
+        return list(default_registry().make(args.source).tasks)
+    except InftoolError:
+        raise InftoolError(f"--target {args.target}: name the tasks it was on with --target-tasks FILE.jsonl") from None

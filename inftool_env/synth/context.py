@@ -1,0 +1,143 @@
+"""What a category builder works with: the world, the episode's seeded state, and making a call.
+
+``make_call`` fills a tool's arguments (ids from the seeded state where an argument names a record),
+``execute`` runs calls on a new state with the pinned initial state, ``pin`` keeps the part of that
+state a task needs (every collection its offered tools reach), so tasks stay small and replay on any
+fresh server.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from inftool_env.backends.stateful import StatefulBackend
+from inftool_env.spec.ir import ToolSpec
+from inftool_env.synth.values import ValueMaker
+from inftool_env.synth.world import CallResult, World, id_targets, needs_created_record, run_calls, stateful_ids
+from inftool_env.tasks import ToolCall
+
+
+class Skip(Exception):
+    """This attempt cannot make a task (counted under its reason; the next attempt may)."""
+
+
+class NotApplicable(Exception):
+    """The category cannot apply to this source at all (stated in the run's table)."""
+
+
+@dataclass
+class Context:
+    world: World
+    rng: random.Random
+    seed: int
+    optional_rate: float = 0.35
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pinnable: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, world: World, seed: int) -> Context:
+        ctx = cls(world, random.Random(seed), seed)
+        for name, server in world.compiled.items():
+            state = server.backend.new_state(seed=seed)
+            snapshot = server.backend.snapshot(state)
+            ctx.snapshots[name] = snapshot if isinstance(snapshot, dict) else {}
+            try:  # a state that does not load back from its snapshot cannot be pinned on a task
+                again = server.backend.snapshot(server.backend.new_state(seed=seed + 1, initial=snapshot))
+                ctx.pinnable[name] = again == snapshot
+            except Exception:  # any backend refusing its own snapshot: not pinnable, said by verification
+                ctx.pinnable[name] = False
+        return ctx
+
+    # -- tools ----------------------------------------------------------------------------------
+    def tools(self, *, executable: bool = False) -> list[tuple[str, ToolSpec]]:
+        out = [(s, t) for s, t in self.world.tools if not t.deprecated]
+        return [(s, t) for s, t in out if self.world.executes(s)] if executable else out
+
+    def executable(self) -> bool:
+        return any(self.world.executes(s) for s in self.world.compiled)
+
+    def server_of(self, tool: str) -> str:
+        return self.world.owner()[tool]
+
+    # -- calls ----------------------------------------------------------------------------------
+    def make_call(
+        self, server: str, tool: ToolSpec, *, fixed: dict[str, Any] | None = None, optional: float | None = None
+    ) -> ToolCall:
+        fixed = dict(fixed or {})
+        if needs_created_record(self.world, server, tool) and not fixed:
+            raise Skip("needs a record only an earlier call creates")
+        root = tool.input_schema
+        props: dict[str, Any] = root.get("properties", {})
+        required = set(root.get("required", []))
+        ids = stateful_ids(self.world, server, self.snapshots.get(server, {}))
+        targets = id_targets(self.world, server, tool)
+        maker = ValueMaker(self.rng, root)
+        rate = self.optional_rate if optional is None else optional
+        args: dict[str, Any] = {}
+        for name, schema in props.items():
+            if name in fixed:
+                args[name] = fixed[name]
+                continue
+            if name not in required and not (self.rng.random() < rate and name not in targets):
+                continue
+            if isinstance(schema, dict) and (schema.get("readOnly") or schema.get("deprecated")):
+                continue
+            if name in targets:
+                pool = ids.get(targets[name], [])
+                if not pool:
+                    raise Skip(f"no {targets[name]} record to act on")
+                value: Any = self.rng.choice(pool)
+                if isinstance(schema, dict) and schema.get("type") == "integer" and str(value).isdigit():
+                    value = int(value)
+                args[name] = value
+                continue
+            desc = str(schema.get("description", "")) if isinstance(schema, dict) else ""
+            args[name] = maker.value(name, schema, description=desc)
+        problems = self.world.compiled[server].argument_errors(tool, args)
+        if problems:
+            raise Skip(f"generated arguments do not validate ({problems[0][:60]})")
+        return ToolCall(name=tool.name, arguments=args)
+
+    async def execute(self, turns: list[list[ToolCall]], *, initial: dict[str, Any]) -> list[list[CallResult]]:
+        results, _ = await run_calls(self.world.compiled, self.world.owner(), turns, initial=initial, seed=self.seed)
+        for turn in results:
+            for result in turn:
+                if result.is_error:
+                    raise Skip("a ground-truth call failed on the server")
+        return results
+
+    # -- pinned state ---------------------------------------------------------------------------
+    def pin(self, offered: list[str]) -> dict[str, Any]:
+        """The initial state a task pins: per server its tools reach, the collections they use."""
+        owner = self.world.owner()
+        servers = sorted({owner[t] for t in offered})
+        out: dict[str, Any] = {}
+        for name in servers:
+            if not self.pinnable.get(name):
+                continue
+            snapshot = self.snapshots[name]
+            backend = self.world.compiled[name].backend
+            if isinstance(backend, StatefulBackend) and isinstance(snapshot.get("collections"), dict):
+                tools = [self.world.tool(t) for t in offered if owner[t] == name]
+                snapshot = {**snapshot, "collections": _reached(backend, tools, snapshot["collections"])}
+            if snapshot:
+                out[name] = snapshot
+        return out
+
+
+def _reached(backend: StatefulBackend, tools: list[ToolSpec], collections: dict[str, Any]) -> dict[str, Any]:
+    templates: set[str] = set()
+    for tool in tools:
+        route = backend.routes.get(tool.name)
+        if route is not None:
+            templates.add(route.collection)
+            templates.update(parent for parent, _ in route.parents)
+    for route in backend.routes.values():  # ids named in bodies (``bookId``) reach their collection too
+        names = {b.name for t in tools for b in t.bindings.values()}
+        if route.item_param in names:
+            templates.add(route.collection)
+    patterns = [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(t)) + "$") for t in templates]
+    return {k: v for k, v in collections.items() if any(p.match(k) for p in patterns)}

@@ -1,0 +1,291 @@
+"""``synthesize``: a source -> verified tasks in every category that applies, and what was dropped and why.
+
+The quota (``n`` over the categories, or a target plan's cells) is met attempt by attempt: a builder
+makes a candidate, the verifier re-runs it on fresh servers, a near-duplicate of a kept task is
+dropped; every drop is counted under its reason. A category that cannot apply says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from tqdm import tqdm
+
+from inftool_env.env.config import EnvConfig, Limits, TaskSource
+from inftool_env.llm import ChatModel
+from inftool_env.synth.categories import BUILDERS, CATEGORIES
+from inftool_env.synth.context import Context, NotApplicable, Skip
+from inftool_env.synth.target import ANY_TOOL, TargetPlan, cell_of
+from inftool_env.synth.verify import Deduper, verify_task
+from inftool_env.synth.world import ManifestSource, SynthError, World, open_world
+from inftool_env.tasks import Task
+
+ATTEMPTS_PER_TASK = 6
+
+
+@dataclass
+class SynthRun:
+    tasks: list[Task]
+    dropped: dict[str, int]
+    not_applicable: dict[str, str]
+    env_config: EnvConfig
+    world: World
+    attempts: int = 0
+    plan: TargetPlan | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        return format_table(self)
+
+    def write(self, out_dir: str | Path) -> Path:
+        """``tasks.jsonl``, the manifest ``<Name>-v0.toml`` (servers with paths relative to it), ``stats.json``
+        and, for a targeted run, ``plan.json``. Returns the manifest's path."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "tasks.jsonl").open("w", encoding="utf-8") as f:
+            for task in self.tasks:
+                f.write(task.model_dump_json(exclude_defaults=True) + "\n")
+        manifest = out / f"{self.env_config.id.rsplit('/', 1)[-1]}.toml"
+        manifest.write_text(to_toml(self.env_config, out), encoding="utf-8")
+        (out / "stats.json").write_text(json.dumps(self.stats, indent=2), encoding="utf-8")
+        if self.plan is not None:
+            (out / "plan.json").write_text(self.plan.model_dump_json(indent=2), encoding="utf-8")
+        return manifest
+
+
+def synthesize(
+    source: str | Path | ManifestSource,
+    n: int = 200,
+    categories: list[str] | None = None,
+    generator: str | ChatModel = "schema",
+    seed: int = 0,
+    plan: TargetPlan | None = None,
+    round: int = 0,  # noqa: A002 - the contract's name for the loop round
+    progress: bool = False,
+    attempts_per_task: int = ATTEMPTS_PER_TASK,
+) -> SynthRun:
+    """Verified tasks for ``source`` (see the module doc); sync wrapper of ``synthesize_async``."""
+
+    async def go() -> SynthRun:
+        return await synthesize_async(source, n=n, categories=categories, generator=generator, seed=seed,
+                                      plan=plan, round=round, progress=progress,
+                                      attempts_per_task=attempts_per_task)  # fmt: skip
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(go)
+    with ThreadPoolExecutor(1) as pool:  # called from async code (make() in a coroutine): its own loop
+        return pool.submit(anyio.run, go).result()
+
+
+async def synthesize_async(
+    source: str | Path | ManifestSource,
+    *,
+    n: int = 200,
+    categories: list[str] | None = None,
+    generator: str | ChatModel = "schema",
+    seed: int = 0,
+    plan: TargetPlan | None = None,
+    round: int = 0,  # noqa: A002
+    progress: bool = False,
+    attempts_per_task: int = ATTEMPTS_PER_TASK,
+) -> SynthRun:
+    """``generator``: "schema", a model string, or a ChatModel object (both agent roles play on it)."""
+    wanted = _categories(categories)
+    if n < 0 or attempts_per_task < 1:
+        raise SynthError(f"n must be at least 0 and attempts_per_task at least 1, not {n} and {attempts_per_task}")
+    model = None if generator == "schema" else generator
+    world = open_world(source, model=model if isinstance(model, str) else None)
+    quota = _quota(wanted, n, plan)
+    run = SynthRun([], {}, {}, env_config(world), world, plan=plan)
+    fresh = world.fresh()
+    dropped: Counter[str] = Counter()
+    kept: list[Task] = []
+    parents = {cell_of(t): t for t in (plan.hard_tasks if plan else [])}
+    bar = tqdm(total=sum(quota.values()), desc=f"synth {world.name}", disable=not progress, unit="task")
+    agents = None
+    if model is not None:
+        from inftool_env.synth.llm_agents import CachedChat, ThreeAgents
+
+        if isinstance(model, str):
+            agents = ThreeAgents.from_model(model, world, seed=seed)
+        else:
+            chat = CachedChat(model)
+            agents = ThreeAgents(chat, chat, world, seed=seed)
+    name = generator if isinstance(generator, str) else generator.name
+    try:
+        await _fill(run, world, quota, fresh, dropped, kept, parents, bar, agents, name, seed, round, attempts_per_task)
+    finally:
+        bar.close()
+        if agents is not None:
+            await agents.aclose()
+    run.dropped = dict(dropped)
+    run.stats = stats(run)
+    return run
+
+
+async def _fill(
+    run: SynthRun, world: World, quota: dict[tuple[str, str], int], fresh: dict[str, Any], dropped: Counter[str],
+    kept: list[Task], parents: dict[tuple[str, str], Task], bar: Any, agents: Any, generator: str, seed: int,
+    round: int, attempts_per_task: int,  # noqa: A002
+) -> None:  # fmt: skip
+    dedup = Deduper()
+    for (focus, category), count in quota.items():
+        ctx = Context.create(world, seed=zlib.crc32(f"{seed}|{category}|{focus}".encode()) % 2**31)
+        made = 0
+        for attempt in range(count * attempts_per_task + 2):
+            if made >= count:
+                break
+            run.attempts += 1
+            try:
+                if agents is not None:
+                    task = await agents.attempt(ctx, category, None if focus == ANY_TOOL else focus)
+                else:
+                    task = await BUILDERS[category](ctx, None if focus == ANY_TOOL else focus)
+            except NotApplicable as exc:
+                run.not_applicable[category] = str(exc)
+                break
+            except Skip as exc:
+                dropped[f"{category}: {exc}"] += 1
+                continue
+            reason = await verify_task(task, fresh)
+            if reason is not None:
+                dropped[f"{category}: {reason.split(':')[0]}"] += 1
+                continue
+            parent = parents.get((focus, category))
+            task = task.model_copy(update={
+                "id": f"{world.name.lower()}-{category}-r{round}-s{seed}-{len(kept):04d}",
+                "provenance": {**task.provenance, "generator": generator, "seed": seed, "round": round,
+                               "attempt": attempt, "parent": parent.id if parent else None},
+            })  # fmt: skip
+            if not dedup.add(task):
+                dropped[f"{category}: near-duplicate"] += 1
+                continue
+            kept.append(task)
+            made += 1
+            bar.update(1)
+        if made == 0 and category not in run.not_applicable and count:
+            top = next((r for r, _ in dropped.most_common() if r.startswith(f"{category}:")), "no attempt")
+            run.not_applicable.setdefault(category, f"no candidate verified ({top.split(': ', 1)[-1]})")
+    run.tasks = kept
+
+
+def _categories(categories: list[str] | None) -> list[str]:
+    if not categories:
+        return list(CATEGORIES)
+    names = [c.strip() for item in categories for c in item.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CATEGORIES]
+    if unknown:
+        raise SynthError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+    return names
+
+
+def _quota(categories: list[str], n: int, plan: TargetPlan | None) -> dict[tuple[str, str], int]:
+    if plan is not None:
+        return {(t, c): k for (t, c), k in plan.cells.items() if c in categories and k > 0}
+    base, extra = divmod(n, len(categories))
+    return {(ANY_TOOL, c): base + (i < extra) for i, c in enumerate(categories)}
+
+
+def env_config(world: World) -> EnvConfig:
+    """The env for the written tasks: a registered env's own settings, or a raw spec's defaults."""
+    tasks = TaskSource(source="tasks.jsonl")
+    if world.config is not None:
+        base = world.config
+        return base.model_copy(update={"id": f"synth/{world.name}-v0", "servers": world.servers, "tasks": tasks,
+                                       "description": f"Synthesized tasks on {base.id}'s servers."})  # fmt: skip
+    return EnvConfig(
+        id=f"synth/{world.name}-v0", description=f"Synthesized from {world.servers[0].spec}",
+        servers=world.servers, tasks=tasks, user="scripted", limits=Limits(max_turns=12),
+    )  # fmt: skip
+
+
+def stats(run: SynthRun) -> dict[str, Any]:
+    values: list[str] = []
+    for task in run.tasks:
+        for turn in task.ground_truth:
+            for call in turn:
+                values += [f"{call.name}.{k}={json.dumps(v, sort_keys=True)}" for k, v in call.arguments.items()]
+    tools = {c.name for t in run.tasks for turn in t.ground_truth for c in turn}
+    total_dropped = sum(run.dropped.values())
+    return {
+        "per_category": dict(Counter(t.category for t in run.tasks)),
+        "dropped": run.dropped,
+        "not_applicable": run.not_applicable,
+        "tools_covered": len(tools),
+        "tools_total": len(run.world.tools),
+        "value_diversity": round(len(set(values)) / len(values), 3) if values else 0.0,
+        "verification_rate": round(len(run.tasks) / max(len(run.tasks) + total_dropped, 1), 3),
+        "attempts": run.attempts,
+    }
+
+
+def format_table(run: SynthRun) -> str:
+    s = run.stats or stats(run)
+    lines = [f"{'category':<18} {'tasks':>5}  note"]
+    for category in CATEGORIES:
+        note = run.not_applicable.get(category, "")
+        count = s["per_category"].get(category, 0)
+        if count or note:
+            lines.append(f"{category:<18} {count:>5}  {note}")
+    lines.append(f"{'total':<18} {len(run.tasks):>5}")
+    lines.append(
+        f"tools covered {s['tools_covered']}/{s['tools_total']}, argument-value diversity "
+        f"{s['value_diversity']:.0%}, verification rate {s['verification_rate']:.0%} ({run.attempts} attempts)"
+    )
+    if run.dropped:
+        lines.append("dropped:")
+        lines += [f"  {k}: {v}" for k, v in sorted(run.dropped.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
+def to_toml(config: EnvConfig, out_dir: Path) -> str:
+    """The manifest as TOML; spec paths relative to the manifest when they are files."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data["tasks"] = config.tasks.model_dump(exclude_defaults=True)
+    servers = []
+    for s in config.servers:
+        entry = s.model_dump(exclude_none=True)
+        if Path(s.spec).is_absolute() and Path(s.spec).exists():
+            entry["spec"] = os.path.relpath(s.spec, out_dir.resolve())
+        servers.append(entry)
+    data["servers"] = servers
+    lines, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, table in tables:
+        lines.append(f"\n[{key}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: Any) -> str:
+    return str(key) if re.fullmatch(r"[A-Za-z0-9_-]+", str(key)) else json.dumps(str(key))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise SynthError(f"cannot write {type(value).__name__} into a manifest")

@@ -1,0 +1,140 @@
+"""Verification of a synthesized task, before it is kept (APIGen's three stages, and then some).
+
+1. format: every ground-truth call names a tool the task offers, and its arguments validate;
+2. execution: the ground truth runs on *fresh* servers (compiled again, never the generator's), from
+   the task's pinned initial state, under two different seeds, every call without error;
+3. semantic: a one-shot task's ground truth passes the BFCL AST checker against its own possible
+   answers; an irrelevance task calls nothing and its request avoids the tools' vocabulary;
+4. inference: every argument value a solver could not infer (not a default, not the only enum value)
+   is in the request text, the hidden facts, or an earlier call's result; no tool name leaks.
+
+``near_duplicates`` then drops tasks too close to one kept before them. Each failure is a reason string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from inftool_env.mcp.server import CompiledServer
+from inftool_env.rewards.bfcl_ast import check_ast
+from inftool_env.synth.phrasing import leaks
+from inftool_env.synth.world import run_calls
+from inftool_env.tasks import Task
+
+SEEDS = (11, 29)
+
+
+async def verify_task(task: Task, servers: dict[str, CompiledServer]) -> str | None:
+    """None when the task holds; else why not. ``servers``: fresh ones, by server name."""
+    names = task.servers or list(servers)
+    missing = [n for n in names if n not in servers]
+    if missing:
+        return f"format: servers {missing} are not in the env"
+    tools = {t.name: t for n in names for t in servers[n].suite.tools}
+    offered = {t for t in tools if t not in task.excluded_tools}
+    owner = {t.name: n for n in names for t in servers[n].suite.tools}
+    for turn in task.ground_truth:
+        for call in turn:
+            if call.name not in offered:
+                return f"format: {call.name} is not offered"
+            problems = servers[owner[call.name]].argument_errors(tools[call.name], call.arguments)
+            if problems:
+                return f"format: {call.name}: {problems[0]}"
+    truth = list(task.ground_truth)
+    texts: list[str] = []
+    for seed in SEEDS:
+        results, _ = await run_calls(servers, owner, truth, initial=task.initial_state, seed=seed)
+        for turn_results in results:
+            for result in turn_results:
+                if result.is_error:
+                    return f"execution: {result.text[:120]}"
+        texts = [r.text for turn_results in results for r in turn_results]
+    if task.category == "irrelevance":
+        if any(truth):
+            return "semantic: an irrelevance task with calls"
+    elif not any(truth):
+        return "semantic: no ground-truth call"
+    if task.one_shot and task.bfcl is not None:
+        decoded = [{c.name: dict(c.arguments)} for turn in truth for c in turn]
+        verdict = check_ast(task.bfcl.docs, decoded, task.bfcl.possible, task.bfcl.category)
+        if not verdict.valid:
+            return f"semantic: the ground truth fails its own possible answers ({verdict.error_type})"
+    leaked = leaks(" ".join(task.turns), list(tools))
+    if leaked:
+        return f"leak: the request names {leaked[0]}"
+    return _uninferable(task, tools, texts)
+
+
+def _uninferable(task: Task, tools: dict[str, Any], results: list[str]) -> str | None:
+    said = " ".join(task.turns).lower() + " " + json.dumps(task.facts, ensure_ascii=False).lower()
+    earlier = " ".join(results).lower()
+    for turn_index, turn in enumerate(task.ground_truth):
+        told = said if task.category != "missing_param" else " ".join(task.turns[: turn_index + 1]).lower()
+        for call in turn:
+            schema = tools[call.name].input_schema.get("properties", {})
+            for param, value in call.arguments.items():
+                spec = schema.get(param, {}) if isinstance(schema.get(param), dict) else {}
+                if spec.get("default") == value or len(spec.get("enum") or [0, 1]) == 1 or "const" in spec:
+                    continue
+                for leaf in _leaves(value):
+                    if not _mentioned(leaf, told) and not _mentioned(leaf, earlier):
+                        return f"inference: {call.name}.{param}={leaf!r} is nowhere in the request"
+    if task.category == "missing_param" and task.ground_truth and task.ground_truth[-1]:
+        first = task.turns[0].lower()
+        facts = list(task.facts.values())
+        if not facts or all(_mentioned(leaf, first) for f in facts for leaf in _leaves(f)):
+            return "semantic: the missing value is already in the first request"
+    return None
+
+
+def _leaves(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def _mentioned(leaf: Any, text: str) -> bool:
+    if isinstance(leaf, bool):
+        words = ("true", "yes", "enable") if leaf else ("false", "no", "disable")
+        return any(re.search(rf"\b{w}", text) for w in words)
+    if isinstance(leaf, float) and leaf.is_integer():
+        return _mentioned(int(leaf), text) or str(leaf) in text
+    if leaf is None:
+        return True
+    return str(leaf).lower() in text
+
+
+class Deduper:
+    """Keeps a task unless its calls repeat a kept one's, or its words nearly do (Jaccard >= threshold)."""
+
+    def __init__(self, threshold: float = 0.9) -> None:
+        self.threshold = threshold
+        self.calls: set[str] = set()
+        self.words: dict[str, list[set[str]]] = {}
+
+    def add(self, task: Task) -> bool:
+        calls = json.dumps([[c.model_dump() for c in t] for t in task.ground_truth], sort_keys=True)
+        key = f"{task.category}|{calls}" if any(task.ground_truth) else f"{task.category}|{task.turns}"
+        words = set(re.findall(r"[a-z0-9]+", " ".join(task.turns).lower()))
+        same = self.words.setdefault(task.category, [])
+        close = any(len(words & other) / max(len(words | other), 1) >= self.threshold for other in same)
+        if key in self.calls or close:
+            return False
+        self.calls.add(key)
+        same.append(words)
+        return True
+
+
+def near_duplicates(tasks: list[Task], *, threshold: float = 0.9) -> tuple[list[Task], int]:
+    """Tasks kept in order, without the near-duplicates of earlier ones; and how many were dropped."""
+    dedup = Deduper(threshold)
+    kept = [t for t in tasks if dedup.add(t)]
+    return kept, len(tasks) - len(kept)

@@ -1,0 +1,184 @@
+"""Synthesis end to end: every category, independent re-verification, discrimination, unseen specs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from inftool_env import compile_spec
+from inftool_env.eval.runner import evaluate
+from inftool_env.mcp import StdioCommand, open_client
+from inftool_env.registration import default_registry, make
+from inftool_env.rewards.bfcl_ast import check_ast
+from inftool_env.synth import CATEGORIES, SynthError, synthesize
+from inftool_env.synth.cli import add_commands
+from inftool_env.tasks import Task, load_tasks
+from tests.conftest import corpus_dir
+from tests.synth.conftest import REPO, FirstToolEmpty, NeverCalls
+
+pytestmark = pytest.mark.anyio
+BOOKSHELF_SPEC = REPO / "servers" / "bookshelf" / "openapi.yaml"
+
+
+def test_every_category_is_made_on_bookshelf(bookshelf_run):
+    counts = defaultdict(int)
+    for task in bookshelf_run.tasks:
+        counts[task.category] += 1
+    assert set(counts) == set(CATEGORIES) and min(counts.values()) == 6
+    assert not bookshelf_run.not_applicable
+    for task in bookshelf_run.tasks:  # provenance and a pinned initial state on every task
+        assert task.provenance["generator"] == "schema" and task.provenance["seed"] == 7
+        assert task.provenance["round"] == 0 and "parent" in task.provenance
+        if task.category != "irrelevance":
+            assert task.initial_state["bookshelf"]["collections"]
+    stats = bookshelf_run.stats
+    assert stats["tools_covered"] == stats["tools_total"] == 9 and stats["value_diversity"] > 0.5
+
+
+async def _reexecute(tasks: list[Task], target, server: str) -> int:
+    """Every ground-truth call, turn by turn, on its own episode of a server that never saw the generator."""
+    checked = 0
+    async with open_client(target) as client:
+        for i, task in enumerate(tasks):
+            episode = client.for_episode(f"check-{i}", seed=1000 + i, initial_state=task.initial_for(server))
+            for turn in task.ground_truth:
+                for call in turn:
+                    outcome = await episode.call(call.name, dict(call.arguments))
+                    assert not outcome.is_error, (task.id, call, outcome.text)
+                    checked += 1
+            if task.one_shot and task.bfcl is not None:
+                answer = [{c.name: dict(c.arguments)} for turn in task.ground_truth for c in turn]
+                assert check_ast(task.bfcl.docs, answer, task.bfcl.possible, task.bfcl.category).valid, task.id
+            text = " ".join(task.turns).lower()
+            for turn in task.ground_truth:
+                for call in turn:
+                    assert call.name.lower() not in text.split(), (task.id, "tool name leaked")
+    return checked
+
+
+@pytest.mark.parametrize("transport", ["inprocess", "stdio"])
+async def test_every_emitted_task_reverifies_on_a_fresh_server(bookshelf_run, transport, tmp_path):
+    bookshelf_run.write(tmp_path)
+    tasks = load_tasks(tmp_path / "tasks.jsonl")  # as written, read back
+    assert len(tasks) == len(bookshelf_run.tasks)
+    target = (
+        compile_spec(BOOKSHELF_SPEC) if transport == "inprocess" else StdioCommand.inftool_serve(str(BOOKSHELF_SPEC))
+    )
+    assert await _reexecute(tasks, target, "bookshelf") > len(tasks)
+
+
+async def _scores(manifest: Path, policy) -> dict[str, float]:
+    env = make(manifest)
+    try:
+        _, trajectories = await evaluate(env, policy, progress=False)
+        category = {t.id: t.category for t in env.tasks}
+    finally:
+        await env.close()
+    by: dict[str, list[float]] = defaultdict(list)
+    for t in trajectories:
+        by[category[t.task_id]].append(t.reward.reward if t.reward else 0.0)
+    return {k: sum(v) / len(v) for k, v in by.items()}
+
+
+async def test_the_tasks_discriminate(bookshelf_run, tmp_path):
+    from inftool_env.policies.oracle import OraclePolicy
+
+    manifest = bookshelf_run.write(tmp_path)
+    oracle = await _scores(manifest, OraclePolicy)
+    assert oracle == dict.fromkeys(CATEGORIES, 1.0)
+    for weak in (FirstToolEmpty, NeverCalls):
+        scores = await _scores(manifest, weak)
+        assert all(v <= 0.1 for k, v in scores.items() if k != "irrelevance"), (weak.__name__, scores)
+    assert (await _scores(manifest, NeverCalls))["irrelevance"] == 1.0
+
+
+def _registry_ids() -> list[str]:
+    return default_registry().ids()
+
+
+@pytest.mark.parametrize("env_id", _registry_ids())
+def test_every_registered_env_gets_every_category_or_a_reason(env_id):
+    if env_id.startswith("inftool/Bfcl"):
+        pytest.importorskip("bfcl_eval")
+    if "OnePassword" in env_id and not corpus_dir().is_dir():
+        pytest.skip("the shared corpus is not here")
+    run = synthesize(env_id, n=16, seed=1)
+    made = {t.category for t in run.tasks}
+    for category in CATEGORIES:
+        assert category in made or run.not_applicable.get(category), (env_id, category, run.dropped)
+    assert len(run.tasks) >= 8, run.table()
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="inftool")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+def test_a_spec_no_env_uses_goes_end_to_end(tmp_path, capsys):
+    spec = corpus_dir() / "spotify.com__v1__swagger.yaml"
+    if not spec.is_file():
+        pytest.skip(f"no {spec}")
+    out = tmp_path / "spotify"
+    assert _cli(["synth", str(spec), "--n", "24", "--categories", "simple,multiple", "parallel", "multi_turn",
+                 "irrelevance", "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "tools covered" in printed and "verification rate" in printed
+    manifest = next(out.glob("*-v0.toml"))
+    from inftool_env.cli import main
+
+    assert main(["eval", str(manifest), "--policy", "oracle", "--out", str(tmp_path / "eval")]) == 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["episodes"] >= 20 and summary["success_rate"] == 1.0
+
+
+FUNCTIONS = [
+    {"name": "convert_currency", "description": "Convert an amount of money from one currency to another.",
+     "parameters": {"type": "object", "required": ["amount", "source", "target"], "properties": {
+         "amount": {"type": "number", "description": "Amount to convert", "minimum": 0},
+         "source": {"type": "string", "enum": ["EUR", "USD", "JPY"], "description": "Currency to convert from"},
+         "target": {"type": "string", "enum": ["EUR", "USD", "JPY"], "description": "Currency to convert to"}}}},
+    {"name": "get_forecast", "description": "Get the weather forecast for a city.",
+     "parameters": {"type": "object", "required": ["city"], "properties": {
+         "city": {"type": "string", "description": "City name"},
+         "days": {"type": "integer", "minimum": 1, "maximum": 7, "default": 3}}}},
+    {"name": "book_table", "description": "Reserve a table at a restaurant.",
+     "parameters": {"type": "object", "required": ["restaurant", "party_size", "date"], "properties": {
+         "restaurant": {"type": "string"}, "party_size": {"type": "integer", "minimum": 1, "maximum": 12},
+         "date": {"type": "string", "format": "date"}}}},
+]  # fmt: skip
+
+
+async def test_function_docs_with_no_executor(tmp_path):
+    spec = tmp_path / "functions.json"
+    spec.write_text(json.dumps(FUNCTIONS))
+    run = synthesize(str(spec), n=24, seed=2)
+    made = {t.category for t in run.tasks}
+    assert {"simple", "multiple", "parallel", "parallel_multiple", "missing_param"} <= made
+    for category in ("multi_step", "multi_turn"):
+        assert "executor" in run.not_applicable[category]
+    manifest = run.write(tmp_path / "out")
+    import tomllib
+
+    assert tomllib.loads(manifest.read_text())["servers"][0]["backend"] == "record"
+    from inftool_env.policies.oracle import OraclePolicy
+
+    assert set((await _scores(manifest, OraclePolicy)).values()) == {1.0}
+
+
+def test_user_mistakes_are_clear_errors():
+    with pytest.raises(SynthError, match="unknown categories"):
+        synthesize("inftool/Bookshelf-v0", n=4, categories=["simple", "telepathy"])
+    with pytest.raises(SystemExit):
+        _cli(["synth", "inftool/Bookshelf-v0", "--n", "0", "--out", "x"])
+
+
+def test_comma_and_space_separated_categories(tmp_path):
+    assert _cli(["synth", "inftool/Bookshelf-v0", "--n", "4", "--categories", "simple,parallel", "irrelevance",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    assert {t.category for t in load_tasks(tmp_path / "tasks.jsonl")} == {"simple", "parallel", "irrelevance"}

@@ -1,0 +1,99 @@
+"""Gap-targeted plans, and the verifier refusing what must not be kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inftool_env.eval.runner import evaluate
+from inftool_env.policies.oracle import OraclePolicy
+from inftool_env.registration import make
+from inftool_env.synth import SynthError, TargetPlan, plan_targets, synthesize, verify_task
+from inftool_env.synth.target import ANY_TOOL, cell_of
+from inftool_env.synth.verify import near_duplicates
+from inftool_env.synth.world import open_world
+from inftool_env.tasks import ToolCall
+from tests.synth.conftest import NeverCalls
+
+pytestmark = pytest.mark.anyio
+
+
+class OracleOnSimple:
+    """Right on single-call tasks, silent everywhere else: a policy with a known gap."""
+
+    def __init__(self, task):
+        self.inner = OraclePolicy(task) if task.category == "simple" else NeverCalls(task)
+
+    async def act(self, observation):
+        return await self.inner.act(observation)
+
+
+async def test_a_plan_goes_where_the_policy_fails(bookshelf_run, tmp_path):
+    manifest = bookshelf_run.write(tmp_path)
+    env = make(manifest)
+    try:
+        _, trajectories = await evaluate(env, OracleOnSimple, progress=False, out=tmp_path / "eval")
+    finally:
+        await env.close()
+    plan = plan_targets(trajectories, bookshelf_run.tasks, n=200, keep_share=0.3, irrelevance_share=0.15)
+    assert sum(plan.cells.values()) == 200
+    simple = sum(k for (t, c), k in plan.cells.items() if c == "simple")
+    failing = sum(k for (t, c), k in plan.cells.items() if c in ("multi_step", "parallel"))
+    assert failing > simple > 0  # the kept share reaches the cells it already solves, the rest goes to its gaps
+    assert plan.cells[(ANY_TOOL, "irrelevance")] >= 30
+    assert plan.hard_tasks and all(t.category != "simple" for t in plan.hard_tasks)
+    assert "hard tasks" in plan.describe()
+    again = TargetPlan.model_validate_json(plan.model_dump_json())
+    assert again.cells == plan.cells
+    # the same plan from the eval's out dir, and from per-task group success rates
+    assert plan_targets(tmp_path / "eval", bookshelf_run.tasks, n=200).cells == plan.cells
+    rates = {t.id: (1.0 if t.category in ("simple", "irrelevance") else 0.0) for t in bookshelf_run.tasks}
+    assert plan_targets(rates, bookshelf_run.tasks, n=200).cells == plan.cells
+
+    targeted = synthesize("inftool/Bookshelf-v0", n=200, seed=8, plan=plan, round=1)
+    assert {t.provenance["round"] for t in targeted.tasks} == {1}
+    hard_cells = {cell_of(t) for t in plan.hard_tasks}
+    varied = [t for t in targeted.tasks if t.provenance["parent"] is not None]
+    parent_of = {h.id: h for h in plan.hard_tasks}
+    assert varied and all(t.category == parent_of[t.provenance["parent"]].category for t in varied)
+    on_target = [t for t in varied if cell_of(t) in hard_cells]
+    assert len(on_target) >= 0.8 * len(varied)  # a chain may start elsewhere when the parent's tool feeds nothing
+    by_category = {c: sum(1 for t in targeted.tasks if t.category == c) for c in ("simple", "multi_step")}
+    assert by_category["multi_step"] > by_category["simple"]
+
+
+def test_plan_errors(bookshelf_run):
+    with pytest.raises(SynthError, match="shares no task"):
+        plan_targets({"nope": 1.0}, bookshelf_run.tasks)
+    with pytest.raises(SynthError, match="keep_share"):
+        plan_targets({}, bookshelf_run.tasks, keep_share=0.9, irrelevance_share=0.5)
+
+
+def test_a_bfcl_report_targets_categories(tmp_path, bookshelf_run):
+    report = {"categories": {"simple_python": {"accuracy": 0.9}, "parallel": {"accuracy": 0.2},
+                             "multi_turn_base": {"accuracy": 0.1}}}  # fmt: skip
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    plan = plan_targets(tmp_path, bookshelf_run.tasks, n=40)
+    assert plan.cells[(ANY_TOOL, "multi_turn")] > plan.cells[(ANY_TOOL, "simple")]
+
+
+async def test_the_verifier_refuses_bad_tasks(bookshelf_run):
+    fresh = open_world("inftool/Bookshelf-v0").fresh()
+    simple = next(t for t in bookshelf_run.tasks if t.category == "simple" and t.ground_truth[0][0].name == "addBook")
+    assert await verify_task(simple, fresh) is None
+
+    call = simple.ground_truth[0][0]
+    other = ToolCall(name=call.name, arguments={**call.arguments, "title": "Never Said"})
+    unsaid = simple.model_copy(update={"ground_truth": [[other]]})
+    assert (await verify_task(unsaid, fresh) or "").startswith(("inference", "semantic"))
+    leaked = simple.model_copy(update={"turns": [simple.turns[0] + " Use addBook."]})
+    assert (await verify_task(leaked, fresh) or "").startswith("leak")
+    failing = simple.model_copy(update={"ground_truth": [[ToolCall(name="getBook", arguments={"bookId": "boo_999"})]],
+                                        "excluded_tools": []})  # fmt: skip
+    assert (await verify_task(failing, fresh) or "").startswith("execution")
+    invalid = simple.model_copy(update={"ground_truth": [[ToolCall(name="addBook", arguments={"title": 3})]]})
+    assert (await verify_task(invalid, fresh) or "").startswith("format")
+
+    kept, dropped = near_duplicates([simple, simple.model_copy(update={"id": "twin"})])
+    assert len(kept) == 1 and dropped == 1
