@@ -8,20 +8,26 @@ BFCL_VENV := .venv-bfcl
 BFCL_STAMP := $(BFCL_VENV)/.installed
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
+VF_VENV := .venv-verifiers
+VF_STAMP := $(VF_VENV)/.installed
 
 # llama-cpp-python compiles llama.cpp on install: only the library (no tools, tests, server or
 # multimodal part) — about 3 minutes on two cores instead of 7.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: demo test lint bench clean models cold-check
+.PHONY: demo test lint bench clean models cold-check venv-verifiers
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo,model,gguf]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo,model,gguf,train,trl,skyrl]'
 	# BFCL's data and multi-turn API classes, without its heavy pins (numpy 1.26, torch, provider SDKs).
 	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
+	# openrlhf.utils.agent for the OpenRLHF adapter's tests, without OpenRLHF's GPU stack (vLLM, DeepSpeed,
+	# Ray, flash-attn): beside torch, transformers and sympy it needs only aiohttp and pylatexenc.
+	$(BIN)/pip install -q -c constraints.txt aiohttp==3.14.5 pylatexenc==2.11
+	$(BIN)/pip install -q --no-deps openrlhf==0.11.2
 	touch $(STAMP)
 
 # BFCL's own checker, installed whole in a virtualenv of its own (it pins numpy 1.26 and pulls torch):
@@ -42,6 +48,16 @@ $(VLLM_STAMP): constraints-vllm.txt
 	$(VLLM_VENV)/bin/pip install -q --no-deps -e . bfcl-eval==2026.3.23
 	touch $(VLLM_STAMP)
 
+# verifiers 0.4 in a virtualenv of its own (it pins mcp 2.0 and numpy>=2.1); our side runs in .venv and is
+# reached over loopback (train/verifiers/bridge.py). uv: verifiers' harness installs its chat loop with it.
+$(VF_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VF_VENV)
+	$(VF_VENV)/bin/pip install -q verifiers==0.4.0 uv==0.11.8
+	$(VF_VENV)/bin/pip install -q --no-deps -e .
+	touch $(VF_STAMP)
+
+venv-verifiers: $(VF_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/inftool demo
 
@@ -50,7 +66,7 @@ demo: $(STAMP)
 models: $(STAMP)
 	$(BIN)/python -m inftool_env.llm.embedded
 
-test: $(STAMP) $(BFCL_STAMP) $(VLLM_STAMP) models
+test: $(STAMP) $(BFCL_STAMP) $(VLLM_STAMP) $(VF_STAMP) models
 	$(BIN)/ruff check inftool_env policies train tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -65,6 +81,8 @@ bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_env.py
 	$(BIN)/python bench/bench_bfcl_checker.py
 	$(BIN)/python bench/bench_model.py
+	$(BIN)/python bench/bench_synth.py
+	$(BIN)/python bench/bench_train.py
 
 # The README's promise, checked: a fresh clone of the committed tree, with HOME, the model cache and
 # pip's cache all empty, runs `make demo` then `make test`, each timed.
@@ -78,4 +96,4 @@ cold-check:
 	  echo "cold-check: make demo $$((t1 - t0)) s, make test $$((t2 - t1)) s (fresh clone, empty caches)"
 
 clean:
-	rm -rf $(VENV) $(BFCL_VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) $(BFCL_VENV) $(VLLM_VENV) $(VF_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -110,9 +110,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="out/eval", help="where trajectories/results, the report and plot go")
     evaluate.set_defaults(run=cmd_eval)
 
+    # The loop's commands live beside their code; each module imports its heavy parts (torch) lazily.
     from inftool_env.synth.cli import add_commands as add_synth_commands
+    from inftool_env.train.grpo.cli import add_commands as add_train_commands
+    from inftool_env.train.loop.cli import add_commands as add_evolve_commands
+    from inftool_env.train.openrlhf.dataset import add_commands as add_openrlhf_commands
 
-    add_synth_commands(sub)
+    for add_commands in (add_synth_commands, add_train_commands, add_evolve_commands, add_openrlhf_commands):
+        add_commands(sub)
 
     demo = add("demo", "compile the embedded specs, serve them over every transport, call every tool",
                ("inftool demo --model-limit 0    # without the embedded model's stage",))  # fmt: skip

@@ -27,6 +27,7 @@ Generated = tuple[list[int], list[float]]  # the completion's token ids and thei
 class _Request:
     prompt: list[int]
     future: asyncio.Future[Generated] = field(repr=False)
+    seed: int | None = None
 
 
 class LocalChat:
@@ -34,6 +35,9 @@ class LocalChat:
     tokenizer: Any
     max_new_tokens: int
     max_batch: int
+    # A model that seeds each row of a batch itself (``_generate_rows``) batches requests whatever their
+    # seeds: a trainer's G samples of one prompt then share one batch and still differ.
+    seeds_per_request = False
 
     def _setup_batching(self) -> None:
         self._queues: dict[tuple[float, int, int | None], list[_Request]] = {}
@@ -44,6 +48,12 @@ class LocalChat:
     def _generate(
         self, prompts: list[list[int]], temperature: float, max_new: int, seed: int | None
     ) -> list[Generated]:
+        raise NotImplementedError
+
+    def _generate_rows(
+        self, prompts: list[list[int]], seeds: list[int | None], temperature: float, max_new: int
+    ) -> list[Generated]:
+        """One generation per prompt, each with its own seed (used when ``seeds_per_request``)."""
         raise NotImplementedError
 
     def stop_ids(self) -> set[int]:
@@ -114,9 +124,10 @@ class LocalChat:
     ) -> Completion:
         """One assistant turn from a prompt given as token ids (an episode's own token record), with
         its token ids and logprobs always."""
-        key = (float(temperature or 0.0), int(max_tokens or self.max_new_tokens), seed)
+        shared_seed = None if self.seeds_per_request else seed  # else each request brings its own
+        key = (float(temperature or 0.0), int(max_tokens or self.max_new_tokens), shared_seed)
         future: asyncio.Future[Generated] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(key, []).append(_Request(prompt, future))
+        self._queues.setdefault(key, []).append(_Request(prompt, future, seed))
         asyncio.get_running_loop().call_later(BATCH_WINDOW_S, self._start_drain, key)
         ids, lps = await future
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -142,8 +153,13 @@ class LocalChat:
         async with lock:  # one generate() at a time per loop; the model is not re-entrant
             while self._queues.get(key):
                 batch, self._queues[key] = self._queues[key][: self.max_batch], self._queues[key][self.max_batch :]
+                prompts = [r.prompt for r in batch]
                 try:
-                    results = await asyncio.to_thread(self._generate, [r.prompt for r in batch], *key)
+                    if self.seeds_per_request:
+                        seeds = [r.seed for r in batch]
+                        results = await asyncio.to_thread(self._generate_rows, prompts, seeds, *key[:2])
+                    else:
+                        results = await asyncio.to_thread(self._generate, prompts, *key)
                 except Exception as exc:  # the model broke: every waiting request hears why
                     for r in batch:
                         r.future.set_exception(PolicyError(f"{self.name}: generation failed: {exc}"))

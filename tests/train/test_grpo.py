@@ -1,0 +1,384 @@
+"""The GRPO trainer on a tiny randomly initialised Qwen2 (same architecture, 2 layers, hidden 64)
+with the embedded model's real tokenizer and chat template, against the real Bookshelf MCP server
+and env. The only fake is at the model boundary: for some samples the sampler is made to choose the
+tokens of a correct tool call (their logprobs are still the model's own), so that groups have signal.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None,
+    reason="the trainer needs torch and transformers (the `model` extra)",
+)
+
+from tests.train.tiny import tiny_qwen2  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TASKS = REPO / "servers" / "bookshelf" / "tasks.jsonl"
+ENV = "inftool/Bookshelf-v0"
+CALL = '<tool_call>\n{"name": "removeBook", "arguments": {"bookId": "boo_1"}}\n</tool_call>'
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    from inftool_env.llm.embedded import embedded_gguf
+    from inftool_env.llm.gguf import gguf_tokenizer
+
+    return gguf_tokenizer(embedded_gguf())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="module")
+def tasks() -> list[Any]:
+    from inftool_env.tasks import load_tasks
+
+    return load_tasks(TASKS)
+
+
+@pytest.fixture
+def forced(monkeypatch: pytest.MonkeyPatch, tokenizer: Any) -> set[int]:
+    """Odd-numbered samples of every group answer `removeBook(boo_1)` on their first turn and "Done."
+    on the next; the others sample freely. Returns the sampling seeds that were forced."""
+    from inftool_env.train.grpo import rollout
+    from inftool_env.train.grpo.chat import TorchChat
+
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    call = tokenizer.encode(CALL, add_special_tokens=False) + [end]
+    done = tokenizer.encode("Done.", add_special_tokens=False) + [end]
+    seen: set[int] = set()
+    plain_seeds = rollout.sample_seeds
+
+    def seeds(seed: int, step: int, pick: int, sample: int) -> tuple[int, int]:
+        env_seed, policy_seed = plain_seeds(seed, step, pick, sample)
+        return env_seed, (policy_seed // 2048) * 2048 + 1024 * (sample % 2)  # bit 10: the sample's parity
+
+    plain_choose = TorchChat._choose
+
+    def choose(self: Any, raw: Any, temperature: float, gen: Any, so_far: list[int], seed: int | None) -> int:
+        if seed is not None and (seed // 1024) % 2:
+            script = call if seed % 1024 == 0 else done
+            if len(so_far) < len(script):
+                seen.add(seed)
+                return script[len(so_far)]
+        return plain_choose(self, raw, temperature, gen, so_far, seed)
+
+    monkeypatch.setattr(rollout, "sample_seeds", seeds)
+    monkeypatch.setattr(TorchChat, "_choose", choose)
+    return seen
+
+
+def config(tiny: Path, **overrides: Any) -> Any:
+    from inftool_env.train.grpo import GRPOConfig
+
+    base = {"model": str(tiny), "steps": 2, "tasks_per_step": 1, "group": 4, "lr": 3e-3, "max_new_tokens": 32,
+            "train_layers": 1, "device": "cpu", "seed": 0, "temperature": 1.0}  # fmt: skip
+    return GRPOConfig(**{**base, **overrides})
+
+
+def remove_task(tasks: list[Any]) -> list[Any]:
+    return [t for t in tasks if t.id == "bookshelf-remove"]
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def weights(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+# -- the pieces ------------------------------------------------------------------------------------
+def test_group_advantages_normalise_within_the_group_and_an_all_equal_group_has_none() -> None:
+    from inftool_env.train.grpo.loss import group_advantages
+
+    adv = group_advantages([1.0, 0.0, 0.0, 1.0])
+    assert adv == pytest.approx([1.0, -1.0, -1.0, 1.0], abs=1e-5)
+    assert group_advantages([0.5, 0.5, 0.5]) == [0.0, 0.0, 0.0]
+    assert sum(group_advantages([0.2, 0.9, 0.4])) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_shared_prefix_logprobs_equal_a_plain_forward_and_carry_gradients(tiny: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.model import make_trainable, sequence_logprobs
+
+    model = make_trainable(AutoModelForCausalLM.from_pretrained(tiny), train_layers=1, lora=None)
+    prompt = list(range(1000, 1040))
+    seqs = [prompt + [7, 8, 9, 10], prompt + [7, 11], prompt + [12, 13, 14, 15, 16, 17]]
+    targets = [[40, 41, 43], [40, 41], [40, 42, 45]]  # position 40 is predicted by the prompt's last state
+    got = sequence_logprobs(model, seqs, targets)
+    for seq, ts, lp in zip(seqs, targets, got, strict=True):
+        with torch.no_grad():
+            full = model(input_ids=torch.tensor([seq])).logits[0].log_softmax(-1)
+        want = torch.stack([full[t - 1, seq[t]] for t in ts])
+        torch.testing.assert_close(lp.detach(), want, atol=1e-5, rtol=1e-5)
+    sum(x.sum() for x in got).backward()
+    layers = model.get_decoder().layers
+    weight = layers[-1].self_attn.k_proj.weight  # reaches the loss through the shared prefix's cached keys too
+    shared_grad, weight.grad = weight.grad.clone(), None
+    for seq, ts in zip(seqs, targets, strict=True):
+        full = model(input_ids=torch.tensor([seq])).logits[0].log_softmax(-1)
+        torch.stack([full[t - 1, seq[t]] for t in ts]).sum().backward()
+    torch.testing.assert_close(shared_grad, weight.grad, atol=1e-5, rtol=1e-4)
+    assert shared_grad.abs().sum() > 0
+    assert layers[0].mlp.up_proj.weight.grad is None  # frozen: no backward below the trained layers
+
+
+def test_a_sample_depends_on_its_seed_and_prompt_only_not_on_its_batch(tiny: Path, tokenizer: Any) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.chat import TorchChat
+
+    chat = TorchChat(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, name="tiny", max_new_tokens=12)
+    a = chat.render([{"role": "user", "content": "Add a book."}], None)
+    b = chat.render([{"role": "user", "content": "Remove book boo_1, it was lost long ago."}], None)
+    together = chat._generate_rows([a, b, a], [1, 2, 3], 1.0, 12)
+    alone = [chat._generate_rows([p], [s], 1.0, 12)[0] for p, s in [(a, 1), (b, 2), (a, 3)]]
+    for (ids, lps), (ids1, lps1) in zip(together, alone, strict=True):
+        assert ids == ids1 and lps == pytest.approx(lps1, abs=1e-4)
+    assert together[0][0] != together[2][0]  # same prompt, other seed: another sample
+    assert chat.tokens == 6 * 12 - sum(12 - len(i) for i, _ in together + alone) and chat.batches == 4
+
+
+# -- rollouts through the real env, and the update -------------------------------------------------
+@pytest.mark.anyio
+async def test_rollouts_record_exactly_the_sampled_tokens_and_the_update_follows_the_reward(
+    tiny: Path, tokenizer: Any, tasks: list[Any], forced: set[int]
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.chat import TorchChat
+    from inftool_env.train.grpo.loss import policy_loss, prepare
+    from inftool_env.train.grpo.model import make_trainable, sequence_logprobs
+    from inftool_env.train.grpo.rollout import EnvPool, rollout_groups
+
+    model = make_trainable(AutoModelForCausalLM.from_pretrained(tiny), train_layers=1, lora=None)
+    chat = TorchChat(model, tokenizer, name="tiny", max_new_tokens=32)
+    generated: list[list[int]] = []
+    plain = chat._generate_rows
+
+    def recording(prompts: Any, seeds: Any, temperature: float, max_new: int) -> Any:
+        out = plain(prompts, seeds, temperature, max_new)
+        generated.extend(ids for ids, _ in out)
+        return out
+
+    chat._generate_rows = recording  # type: ignore[method-assign]
+    pool = EnvPool([(ENV, remove_task(tasks))])
+    try:
+        (group,) = await rollout_groups(pool, chat, pool.picks, group=4, step=0, seed=0, temperature=1.0,
+                                        max_new_tokens=32)  # fmt: skip
+    finally:
+        await pool.close()
+    assert group.rewards == [0.0, 1.0, 0.0, 1.0]  # the forced call passed every gate on the real server
+    assert group.samples[1].turns[0].calls[0].name == "removeBook" and forced
+    sampled = []
+    for t in group.samples:
+        assert t.token_ids and t.tokens_unavailable is None and t.error is None
+        sampled += [tok for tok, m in zip(t.token_ids, t.assistant_mask, strict=True) if m]
+    assert sorted(sampled) == sorted(tok for ids in generated for tok in ids)  # masked = sampled, all of them
+
+    prepared = prepare([group])
+    (rows,) = prepared.batches
+    assert prepared.zero_signal_groups == 0 and [r.advantage > 0 for r in rows] == [False, True, False, True]
+    # The trainer scores exactly the sampled tokens: its logprobs there equal the rollout's own.
+    new = sequence_logprobs(model, [r.ids for r in rows], [r.targets for r in rows])
+    for lp, row, t in zip(new, rows, group.samples, strict=True):
+        assert row.ids == t.token_ids
+        assert [row.ids[i] for i in row.targets] == [x for x, m in zip(t.token_ids, t.assistant_mask, strict=True) if m]
+        torch.testing.assert_close(lp.detach(), torch.tensor(row.old), atol=2e-4, rtol=0)
+    before = [float(x.detach().sum()) for x in new]
+    loss, stats = policy_loss(new, rows, clip=0.2, kl=0.0, ref=None, normaliser=sum(len(r.targets) for r in rows))
+    assert stats["ratio_sum"] == pytest.approx(sum(len(r.targets) for r in rows), rel=1e-3)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    loss.backward()
+    optimizer.step()
+    after = [
+        float(x.detach().sum()) for x in sequence_logprobs(model, [r.ids for r in rows], [r.targets for r in rows])
+    ]
+    for b, a, row in zip(before, after, rows, strict=True):
+        assert (a > b) == (row.advantage > 0), (b, a, row.advantage)  # rewarded samples became likelier
+
+
+@pytest.mark.anyio
+async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_and_skipped(
+    tiny: Path, tokenizer: Any, tasks: list[Any], tmp_path: Path
+) -> None:
+    from inftool_env.train.grpo import GRPOConfig, atrain_grpo
+
+    cfg = config(tiny, steps=1, tasks_per_step=2, group=2, max_new_tokens=8)
+    assert isinstance(cfg, GRPOConfig)
+    result = await atrain_grpo(cfg, [(ENV, tasks)], tmp_path, progress=False)
+    (record,) = lines(result.metrics_path)
+    # Random text is a final answer without the call each task needs: every sample scores 0.
+    assert record["zero_signal_groups"] == record["groups"] == 2 and record["loss"] is None
+    assert record["tokens_trained"] == 0 and record["rollout_tokens"] > 0
+    assert record["gate_pass_rate"]["format"] == 1.0 and record["reward_mean"] == 0.0
+    groups = lines(result.rollouts_path)
+    assert all(g["advantages"] == [0.0, 0.0] for g in groups) and all(len(g["breakdowns"]) == 2 for g in groups)
+    assert set(result.task_success) == {g["task_id"] for g in groups}
+
+
+# -- the trainer end to end ------------------------------------------------------------------------
+def test_train_moves_the_loss_logs_the_split_and_saves_a_loadable_checkpoint(
+    tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path
+) -> None:
+    from inftool_env.train.grpo import train_grpo
+
+    result = train_grpo(config(tiny), [(ENV, remove_task(tasks))], tmp_path / "run", progress=False)
+    records = lines(result.metrics_path)
+    assert [r["step"] for r in records] == [0, 1] and result.steps == 2
+    for r in records:
+        assert r["zero_signal_groups"] == 0 and r["reward_mean"] == 0.5 and r["loss"] is not None
+        assert set(r["time_s"]) == {"generation", "env", "optimisation", "total"} and r["time_s"]["generation"] > 0
+        assert r["tokens_trained"] > 0 and r["clip_fraction"] is not None
+    assert records[0]["loss"] != records[1]["loss"]
+    assert result.task_success == {"bookshelf-remove": 0.5}
+    group = lines(result.rollouts_path)[0]
+    assert [a > 0 for a in group["advantages"]] == [r == 1.0 for r in group["rewards"]]
+    start, end = weights(tiny), weights(result.checkpoint)
+    top, bottom = "model.layers.1.mlp.up_proj.weight", "model.layers.0.mlp.up_proj.weight"
+    assert not (start[top] == end[top]).all() and (start[bottom] == end[bottom]).all()
+    from inftool_env.llm.hf import HFChat
+
+    loaded = HFChat(str(result.checkpoint), max_new_tokens=4)  # what `hf:PATH` builds
+    assert loaded.tokenizer.chat_template and loaded.model.config.num_hidden_layers == 2
+
+
+def test_kl_to_the_frozen_start_is_zero_at_first_and_grows_with_updates(
+    tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path
+) -> None:
+    from inftool_env.train.grpo import train_grpo
+
+    cfg = config(tiny, steps=1, kl=0.1, updates=3, lr=1e-2)
+    (record,) = lines(train_grpo(cfg, [(ENV, remove_task(tasks))], tmp_path, progress=False).metrics_path)
+    assert record["kl"] is not None and record["kl"] > 0  # mean over the 3 updates; the first is at the start
+    assert record["loss_last"] < record["loss"]  # the later updates improved the surrogate
+    assert record["ratio_mean"] != pytest.approx(1.0, abs=1e-6)
+
+
+def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path) -> None:
+    import torch
+
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo import train_grpo
+
+    pool = [(ENV, remove_task(tasks))]
+    whole = train_grpo(config(tiny, steps=2), pool, tmp_path / "whole", progress=False)
+    train_grpo(config(tiny, steps=1), pool, tmp_path / "cut", progress=False)  # "interrupted" after step 0
+    with pytest.raises(InftoolError, match="already holds a training run"):
+        train_grpo(config(tiny, steps=2), pool, tmp_path / "cut", progress=False)
+    with pytest.raises(InftoolError, match="other settings"):
+        train_grpo(config(tiny, steps=2, lr=1e-2), pool, tmp_path / "cut", resume=True, progress=False)
+    resumed = train_grpo(config(tiny, steps=2), pool, tmp_path / "cut", resume=True, progress=False)
+
+    def comparable(path: Path) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in ("time_s", "rollout_tokens_per_s")} for r in lines(path)]
+
+    # Equal up to float noise: a batch's shape (which requests shared it) moves the last bits of a logprob.
+    for got, want in zip(comparable(resumed.metrics_path), comparable(whole.metrics_path), strict=True):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key] == (pytest.approx(value, rel=1e-5, abs=1e-7) if isinstance(value, float) else value), key
+    assert lines(resumed.rollouts_path) == lines(whole.rollouts_path)  # same samples, rewards, advantages
+    assert resumed.task_success == whole.task_success and resumed.steps == 2
+    a, b = weights(whole.checkpoint), weights(resumed.checkpoint)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    start = weights(tiny)
+    assert any(not torch.equal(start[k], b[k]) for k in b)  # and both did train
+
+
+def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, tokenizer: Any, tasks: list[Any],
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    from inftool_env.train.grpo import train_grpo
+
+    cfg = config(tiny, steps=0, sft_warmup_steps=3, sft_batch=5, lr=1e-2)
+    result = train_grpo(cfg, [(ENV, tasks)], tmp_path, progress=False)
+    records = lines(result.metrics_path)
+    assert [r["phase"] for r in records] == ["sft"] * 3 and all(r["examples"] == 5 for r in records)
+    assert records[2]["loss"] < records[1]["loss"] < records[0]["loss"]  # the same five episodes, learnt
+
+
+@pytest.mark.anyio
+async def test_sft_examples_score_the_assistant_turns_only(tiny: Path, tokenizer: Any, tasks: list[Any]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.chat import TorchChat
+    from inftool_env.train.grpo.rollout import EnvPool
+    from inftool_env.train.grpo.sft import oracle_examples
+
+    chat = TorchChat(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, name="tiny", max_new_tokens=4)
+    pool = EnvPool([(ENV, [t for t in tasks if t.id == "bookshelf-register-and-borrow"])])
+    try:
+        (example,) = await oracle_examples(pool, chat, seed=0)
+    finally:
+        await pool.close()
+    scored = tokenizer.decode([example.ids[i] for i in example.targets])
+    assert scored.count("<|im_end|>") == 4  # two call turns and two answers, each through its end-of-turn
+    assert '"registerMember"' in scored and '"borrowBook"' in scored and "Done." in scored
+    assert "Ada Lovelace, ada@example.com" not in scored and "<|im_start|>" not in scored  # the user's words
+
+
+def test_lora_trains_adapters_and_saves_them_merged(tiny: Path, tasks: list[Any], forced: set[int],
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    pytest.importorskip("peft")
+    from inftool_env.train.grpo import train_grpo
+
+    result = train_grpo(config(tiny, steps=1, lora=4, train_layers=None, lr=1e-2), [(ENV, remove_task(tasks))],
+                        tmp_path, progress=False)  # fmt: skip
+    (record,) = lines(result.metrics_path)
+    assert record["loss"] is not None and record["tokens_trained"] > 0
+    start, end = weights(tiny), weights(result.checkpoint)
+    assert set(end) == set(start)  # merged: a plain model, no adapter weights
+    assert any(not (start[k] == end[k]).all() for k in start if "q_proj.weight" in k)
+
+
+# -- the command -----------------------------------------------------------------------------------
+def run_cli(*argv: str) -> int:
+    import argparse
+
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo.cli import add_commands
+
+    parser = argparse.ArgumentParser(prog="inftool")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except InftoolError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "run"
+    assert run_cli("train", str(TASKS), "--env", ENV, "--policy", f"hf:{tiny}", "--out", str(out), "--steps", "1",
+                   "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "4", "--train-layers", "1",
+                   "--device", "cpu") == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "time split" in printed and "generation" in printed and f"hf:{out / 'checkpoint'}" in printed
+    assert len(lines(out / "metrics.jsonl")) == 1 and (out / "checkpoint" / "config.json").is_file()
+    with pytest.raises(SystemExit, match="names no env"):
+        run_cli("train", str(TASKS), "--policy", str(tiny), "--out", str(tmp_path / "x"))
+    with pytest.raises(SystemExit, match="Did you mean inftool/Bookshelf-v0"):
+        run_cli("train", "inftool/Bookshelv-v0", "--policy", str(tiny), "--out", str(tmp_path / "x"))
+    with pytest.raises(SystemExit, match="not an HF model directory"):
+        run_cli("train", ENV, "--policy", str(tmp_path), "--out", str(tmp_path / "x"))
+    with pytest.raises(SystemExit, match="train-layers"):
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "top")
+    with pytest.raises(SystemExit, match="between 1 and 2"):
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "5",
+                "--device", "cpu")  # fmt: skip

@@ -1,0 +1,313 @@
+"""OpenRLHF 0.11.2 on our envs, through its own machinery: its engine's loader builds the
+``AgentExecutor`` from our agent file's path, its ``MultiTurnAgentExecutor`` runs the episodes against an
+engine with vLLM's ``generate(token_ids, sampling_params)`` surface — the embedded model on llama.cpp, or
+scripted generations — on the real Bookshelf MCP server with the gated reward. Checked: the reward equals
+``inftool eval``'s for the same actions; the ids OpenRLHF trains on are the sampled ids plus the env's
+tokens, the action mask covering exactly the sampled ones; the dataset's prompt is the env's opening."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from inftool_env.errors import InftoolError
+from inftool_env.train.openrlhf import AGENT_FILE, EpisodeLabel, add_commands, export_dataset
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("openrlhf") is None,
+    reason="OpenRLHF is not installed (pip install --no-deps openrlhf==0.11.2 aiohttp pylatexenc)",
+)
+BOOKSHELF = "inftool/Bookshelf-v0"
+
+
+# -- OpenRLHF's side ------------------------------------------------------------------------------
+def openrlhf_loader() -> Any:
+    """OpenRLHF's own ``_load_agent_executor``, taken from its vLLM engine module's source: that module
+    imports vLLM and Ray at the top, which a CPU test cannot, so the function alone is compiled."""
+    import openrlhf.utils.agent as agent
+
+    source = Path(agent.__file__).parents[1] / "trainer" / "ray" / "vllm_engine.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_load_agent_executor"]
+    namespace: dict[str, Any] = {"AgentExecutorBase": agent.AgentExecutorBase}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), str(source), "exec"), namespace)
+    return namespace["_load_agent_executor"]
+
+
+@dataclass
+class SamplingParams:
+    """The fields of vLLM's SamplingParams that OpenRLHF's rollout sets (samples_generator.py)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int | None = None
+    min_tokens: int = 1
+    skip_special_tokens: bool = False
+    logprobs: int | None = 1
+
+
+@dataclass
+class Generated:
+    prompt: list[int]
+    ids: list[int]
+    logprobs: list[float]
+
+
+class Engine:
+    """What OpenRLHF's executor calls on its vLLM actor: ``generate`` with token ids in, a
+    RequestOutput-shaped result out. ``sample(prompt, params)`` makes the ids and logprobs."""
+
+    def __init__(self, tokenizer: Any, sample: Any) -> None:
+        self.tokenizer, self.sample = tokenizer, sample
+        self.calls: list[Generated] = []
+        self.by_episode: dict[Any, list[Generated]] = {}  # each execute() runs as its own asyncio task
+
+    async def generate(self, prompt_token_ids: list[int], sampling_params: Any, multi_modal_data: Any = None) -> Any:
+        assert multi_modal_data is None
+        ids, lps, finish = await self.sample(list(prompt_token_ids), sampling_params)
+        self.calls.append(Generated(list(prompt_token_ids), ids, lps))
+        self.by_episode.setdefault(asyncio.current_task(), []).append(self.calls[-1])
+        text = self.tokenizer.decode(ids, skip_special_tokens=sampling_params.skip_special_tokens)
+        logprobs = [{t: SimpleNamespace(logprob=lp)} for t, lp in zip(ids, lps, strict=True)]
+        out = SimpleNamespace(token_ids=ids, text=text, finish_reason=finish, logprobs=logprobs)
+        return SimpleNamespace(outputs=[out])
+
+
+async def rollouts(executor: Any, row: dict[str, Any], tokenizer: Any, engine: Any, *, n: int, max_length: int):
+    """A GRPO group as OpenRLHF's engine runs it (``generate_responses``): ``n`` executions of one
+    prompt, concurrently."""
+    prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    return await asyncio.gather(*(
+        executor.execute(prompt=prompt, label=row["label"], sampling_params=SamplingParams(), max_length=max_length,
+                         hf_tokenizer=tokenizer, llm_engine=engine, images=None)
+        for _ in range(n)
+    ))  # fmt: skip
+
+
+# -- our side -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def executor():
+    from openrlhf.utils.agent import MultiTurnAgentExecutor
+
+    loaded = openrlhf_loader()(str(AGENT_FILE))
+    assert type(loaded).__name__ == "AgentExecutor" and isinstance(loaded, MultiTurnAgentExecutor)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    out = tmp_path_factory.mktemp("openrlhf") / "prompts.jsonl"
+    summary = export_dataset(BOOKSHELF, out, seed=100)
+    assert summary.rows == {BOOKSHELF: 5}
+    return {EpisodeLabel.from_json(r["label"]).task.id: r for r in map(json.loads, out.read_text().splitlines())}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from inftool_env.llm.embedded import embedded_gguf
+    from inftool_env.llm.gguf import gguf_tokenizer
+
+    return gguf_tokenizer(embedded_gguf())
+
+
+async def replay_reward(row: dict[str, Any], actions: list[str]) -> Any:
+    """What ``inftool eval`` gives the same actions: its runner, a scripted policy saying them, the
+    label's task and seed, the env in the label's format."""
+    from inftool_env.eval.runner import evaluate
+    from inftool_env.llm.scripted import ScriptedChat
+    from inftool_env.policies.chat import ChatPolicy
+    from inftool_env.registration import make
+
+    label = EpisodeLabel.from_json(row["label"])
+    env = make(label.env_id, format=label.format)
+    try:
+        _, (trajectory,) = await evaluate(env, lambda task: ChatPolicy(ScriptedChat(actions), tools="prompt"),
+                                          tasks=[label.task], seed=label.seed, progress=False)  # fmt: skip
+    finally:
+        await env.close()
+    return trajectory
+
+
+def check_tokens(result: dict[str, Any], calls: list[Generated], tokenizer: Any) -> list[str]:
+    """The ids OpenRLHF trains on are the sampled ids, exactly, with the env's tokens between them; the
+    mask it builds from ``action_ranges`` covers exactly the sampled ones. Returns the env's texts."""
+    ids, ranges = result["observation_tokens"], result["action_ranges"]
+    assert len(ranges) == len(calls)
+    mask = [0] * len(ids)  # as samples_generator._process_response_into_experience builds it
+    for start, end in ranges:
+        mask[start:end] = [1] * (end - start)
+    assert sum(mask) == sum(len(c.ids) for c in calls)
+    env_texts = []
+    for i, ((start, end), call) in enumerate(zip(ranges, calls, strict=True)):
+        assert call.prompt == ids[:start]  # token in: each turn's prompt is the episode so far
+        assert ids[start:end] == call.ids  # token out: kept as sampled
+        assert result["rollout_log_probs"][start:end] == call.logprobs
+        following = ids[end : ranges[i + 1][0]] if i + 1 < len(ranges) else ids[end:]
+        text = tokenizer.decode(following, skip_special_tokens=False)
+        # The env's tokens are its text tokenized on their own, never pieces of the model's output.
+        assert tokenizer(text=text, add_special_tokens=False)["input_ids"] == following
+        env_texts.append(text)
+    assert not any(result["rollout_log_probs"][i] for i, m in enumerate(mask) if not m)
+    return env_texts
+
+
+def actions_of(result: dict[str, Any], tokenizer: Any) -> list[str]:
+    ids = result["observation_tokens"]
+    return [tokenizer.decode(ids[s:e], skip_special_tokens=True) for s, e in result["action_ranges"]]
+
+
+# -- the embedded model ---------------------------------------------------------------------------
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="the `gguf` extra is not installed")
+def test_a_group_of_real_episodes_through_openrlhfs_executor(executor, rows, tokenizer):
+    from inftool_env.llm.gguf import GGUFChat
+
+    model = GGUFChat("embedded", max_new_tokens=256)
+
+    async def sample(prompt: list[int], params: Any) -> tuple[list[int], list[float], str]:
+        done = await model.complete_tokens(prompt, temperature=params.temperature, max_tokens=params.max_tokens)
+        stopped = bool(done.token_ids) and done.token_ids[-1] in model.stop_ids()
+        return list(done.token_ids or []), list(done.logprobs or []), "stop" if stopped else "length"
+
+    row = rows["bookshelf-register-and-borrow"]  # two user turns, a tool call in each
+    engine = Engine(tokenizer, sample)
+    try:
+        (first,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=4096))
+    finally:
+        model.close()
+    assert len(first["action_ranges"]) >= 2, "expected a tool call, then more after its result"
+    env_texts = check_tokens(first, engine.calls, tokenizer)
+    assert env_texts[0].startswith("\n<|im_start|>user\n<tool_response>") and "<|im_start|>assistant\n" in env_texts[0]
+    assert first["prompt"] == tokenizer.decode(first["observation_tokens"][: first["action_ranges"][0][0]])
+
+    trajectory = asyncio.run(replay_reward(row, actions_of(first, tokenizer)))
+    assert first["reward"] == trajectory.reward.reward == first["scores"]
+    logs = first["extra_logs"]
+    assert {k: logs[f"gate_{k}"] for k in ("format", "schema", "execution")} == {
+        k: float(v) for k, v in trajectory.reward.gates.items()
+    }
+    assert logs["turns"] == len(trajectory.turns) == len(first["action_ranges"])
+    assert logs["tool_calls"] >= 1
+
+
+# -- scripted generations (the LLM boundary faked; everything else real) ------------------------
+def scripted(tokenizer: Any, replies: list[str], *, end: str = "<|im_end|>", finish: str = "stop") -> Any:
+    """Each episode (its own asyncio task) says ``replies`` in order."""
+    queues: dict[Any, list[str]] = {}
+
+    async def sample(prompt: list[int], params: Any) -> tuple[list[int], list[float], str]:
+        queue = queues.setdefault(asyncio.current_task(), list(replies))
+        ids = tokenizer(text=queue.pop(0) + end, add_special_tokens=False)["input_ids"]
+        return ids, [-0.5] * len(ids), finish
+
+    return sample
+
+
+def call(tool: str, **arguments: Any) -> str:
+    return f"<tool_call>\n{json.dumps({'name': tool, 'arguments': arguments})}\n</tool_call>"
+
+
+def test_a_scripted_multi_turn_task_scores_like_inftool_eval(executor, rows, tokenizer):
+    row = rows["bookshelf-register-and-borrow"]
+    replies = [
+        call("registerMember", name="Ada Lovelace", email="ada@example.com"),
+        "You are registered.",
+        call("borrowBook", memberId="mem_7", bookId="boo_2", due="2025-03-01"),
+        "Done: boo_2 is yours until 2025-03-01.",
+    ]
+    engine = Engine(tokenizer, scripted(tokenizer, replies))
+    (result,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=8192))
+    env_texts = check_tokens(result, engine.calls, tokenizer)
+    # Tool result, the user's second turn, tool result; nothing after the last answer.
+    assert "<tool_response>" in env_texts[0] and "Now lend me book boo_2" in env_texts[1]
+    assert "<tool_response>" in env_texts[2] and env_texts[3] == ""
+    trajectory = asyncio.run(replay_reward(row, replies))
+    assert result["reward"] == trajectory.reward.reward == 1.0
+    assert result["extra_logs"]["state"] == result["extra_logs"]["correct"] == 1.0
+
+
+def test_a_group_of_rollouts_are_isolated_episodes(executor, rows, tokenizer):
+    row = rows["bookshelf-add"]
+    replies = [call("addBook", title="Dune", author="Frank Herbert", genre="fiction", copies=2), "Added."]
+    engine = Engine(tokenizer, scripted(tokenizer, replies))
+    group = asyncio.run(rollouts(executor, row, tokenizer, engine, n=3, max_length=8192))
+    for result, calls in zip(group, engine.by_episode.values(), strict=True):
+        env_texts = check_tokens(result, calls, tokenizer)
+        # Each episode adds the book to its own fresh catalogue: the same new id in every one.
+        assert '"id": "boo_7"' in env_texts[0].replace('":"', '": "')
+        assert result["reward"] == 1.0
+    assert len({tuple(r["observation_tokens"]) for r in group}) == 1
+
+
+def test_a_wrong_call_gets_the_same_partial_reward_as_eval(executor, rows, tokenizer):
+    row = rows["bookshelf-copies"]
+    replies = [call("updateBook", bookId="boo_3", copies=4), "Updated."]  # wrong number of copies
+    engine = Engine(tokenizer, scripted(tokenizer, replies))
+    (result,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=8192))
+    check_tokens(result, engine.calls, tokenizer)
+    trajectory = asyncio.run(replay_reward(row, replies))
+    assert result["reward"] == trajectory.reward.reward == 0.0
+    assert result["extra_logs"]["gate_execution"] == 1.0 and result["extra_logs"]["correct"] == 0.0
+
+
+def test_a_turn_that_stops_on_another_token_is_closed_by_the_template(executor, rows, tokenizer):
+    row = rows["bookshelf-remove"]
+    replies = [call("removeBook", bookId="boo_1"), "Removed."]
+    engine = Engine(tokenizer, scripted(tokenizer, replies, end="<|endoftext|>"))
+    (result,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=8192))
+    env_texts = check_tokens(result, engine.calls, tokenizer)
+    assert env_texts[0].startswith("<|im_end|>\n<|im_start|>user\n<tool_response>")
+    assert result["reward"] == asyncio.run(replay_reward(row, replies)).reward.reward == 1.0
+
+
+def test_an_episode_out_of_context_ends_with_no_reward(executor, rows, tokenizer):
+    row = rows["bookshelf-remove"]
+    engine = Engine(tokenizer, scripted(tokenizer, ['<tool_call>\n{"name": "removeBook", "argu'], end="",
+                                        finish="length"))  # fmt: skip
+    (result,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=8192))
+    check_tokens(result, engine.calls, tokenizer)
+    assert result["reward"] == 0.0 and result["extra_logs"]["context_exhausted"] == 1.0
+    assert len(result["action_ranges"]) == 1
+
+
+# -- the dataset and its command ------------------------------------------------------------------
+def test_the_dataset_carries_the_task_and_the_envs_opening(rows, tokenizer):
+    row = rows["bookshelf-add"]
+    label = EpisodeLabel.from_json(row["label"])
+    assert (label.env_id, label.format, row["datasource"]) == (BOOKSHELF, "hermes", BOOKSHELF)
+    assert sorted(EpisodeLabel.from_json(r["label"]).seed for r in rows.values()) == list(range(100, 105))
+    system, user = row["prompt"]
+    assert system["role"] == "system" and "<tools>" in system["content"] and '"addBook"' in system["content"]
+    assert user == {"role": "user", "content": label.task.turns[0]}
+
+
+def test_bad_labels_and_formats_are_clear_errors(tmp_path):
+    with pytest.raises(InftoolError, match="EpisodeLabel.*env_id"):
+        EpisodeLabel.from_json('{"task": {"id": "t", "turns": ["hi"]}}')
+    with pytest.raises(InftoolError, match="format 'openai' renders no tools"):
+        export_dataset(BOOKSHELF, tmp_path / "x.jsonl", format="openai")
+    with pytest.raises(InftoolError, match="tasks of one environment"):
+        export_dataset([BOOKSHELF, "inftool/YelpFusion-v0"], tmp_path / "x.jsonl", tasks=tmp_path / "t.jsonl")
+
+
+def test_the_export_command(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    out = tmp_path / "d.jsonl"
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "only", "category": "simple", "turns": ["Remove book boo_1."]}) + "\n")
+    args = parser.parse_args(["export-openrlhf", BOOKSHELF, "--out", str(out), "--tasks", str(tasks)])
+    assert args.run(args) == 0
+    (row,) = map(json.loads, out.read_text().splitlines())
+    assert EpisodeLabel.from_json(row["label"]).task.id == "only"
+    printed = capsys.readouterr().out
+    assert f"{BOOKSHELF}     1" in printed and str(AGENT_FILE) in printed

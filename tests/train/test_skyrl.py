@@ -1,0 +1,115 @@
+"""SkyRL-gym 0.4 through its own registry: ``skyrl_gym.make`` of our registered id plays a multi-turn
+Bookshelf episode with Qwen's text tool-call format (hermes), and its reward equals what our eval
+runner (``inftool eval``) gives for the same text actions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+skyrl_gym = pytest.importorskip("skyrl_gym", reason="skyrl-gym is not installed (pip install skyrl-gym==0.4.0)")
+
+from inftool_env.eval.runner import evaluate  # noqa: E402
+from inftool_env.policies import close_policy, resolve_policy  # noqa: E402
+from inftool_env.registration import make  # noqa: E402
+from inftool_env.train.skyrl import dataset_rows, register_envs  # noqa: E402
+
+ENV = "inftool/Bookshelf-v0"
+TASK = "bookshelf-register-and-borrow"
+
+
+def _call(tool: str, **arguments: object) -> str:
+    return f"<tool_call>\n{json.dumps({'name': tool, 'arguments': arguments})}\n</tool_call>"
+
+
+RIGHT = [_call("registerMember", name="Ada Lovelace", email="ada@example.com"), "You are member mem_7.",
+         _call("borrowBook", memberId="mem_7", bookId="boo_2", due="2025-03-01"), "Lent until 2025-03-01."]  # fmt: skip
+WRONG_DUE = [*RIGHT[:2], _call("borrowBook", memberId="mem_7", bookId="boo_2", due="2025-04-01"), "Lent."]
+
+
+def _play(actions: list[str], seed: int) -> tuple[float, list[list[dict]], dict]:
+    register_envs([ENV])
+    env = skyrl_gym.make(ENV, env_config=None, extras={"task_id": TASK, "seed": seed, "format": "hermes"})
+    try:
+        prompt, _ = env.init([])
+        assert prompt[0]["role"] == "system" and "<tools>" in prompt[0]["content"]  # hermes renders the tools
+        assert prompt[-1] == {
+            "role": "user",
+            "content": "Register me as a member please: Ada Lovelace, ada@example.com.",
+        }
+        observations, out = [], None
+        for action in actions:
+            out = env.step(action)
+            observations.append(out["observations"])
+            if out["done"]:
+                break
+        assert out is not None and out["done"]
+        return float(out["reward"]), observations, env.get_metrics()
+    finally:
+        env.close()
+
+
+def _inftool_eval(actions: list[str], seed: int, tmp_path: Path) -> float:
+    script = tmp_path / "replies.json"
+    script.write_text(json.dumps(actions))
+
+    async def run() -> float:
+        env = make(ENV, format="hermes")
+        policy = resolve_policy(f"scripted:{script}")
+        task = next(t for t in env.tasks if t.id == TASK)
+        try:
+            summary, trajectories = await evaluate(env, policy, tasks=[task], seed=seed, progress=False)
+        finally:
+            await env.close()
+            await close_policy(policy)
+        return float(trajectories[0].reward.reward)
+
+    return anyio.run(run)
+
+
+@pytest.mark.parametrize(("actions", "expected"), [(RIGHT, 1.0), (WRONG_DUE, 0.5)], ids=["right", "wrong-due-date"])
+def test_skyrl_make_plays_a_multi_turn_episode_with_the_gated_reward(actions, expected, tmp_path):
+    reward, observations, metrics = _play(actions, seed=3)
+    assert reward == expected == _inftool_eval(actions, seed=3, tmp_path=tmp_path)
+    tool_result = observations[0]
+    assert [m["role"] for m in tool_result] == ["tool"] and '"mem_7"' in tool_result[0]["content"]
+    assert observations[1] == [{"role": "user", "content": "Thanks! Now lend me book boo_2 until 2025-03-01."}]
+    assert observations[-1] == []  # the episode is over: nothing more to read
+    # per user turn: the wrong due date fails the second of two, so state (and the reward) is 0.5
+    assert metrics["gate_format"] == metrics["gate_execution"] == 1.0 and metrics["state"] == expected
+
+
+def test_bad_text_fails_the_format_gate_and_episodes_are_isolated():
+    register_envs([ENV])
+    envs = [skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": 3, "format": "hermes"}) for _ in range(2)]
+    try:
+        for env in envs:
+            env.init([])
+        first = envs[0].step(RIGHT[0])
+        second = envs[1].step(RIGHT[0])  # the same call in another episode: its own state, same member id
+        assert first["observations"][0]["content"] == second["observations"][0]["content"]
+        broken = envs[0].step('<tool_call>{"name": "borrowBook", "arguments": </tool_call>')
+        assert broken["metadata"]["parse_error"] and not broken["done"] and broken["observations"] == []
+        for action in RIGHT[1:]:
+            out = envs[0].step(action)
+        assert out["done"] and out["reward"] == 0.0  # right from then on, but the format gate failed
+        assert envs[0].get_metrics()["gate_format"] == 0.0 and envs[0].get_metrics()["state"] == 1.0
+    finally:
+        for env in envs:
+            env.close()
+
+
+def test_dataset_rows_and_generic_id():
+    rows = dataset_rows(ENV, fmt="hermes")
+    assert [r["task_id"] for r in rows][:1] == ["bookshelf-add"] and rows[3]["seed"] == 3
+    register_envs([ENV])
+    env = skyrl_gym.make("inftool", extras={"env_id": ENV, "task_id": rows[3]["task_id"], "seed": rows[3]["seed"],
+                                             "format": "hermes"})  # fmt: skip
+    try:
+        prompt, info = env.init(rows[3]["prompt"])
+        assert prompt == rows[3]["prompt"] and info["task_id"] == TASK
+    finally:
+        env.close()

@@ -1,0 +1,168 @@
+"""Rollout generation on the very module being trained: a ``LocalChat`` (so ``ChatPolicy`` keeps the
+episode's token record) whose weights are the trainer's, with no copy to sync after an update.
+
+Why not ``HFChat``/``generate()``: each row here is sampled with its own seeded generator, so a
+sample depends on its own seed and prompt only, never on which requests happened to share its batch
+(resume then replays the same rollouts), and sampling is plain temperature sampling with the raw
+(temperature-1) logprob of each chosen token kept, as the loss needs. The longest prefix common to a
+batch's prompts — the system prompt with the tools, a whole prompt for a group's first turn, all but
+the last reply and tool result for its later turns — is evaluated once and its KV cache repeated for
+every row: the largest saving on a CPU, where the tools make a prompt several times the reply.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from inftool_env.llm.local import Generated, LocalChat
+
+MIN_SHARED = 16  # a shorter common prefix is not worth a pass of its own
+PREFIXES_KEPT = 8  # recent prompt prefixes whose KV cache is kept (~27 MB each for the embedded model at 1k tokens)
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
+    """The prompts' longest common prefix, leaving every row at least one token of its own."""
+    n = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    for other in prompts[1:]:
+        n = next((i for i in range(n) if other[i] != first[i]), n)
+    return max(n, 0)
+
+
+class TorchChat(LocalChat):
+    seeds_per_request = True
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16) -> None:
+        import torch
+
+        self._torch = torch
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.max_new_tokens, self.max_batch = max_new_tokens, max_batch
+        self.device = next(model.parameters()).device
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id)
+        self._meter_lock = threading.Lock()
+        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # prompt prefix -> its KV cache (batch 1)
+        self.reset_meter()
+        self._setup_batching()
+
+    def reset_meter(self) -> None:
+        """Zero the generation counters (seconds spent generating, tokens generated, batches)."""
+        self.seconds, self.tokens, self.batches = 0.0, 0, 0
+
+    def _generate(
+        self, prompts: list[list[int]], temperature: float, max_new: int, seed: int | None
+    ) -> list[Generated]:
+        return self._generate_rows(prompts, [seed] * len(prompts), temperature, max_new)
+
+    def _generate_rows(
+        self, prompts: list[list[int]], seeds: list[int | None], temperature: float, max_new: int
+    ) -> list[Generated]:
+        torch = self._torch
+        started = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self._sample(prompts, seeds, temperature, max_new)
+        finally:
+            self.model.train(was_training)
+        with self._meter_lock:
+            self.seconds += time.perf_counter() - started
+            self.tokens += sum(len(ids) for ids, _ in out)
+            self.batches += 1
+        return out
+
+    def _sample(
+        self, prompts: list[list[int]], seeds: list[int | None], temperature: float, max_new: int
+    ) -> list[Generated]:
+        torch = self._torch
+        rows_n = len(prompts)
+        shared = _common_prefix(prompts)
+        cache = None
+        if shared >= MIN_SHARED:  # run once (or found cached), its KV repeated for every row
+            cache = self._prefix_cache(prompts[0][:shared])
+            cache.reorder_cache(torch.zeros(rows_n, dtype=torch.long, device=self.device))
+        else:
+            shared = 0
+        # Each row's own part, left-padded after the shared part (padding in the middle is masked out).
+        rest = [p[shared:] for p in prompts]
+        width = max(len(r) for r in rest)
+        ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rest], device=self.device)
+        own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest], device=self.device)
+        mask = torch.cat([torch.ones(rows_n, shared, dtype=own.dtype, device=self.device), own], dim=-1)
+        positions = shared + (own.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                         use_cache=True, logits_to_keep=1)  # fmt: skip
+        cache, logits, last = out.past_key_values, out.logits[:, -1], positions[:, -1]
+        gens = [self._generator(seed) for seed in seeds]
+        stops = self.stop_ids()
+        rows: list[list[int]] = [[] for _ in prompts]
+        lps: list[list[float]] = [[] for _ in prompts]
+        alive = [True] * len(prompts)
+        for _ in range(max_new):
+            raw = logits.float().log_softmax(-1)
+            chosen = [self._choose(raw[i], temperature, gens[i], rows[i], seeds[i]) if alive[i] else self.pad_id
+                      for i in range(len(prompts))]  # fmt: skip
+            for i, token in enumerate(chosen):
+                if alive[i]:
+                    rows[i].append(token)
+                    lps[i].append(float(raw[i, token]))
+                    alive[i] = token not in stops
+            if not any(alive):
+                break
+            step = torch.tensor(chosen, device=self.device).unsqueeze(-1)
+            mask = torch.cat([mask, torch.ones_like(step)], dim=-1)
+            last = last + 1
+            out = self.model(input_ids=step, attention_mask=mask, position_ids=last.unsqueeze(-1),
+                             past_key_values=cache, use_cache=True)  # fmt: skip
+            cache, logits = out.past_key_values, out.logits[:, -1]
+        return list(zip(rows, lps, strict=True))
+
+    def forget_prefixes(self) -> None:
+        """Drop the cached prefixes: their keys and values are stale once the weights change."""
+        self._prefixes.clear()
+
+    def _prefix_cache(self, prefix: list[int]) -> Any:
+        """The KV cache of ``prefix`` at batch 1: the longest cached prefix of it, extended by the rest.
+        Episodes reach their later turns one by one (each after its own tool calls), so their batches
+        are small; this keeps the shared system prompt, tools and first turn from being evaluated again."""
+        torch = self._torch
+        best = max((k for k in self._prefixes if len(k) <= len(prefix) and list(k) == prefix[: len(k)]),
+                   key=len, default=())  # fmt: skip
+        cache = copy.deepcopy(self._prefixes[best]) if best else None
+        if len(best) < len(prefix):
+            ids = torch.tensor([prefix[len(best) :]], device=self.device)
+            positions = torch.arange(len(best), len(prefix), device=self.device).unsqueeze(0)
+            out = self.model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True,
+                             logits_to_keep=1)  # fmt: skip
+            cache = out.past_key_values
+            self._prefixes[tuple(prefix)] = copy.deepcopy(cache)
+            while len(self._prefixes) > PREFIXES_KEPT:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(tuple(prefix) if len(best) < len(prefix) else best)
+        return cache
+
+    def _generator(self, seed: int | None) -> Any:
+        gen = self._torch.Generator(device=self.device)
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(seed) % (2**63))
+        return gen
+
+    def _choose(
+        self, raw_logprobs: Any, temperature: float, generator: Any, so_far: list[int], seed: int | None
+    ) -> int:
+        """The next token of one row: greedy at temperature 0, else plain temperature sampling
+        (no top-k/top-p, so a sampled token's logprob is the policy's own)."""
+        if temperature <= 0:
+            return int(raw_logprobs.argmax())
+        # Inverse-CDF with one uniform per token: torch.multinomial over a 150k vocabulary costs ~20 ms.
+        cdf = (raw_logprobs / temperature).softmax(-1).cumsum(-1)
+        u = self._torch.rand(1, generator=generator, device=cdf.device) * cdf[-1]
+        return int(self._torch.searchsorted(cdf, u).clamp(max=cdf.numel() - 1))

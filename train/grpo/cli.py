@@ -1,0 +1,110 @@
+"""``inftool train ENV_IDS|TASKS.jsonl --policy MODEL --out DIR``: the built-in GRPO trainer.
+
+An env id trains on that env's own tasks; a JSONL file's tasks run in the env named by ``--env`` (or
+by each task's ``provenance.env_id``, as synthesized tasks carry it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from inftool_env.errors import InftoolError
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a local model with GRPO on environments' gated rewards",
+        epilog="Writes DIR/metrics.jsonl, DIR/rollouts.jsonl, DIR/trainer_state/ (for --resume) and\n"
+        "DIR/checkpoint/ (an HF directory: evaluate it with --policy hf:DIR/checkpoint).\n\nexample:\n"
+        "  inftool train inftool/Bookshelf-v0 --policy embedded --steps 20 --group 4 --max-turns 2 --out out/train",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("targets", nargs="+", metavar="ENV_ID|TASKS.jsonl", help="registered env ids and/or task files")
+    p.add_argument("--policy", required=True, help="the model to train: embedded (hf:embedded) or an HF directory")
+    p.add_argument("--out", required=True, help="the run's folder")
+    p.add_argument("--env", help="the env that a TASKS.jsonl file's tasks run in (default: their provenance.env_id)")
+    p.add_argument("--steps", type=_count(0), default=20, help="GRPO steps (default 20)")
+    p.add_argument("--tasks-per-step", type=_count(1), default=4)
+    p.add_argument("--group", type=_count(2), default=4, help="samples per task (default 4)")
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--clip", type=float, default=0.2)
+    p.add_argument("--kl", type=float, default=0.0, help="KL penalty to the starting model (default 0: none)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=_count(1), default=128, help="per assistant turn")
+    p.add_argument("--max-turns", type=_count(1), help="assistant turns per episode (default: the env's own limit)")
+    p.add_argument("--train-layers", default="4", help="top N decoder layers to train, or 'all' (default 4)")
+    p.add_argument("--lora", type=_count(1), help="LoRA rank instead of full weights (merged into the checkpoint)")
+    p.add_argument("--updates", type=_count(1), default=1, help="optimiser steps per batch of rollouts")
+    p.add_argument("--sft-warmup-steps", type=_count(0), default=0, help="supervised steps on oracle episodes first")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
+    p.set_defaults(run=cmd_train)
+
+
+def _count(least: int) -> Any:
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < least:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {least}, not {text!r}")
+        return int(text)
+
+    return parse
+
+
+def training_pool(targets: list[str], env: str | None) -> list[tuple[Any, list[Any]]]:
+    """(env, tasks) per env: an id brings its own tasks, a file's tasks go to their env. Each env is
+    built once (an unknown id fails here, with its "did you mean")."""
+    from inftool_env.registration import make
+    from inftool_env.tasks import load_tasks
+
+    tasks: dict[str, list[Any]] = defaultdict(list)
+    envs: dict[str, Any] = {}
+    for target in targets:
+        if target.endswith(".jsonl") or Path(target).is_file():
+            for task in load_tasks(target):
+                env_id = env or task.provenance.get("env_id")
+                if not env_id:
+                    raise InftoolError(
+                        f"{target}: task {task.id!r} names no env (provenance.env_id); pass --env ENV_ID"
+                    )
+                tasks[env_id].append(task)
+        else:
+            envs[target] = make(target)
+            tasks[target] += envs[target].tasks
+    for env_id in tasks:
+        if env_id not in envs:
+            envs[env_id] = make(env_id)
+    return [(envs[env_id], t) for env_id, t in tasks.items()]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from inftool_env.train.grpo import GRPOConfig, train_grpo
+
+    if args.train_layers == "all":
+        train_layers = None
+    elif args.train_layers.isdigit() and int(args.train_layers) >= 1:
+        train_layers = int(args.train_layers)
+    else:
+        raise InftoolError(f"--train-layers: expected a whole number of at least 1 or 'all', not {args.train_layers!r}")
+    try:
+        config = GRPOConfig(
+            model=args.policy.removeprefix("hf:"), steps=args.steps, tasks_per_step=args.tasks_per_step,
+            group=args.group, lr=args.lr, clip=args.clip, kl=args.kl, temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
+            updates=args.updates,
+            sft_warmup_steps=args.sft_warmup_steps, seed=args.seed, device=args.device,
+        )  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InftoolError(f"--{'-'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+    pool = training_pool(args.targets, args.env)
+    names = ", ".join(e.config.id for e, _ in pool)
+    print(f"training {args.policy} on {sum(len(t) for _, t in pool)} tasks of {names}")
+    result = train_grpo(config, pool, Path(args.out), resume=args.resume, progress=True)
+    print(f"checkpoint: {result.checkpoint}  (evaluate with --policy hf:{result.checkpoint})")
+    return 0

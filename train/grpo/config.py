@@ -1,0 +1,43 @@
+"""What a GRPO run is asked to do (pydantic: it crosses the CLI and is saved with the trainer state)
+and what it hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GRPOConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(default="embedded", description="'embedded', or an HF directory / checkpoint (hf:PATH too)")
+    steps: int = Field(default=20, ge=0, description="GRPO steps (each: rollouts, then one update)")
+    tasks_per_step: int = Field(default=4, ge=1)
+    group: int = Field(default=4, ge=2, description="samples per task; advantages are normalised within it")
+    lr: float = Field(default=1e-5, gt=0)
+    clip: float = Field(default=0.2, gt=0, description="PPO ratio clip (1 - clip, 1 + clip)")
+    kl: float = Field(default=0.0, ge=0, description="KL penalty to the frozen start; 0 (default) runs without")
+    temperature: float = Field(default=1.0, ge=0)
+    max_new_tokens: int = Field(default=128, ge=1, description="per assistant turn")
+    max_turns: int | None = Field(default=None, ge=1, description="assistant turns per episode; None: the env's own")
+    train_layers: int | None = Field(default=4, ge=1, description="top N decoder layers trainable; None: all")
+    lora: int | None = Field(default=None, ge=1, description="LoRA rank (adapters merged into checkpoints)")
+    updates: int = Field(default=1, ge=1, description="optimiser steps on each step's rollouts (clipping bites from 2)")
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    sft_warmup_steps: int = Field(default=0, ge=0, description="supervised steps on verified oracle episodes first")
+    sft_batch: int = Field(default=4, ge=1, description="episodes per supervised step")
+    save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path  # an HF directory with the tokenizer: `hf:PATH` loads it
+    task_success: dict[str, float]  # task id -> share of its training rollouts that scored 1.0
+    metrics_path: Path  # one JSON line per step
+    steps: int  # GRPO steps done in all (resumed ones included)
+    rollouts_path: Path  # one JSON line per group: rewards, advantages, each sample's reward breakdown

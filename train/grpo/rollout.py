@@ -1,0 +1,178 @@
+"""Rollouts: G isolated episodes of each task through our own env (``run_episode``), the policy a
+``ChatPolicy`` on the module being trained, so each trajectory carries its token record.
+
+Every sample gets its own env seed and sampling seed, derived from (run seed, step, pick, sample):
+a step's rollouts depend on nothing else, so a resumed run replays them. All the step's episodes run
+at once, so the model batches their turns (a group's first turn shares its prompt, see chat.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from inftool_env.env.batch import run_episode
+from inftool_env.env.config import EnvConfig
+from inftool_env.env.core import ToolEnv
+from inftool_env.errors import InftoolError
+from inftool_env.policies.chat import ChatPolicy
+from inftool_env.tasks import Task
+from inftool_env.trajectory import Trajectory
+
+EnvSource = str | EnvConfig | ToolEnv
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One task of the training pool: which source env (index) and the task."""
+
+    source: int
+    task: Task
+
+
+@dataclass(frozen=True)
+class Group:
+    pick: Pick
+    env_id: str
+    samples: tuple[Trajectory, ...]
+
+    @property
+    def rewards(self) -> list[float]:
+        return [reward_of(t) for t in self.samples]
+
+
+def reward_of(trajectory: Trajectory) -> float:
+    """The env's gated reward; an episode that broke before it was scored counts 0."""
+    return trajectory.reward.reward if trajectory.reward is not None else 0.0
+
+
+def is_success(trajectory: Trajectory) -> bool:
+    return reward_of(trajectory) >= 1.0
+
+
+class EnvPool:
+    """The training envs: each source's own servers, user and reward, with the given tasks, and a
+    pool of spawned workers per source kept open for the whole run."""
+
+    def __init__(
+        self, envs_and_tasks: Sequence[tuple[EnvSource, Sequence[Task]]], *, max_turns: int | None = None
+    ) -> None:
+        if not envs_and_tasks:
+            raise InftoolError("no training envs given")
+        self.envs: list[ToolEnv] = []
+        self.picks: list[Pick] = []
+        self._workers: list[list[ToolEnv]] = []
+        for index, (source, tasks) in enumerate(envs_and_tasks):
+            if not tasks:
+                raise InftoolError(f"training env #{index + 1} ({_name(source)}) has no tasks")
+            base = _build(source)
+            config = base.config
+            if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
+                config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})
+            self.envs.append(ToolEnv(config, list(tasks), base.servers, user=base.user, reward_fn=base.reward_fn))
+            self._workers.append([])
+            self.picks += [Pick(index, t) for t in tasks]
+
+    async def workers(self, source: int, count: int) -> asyncio.Queue[ToolEnv]:
+        while len(self._workers[source]) < count:
+            self._workers[source].append(self.envs[source].spawn())
+        queue: asyncio.Queue[ToolEnv] = asyncio.Queue()
+        for worker in self._workers[source][:count]:
+            queue.put_nowait(worker)
+        return queue
+
+    async def close(self) -> None:
+        for workers in self._workers:
+            for worker in workers:
+                await worker.close()
+        for env in self.envs:
+            await env.close()
+
+
+def _name(source: EnvSource) -> str:
+    return source if isinstance(source, str) else source.id if isinstance(source, EnvConfig) else source.config.id
+
+
+def _build(source: EnvSource) -> ToolEnv:
+    if isinstance(source, ToolEnv):
+        return source
+    if isinstance(source, EnvConfig):
+        from inftool_env.env.build import build_env
+
+        return build_env(source, Path.cwd())
+    from inftool_env.registration import make
+
+    env: ToolEnv = make(source)
+    return env
+
+
+def schedule(n_tasks: int, per_step: int, step: int, seed: int) -> list[int]:
+    """The pool indices trained at ``step``: consecutive slices of per-epoch shuffles (each task once
+    per epoch), a pure function of its arguments."""
+    picks: list[int] = []
+    position = step * per_step
+    while len(picks) < per_step:
+        epoch, at = divmod(position, n_tasks)
+        order = random.Random(f"{seed}:{epoch}").sample(range(n_tasks), n_tasks)
+        take = min(per_step - len(picks), n_tasks - at)
+        picks += order[at : at + take]
+        position += take
+    return picks
+
+
+def sample_seeds(seed: int, step: int, pick: int, sample: int) -> tuple[int, int]:
+    """(env seed, sampling seed) of one sample. The sampling seed leaves room for 1024 turns (the
+    policy adds the turn number)."""
+    rng = random.Random(f"{seed}:{step}:{pick}:{sample}")
+    return rng.randrange(2**31 - 1), rng.randrange(2**40) * 1024
+
+
+async def rollout_groups(
+    pool: EnvPool,
+    chat: Any,
+    picks: list[Pick],
+    *,
+    group: int,
+    step: int,
+    seed: int,
+    temperature: float,
+    max_new_tokens: int,
+    progress: bool = False,
+) -> list[Group]:
+    """``group`` episodes of each pick, all concurrently; a broken episode is data (its error on the
+    trajectory), never a crash."""
+    queues = {}
+    for source in {p.source for p in picks}:
+        queues[source] = await pool.workers(source, group * sum(p.source == source for p in picks))
+
+    async def one(index: int, pick: Pick, sample: int) -> Trajectory:
+        env_seed, policy_seed = sample_seeds(seed, step, index, sample)
+        env = pool.envs[pick.source]
+        tools = "native" if env.config.format == "openai" else "prompt"
+        policy = ChatPolicy(chat, tools=tools, temperature=temperature, seed=policy_seed, max_tokens=max_new_tokens)
+        worker = await queues[pick.source].get()
+        try:
+            return await run_episode(worker, lambda task: policy, seed=env_seed, task_id=pick.task.id)
+        except Exception as exc:  # broken infrastructure: recorded, the siblings go on
+            return Trajectory(env_id=env.config.id, task_id=pick.task.id, seed=env_seed, truncated=True,
+                              truncation_reason="error", error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+        finally:
+            queues[pick.source].put_nowait(worker)
+            bar.update(1)
+            bar.set_postfix(tokens=getattr(chat, "tokens", 0))
+
+    runs = [one(i, p, s) for i, p in enumerate(picks) for s in range(group)]
+    bar = tqdm(total=len(runs), desc=f"step {step} rollouts", unit="ep", leave=False, disable=not progress)
+    try:
+        done = await asyncio.gather(*runs)
+    finally:
+        bar.close()
+    return [
+        Group(p, pool.envs[p.source].config.id, tuple(done[i * group : (i + 1) * group])) for i, p in enumerate(picks)
+    ]

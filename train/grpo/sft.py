@@ -1,0 +1,91 @@
+"""The optional supervised warm start: the oracle plays the training tasks through the env, the
+episodes it wins (gated reward 1.0: verified on a real server) are rendered by the model's chat
+template, and the loss is the assistant tokens' negative log-likelihood (each assistant message
+through its end-of-turn token; system, user and tool tokens are context only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from inftool_env.env.batch import run_episode
+from inftool_env.policies.oracle import OraclePolicy
+from inftool_env.tasks import Task
+from inftool_env.train.grpo.rollout import EnvPool, is_success
+
+
+@dataclass(frozen=True)
+class Example:
+    task_id: str
+    ids: list[int]
+    targets: list[int]  # positions of assistant tokens
+
+
+class _ToolsSeen:
+    """The oracle, remembering the tools it was offered (the template renders them in the prompt)."""
+
+    def __init__(self, task: Task) -> None:
+        self.oracle = OraclePolicy(task)
+        self.tools: list[dict[str, Any]] | None = None
+
+    async def act(self, observation: dict[str, Any]) -> Any:
+        if self.tools is None:
+            self.tools = observation.get("tools") or []
+        return await self.oracle.act(observation)
+
+
+async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int) -> list[Example]:
+    """One oracle episode per training task; the verified ones, tokenized for the loss."""
+
+    async def one(index: int) -> Example | None:
+        pick = pool.picks[index]
+        env = pool.envs[pick.source]
+        queue = await pool.workers(pick.source, 1)
+        worker = await queue.get()
+        seen: list[_ToolsSeen] = []
+
+        def factory(task: Task) -> _ToolsSeen:
+            seen.append(_ToolsSeen(task))
+            return seen[-1]
+
+        try:
+            trajectory = await run_episode(worker, factory, seed=seed + index, task_id=pick.task.id)
+        finally:
+            queue.put_nowait(worker)
+        if not is_success(trajectory) or not seen:
+            return None
+        tools = seen[0].tools if env.config.format == "openai" else None
+        return render_example(chat, pick.task.id, trajectory.messages, tools)
+
+    # One at a time per source: the oracle is instant, and a single worker per source suffices.
+    examples = []
+    for index in range(len(pool.picks)):
+        example = await one(index)
+        if example is not None:
+            examples.append(example)
+        await asyncio.sleep(0)
+    return examples
+
+
+def render_example(chat: Any, task_id: str, messages: list[dict[str, Any]], tools: Any) -> Example | None:
+    """The conversation's tokens, built message by message so each assistant span is known exactly."""
+    ids: list[int] = []
+    targets: list[int] = []
+    end = chat.end_of_turn_id()
+    rendered = ""
+    for k, message in enumerate(messages):
+        if message["role"] == "assistant":
+            before = chat.render_text(messages[:k], tools)  # ends with the generation prompt
+            ids += chat.encode(before[len(rendered) :])
+            through = chat.render_text(messages[: k + 1], tools, generation_prompt=False)
+            span = chat.encode(through[len(before) :])
+            if end in span:
+                span = span[: span.index(end) + 1]  # the turn's own tokens, through its end-of-turn
+            targets += range(len(ids), len(ids) + len(span))
+            ids += span
+            rendered = chat.tokenizer.decode(ids, skip_special_tokens=False)
+            if not through.startswith(rendered):
+                return None  # the template rewrites earlier turns: not a prefix-stable rendering
+    return Example(task_id, ids, targets) if targets else None

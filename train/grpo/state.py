@@ -1,0 +1,77 @@
+"""What resuming needs, in ``OUT/trainer_state/state.pt``: the step reached, the trainable weights,
+the optimiser's moments, the random generators and the running per-task success; the metrics and
+rollout logs are cut back to that step on resume. Rollout seeds derive from (seed, step), so with
+these restored the next step is the one an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from inftool_env.errors import InftoolError
+from inftool_env.train.grpo.config import GRPOConfig
+
+# Fields a resumed run may change: how long it runs and how often it saves.
+RESUMABLE_CHANGES = {"steps", "save_every", "device"}
+
+
+def state_file(out: Path) -> Path:
+    return out / "trainer_state" / "state.pt"
+
+
+def save_state(out: Path, payload: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    payload = {**payload, "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                  "torch": torch.get_rng_state()}}  # fmt: skip
+    target = state_file(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"state.pt.partial-{os.getpid()}")
+    torch.save(payload, partial)
+    partial.replace(target)  # atomic: an interruption leaves the previous state whole
+
+
+def load_state(out: Path, config: GRPOConfig) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    path = state_file(out)
+    if not path.is_file():
+        raise InftoolError(f"nothing to resume in {out}: no {path.relative_to(out)}")
+    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 - our own file
+    saved = GRPOConfig.model_validate(payload["config"])
+    changed = sorted(k for k in type(config).model_fields if getattr(saved, k) != getattr(config, k))
+    if set(changed) - RESUMABLE_CHANGES:
+        raise InftoolError(
+            f"{out} was trained with other settings ({', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); "
+            "resume with the same ones, or train into a new --out"
+        )
+    random.setstate(payload["rng"]["python"])
+    np.random.set_state(payload["rng"]["numpy"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    return payload
+
+
+def cut_log(path: Path, keep: Any) -> None:
+    """Keep the JSON lines for which ``keep(record)`` holds (the steps a resumed state already covers)."""
+    if not path.is_file():
+        return
+    kept = [record for record in read_log(path) if keep(record)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+
+
+def append_log(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

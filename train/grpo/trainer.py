@@ -1,0 +1,303 @@
+"""The built-in GRPO trainer: rollouts through our envs on the weights being trained, the gated
+reward, group-normalised advantages, the clipped loss on the sampled tokens, one process.
+
+Each step: sample ``tasks_per_step`` tasks, play ``group`` episodes of each (generation and env),
+update (optimisation), log a metrics line with the wall time split between the three, save the
+trainer state. Optionally first ``sft_warmup_steps`` supervised steps on verified oracle episodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from inftool_env.errors import InftoolError
+from inftool_env.tasks import Task
+from inftool_env.train.grpo import model as M
+from inftool_env.train.grpo.chat import TorchChat
+from inftool_env.train.grpo.config import GRPOConfig, TrainResult
+from inftool_env.train.grpo.loss import Prepared, policy_loss, prepare
+from inftool_env.train.grpo.rollout import EnvPool, EnvSource, Group, is_success, reward_of, rollout_groups, schedule
+from inftool_env.train.grpo.sft import Example, oracle_examples
+from inftool_env.train.grpo.state import append_log, cut_log, load_state, read_log, save_state, state_file
+
+
+def train_grpo(
+    config: GRPOConfig,
+    envs_and_tasks: Sequence[tuple[EnvSource, Sequence[Task]]],
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train; see the module doc. Call from synchronous code (``atrain_grpo`` inside an event loop)."""
+    return asyncio.run(atrain_grpo(config, envs_and_tasks, out_dir, resume=resume, progress=progress))
+
+
+async def atrain_grpo(
+    config: GRPOConfig,
+    envs_and_tasks: Sequence[tuple[EnvSource, Sequence[Task]]],
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    import torch
+
+    out = Path(out_dir)
+    if not resume and state_file(out).exists():
+        raise InftoolError(f"{out} already holds a training run; resume it (--resume) or pick another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)  # LoRA's initial adapters
+    device = M.pick_device(config.device)
+    model, tokenizer, name = M.load_policy(config.model, device)
+    model = M.make_trainable(model, train_layers=config.train_layers, lora=config.lora)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    saved = load_state(out, config) if resume and state_file(out).exists() else None
+    if saved is not None:
+        M.load_trainable_state(model, saved["trainable"])
+        optimizer.load_state_dict(saved["optimizer"])
+    ref = M.reference_of(model, config.lora) if config.kl > 0 else None
+    chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
+                     max_batch=config.tasks_per_step * config.group)  # fmt: skip
+    run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved)
+    pool = EnvPool(envs_and_tasks, max_turns=config.max_turns)
+    try:
+        await run.train(pool, progress)
+    finally:
+        await pool.close()
+    checkpoint = M.save_checkpoint(model, tokenizer, out / "checkpoint")
+    if progress:
+        print(run.table(checkpoint))
+    return TrainResult(checkpoint, run.task_success(), run.metrics_path, run.step, out / "rollouts.jsonl")
+
+
+class _Run:
+    def __init__(self, config: GRPOConfig, out: Path, model: Any, tokenizer: Any, optimizer: Any, ref: Any,
+                 chat: TorchChat, saved: dict[str, Any] | None) -> None:  # fmt: skip
+        self.config, self.out, self.model, self.tokenizer = config, out, model, tokenizer
+        self.optimizer, self.ref, self.chat = optimizer, ref, chat
+        self.metrics_path = out / "metrics.jsonl"
+        self.rollouts_path = out / "rollouts.jsonl"
+        self.step = saved["step"] if saved else 0
+        self.sft_done = saved["sft_done"] if saved else 0
+        self.success: dict[str, list[int]] = saved["success"] if saved else {}
+        self.history: list[dict[str, Any]] = []
+        if saved:  # the logs past the saved state belong to steps that will be redone
+            cut_log(self.metrics_path, lambda r: _done_by(r, self.sft_done, self.step))
+            cut_log(self.rollouts_path, lambda r: r["step"] < self.step)
+            self.history = [r for r in read_log(self.metrics_path) if r.get("phase") == "grpo"]
+        else:
+            for path in (self.metrics_path, self.rollouts_path):
+                path.unlink(missing_ok=True)
+
+    async def train(self, pool: EnvPool, progress: bool) -> None:
+        config = self.config
+        total = config.sft_warmup_steps + config.steps
+        bar = tqdm(total=total, initial=min(total, self.sft_done + self.step), desc="train", unit="step",
+                   disable=not progress)  # fmt: skip
+        try:
+            if self.sft_done < config.sft_warmup_steps:
+                examples = await oracle_examples(pool, self.chat, seed=config.seed)
+                if not examples:
+                    raise InftoolError("sft warm start: the oracle verified none of the training tasks")
+                while self.sft_done < config.sft_warmup_steps:
+                    record = await asyncio.to_thread(self._sft_step, examples)
+                    append_log(self.metrics_path, [record])
+                    self.sft_done += 1
+                    self._save(force=self.sft_done == config.sft_warmup_steps)
+                    bar.update(1)
+                    bar.set_postfix(nll=f"{record['loss']:.3f}")
+            while self.step < config.steps:
+                record = await self._grpo_step(pool, progress)
+                self.history.append(record)
+                append_log(self.metrics_path, [record])
+                self.step += 1
+                self._save(force=self.step == config.steps)
+                bar.update(1)
+                t = record["time_s"]
+                bar.set_postfix(reward=f"{record['reward_mean']:.2f}", gen=f"{t['generation']:.0f}s",
+                                env=f"{t['env']:.0f}s", opt=f"{t['optimisation']:.0f}s")  # fmt: skip
+        finally:
+            bar.close()
+
+    # -- one GRPO step --------------------------------------------------------------------------
+    async def _grpo_step(self, pool: EnvPool, progress: bool) -> dict[str, Any]:
+        config = self.config
+        picks = [pool.picks[i] for i in schedule(len(pool.picks), config.tasks_per_step, self.step, config.seed)]
+        started = time.perf_counter()
+        self.chat.reset_meter()
+        self.chat.forget_prefixes()  # the weights changed since they were computed
+        groups = await rollout_groups(
+            pool, self.chat, picks, group=config.group, step=self.step, seed=config.seed,
+            temperature=config.temperature, max_new_tokens=config.max_new_tokens, progress=progress,
+        )  # fmt: skip
+        rollout_s = time.perf_counter() - started
+        generation_s, generated = self.chat.seconds, self.chat.tokens
+        prepared = prepare(groups)
+        opt_started = time.perf_counter()
+        update = await asyncio.to_thread(self._update, prepared)
+        optimisation_s = time.perf_counter() - opt_started
+        self._log_groups(groups, prepared)
+        samples = [t for g in groups for t in g.samples]
+        by_category: dict[str, list[float]] = defaultdict(list)
+        gates: dict[str, list[bool]] = defaultdict(list)
+        for g in groups:
+            for t in g.samples:
+                by_category[g.pick.task.category].append(reward_of(t))
+                for gate, passed in (t.reward.gates if t.reward else {}).items():
+                    gates[gate].append(passed)
+        total_s = time.perf_counter() - started
+        return {
+            "step": self.step,
+            "phase": "grpo",
+            "reward_mean": _mean([reward_of(t) for t in samples]),
+            "success_rate": _mean([float(is_success(t)) for t in samples]),
+            "reward_by_category": {c: _mean(v) for c, v in sorted(by_category.items())},
+            "gate_pass_rate": {k: _mean([float(x) for x in v]) for k, v in sorted(gates.items())},
+            "groups": len(groups),
+            "zero_signal_groups": prepared.zero_signal_groups,
+            "untrainable_samples": prepared.untrainable_samples,
+            "episode_errors": sum(t.error is not None for t in samples),
+            **update,
+            "rollout_tokens": generated,
+            "rollout_tokens_per_s": generated / generation_s if generation_s else 0.0,
+            "time_s": {
+                "generation": generation_s,
+                "env": max(0.0, rollout_s - generation_s),
+                "optimisation": optimisation_s,
+                "total": total_s,
+            },  # fmt: skip
+        }
+
+    def _update(self, prepared: Prepared) -> dict[str, Any]:
+        """The step's optimiser updates (``config.updates``) on the groups with signal; each group's
+        backward runs on its own, so memory holds one group's activations at a time."""
+        import torch
+
+        rows = [r for batch in prepared.batches for r in batch]
+        tokens = sum(len(r.targets) for r in rows)
+        if not tokens:  # no group had signal: nothing to learn from this step
+            return {"loss": None, "kl": None, "clip_fraction": None, "ratio_mean": None, "tokens_trained": 0}
+        self.model.train()
+        losses: list[float] = []
+        stats: dict[str, float] = defaultdict(float)
+        for _ in range(self.config.updates):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for batch in prepared.batches:
+                seqs, targets = [r.ids for r in batch], [r.targets for r in batch]
+                new = M.sequence_logprobs(self.model, seqs, targets)
+                ref = self._reference(seqs, targets) if self.config.kl > 0 else None
+                loss, s = policy_loss(new, batch, clip=self.config.clip, kl=self.config.kl, ref=ref, normaliser=tokens)
+                loss.backward()
+                loss_sum += float(loss.detach())
+                for k, v in s.items():
+                    stats[k] += v
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                           self.config.max_grad_norm)  # fmt: skip
+            self.optimizer.step()
+            losses.append(loss_sum)
+        seen = tokens * self.config.updates
+        return {
+            "loss": losses[0],  # before any update on these rollouts (the later ones are in loss_last)
+            "loss_last": losses[-1],
+            "kl": stats["kl_sum"] / seen if self.config.kl > 0 else None,
+            "clip_fraction": stats["clipped"] / seen,
+            "ratio_mean": stats["ratio_sum"] / seen,
+            "tokens_trained": tokens,
+        }
+
+    def _reference(self, seqs: list[list[int]], targets: list[list[int]]) -> list[Any]:
+        import torch
+
+        with torch.no_grad():
+            if self.ref is not None:
+                return [x.detach() for x in M.sequence_logprobs(self.ref, seqs, targets)]
+            with self.model.disable_adapter():  # LoRA: the base weights are the reference
+                return [x.detach() for x in M.sequence_logprobs(self.model, seqs, targets)]
+
+    def _log_groups(self, groups: list[Group], prepared: Prepared) -> None:
+        records = []
+        for g, adv in zip(groups, prepared.advantages, strict=True):
+            wins = sum(is_success(t) for t in g.samples)
+            tally = self.success.setdefault(g.pick.task.id, [0, 0])
+            tally[0], tally[1] = tally[0] + wins, tally[1] + len(g.samples)
+            records.append({
+                "step": self.step, "env_id": g.env_id, "task_id": g.pick.task.id, "category": g.pick.task.category,
+                "rewards": g.rewards, "advantages": adv, "success": wins / len(g.samples),
+                "breakdowns": [t.reward.model_dump() if t.reward else None for t in g.samples],
+                "errors": [t.error or t.tokens_unavailable for t in g.samples],
+            })  # fmt: skip
+        append_log(self.rollouts_path, records)
+
+    # -- supervised warm start ------------------------------------------------------------------
+    def _sft_step(self, examples: list[Example]) -> dict[str, Any]:
+        import torch
+
+        started = time.perf_counter()
+        n = self.config.sft_batch
+        batch = [examples[(self.sft_done * n + i) % len(examples)] for i in range(n)]
+        tokens = sum(len(e.targets) for e in batch)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        nll = 0.0
+        for e in batch:
+            (logp,) = M.sequence_logprobs(self.model, [e.ids], [e.targets])
+            loss = -logp.sum() / tokens
+            loss.backward()
+            nll += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                       self.config.max_grad_norm)  # fmt: skip
+        self.optimizer.step()
+        return {"sft_step": self.sft_done, "phase": "sft", "loss": nll, "tokens_trained": tokens,
+                "examples": len(examples), "time_s": {"optimisation": time.perf_counter() - started}}  # fmt: skip
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _save(self, *, force: bool) -> None:
+        done = self.sft_done + self.step
+        if not force and done % self.config.save_every:
+            return
+        save_state(self.out, {
+            "step": self.step, "sft_done": self.sft_done, "config": self.config.model_dump(),
+            "trainable": M.trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
+            "success": self.success,
+        })  # fmt: skip
+
+    def task_success(self) -> dict[str, float]:
+        return {task: wins / n for task, (wins, n) in sorted(self.success.items()) if n}
+
+    def table(self, checkpoint: Path) -> str:
+        rows = [("steps", f"{self.step} GRPO" + (f" + {self.sft_done} SFT" if self.sft_done else ""))]
+        if self.history:
+            first, last = self.history[0], self.history[-1]
+            rows.append(("reward mean", f"{first['reward_mean']:.3f} (first step) -> {last['reward_mean']:.3f} (last)"))
+            rows.append(("success rate", f"{first['success_rate']:.3f} -> {last['success_rate']:.3f}"))
+            zero = sum(r["zero_signal_groups"] for r in self.history)
+            groups = sum(r["groups"] for r in self.history)
+            rows.append(("zero-signal groups", f"{zero} / {groups} (skipped in the loss)"))
+            split = {k: sum(r["time_s"][k] for r in self.history) for k in ("generation", "env", "optimisation")}
+            whole = sum(split.values()) or 1.0
+            rows.append(("time split", ", ".join(f"{k} {v:.0f}s ({100 * v / whole:.0f}%)" for k, v in split.items())))
+            gen_tokens = sum(r["rollout_tokens"] for r in self.history)
+            rows.append(("rollout tokens/s", f"{gen_tokens / split['generation']:.1f}" if split["generation"] else "-"))
+        rows += [("metrics", str(self.metrics_path)), ("checkpoint", f"{checkpoint}  (hf:{checkpoint})")]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _done_by(record: dict[str, Any], sft_done: int, step: int) -> bool:
+    if record.get("phase") == "sft":
+        return bool(record["sft_step"] < sft_done)
+    return bool(record["step"] < step)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

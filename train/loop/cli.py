@@ -1,0 +1,75 @@
+"""``inftool evolve``: registered by the main CLI through ``add_commands``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from inftool_env.errors import InftoolError
+
+EPILOG = (
+    "Each round: evaluate on the held-out split -> plan targets -> synthesize -> GRPO -> export to GGUF -> "
+    "evaluate. --eval-bfcl measures BFCL categories each round (never steers synthesis). "
+    'Trainer settings: --grpo \'{"steps": 20, "group": 4}\' (GRPOConfig fields).\n\nexample:\n'
+    "  inftool evolve inftool/Bookshelf-v0 --policy embedded --rounds 2 --out out/evolve "
+    "--eval-bfcl parallel,irrelevance --eval-bfcl-limit 50"
+)
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser("evolve", help="the closed loop: evaluate, find the gaps, synthesize, train, repeat",
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("sources", nargs="+", help="registered env ids or raw spec sources (not BFCL's)")
+    p.add_argument("--policy", default="embedded", help="the model trained: embedded (default) or an HF directory")
+    p.add_argument("--rounds", type=_positive, default=2)
+    p.add_argument("--out", default="out/evolve", help="the run folder (every round's files)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--tasks-per-round", type=_positive, default=60, help="training tasks per source and round")
+    p.add_argument("--eval-tasks", type=_positive, default=40, help="held-out tasks per source")
+    p.add_argument("--categories", nargs="+", help="synthesis categories (default: all that apply)")
+    p.add_argument("--eval-via", choices=("gguf", "hf"), default="gguf",
+                   help="gguf: checkpoints exported to llama.cpp (default); hf: transformers")  # fmt: skip
+    p.add_argument("--eval-max-tokens", type=_positive, default=128)
+    p.add_argument("--eval-bfcl", help="BFCL categories to measure each round, comma-separated (measurement only)")
+    p.add_argument("--eval-bfcl-limit", type=_positive, help="the first N entries of each BFCL category")
+    p.add_argument("--grpo", default="{}", help="GRPO settings as JSON (GRPOConfig fields but model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_evolve)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from inftool_env.train.loop.evolve import EvolveConfig, evolve
+
+    try:
+        grpo = json.loads(args.grpo)
+    except json.JSONDecodeError as exc:
+        raise InftoolError(f"--grpo: not JSON ({exc.msg})") from None
+    if not isinstance(grpo, dict):
+        raise InftoolError('--grpo: expected a JSON object, e.g. {"steps": 20}')
+    bfcl = [c.strip() for c in (args.eval_bfcl or "").split(",") if c.strip()]
+    fields = {"sources": args.sources, "policy": args.policy, "rounds": args.rounds, "seed": args.seed,
+              "tasks_per_round": args.tasks_per_round, "eval_tasks": args.eval_tasks, "categories": args.categories,
+              "eval_via": args.eval_via, "eval_max_tokens": args.eval_max_tokens, "bfcl_categories": bfcl,
+              "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo}  # fmt: skip
+    try:
+        config = EvolveConfig(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InftoolError(f"evolve: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    if bfcl:
+        from inftool_env.eval.bfcl_data import resolve_categories
+
+        resolve_categories(bfcl)  # a typo fails now, not after round 1's training
+    table = evolve(config, args.out, resume=args.resume)
+    print(table)
+    print(f"run folder: {args.out} (metrics.jsonl, progress.png, summary.txt)")
+    return 0

@@ -1,0 +1,424 @@
+"""``inftool evolve``: the closed loop. Before round 1 the policy is evaluated on a held-out split of
+synthesized tasks; each round then plans targets from the latest evaluation (tool x category x error
+type) and the previous round's training rollouts (per-task group success), synthesizes targeted tasks
+(the plan carries a share of irrelevance; a share of earlier rounds' tasks is replayed, so the model
+does not learn to call a tool for everything), trains with GRPO, exports the checkpoint to GGUF and
+evaluates again. BFCL categories may be evaluated after each evaluation: measurement only, they never
+reach the plan, and BFCL's own APIs are refused as sources.
+
+Everything is a file in the run folder; ``state.json`` records each finished stage, so a run
+interrupted anywhere continues with ``resume=True`` from the first unfinished stage (a half-done
+training run from its last saved step).
+
+    DIR/config.json  state.json  metrics.jsonl  progress.png  summary.txt
+    DIR/heldout/<source>/            tasks.jsonl + manifest (the evaluation split, synthesized once)
+    DIR/round_0/eval/                the policy before training: report.json, <source>/trajectories.jsonl
+    DIR/round_R/plan/<source>.json   the allocation (cells per tool x category, hard parents)
+    DIR/round_R/tasks/<source>/      synthesized tasks + manifest;  train_tasks.jsonl: what trained
+    DIR/round_R/train/               the trainer's run (metrics.jsonl, rollouts.jsonl, checkpoint/)
+    DIR/round_R/model.gguf           the checkpoint for llama.cpp;  DIR/round_R/eval/, bfcl/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import shutil
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from inftool_env.errors import InftoolError
+from inftool_env.tasks import Task, load_tasks
+from inftool_env.train.loop import report as R
+
+HELDOUT_SEED = 1_000_003  # the evaluation split's synthesis seed, apart from every round's
+_METHOD = {"eval": "evaluate"}  # stage name -> method, where they differ
+
+
+class EvolveConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: list[str] = Field(min_length=1, description="env ids or raw spec sources to synthesize over")
+    policy: str = Field(default="embedded", description="the model trained: 'embedded' or an HF directory")
+    rounds: int = Field(default=2, ge=1)
+    tasks_per_round: int = Field(default=60, ge=1, description="synthesized training tasks per source and round")
+    eval_tasks: int = Field(default=40, ge=1, description="held-out tasks per source")
+    keep_share: float = Field(default=0.3, ge=0, le=1, description="plan_targets: share kept for hard-task variants")
+    irrelevance_share: float = Field(default=0.15, ge=0, le=1, description="plan_targets: irrelevance share")
+    replay_share: float = Field(default=0.25, ge=0, lt=1, description="training tasks replayed from earlier rounds")
+    generator: str = "schema"
+    categories: list[str] | None = None
+    eval_via: Literal["gguf", "hf"] = Field(default="gguf", description="gguf: export each checkpoint, llama.cpp")
+    eval_max_tokens: int = Field(default=128, ge=1)
+    eval_concurrency: int = Field(default=4, ge=1)
+    bfcl_categories: list[str] = Field(default_factory=list, description="measured each evaluation, never steer")
+    bfcl_limit: int | None = Field(default=None, ge=1)
+    grpo: dict[str, Any] = Field(default_factory=dict, description="GRPOConfig fields (model is set per round)")
+    seed: int = 0
+
+
+class Evolve:
+    """One run folder. Stages are methods; ``run()`` does the ones not yet done."""
+
+    def __init__(self, config: EvolveConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> None:
+        self.config, self.out, self.progress = config, Path(out), progress
+        for source in config.sources:
+            _refuse_bfcl(source)
+        self._check_grpo()
+        state_path = self.out / "state.json"
+        if state_path.exists() and not resume:
+            raise InftoolError(f"{self.out} already holds an evolve run; continue it (--resume) or pick another --out")
+        if resume and state_path.exists():
+            saved = EvolveConfig.model_validate_json((self.out / "config.json").read_text())
+            if saved.model_copy(update={"rounds": config.rounds}) != config:
+                raise InftoolError(f"{self.out}: --resume with different settings than the run was started with "
+                                   "(only --rounds may change)")  # fmt: skip
+            self.done: list[str] = json.loads(state_path.read_text())["done"]
+        else:
+            self.done = []
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(config.model_dump_json(indent=1))
+        self.slugs = {s: _slug(s, i) for i, s in enumerate(config.sources)}
+
+    # -- driver -----------------------------------------------------------------------------------
+    def run(self) -> str:
+        names = ["plan", "synth", "train", *(["export"] if self.config.eval_via == "gguf" else []), "eval"]
+        names += ["bfcl"] if self.config.bfcl_categories else []
+        stages: list[tuple[str, Callable[[], None]]] = [
+            ("heldout", self.heldout),
+            ("0/eval", partial(self.evaluate, 0)),
+        ]
+        if self.config.bfcl_categories:
+            stages.append(("0/bfcl", partial(self.bfcl, 0)))
+        for r in range(1, self.config.rounds + 1):
+            stages += [(f"{r}/{name}", partial(getattr(self, _METHOD.get(name, name)), r)) for name in names]
+        bar = tqdm(total=len(stages), initial=sum(n in self.done for n, _ in stages), desc="evolve", unit="stage",
+                   disable=not self.progress)  # fmt: skip
+        try:
+            for name, stage in stages:
+                if name in self.done:
+                    continue
+                bar.set_postfix_str(name)
+                try:
+                    stage()
+                except KeyboardInterrupt:
+                    if self.progress:
+                        print(f"\ninterrupted in stage {name}; `--resume` continues from there", flush=True)
+                    raise
+                self.done.append(name)
+                _write_json(self.out / "state.json", {"done": self.done})
+                self.write_metrics()
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.finish()
+
+    # -- stages -----------------------------------------------------------------------------------
+    def heldout(self) -> None:
+        from inftool_env.synth import synthesize
+
+        for source, slug in self.slugs.items():
+            run = synthesize(source, n=self.config.eval_tasks, categories=self.config.categories,
+                             generator=self.config.generator, seed=self.config.seed + HELDOUT_SEED, round=0,
+                             progress=self.progress)  # fmt: skip
+            if not run.tasks:
+                raise InftoolError(f"{source}: synthesis made no held-out tasks (dropped: {run.dropped})")
+            _fresh(self.out / "heldout" / slug)
+            run.write(self.out / "heldout" / slug)
+
+    def evaluate(self, r: int) -> None:
+        from inftool_env.eval.runner import evaluate
+
+        where = _fresh(self.out / f"round_{r}" / "eval")
+        spec = self.policy_string(r)
+        factory = _policy(spec)
+        trajectories, tasks = [], {}
+        try:
+            for slug in self.slugs.values():
+                env, held = self.env_of(self.out / "heldout" / slug)
+                tasks.update({t.id: t for t in held})
+                work = evaluate(env, factory, out=where / slug, progress=self.progress,
+                                concurrency=self.config.eval_concurrency)  # fmt: skip
+                _, trajs = asyncio.run(_close_after(env, work))
+                trajectories += trajs
+        finally:
+            _release(factory)
+        report = R.cell_report(trajectories, tasks)
+        _write_json(where / "report.json", {"round": r, "policy": spec, **report})
+
+    def bfcl(self, r: int) -> None:
+        """BFCL accuracy of this round's policy: written beside the round, read only by metrics and plot."""
+        from inftool_env.eval.bfcl import evaluate_bfcl
+        from inftool_env.eval.bfcl_data import resolve_categories
+
+        where = _fresh(self.out / f"round_{r}" / "bfcl")
+        spec = self.policy_string(r)
+        factory = _policy(spec)
+        try:
+            report = asyncio.run(evaluate_bfcl(spec, factory, resolve_categories(self.config.bfcl_categories),
+                                               limit=self.config.bfcl_limit, out=where, progress=self.progress,
+                                               concurrency=self.config.eval_concurrency))  # fmt: skip
+        finally:
+            _release(factory)
+        _write_json(where / "accuracy.json", {c: v["accuracy"] for c, v in report.accuracy().items()})
+
+    def plan(self, r: int) -> None:
+        """Targets from the latest evaluation's per-task success and the last training's group success.
+        Held-out tasks steer which cells get tasks but are never parents of training variants."""
+        from inftool_env.synth import plan_targets
+
+        where = _fresh(self.out / f"round_{r}" / "plan")
+        for slug in self.slugs.values():
+            held = load_tasks(self.out / "heldout" / slug / "tasks.jsonl")
+            evaluated = _read_jsonl(self.out / f"round_{r - 1}" / "eval" / slug / "trajectories.jsonl")
+            success = {t["task_id"]: float((t.get("reward") or {}).get("reward", 0.0) >= 1.0) for t in evaluated}
+            tasks = list(held)
+            if r > 1:
+                trained = load_tasks(self.out / f"round_{r - 1}" / "tasks" / slug / "train_tasks.jsonl")
+                rates = json.loads((self.out / f"round_{r - 1}" / "train" / "task_success.json").read_text())
+                tasks += [t for t in trained if t.id in rates]
+                success.update({k: v for k, v in rates.items() if k in {t.id for t in trained}})
+            plan = plan_targets(success, tasks, n=self.config.tasks_per_round, keep_share=self.config.keep_share,
+                                irrelevance_share=self.config.irrelevance_share, seed=self.config.seed + r)  # fmt: skip
+            held_ids = {t.id for t in held}
+            plan = plan.model_copy(update={"hard_tasks": [t for t in plan.hard_tasks if t.id not in held_ids]})
+            (where / f"{slug}.json").write_text(plan.model_dump_json(indent=1))
+            (where / f"{slug}.txt").write_text(plan.describe() + "\n")
+
+    def synth(self, r: int) -> None:
+        from inftool_env.synth import TargetPlan, synthesize
+
+        for source, slug in self.slugs.items():
+            plan = TargetPlan.model_validate_json((self.out / f"round_{r}" / "plan" / f"{slug}.json").read_text())
+            where = _fresh(self.out / f"round_{r}" / "tasks" / slug)
+            run = synthesize(source, n=self.config.tasks_per_round, categories=self.config.categories,
+                             generator=self.config.generator, seed=self.config.seed + r, plan=plan, round=r,
+                             progress=self.progress)  # fmt: skip
+            run.write(where)
+            held = {_text(t) for t in load_tasks(self.out / "heldout" / slug / "tasks.jsonl")}
+            fresh = [t for t in run.tasks if _text(t) not in held]  # the held-out split stays unseen
+            earlier = [
+                t
+                for q in range(1, r)
+                for t in load_tasks(self.out / f"round_{q}" / "tasks" / slug / "train_tasks.jsonl")
+                if t.provenance.get("round") == q
+            ]
+            replay = _replay(earlier, len(fresh), self.config.replay_share, random.Random(self.config.seed + r))
+            train = fresh + replay
+            if not train:
+                raise InftoolError(f"{source}: round {r} has no training tasks (dropped: {run.dropped})")
+            _write_jsonl(where / "train_tasks.jsonl", [t.model_dump(mode="json") for t in train])
+            _write_json(where / "allocation.json", {
+                "synthesized": len(run.tasks), "held_out_collisions": len(run.tasks) - len(fresh),
+                "replayed": len(replay), "dropped": run.dropped, "not_applicable": run.not_applicable,
+                "by_category": _count(t.category for t in train),
+            })  # fmt: skip
+
+    def train(self, r: int) -> None:
+        from inftool_env.train.grpo import GRPOConfig, train_grpo
+
+        where = self.out / f"round_{r}" / "train"
+        resume = (where / "trainer_state.pt").exists() or any(where.glob("trainer_state*"))
+        if not resume:
+            _fresh(where)
+        pool = []
+        for slug in self.slugs.values():
+            env, _ = self.env_of(self.out / f"round_{r}" / "tasks" / slug)
+            pool.append((env, load_tasks(self.out / f"round_{r}" / "tasks" / slug / "train_tasks.jsonl")))
+        config = GRPOConfig(**{"seed": self.config.seed + r, **self.config.grpo, "model": str(self.model_dir(r - 1))})
+        result = train_grpo(config, pool, where, resume=resume, progress=self.progress)
+        _write_json(where / "task_success.json", result.task_success)
+
+    def export(self, r: int) -> None:
+        from inftool_env.train.loop.export import export_gguf
+
+        result = export_gguf(self.model_dir(r), self.out / f"round_{r}" / "model.gguf", self.base_gguf(),
+                             base_hf=self.model_dir(0))  # fmt: skip
+        _write_json(self.out / f"round_{r}" / "export.json", {"replaced": list(result.replaced), "kept": result.kept,
+                                                              "seconds": round(result.seconds, 1)})  # fmt: skip
+
+    # -- models and envs --------------------------------------------------------------------------
+    def model_dir(self, r: int) -> Path:
+        if r == 0:
+            from inftool_env.train.grpo.model import resolve_model_dir
+
+            return resolve_model_dir(self.config.policy)
+        return self.out / f"round_{r}" / "train" / "checkpoint"
+
+    def base_gguf(self) -> Path:
+        """The starting model as GGUF: the embedded file itself, or the starting HF directory converted."""
+        if self.config.policy.removeprefix("hf:") == "embedded":
+            from inftool_env.llm.embedded import embedded_gguf
+
+            return embedded_gguf()
+        path = self.out / "base.gguf"
+        if not path.is_file():
+            from inftool_env.train.loop.export import hf_to_gguf
+
+            hf_to_gguf(self.model_dir(0), path)
+        return path
+
+    def policy_string(self, r: int) -> str:
+        if self.config.eval_via == "hf":
+            where = self.model_dir(r)
+            return f"hf:{where}?max_tokens={self.config.eval_max_tokens}&temperature=0"
+        model = self.base_gguf() if r == 0 else self.out / f"round_{r}" / "model.gguf"
+        return f"gguf:{model}?max_tokens={self.config.eval_max_tokens}&temperature=0"
+
+    @staticmethod
+    def env_of(folder: Path) -> tuple[Any, list[Task]]:
+        """The env a synthesis run wrote (its manifest), with that folder's tasks."""
+        from inftool_env.env.build import build_env
+        from inftool_env.registration import load_manifest
+
+        manifests = sorted(folder.glob("*.toml"))
+        if not manifests:
+            raise InftoolError(f"{folder}: no env manifest (was the synthesis stage interrupted?)")
+        entry = load_manifest(manifests[0])
+        env = build_env(entry.config, entry.base_dir)
+        return env, list(env.tasks)
+
+    def _check_grpo(self) -> None:
+        if "model" in self.config.grpo:
+            raise InftoolError("grpo settings: 'model' is set by the loop (--policy, then each round's checkpoint)")
+        try:
+            from inftool_env.train.grpo import GRPOConfig
+        except ImportError as exc:
+            raise InftoolError(f"evolve needs the GRPO trainer's dependencies ({exc})") from None
+        from pydantic import ValidationError
+
+        try:  # a bad field fails now, not after the first evaluation
+            GRPOConfig(**{**self.config.grpo, "model": self.config.policy})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InftoolError(f"grpo settings: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+    # -- metrics, plot, table ---------------------------------------------------------------------
+    def metrics(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for r in range(0, self.config.rounds + 1):
+            folder = self.out / f"round_{r}"
+            train = folder / "train" / "metrics.jsonl"
+            if r and f"{r}/train" in self.done:
+                alloc = {
+                    s: json.loads((folder / "tasks" / s / "allocation.json").read_text()) for s in self.slugs.values()
+                }
+                rows.append({"kind": "train", "round": r, **R.train_summary(train), "allocation": alloc})
+            if f"{r}/eval" in self.done:
+                ev = json.loads((folder / "eval" / "report.json").read_text())
+                bfcl = folder / "bfcl" / "accuracy.json"
+                row = {"kind": "eval", "round": r, "policy": ev["policy"], "categories": ev["categories"],
+                       "overall": ev["overall"]}  # fmt: skip
+                if f"{r}/bfcl" in self.done and bfcl.is_file():
+                    row["bfcl"] = json.loads(bfcl.read_text())
+                rows.append(row)
+        return rows
+
+    def write_metrics(self) -> None:
+        rows = self.metrics()
+        _write_jsonl(self.out / "metrics.jsonl", rows)
+        R.plot_rounds(rows, self.out / "progress.png")
+
+    def finish(self) -> str:
+        rows = self.metrics()
+        evals = [m for m in rows if m["kind"] == "eval"]
+        title = f"evolve: held-out accuracy, round 0 (before) -> round {evals[-1]['round']} (after)"
+        table = R.format_table(R.before_after(rows), title=title)
+        (self.out / "summary.txt").write_text(table + "\n")
+        return table
+
+
+def evolve(config: EvolveConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> str:
+    """Run (or continue) the loop; returns the closing before/after table (also in DIR/summary.txt)."""
+    return Evolve(config, out, resume=resume, progress=progress).run()
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _refuse_bfcl(source: str) -> None:
+    """BFCL is for evaluation only: its data and its own APIs are never synthesis sources."""
+    if source.startswith("bfcl:"):
+        raise InftoolError(f"{source}: BFCL's APIs are evaluation material; evolve synthesizes over other specs")
+    if "/" in source and not Path(source).exists():
+        from inftool_env.registration import default_registry
+
+        try:
+            config = default_registry().entry(source).config
+        except InftoolError:
+            return  # not a registered id: synthesis reports what it is
+        if config.tasks.source.startswith("bfcl:") or any(s.spec.startswith("bfcl:") for s in config.servers):
+            raise InftoolError(f"{source} is built from BFCL's data; BFCL is for evaluation only")
+
+
+def _slug(source: str, index: int) -> str:
+    name = re.sub(r"[^A-Za-z0-9]+", "-", Path(source).stem if Path(source).exists() else source).strip("-")
+    return f"{index}-{name or 'source'}"
+
+
+def _policy(spec: str) -> Any:
+    from inftool_env.policies import resolve_policy
+
+    return resolve_policy(spec)
+
+
+def _release(factory: Any) -> None:
+    """Free a local model now (llama.cpp holds its weights until closed), not at interpreter exit."""
+    close = getattr(getattr(factory, "chat", None), "close", None)
+    if close is not None:
+        close()
+
+
+async def _close_after(env: Any, work: Any) -> Any:
+    try:
+        return await work
+    finally:
+        await env.close()
+
+
+def _text(task: Task) -> str:
+    return " ".join(" ".join(task.turns).lower().split())
+
+
+def _replay(earlier: list[Task], fresh: int, share: float, rng: random.Random) -> list[Task]:
+    """``share`` of the training set from earlier rounds' own synthesized tasks (not their replays)."""
+    want = round(fresh * share / (1 - share)) if share else 0
+    return rng.sample(earlier, min(want, len(earlier)))
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _fresh(folder: Path) -> Path:
+    """A stage's folder, emptied: a stage interrupted half-way is redone from its start."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    tmp.replace(path)

@@ -1,0 +1,130 @@
+"""A SkyRL-gym 0.4 ``BaseTextEnv`` over our ``ToolEnv``: text in, chat messages out, gated reward at the end.
+
+SkyRL's generator makes one env per trajectory (``skyrl_gym.make(env_class, env_config=…, extras=row)``),
+calls ``init(prompt)`` once and ``step(model_text)`` until ``done``, appending the returned
+observations (chat messages) to the conversation it renders with the model's chat template. Here:
+
+- ``init`` resets our env on the row's task and seed and returns our conversation (system message
+  with the tools rendered in the row's tool-call format, e.g. ``hermes`` for Qwen, and the user's
+  opening) in place of the dataset's prompt, so both always agree;
+- ``step`` parses the text in that format, runs the calls on the env's real MCP server (its own
+  isolated episode state) and returns the tool results (role ``tool``) and the user's reply
+  (role ``user``) as the observations;
+- the reward is 0 until the episode ends, then our gated reward (breakdown in ``metadata``).
+
+Our env is async; as in the Gymnasium adapter, each instance drives it from its own event loop in a
+portal thread, so SkyRL may call it from any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from anyio.from_thread import start_blocking_portal
+from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
+
+from inftool_env.env import ToolEnv
+from inftool_env.errors import InftoolError
+
+_BASE: dict[tuple[str, str | None], ToolEnv] = {}
+_BASE_LOCK = threading.Lock()
+
+
+def base_env(env_id: str, fmt: str | None = None) -> ToolEnv:
+    """One compiled env per (id, format) in this process; each text env spawns from it (shared
+    servers, isolated episodes), so a trajectory does not recompile the spec."""
+    with _BASE_LOCK:
+        key = (env_id, fmt)
+        if key not in _BASE:
+            from inftool_env.registration import make
+
+            _BASE[key] = make(env_id, **({"format": fmt} if fmt else {}))
+        return _BASE[key]
+
+
+def _setting(name: str, extras: Mapping[str, Any], env_config: Any, default: Any = None) -> Any:
+    """A row's ``extras`` win over the env config (a dict or an omegaconf DictConfig)."""
+    if name in extras and extras[name] is not None:
+        return extras[name]
+    if env_config is not None:
+        value = env_config.get(name) if hasattr(env_config, "get") else getattr(env_config, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+class InftoolTextEnv(BaseTextEnv):
+    """Row ``extras``: ``task_id`` (else a task drawn with ``seed``), ``seed`` (default 0), ``format``
+    (the policy's tool-call format; default the manifest's), ``env_id`` (or registered per env)."""
+
+    def __init__(self, env_config: Any = None, extras: Mapping[str, Any] | None = None, *,
+                 env_id: str | None = None) -> None:  # fmt: skip
+        super().__init__()
+        extras = dict(extras or {})
+        info = extras.get("extra_info")
+        extras = {
+            **(info if isinstance(info, Mapping) else {}),
+            **extras,
+        }  # SkyRL datasets often keep per-row fields under extra_info
+        env_id = _setting("env_id", extras, env_config, env_id)
+        if not env_id:
+            raise InftoolError("InftoolTextEnv needs an env id: register it per env (register_envs) or give env_id")
+        self.env_id = str(env_id)
+        self.task_id: str | None = _setting("task_id", extras, env_config)
+        self.seed = int(_setting("seed", extras, env_config, 0))
+        self.core = base_env(self.env_id, _setting("format", extras, env_config)).spawn()
+        self.max_turns = self.core.limits.max_turns
+        self._portal_cm = start_blocking_portal(backend="asyncio")
+        self._portal = self._portal_cm.__enter__()
+        self._closed = False
+        self._shown = 0  # messages of our conversation already handed to SkyRL
+        self._final: dict[str, Any] = {}
+
+    def init(self, prompt: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        options = {"task_id": self.task_id} if self.task_id else None
+        obs, info = self._portal.call(lambda: self.core.reset(seed=self.seed, options=options))
+        messages = [_chat(m) for m in obs["messages"]]
+        self._shown = len(obs["messages"])
+        return messages, {**info, "tools": obs["tools"]}
+
+    def step(self, action: str) -> BaseTextEnvStepOutput:
+        self.turns += 1
+        result = self._portal.call(self.core.step, action)
+        messages = result.observation["messages"]
+        # Our conversation holds the assistant turn we were given (SkyRL already has it) and, after
+        # it, what the env answered: those are the observations.
+        new = [_chat(m) for m in messages[self._shown + 1 :]]
+        self._shown = len(messages)
+        done = result.terminated or result.truncated
+        metadata: dict[str, Any] = {"parse_error": result.info.get("parse_error"), "calls": result.info.get("calls")}
+        if done:
+            breakdown = result.info["reward_breakdown"]
+            self._final = {"reward": float(result.reward), "terminated": result.terminated,
+                           "truncation_reason": result.info.get("truncation_reason"), **breakdown}  # fmt: skip
+            metadata |= {"reward_breakdown": breakdown, "truncation_reason": result.info.get("truncation_reason")}
+            new = []  # nothing more for the model to read
+        return BaseTextEnvStepOutput(observations=new, reward=float(result.reward) if done else 0.0, done=done,
+                                     metadata=metadata)  # fmt: skip
+
+    def get_metrics(self) -> dict[str, Any]:
+        if not self._final:
+            return {"turns": self.turns}
+        gates = {f"gate_{k}": float(v) for k, v in self._final.get("gates", {}).items()}
+        components = {k: float(v) for k, v in self._final.get("components", {}).items() if v is not None}
+        return {"turns": self.turns, "reward": self._final["reward"], **gates, **components}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._portal.call(self.core.close)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+
+def _chat(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as SkyRL's chat template expects: role and text content (tool calls are in the text)."""
+    return {"role": str(message["role"]), "content": str(message.get("content") or "")}

@@ -1,0 +1,50 @@
+"""Registration with ``skyrl_gym.envs.register`` and the prompt rows SkyRL's dataset needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ENTRY_POINT = "inftool_env.train.skyrl.env:InftoolTextEnv"
+GENERIC_ID = "inftool"  # env id from the row (``extras["env_id"]``)
+
+
+def register_envs(env_ids: list[str] | None = None) -> list[str]:
+    """Register ``inftool`` (generic) and each of our env ids (``inftool/Bookshelf-v0``, …; default:
+    every registered one) with skyrl_gym; ids already there are left alone. Returns the ids added."""
+    import skyrl_gym
+    from skyrl_gym.envs.registration import registry
+
+    from inftool_env.registration import default_registry
+
+    added = []
+    for env_id in [GENERIC_ID, *(env_ids if env_ids is not None else default_registry().ids())]:
+        if env_id in registry:
+            continue
+        kwargs = {} if env_id == GENERIC_ID else {"env_id": env_id}
+        skyrl_gym.envs.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs)
+        added.append(env_id)
+    return added
+
+
+def dataset_rows(env_id: str, *, seed: int = 0, fmt: str | None = None) -> list[dict[str, Any]]:
+    """One SkyRL dataset row per task: ``env_class`` our env id, the task and seed in the row (SkyRL
+    hands the row to the env as ``extras``), and the prompt the env's ``init`` will return."""
+    import anyio
+
+    from inftool_env.train.skyrl.env import base_env
+
+    env = base_env(env_id, fmt).spawn()
+
+    async def rows() -> list[dict[str, Any]]:
+        out = []
+        try:
+            for i, task in enumerate(env.tasks):
+                obs, _ = await env.reset(seed=seed + i, options={"task_id": task.id})
+                prompt = [{"role": m["role"], "content": m["content"]} for m in obs["messages"]]
+                out.append({"prompt": prompt, "env_class": env_id, "task_id": task.id, "seed": seed + i,
+                            "format": fmt, "data_source": env_id})  # fmt: skip
+        finally:
+            await env.close()
+        return out
+
+    return anyio.run(rows)

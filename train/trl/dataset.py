@@ -1,0 +1,66 @@
+"""The prompt dataset ``GRPOTrainer`` samples from: one row per task (times ``repeats``).
+
+Each row carries the conversational ``prompt`` (the env's and the task's system prompt, then the user's
+opening; TRL renders the tools itself through the chat template), the ``task`` as JSON (what ``reset``
+starts), its ``task_id`` and the episode ``seed``. TRL passes every column to ``reset(**row)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inftool_env.env.config import EnvConfig
+from inftool_env.env.core import ToolEnv
+from inftool_env.errors import InftoolError
+from inftool_env.tasks import Task, load_tasks
+
+
+def build_dataset(
+    env: str | ToolEnv, *, tasks: str | Path | Sequence[Task] | None = None, seed: int = 0, repeats: int = 1
+) -> Any:
+    """A ``datasets.Dataset`` of our tasks for ``GRPOTrainer(train_dataset=...)``.
+
+    ``env``: a registered env id or a ``ToolEnv``; ``tasks``: a tasks JSONL file or tasks instead of the
+    env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``. One-shot tasks
+    (BFCL's single-turn entries) are refused: they end after the first assistant turn, which TRL's tool loop
+    never hands over whole (it runs each call as it comes and keeps generating).
+    """
+    try:
+        from datasets import Dataset
+    except ImportError:
+        raise InftoolError("build_dataset needs the datasets package: pip install 'inftool-env[trl]'") from None
+    if repeats < 1:
+        raise InftoolError(f"repeats must be at least 1, not {repeats}")
+    config, own = _config_and_tasks(env)
+    chosen = own if tasks is None else (load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks))
+    one_shot = [t.id for t in chosen if t.one_shot]
+    if one_shot:
+        raise InftoolError(f"{config.id}: one-shot tasks have no TRL episode: {', '.join(one_shot[:5])}")
+    if not chosen:
+        raise InftoolError(f"{config.id}: no tasks")
+    rows = []
+    for r in range(repeats):
+        for i, task in enumerate(chosen):
+            rows.append({"prompt": prompt(config, task), "task": task.model_dump_json(), "task_id": task.id,
+                         "seed": seed + r * len(chosen) + i})  # fmt: skip
+    return Dataset.from_list(rows)
+
+
+def prompt(config: EnvConfig, task: Task) -> list[dict[str, str]]:
+    """The system message (without a tool listing) and the user's opening; for a user whose opening is
+    not fixed by the task (an LLM), the opening is left empty and ``reset`` supplies it."""
+    system = "\n\n".join(p for p in (config.system_prompt, task.system_prompt) if p)
+    opening = {"scripted": task.turns[0], "template": task.goal or task.turns[0]}.get(config.user, "")
+    messages = [{"role": "system", "content": system}] if system else []
+    return [*messages, {"role": "user", "content": opening}]
+
+
+def _config_and_tasks(env: str | ToolEnv) -> tuple[EnvConfig, list[Task]]:
+    if isinstance(env, ToolEnv):
+        return env.config, env.tasks
+    from inftool_env.registration import default_registry, load_task_source
+
+    entry = default_registry().entry(env)  # the manifest alone: no server is compiled for a dataset
+    return entry.config, load_task_source(entry.config.tasks, entry.base_dir)

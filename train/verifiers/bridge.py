@@ -1,0 +1,319 @@
+"""The inftool side of the verifiers adapter: one loopback HTTP service per env, run in inftool's venv.
+
+``python -m inftool_env.train.verifiers.bridge ENV_ID --port-file FILE`` builds the env (``make``),
+binds a free loopback port, writes it to FILE and serves until stopped:
+
+- ``GET  /tasks``                         the env's tasks (id, category);
+- ``POST /episodes``                      ``{task_id, seed}``: a live episode — the system and opening
+  messages exactly as ``ToolEnv.reset`` makes them, and one MCP URL per server;
+- ``/episodes/{key}/{server}/mcp``        that server, streamable HTTP, speaking for episode ``key``:
+  the episode keys our servers read from ``_meta`` are added to every ``tools/call`` on the way in,
+  so a client that sends none (verifiers' chat program) still gets its own isolated, seeded state;
+- ``POST /episodes/{key}/user``           ``{messages}``: the env's user simulator's next reply;
+- ``DELETE /episodes/{key}``              drop the episode's server state;
+- ``POST /score``                         ``{task_id, seed, messages}``: the gated reward (see ``score``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from inftool_env.env import ToolEnv
+from inftool_env.errors import InftoolError
+from inftool_env.mcp import http_app
+from inftool_env.mcp.server import META_EPISODE, META_INITIAL, META_SEED
+from inftool_env.tasks import Task
+from inftool_env.users import UserReply
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+EPISODE_PATH = re.compile(r"^/episodes/(?P<key>[\w-]+)/(?P<server>[\w.-]+)/mcp/?$")
+
+
+@dataclass(frozen=True)
+class LiveEpisode:
+    task: Task
+    seed: int  # the episode seed (what ToolEnv.reset drew), not the caller's
+
+
+class RecordedUser:
+    """Says what the user said in the recorded conversation, then is done: replaying an episode
+    must not ask a (possibly sampling) user simulator again."""
+
+    def __init__(self, said: list[str]) -> None:
+        self.said = said
+
+    async def opening(self, task: Task) -> str:
+        return self.said[0] if self.said else task.turns[0]
+
+    async def reply(self, task: Task, messages: list[dict[str, Any]]) -> UserReply:
+        n = sum(1 for m in messages if m.get("role") == "user")
+        return UserReply(self.said[n]) if n < len(self.said) else UserReply(None, done=True)
+
+
+@dataclass
+class Bridge:
+    env: ToolEnv
+    episodes: dict[str, LiveEpisode] = field(default_factory=dict)
+
+    # -- live episodes --------------------------------------------------------------------------
+    async def start(self, task_id: str, seed: int) -> dict[str, Any]:
+        worker = self.env.spawn()
+        try:
+            obs, info = await worker.reset(seed=seed, options={"task_id": task_id})
+        finally:
+            await worker.close()
+        task = next(t for t in self.env.tasks if t.id == task_id)
+        key = uuid.uuid4().hex
+        self.episodes[key] = LiveEpisode(task, int(info["seed"]))
+        names = task.servers or list(self.env.servers)
+        return {
+            "episode": key,
+            "episode_seed": info["seed"],
+            "messages": obs["messages"],
+            "tools": obs["tools"],
+            "servers": {name: f"/episodes/{key}/{name}/mcp" for name in names},
+        }
+
+    async def user_reply(self, key: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        episode = self._episode(key)
+        reply = await self.env.user.reply(episode.task, messages)
+        return {"message": reply.message, "done": reply.done}
+
+    def end(self, key: str) -> None:
+        if self.episodes.pop(key, None) is not None:
+            for server in self.env.servers.values():
+                server.end_episode(key)
+
+    def meta(self, key: str, server: str) -> dict[str, Any]:
+        episode = self._episode(key)
+        meta: dict[str, Any] = {META_EPISODE: key, META_SEED: episode.seed}
+        initial = episode.task.initial_for(server)
+        if initial is not None:
+            meta[META_INITIAL] = initial
+        return meta
+
+    def _episode(self, key: str) -> LiveEpisode:
+        if key not in self.episodes:
+            raise InftoolError(f"no live episode {key!r}")
+        return self.episodes[key]
+
+    # -- scoring --------------------------------------------------------------------------------
+    async def score(self, task_id: str, seed: int, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replay the conversation's assistant turns through a fresh ToolEnv episode (same task,
+        same seed, the recorded user) and return its gated reward: by construction what
+        ``inftool eval`` gives for the same actions. Tool results the model saw are compared with
+        the replay's; a difference is reported, never hidden."""
+        said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        env = ToolEnv(self.env.config, self.env.tasks, self.env.servers, user=RecordedUser(said),
+                      reward_fn=self.env.reward_fn)  # fmt: skip
+        try:
+            await env.reset(seed=seed, options={"task_id": task_id})
+            seen = _tool_results_after_each_assistant(messages)
+            divergent, steps, result = 0, 0, None
+            for action, live_results in seen:
+                result = await env.step(action)
+                steps += 1
+                replayed = [c["result"] for c in result.info.get("calls", [])]
+                divergent += sum(a != b for a, b in zip(replayed, live_results, strict=False))
+                if result.terminated or result.truncated:
+                    break
+            finished = result is not None and (result.terminated or result.truncated)
+            if not finished or result is None:
+                return {"reward": 0.0, "finished": False, "steps": steps, "divergent_results": divergent,
+                        "notes": ["the conversation ended before the environment's episode did"]}  # fmt: skip
+            breakdown = result.info["reward_breakdown"]
+            return {
+                "reward": float(result.reward),
+                "finished": True,
+                "steps": steps,
+                "divergent_results": divergent,
+                "terminated": result.terminated,
+                "truncation_reason": result.info.get("truncation_reason"),
+                "gates": breakdown["gates"],
+                "components": breakdown["components"],
+                "notes": breakdown["notes"],
+            }
+        finally:
+            await env.close()
+
+
+def _tool_results_after_each_assistant(messages: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[str]]]:
+    """Each assistant message (as an action) with the tool results that followed it."""
+    out: list[tuple[dict[str, Any], list[str]]] = []
+    for m in messages:
+        if m.get("role") == "assistant":
+            action = {"role": "assistant", "content": _text(m.get("content"))}
+            if m.get("tool_calls"):
+                action["tool_calls"] = m["tool_calls"]
+            out.append((action, []))
+        elif m.get("role") == "tool" and out:
+            out[-1][1].append(_text(m.get("content")))
+    return out
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):  # content parts
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+# -- the app --------------------------------------------------------------------------------------
+def bridge_app(bridge: Bridge) -> ASGIApp:
+    servers = {name: http_app(compiled) for name, compiled in bridge.env.servers.items()}
+
+    async def tasks(_: Request) -> Response:
+        rows = [{"id": t.id, "category": t.category, "servers": t.servers or list(bridge.env.servers)}
+                for t in bridge.env.tasks]  # fmt: skip
+        return JSONResponse({"env_id": bridge.env.config.id, "tasks": rows})
+
+    async def start(request: Request) -> Response:
+        body = await request.json()
+        return JSONResponse(await bridge.start(str(body["task_id"]), int(body.get("seed", 0))))
+
+    async def user(request: Request) -> Response:
+        body = await request.json()
+        return JSONResponse(await bridge.user_reply(request.path_params["key"], list(body["messages"])))
+
+    async def end(request: Request) -> Response:
+        bridge.end(request.path_params["key"])
+        return JSONResponse({"ended": True})
+
+    async def score(request: Request) -> Response:
+        body = await request.json()
+        return JSONResponse(await bridge.score(str(body["task_id"]), int(body["seed"]), list(body["messages"])))
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        async with AsyncExitStack() as stack:  # each server app's session manager must run
+            for app in servers.values():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            yield
+        await bridge.env.close()
+
+    api = Starlette(
+        routes=[
+            Route("/tasks", tasks),
+            Route("/episodes", start, methods=["POST"]),
+            Route("/episodes/{key}/user", user, methods=["POST"]),
+            Route("/episodes/{key}", end, methods=["DELETE"]),
+            Route("/score", score, methods=["POST"]),
+        ],
+        exception_handlers={InftoolError: _error, KeyError: _error, ValueError: _error, StopIteration: _error},
+        lifespan=lifespan,
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        match = EPISODE_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None:
+            await api(scope, receive, send)
+            return
+        key, server = match["key"], match["server"]
+        if key not in bridge.episodes or server not in servers:
+            await JSONResponse({"error": f"no episode {key!r} with server {server!r}"}, status_code=404)(
+                scope, receive, send
+            )
+            return
+        inner = dict(scope, path="/mcp", raw_path=b"/mcp")
+        await servers[server](inner, await _with_meta(receive, inner, bridge.meta(key, server)), send)
+
+    return app
+
+
+async def _error(_: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=400)
+
+
+async def _with_meta(receive: Receive, scope: Scope, meta: dict[str, Any]) -> Receive:
+    """Read a POST's JSON-RPC body now and hand back a ``receive`` that yields it with the episode's
+    keys in every ``tools/call``'s ``_meta`` (the protocol's place for them); content-length follows."""
+    if scope.get("method") != "POST":
+        return receive
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return receive
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if payload is not None:
+        for request in payload if isinstance(payload, list) else [payload]:
+            if isinstance(request, dict) and request.get("method") == "tools/call":
+                params = request.setdefault("params", {})
+                params["_meta"] = {**(params.get("_meta") or {}), **meta}
+        body = json.dumps(payload).encode()
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+    scope["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # what follows the body: a disconnect
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def serve(env_id: str, *, host: str, port: int, port_file: Path | None) -> None:
+    from inftool_env.asgi import running_asgi
+    from inftool_env.registration import make
+
+    bridge = Bridge(make(env_id))
+    async with running_asgi(bridge_app(bridge), host=host, port=port) as bound:
+        if port_file is not None:
+            tmp = port_file.with_suffix(".tmp")
+            tmp.write_text(str(bound))
+            tmp.replace(port_file)  # readers never see a half-written port
+        print(f"inftool: verifiers bridge for {env_id} on http://{host}:{bound}", file=sys.stderr)
+        await anyio.sleep_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inftool_env.train.verifiers.bridge")
+    parser.add_argument("env_id")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    args = parser.parse_args(argv)
+    try:
+        anyio.run(lambda: serve(args.env_id, host=args.host, port=args.port, port_file=args.port_file))
+    except InftoolError as exc:
+        print(f"inftool: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

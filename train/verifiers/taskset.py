@@ -1,0 +1,212 @@
+"""verifiers 0.4 (v1 API) side of the adapter: ``vf-eval inftool_env.train.verifiers.taskset``.
+
+Runs in verifiers' own virtualenv (it pins mcp 2.0; inftool pins mcp 2.3). Nothing here runs our
+servers or reward: every call goes to the bridge (``bridge.py``), a subprocess started from
+inftool's interpreter (``--env.taskset.python`` or ``$INFTOOL_PYTHON``) and reached on loopback.
+
+- ``InftoolTaskset``: the env's tasks as verifiers tasks (seed ``config.seed + i`` for the i-th, as
+  ``inftool eval`` seeds them);
+- ``InftoolEnv``: one episode = one verifiers ``interaction``. The harness (``null`` by default: a
+  chat loop with MCP tools) gets the episode's own MCP URL on our real server; each time the agent
+  answers without a tool call, the env's user simulator (on the bridge) replies, until it is done;
+- ``InftoolTask.gated_reward``: our gated reward for the finished trace, its gates and components
+  recorded as metrics.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import verifiers.v1 as vf
+from verifiers.v1.dialects.chat import message_to_wire
+from verifiers.v1.mcp import SharedToolServer
+
+__all__ = ["InftoolEnv", "InftoolTaskset"]
+
+PYTHON_ENV_VAR = "INFTOOL_PYTHON"
+BRIDGE_START_TIMEOUT_S = 120.0
+
+
+class InftoolTaskData(vf.TaskData):
+    env_id: str
+    task_id: str
+    category: str
+    seed: int
+    servers: list[str]
+
+
+class InftoolTaskConfig(vf.TaskConfig):
+    python: str | None = None
+    """inftool's interpreter (its venv's ``bin/python``); default ``$INFTOOL_PYTHON``."""
+
+
+class InftoolTask(vf.Task[InftoolTaskData, vf.State, InftoolTaskConfig]):
+    @property
+    def key(self) -> str:
+        return f"{self.data.env_id}:{self.data.task_id}:{self.data.seed}"
+
+    @vf.reward
+    async def gated_reward(self, trace: vf.Trace) -> float:
+        bridge = bridge_for(self.data.env_id, self.config.python)
+        messages = unprefixed([message_to_wire(m) for m in trace.messages], self.data.servers)
+        body = {"task_id": self.data.task_id, "seed": self.data.seed, "messages": messages}
+        scored = await bridge.call("POST", "/score", body)
+        metrics = {f"gate_{k}": float(v) for k, v in scored.get("gates", {}).items()}
+        metrics |= {k: float(v) for k, v in scored.get("components", {}).items() if v is not None}
+        metrics |= {"finished": float(scored["finished"]), "divergent_results": float(scored["divergent_results"])}
+        trace.record_metrics(metrics)
+        return float(scored["reward"])
+
+
+class InftoolTasksetConfig(vf.TasksetConfig):
+    env: str = "inftool/Bookshelf-v0"
+    """A registered inftool env id (``inftool list``)."""
+    seed: int = 0
+    """Task i plays with seed ``seed + i`` (as ``inftool eval --seed`` does)."""
+    task: InftoolTaskConfig = InftoolTaskConfig()
+
+
+class InftoolTaskset(vf.Taskset[InftoolTask, InftoolTasksetConfig]):
+    def load(self) -> Iterator[InftoolTask]:
+        python = resolve_python(self.config.task.python)
+        config = self.config.task.model_copy(update={"python": python})
+        listing = bridge_for(self.config.env, python).call_sync("GET", "/tasks")
+        for i, row in enumerate(listing["tasks"]):
+            data = InftoolTaskData(
+                id=row["id"], name=row["id"], env_id=self.config.env, task_id=row["id"], category=row["category"],
+                seed=self.config.seed + i, servers=row["servers"],
+            )  # fmt: skip
+            yield InftoolTask(data, config)
+
+
+class InftoolEnvConfig(vf.EnvConfig):
+    agent: vf.AgentConfig = vf.AgentConfig(harness={"id": "null"}, runtime={"type": "subprocess"})
+    """The assistant under training/evaluation: ``null`` is verifiers' plain chat loop with MCP tools,
+    run as a local subprocess (it executes no code; our servers are on this host's loopback)."""
+
+
+class InftoolEnv(vf.Env[InftoolEnvConfig]):
+    async def run(self, task: vf.Task, agents: vf.Agents) -> None:
+        data = task.data
+        if not isinstance(data, InftoolTaskData) or not isinstance(task.config, InftoolTaskConfig):
+            raise TypeError(f"InftoolEnv plays InftoolTaskset's tasks, not {type(task).__name__}")
+        bridge = bridge_for(data.env_id, task.config.python)
+        episode = await bridge.call("POST", "/episodes", {"task_id": data.task_id, "seed": data.seed})
+        key = episode["episode"]
+        system = "\n\n".join(m["content"] for m in episode["messages"] if m["role"] == "system") or None
+        opening = next(m["content"] for m in episode["messages"] if m["role"] == "user")
+        # One server keeps our bare tool names (verifiers prefixes "<server>_" otherwise).
+        single = len(episode["servers"]) == 1
+        tools = {
+            ("" if single else name): SharedToolServer(url=bridge.url + path, local=True, external=True)
+            for name, path in episode["servers"].items()
+        }
+        try:
+            async with agents.agent.interaction(task.with_data(prompt=None, system_prompt=system), tools=tools) as chat:
+                segment = await chat.turn(opening)
+                while not segment.terminated:
+                    messages = unprefixed([message_to_wire(m) for m in chat.trace.messages], data.servers)
+                    reply = await bridge.call("POST", f"/episodes/{key}/user", {"messages": messages})
+                    if reply["done"]:
+                        break
+                    segment = await chat.turn(reply["message"])
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                await bridge.call("DELETE", f"/episodes/{key}")
+
+
+def unprefixed(messages: list[dict[str, Any]], servers: list[str]) -> list[dict[str, Any]]:
+    """Tool names as our env knows them: with several servers, verifiers calls ``server_tool``."""
+    if len(servers) < 2:
+        return messages
+    prefixes = tuple(f"{s}_" for s in servers)
+    for m in messages:
+        for call in m.get("tool_calls") or []:
+            fn = call.get("function", {})
+            name = str(fn.get("name", ""))
+            fn["name"] = next((name[len(p) :] for p in prefixes if name.startswith(p)), name)
+    return messages
+
+
+# -- the bridge process ---------------------------------------------------------------------------
+def resolve_python(python: str | None) -> str:
+    python = python or os.environ.get(PYTHON_ENV_VAR)
+    if not python:
+        raise ValueError(
+            f"inftool's interpreter is unknown: pass --env.taskset.task.python PATH or set ${PYTHON_ENV_VAR} "
+            "to the python of the virtualenv where inftool-env is installed"
+        )
+    if not Path(python).is_file():
+        raise ValueError(f"inftool interpreter {python!r} (--env.taskset.task.python / ${PYTHON_ENV_VAR}) not found")
+    return python
+
+
+class BridgeProcess:
+    """``python -m inftool_env.train.verifiers.bridge ENV`` in inftool's venv, on a loopback port."""
+
+    def __init__(self, env_id: str, python: str) -> None:
+        self.env_id = env_id
+        folder = Path(tempfile.mkdtemp(prefix="inftool-bridge-"))
+        port_file, self.log = folder / "port", folder / "bridge.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module, argv without a shell
+                [python, "-m", "inftool_env.train.verifiers.bridge", env_id, "--port-file", str(port_file)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        atexit.register(self.stop)
+        deadline = time.monotonic() + BRIDGE_START_TIMEOUT_S
+        while not port_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"inftool bridge for {env_id} did not start ({python}): {tail}")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
+
+    def call_sync(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, self.url + path, json=body, timeout=120.0)
+        return _checked(response, self.env_id)
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with httpx.AsyncClient(timeout=120.0) as client:
+            response = await client.request(method, self.url + path, json=body)
+        return _checked(response, self.env_id)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _checked(response: httpx.Response, env_id: str) -> Any:
+    if response.status_code >= 400:
+        raise RuntimeError(f"inftool bridge ({env_id}): {response.request.method} {response.request.url.path}: "
+                           f"{response.status_code} {response.text[:500]}")  # fmt: skip
+    return response.json()
+
+
+_BRIDGES: dict[tuple[str, str], BridgeProcess] = {}
+_LOCK = threading.Lock()
+
+
+def bridge_for(env_id: str, python: str | None) -> BridgeProcess:
+    """One bridge per (interpreter, env) in this process, started on first use."""
+    python = resolve_python(python)
+    with _LOCK:
+        key = (python, env_id)
+        if key not in _BRIDGES or _BRIDGES[key].process.poll() is not None:
+            _BRIDGES[key] = BridgeProcess(env_id, python)
+        return _BRIDGES[key]
