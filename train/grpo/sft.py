@@ -7,6 +7,7 @@ through its end-of-turn token; system, user and tool tokens are context only).
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,9 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int) -> list[Exampl
         if example is not None:
             examples.append(example)
         await asyncio.sleep(0)
+    # The pool lists tasks category by category; shuffled (seeded), each batch mixes them, instead of
+    # whole steps spent on one category (e.g. only irrelevance's one-line answers).
+    random.Random(seed).shuffle(examples)
     return examples
 
 
