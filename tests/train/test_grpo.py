@@ -328,9 +328,29 @@ async def test_sft_examples_score_the_assistant_turns_only(tiny: Path, tokenizer
     finally:
         await pool.close()
     scored = tokenizer.decode([example.ids[i] for i in example.targets])
-    assert scored.count("<|im_end|>") == 4  # two call turns and two answers, each through its end-of-turn
-    assert '"registerMember"' in scored and '"borrowBook"' in scored and "Done." in scored
+    assert scored.count("<|im_end|>") == 2  # the two call turns, each through its end-of-turn
+    assert '"registerMember"' in scored and '"borrowBook"' in scored
+    assert "Done." not in scored and "Done." in tokenizer.decode(example.ids)  # the closing remark: context only
     assert "Ada Lovelace, ada@example.com" not in scored and "<|im_start|>" not in scored  # the user's words
+
+
+@pytest.mark.anyio
+async def test_sft_on_irrelevance_scores_the_declining_answer(tiny: Path, tokenizer: Any) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.tasks import Task
+    from inftool_env.train.grpo.chat import TorchChat
+    from inftool_env.train.grpo.rollout import EnvPool
+    from inftool_env.train.grpo.sft import DECLINE, oracle_examples
+
+    chat = TorchChat(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, name="tiny", max_new_tokens=4)
+    task = Task(id="irr", category="irrelevance", turns=["What is the capital of Peru?"], one_shot=True)
+    pool = EnvPool([(ENV, [task])])
+    try:
+        (example,) = await oracle_examples(pool, chat, seed=0)
+    finally:
+        await pool.close()
+    assert tokenizer.decode([example.ids[i] for i in example.targets]) == DECLINE + "<|im_end|>"
 
 
 def test_lora_trains_adapters_and_saves_them_merged(tiny: Path, tasks: list[Any], forced: set[int],

@@ -2,6 +2,10 @@
 episodes it wins (gated reward 1.0: verified on a real server) are rendered by the model's chat
 template, and the loss is the assistant tokens' negative log-likelihood (each assistant message
 through its end-of-turn token; system, user and tool tokens are context only).
+
+Which assistant turns are targets: those that call tools, and the text of an episode without any call
+(irrelevance: declining is the skill). The oracle's closing remark after its calls ("Done.") is context
+only: learnt, it becomes the model's answer to everything (an evolve run collapsed to replying "Done.").
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ class Example:
     targets: list[int]  # positions of assistant tokens
 
 
+DECLINE = "None of the tools I have can do that, so I cannot help with this request."
+
+
 class _ToolsSeen:
     """The oracle, remembering the tools it was offered (the template renders them in the prompt)."""
 
     def __init__(self, task: Task) -> None:
-        self.oracle = OraclePolicy(task)
+        answer = DECLINE if task.category == "irrelevance" else "Done."
+        self.oracle = OraclePolicy(task, answer=answer)
         self.tools: list[dict[str, Any]] | None = None
 
     async def act(self, observation: dict[str, Any]) -> Any:
@@ -79,6 +87,7 @@ def render_example(chat: Any, task_id: str, messages: list[dict[str, Any]], tool
     targets: list[int] = []
     end = chat.end_of_turn_id()
     rendered = ""
+    calls = any(m.get("tool_calls") for m in messages if m["role"] == "assistant")
     for k, message in enumerate(messages):
         if message["role"] == "assistant":
             before = chat.render_text(messages[:k], tools)  # ends with the generation prompt
@@ -87,7 +96,8 @@ def render_example(chat: Any, task_id: str, messages: list[dict[str, Any]], tool
             span = chat.encode(through[len(before) :])
             if end in span:
                 span = span[: span.index(end) + 1]  # the turn's own tokens, through its end-of-turn
-            targets += range(len(ids), len(ids) + len(span))
+            if message.get("tool_calls") or not calls:
+                targets += range(len(ids), len(ids) + len(span))
             ids += span
             rendered = chat.tokenizer.decode(ids, skip_special_tokens=False)
             if not through.startswith(rendered):
