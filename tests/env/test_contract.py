@@ -8,21 +8,16 @@ from gymnasium.utils.env_checker import check_env
 
 from inftool_env.env.batch import run_episode
 from inftool_env.env.gym import GymToolEnv
-from inftool_env.errors import SpecError
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import default_registry, make
+from tests.conftest import shared_corpus_or_skip
 
 IDS = default_registry().ids()
 
 
 def make_or_skip(env_id: str):
-    """Envs over the shared corpus exist only where it does (CI has it beside the clone)."""
-    try:
+    with shared_corpus_or_skip(env_id):
         return make(env_id)
-    except SpecError as exc:
-        if "shared/corpus" in str(exc):
-            pytest.skip(f"{env_id} needs the shared OpenAPI corpus: {exc}")
-        raise
 
 
 def test_the_shipped_registry():

@@ -17,7 +17,7 @@ from inftool_env.rewards.bfcl_ast import check_ast
 from inftool_env.synth import CATEGORIES, SynthError, synthesize
 from inftool_env.synth.cli import add_commands
 from inftool_env.tasks import Task, load_tasks
-from tests.conftest import corpus_dir
+from tests.conftest import corpus_dir, shared_corpus_or_skip
 from tests.synth.conftest import REPO, FirstToolEmpty, NeverCalls
 
 pytestmark = pytest.mark.anyio
@@ -104,9 +104,8 @@ def _registry_ids() -> list[str]:
 def test_every_registered_env_gets_every_category_or_a_reason(env_id):
     if env_id.startswith("inftool/Bfcl"):
         pytest.importorskip("bfcl_eval")
-    if "OnePassword" in env_id and not corpus_dir().is_dir():
-        pytest.skip("the shared corpus is not here")
-    run = synthesize(env_id, n=16, seed=1)
+    with shared_corpus_or_skip(env_id):
+        run = synthesize(env_id, n=16, seed=1)
     made = {t.category for t in run.tasks}
     for category in CATEGORIES:
         assert category in made or run.not_applicable.get(category), (env_id, category, run.dropped)
