@@ -7,6 +7,19 @@ environment id) and for broken infrastructure (a server that died, an endpoint t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def first_invalid(exc: ValidationError, *, root: str = "") -> str:
+    """``where: what`` of a pydantic error's first complaint (``root`` names a top-level one), for a
+    one-line message that says which field of which input is wrong."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or root
+    return f"{where}: {first['msg']}"
+
 
 class InftoolError(Exception):
     """Base of every error this library raises on purpose."""

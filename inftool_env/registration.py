@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from inftool_env.data import manifest_dir
 from inftool_env.env.config import EnvConfig
-from inftool_env.errors import NameNotFound, RegistrationError, VersionNotFound
+from inftool_env.errors import NameNotFound, RegistrationError, VersionNotFound, first_invalid
 from inftool_env.task_sources import load_task_source
 
 __all__ = ["EnvEntry", "Registry", "default_registry", "load_manifest", "load_task_source", "make", "parse_id"]
@@ -51,9 +51,7 @@ def load_manifest(path: Path) -> EnvEntry:
     try:
         config = EnvConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise RegistrationError(f"{path}: {where}: {first['msg']}") from None
+        raise RegistrationError(f"{path}: {first_invalid(exc)}") from None
     parse_id(config.id)
     return EnvEntry(config, path.parent)
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inftool_env.errors import SpecError
+from inftool_env.errors import SpecError, first_invalid
 
 Category = Literal[
     "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "relevance",
@@ -81,9 +81,7 @@ def load_tasks(path: str | Path) -> list[Task]:
         except json.JSONDecodeError as exc:
             raise SpecError(f"line {number}: invalid JSON ({exc.msg})", source=str(path)) from None
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise SpecError(f"line {number}: {where}: {first['msg']}", source=str(path)) from None
+            raise SpecError(f"line {number}: {first_invalid(exc)}", source=str(path)) from None
     if not tasks:
         raise SpecError("no tasks in file", source=str(path))
     return tasks

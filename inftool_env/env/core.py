@@ -25,7 +25,7 @@ from gymnasium.utils import seeding
 from pydantic import ValidationError
 
 from inftool_env.env.config import EnvConfig, Limits
-from inftool_env.errors import InftoolError, RegistrationError, ServerError
+from inftool_env.errors import InftoolError, RegistrationError, ServerError, first_invalid
 from inftool_env.mcp import CompiledServer, RemoteTool, StdioCommand, ToolClient, open_client, running_http
 from inftool_env.parsing import ParseResult, get_format
 from inftool_env.parsing.openai import OpenAIFormat
@@ -209,9 +209,7 @@ class ToolEnv:
                 try:
                     return Task.model_validate(given)
                 except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    raise RegistrationError(f"reset(options={{'task': ...}}): {where}: {first['msg']}") from None
+                    raise RegistrationError(f"reset(options={{'task': ...}}): {first_invalid(exc)}") from None
             raise RegistrationError(f"options['task'] is a Task or a dict, not {type(given).__name__}")
         if "task_id" in options:
             task_id = options["task_id"]

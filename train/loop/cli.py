@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from inftool_env.errors import InftoolError
+from inftool_env.errors import InftoolError, first_invalid
 
 EPILOG = (
     "Each round: evaluate on the held-out split -> plan targets -> synthesize -> GRPO -> export to GGUF -> "
@@ -63,8 +63,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     try:
         config = EvolveConfig(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InftoolError(f"evolve: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        raise InftoolError(f"evolve: {first_invalid(exc)}") from None
     if bfcl:
         from inftool_env.eval.bfcl_data import resolve_categories
 

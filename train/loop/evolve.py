@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from inftool_env.errors import InftoolError
+from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.loop import report as R
 
@@ -297,8 +297,7 @@ class Evolve:
         try:  # a bad field fails now, not after the first evaluation
             GRPOConfig(**{**self.config.grpo, "model": self.config.policy})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InftoolError(f"grpo settings: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            raise InftoolError(f"grpo settings: {first_invalid(exc)}") from None
 
     # -- metrics, plot, table ---------------------------------------------------------------------
     def metrics(self) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
-from inftool_env.errors import InftoolError
+from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.parsing import get_format
 from inftool_env.tasks import Task, load_tasks
 
@@ -45,11 +45,9 @@ class EpisodeLabel(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "label"
             raise InftoolError(
                 f"an OpenRLHF label must be an inftool EpisodeLabel as JSON (from `inftool export-openrlhf`); "
-                f"{where}: {first['msg']}"
+                f"{first_invalid(exc, root='label')}"
             ) from None
 
 
