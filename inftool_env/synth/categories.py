@@ -300,6 +300,42 @@ def vocabulary(tools: list[ToolSpec]) -> set[str]:
 
 
 async def irrelevance(ctx: Context, focus: str | None) -> Task:
+    """Half the time a near miss (a real request for one of the source's operations, offered only tools
+    of another resource: the hard case, where a tool looks close but none fits), else an off-domain one."""
+    if ctx.rng.random() < NEAR_MISS_SHARE:
+        try:
+            return await near_miss_irrelevance(ctx, focus)
+        except (NotApplicable, Skip):
+            pass
+    return await off_domain_irrelevance(ctx, focus)
+
+
+NEAR_MISS_SHARE = 0.5
+
+
+def resource(tool: ToolSpec) -> str:
+    """What a tool acts on: its path's first literal segment, else its name's last word (``getBook`` -> book)."""
+    if tool.http is not None:
+        literal = [p for p in tool.http.path.strip("/").split("/") if p and not p.startswith("{")]
+        if literal:
+            return literal[0].lower()
+    words = words_of(tool.name)
+    return words[-1] if words else tool.name
+
+
+async def near_miss_irrelevance(ctx: Context, focus: str | None) -> Task:
+    server, asked = _pick(ctx, focus)
+    others = [t for s, t in ctx.tools() if s == server and resource(t) != resource(asked)]
+    if not others:
+        raise NotApplicable("every tool of the source acts on one resource: no near miss to offer")
+    call = ctx.make_call(server, asked)
+    text = ph.opener(ph.clause(asked, call.arguments, ctx.rng), ctx.rng)
+    ctx.rng.shuffle(others)
+    offered = [t.name for t in others[: ctx.rng.randint(1, 3)]]
+    return _task(ctx, "irrelevance", [text], [], offered, one_shot=True, provenance={"near_miss_of": asked.name})
+
+
+async def off_domain_irrelevance(ctx: Context, focus: str | None) -> Task:
     offered = [t.name for _, t in ctx.tools()]
     vocab = vocabulary([t for _, t in ctx.tools()])
     fits = []

@@ -10,11 +10,13 @@ from inftool_env.eval.runner import evaluate
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import make
 from inftool_env.synth import SynthError, TargetPlan, plan_targets, synthesize, verify_task
+from inftool_env.synth.categories import near_miss_irrelevance, resource
+from inftool_env.synth.context import Context, Skip
 from inftool_env.synth.target import ANY_TOOL, cell_of
 from inftool_env.synth.verify import near_duplicates
 from inftool_env.synth.world import open_world
 from inftool_env.tasks import ToolCall
-from tests.synth.conftest import NeverCalls
+from tests.synth.conftest import BOOKSHELF_ID, NeverCalls
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +99,24 @@ async def test_the_verifier_refuses_bad_tasks(bookshelf_run):
 
     kept, dropped = near_duplicates([simple, simple.model_copy(update={"id": "twin"})])
     assert len(kept) == 1 and dropped == 1
+
+
+async def test_near_miss_irrelevance_offers_only_other_resources():
+    """The hard irrelevance case: a real request for one operation, with only other resources' tools on
+    offer (none of them can do it), and no call in the ground truth."""
+    world = open_world(BOOKSHELF_ID)
+    made = 0
+    for seed in range(12):
+        ctx = Context.create(world, seed=seed)
+        asked = {t.name: t for _, t in ctx.tools()}
+        try:
+            task = await near_miss_irrelevance(ctx, None)
+        except Skip:
+            continue
+        made += 1
+        offered = [name for name in asked if name not in task.excluded_tools]
+        assert task.category == "irrelevance" and task.ground_truth == [] and 1 <= len(offered) <= 3
+        wanted = asked[task.provenance["near_miss_of"]]
+        assert wanted.name not in offered
+        assert all(resource(asked[n]) != resource(wanted) for n in offered), (wanted.name, offered)
+    assert made >= 6

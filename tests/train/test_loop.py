@@ -192,6 +192,11 @@ def test_cli_registers_evolve_and_reports_mistakes_in_one_line(capsys: pytest.Ca
     assert args.rounds == 3 and args.eval_bfcl_limit == 50
     with pytest.raises(InftoolError, match="JSON object"):
         args.run(args)
+    args = parser.parse_args(["evolve", ENV, "--irrelevance-share", "0.3", "--replay-share", "0"])
+    assert (args.irrelevance_share, args.replay_share) == (0.3, 0.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evolve", ENV, "--irrelevance-share", "1.5"])
+    assert "share in [0, 1)" in capsys.readouterr().err
     args = parser.parse_args(["evolve", ENV, "--eval-bfcl", "paralel", "--out", "/nonexistent/x"])
     with pytest.raises(InftoolError, match="paralel"):
         args.run(args)

@@ -28,6 +28,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--tasks-per-round", type=_positive, default=60, help="training tasks per source and round")
     p.add_argument("--eval-tasks", type=_positive, default=40, help="held-out tasks per source")
     p.add_argument("--categories", nargs="+", help="synthesis categories (default: all that apply)")
+    p.add_argument("--irrelevance-share", type=_share, default=0.15,
+                   help="share of each round's tasks that must be declined (keeps restraint; default 0.15)")  # fmt: skip
+    p.add_argument("--replay-share", type=_share, default=0.25,
+                   help="share of training tasks replayed from earlier rounds (default 0.25)")  # fmt: skip
     p.add_argument("--eval-via", choices=("gguf", "hf"), default="gguf",
                    help="gguf: checkpoints exported to llama.cpp (default); hf: transformers")  # fmt: skip
     p.add_argument("--eval-max-tokens", type=_positive, default=128)
@@ -44,6 +48,16 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), not {text!r}")
+    return value
+
+
 def cmd_evolve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -58,6 +72,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     bfcl = [c.strip() for c in (args.eval_bfcl or "").split(",") if c.strip()]
     fields = {"sources": args.sources, "policy": args.policy, "rounds": args.rounds, "seed": args.seed,
               "tasks_per_round": args.tasks_per_round, "eval_tasks": args.eval_tasks, "categories": args.categories,
+              "irrelevance_share": args.irrelevance_share, "replay_share": args.replay_share,
               "eval_via": args.eval_via, "eval_max_tokens": args.eval_max_tokens, "bfcl_categories": bfcl,
               "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo}  # fmt: skip
     try:
