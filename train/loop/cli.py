@@ -29,7 +29,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--eval-tasks", type=_positive, default=40, help="held-out tasks per source")
     p.add_argument("--categories", nargs="+", help="synthesis categories (default: all that apply)")
     p.add_argument("--irrelevance-share", type=_share, default=0.15,
-                   help="share of each round's tasks that must be declined (keeps restraint; default 0.15)")  # fmt: skip
+                   help="share of each round's tasks to decline (keeps restraint; default 0.15)")  # fmt: skip
     p.add_argument("--replay-share", type=_share, default=0.25,
                    help="share of training tasks replayed from earlier rounds (default 0.25)")  # fmt: skip
     p.add_argument("--eval-via", choices=("gguf", "hf"), default="gguf",
