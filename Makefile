@@ -21,7 +21,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo,model,gguf,train,trl,skyrl]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bfcl,demo,model,gguf,train,trl,skyrl,ray]'
 	# BFCL's data and multi-turn API classes, without its heavy pins (numpy 1.26, torch, provider SDKs).
 	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23
 	# openrlhf.utils.agent for the OpenRLHF adapter's tests, without OpenRLHF's GPU stack (vLLM, DeepSpeed,
@@ -83,6 +83,7 @@ bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_model.py
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_rollout.py
 
 # The README's promise, checked: a fresh clone of the committed tree, with HOME, the model cache and
 # pip's cache all empty, runs `make demo` then `make test`, each timed.

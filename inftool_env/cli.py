@@ -7,12 +7,14 @@ status 2 — never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
+from inftool_env.argtypes import positive_int
 from inftool_env.compiler import BACKEND_KINDS, compile_spec, load_suite
 from inftool_env.errors import InftoolError
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES
@@ -78,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--seed", type=int, default=0, help="seed of the default episode's state")
+    serve.add_argument("--token", default=os.environ.get("INFTOOL_TOKEN"),
+                       help="HTTP: require 'Authorization: Bearer TOKEN' (default: $INFTOOL_TOKEN, "
+                            "which, unlike an argument, other users' `ps` does not show)")  # fmt: skip
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="HTTP: another Host name for clients (besides the bind address and loopback)")  # fmt: skip
+    serve.add_argument("--call-timeout", type=float, default=30.0, help="seconds a call may run (0: no limit)")
+    serve.add_argument("--max-episodes", type=positive_int, default=1024, help="live episodes at once")
+    serve.add_argument("--episode-ttl", type=float, default=3600.0, help="seconds before an idle episode is released")
     serve.add_argument("--quiet", action="store_true", help="no start-up line on stderr")
     _compile_options(serve)
     serve.set_defaults(run=cmd_serve)
@@ -100,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--policy", help=policy_help())
     evaluate.add_argument("--categories", nargs="+", help="bfcl: categories or groups (all, non_live, live, "
                           "relevance, multi_turn), space- or comma-separated; default all")  # fmt: skip
-    evaluate.add_argument("--limit", type=_positive, help="bfcl: the first N entries of each category")
+    evaluate.add_argument("--limit", type=positive_int, help="bfcl: the first N entries of each category")
     evaluate.add_argument("--from-results", help="bfcl: score BFCL-format result files (a file or a directory)")
     evaluate.add_argument("--format", default="openai", help="bfcl: the tool-call format the policy answers in")
     evaluate.add_argument("--tasks", help="a JSONL file of tasks instead of the env's own")
@@ -111,12 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_eval)
 
     # The loop's commands live beside their code; each module imports its heavy parts (torch) lazily.
+    from inftool_env.rollout.cli import add_commands as add_rollout_commands
     from inftool_env.synth.cli import add_commands as add_synth_commands
     from inftool_env.train.grpo.cli import add_commands as add_train_commands
     from inftool_env.train.loop.cli import add_commands as add_evolve_commands
     from inftool_env.train.openrlhf.dataset import add_commands as add_openrlhf_commands
 
-    for add_commands in (add_synth_commands, add_train_commands, add_evolve_commands, add_openrlhf_commands):
+    for add_commands in (add_rollout_commands, add_synth_commands, add_train_commands, add_evolve_commands,
+                         add_openrlhf_commands):  # fmt: skip
         add_commands(sub)
 
     demo = add("demo", "compile the embedded specs, serve them over every transport, call every tool",
@@ -126,12 +138,6 @@ def _parser() -> argparse.ArgumentParser:
                       help="BFCL entries per category for the embedded model (0 skips it)")  # fmt: skip
     demo.set_defaults(run=cmd_demo)
     return parser
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return int(text)
 
 
 def _compile_options(p: argparse.ArgumentParser) -> None:
@@ -164,7 +170,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     compiled = compile_spec(args.spec, backend=args.backend, seed=args.seed, strict=args.strict,
                             max_bytes=args.max_bytes)  # fmt: skip
+    from inftool_env.mcp import ServerLimits
     from inftool_env.mcp.transports import serve_http, serve_stdio
+
+    compiled.limits = ServerLimits(call_timeout_s=args.call_timeout or None, max_episodes=args.max_episodes,
+                                   episode_ttl_s=args.episode_ttl or None)  # fmt: skip
 
     where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
     if not args.quiet:
@@ -176,7 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
 
         async def run_http() -> None:
-            await serve_http(compiled, host=args.host, port=args.port)
+            await serve_http(compiled, host=args.host, port=args.port, token=args.token or None,
+                             allowed_hosts=args.allow_host)  # fmt: skip
 
         anyio.run(run_http)
     return 0
@@ -260,7 +271,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary, _ = anyio.run(run)
     print(format_summary(summary))
     print(f"  trajectories   {Path(args.out) / 'trajectories.jsonl'}")
-    return 0
+    return _broken(summary.broken)
+
+
+def _broken(cause: str | None) -> int:
+    """Exit 1, naming the cause, when episodes broke on infrastructure: a 0% is not the policy's score."""
+    if cause is None:
+        return 0
+    print(f"inftool: error: {cause}", file=sys.stderr)
+    return 1
 
 
 def cmd_eval_bfcl(args: argparse.Namespace) -> int:
@@ -289,7 +308,7 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
         f"report: {out / 'report.json'}"
         + (f"; results: {results}" if results.is_dir() and not args.from_results else "")
     )
-    return 0
+    return _broken(report.broken)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

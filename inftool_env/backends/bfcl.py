@@ -8,11 +8,13 @@ module-global instance cache BFCL's harness keeps — so rollouts cannot see eac
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import importlib
 import json
 from collections.abc import Iterator, Mapping
 from importlib import resources
+from types import SimpleNamespace
 from typing import Any
 
 from inftool_env.backends.python import PythonBackend
@@ -34,6 +36,7 @@ BFCL_DOMAINS: dict[str, tuple[str, str]] = {
     "VehicleControlAPI": ("vehicle_control", "vehicle_control.json"),
 }
 INSTALL_HINT = "install it with: pip install --no-deps bfcl-eval==2026.3.23 mpmath"
+_ABSENT = object()
 
 
 def _domain(class_name: str) -> tuple[str, str]:
@@ -84,8 +87,42 @@ class BfclBackend(PythonBackend):
 
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> Any:
         # BFCL's scenarios carry their own random_seed; the episode seed does not override it, so
-        # ground-truth replays match BFCL's. An empty scenario still goes through _load_scenario.
-        return super().new_state(seed=seed, initial=initial if initial is not None else {})
+        # ground-truth replays match BFCL's. An empty scenario still goes through _load_scenario, on a
+        # copy: the classes keep (and later change) the lists and dicts they are given.
+        instance = self.factory()
+        self._load_scenario(instance, _copy_tree(initial) if initial is not None else {})
+        return instance
+
+    # The same calls on a new state of the same scenario give the same results and state (the classes
+    # draw from their own seeded random.Random): a checker may keep a ground truth's side.
+    deterministic = True
+
+    @staticmethod
+    def state_matches(state: Any, expected: Any) -> bool:
+        """BFCL's state check: each public attribute of ``expected`` equals ``state``'s by ``==``
+        (its File and Directory compare by name and contents), compared in place, not serialised."""
+        return all(
+            getattr(state, name, _ABSENT) == value for name, value in vars(expected).items() if not name.startswith("_")
+        )
+
+    @staticmethod
+    def copy_state(state: Any) -> Any:
+        """The public attributes, deep-copied, for ``state_matches`` to take as ``expected`` long after
+        ``state`` has moved on (only compared with ``==``, so parts shared in ``state`` need not be)."""
+        return SimpleNamespace(**{k: _copy_tree(v) for k, v in vars(state).items() if not k.startswith("_")})
+
+
+def _copy_tree(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (a scenario as read from BFCL's files, which BFCL's checker
+    deep-copies), a few times faster than ``copy.deepcopy``; anything else goes to ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_tree(v) for v in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
 
 
 # -- BFCL's data -----------------------------------------------------------------------------------

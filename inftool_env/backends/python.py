@@ -48,9 +48,12 @@ class PythonBackend:
         method = getattr(state, tool.original_name, None)
         if method is None or tool.original_name.startswith("_") or not callable(method):
             raise ToolCallError(f"{type(state).__name__} has no tool method {tool.original_name!r}")
-        result = method(**arguments)
-        if inspect.isawaitable(result):
-            result = await result
+        try:
+            result = method(**arguments)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:  # the simulated API's own answer (BFCL shows the model these), not a bug here
+            raise ToolCallError(f"{tool.name} failed: {type(exc).__name__}: {exc}") from exc
         result = to_jsonable(result)
         if isinstance(result, dict) and set(result) == {"error"}:
             raise ToolCallError(json.dumps(result, ensure_ascii=False))
@@ -61,8 +64,19 @@ class PythonBackend:
         return {k: to_jsonable(v) for k, v in sorted(vars(state).items()) if not k.startswith("_")}
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_jsonable(value: Any, depth: int = 0) -> Any:
     """JSON view of a result or state: objects by their public attributes, the rest by ``repr``."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if depth < MAX_SNAPSHOT_DEPTH and (kind is dict or kind is list):  # the common shapes, without the walk below
+        if kind is dict:
+            return {k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v, depth + 1)
+                    for k, v in value.items()}  # fmt: skip
+        return [v if type(v) in _PLAIN else to_jsonable(v, depth + 1) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if depth > MAX_SNAPSHOT_DEPTH:

@@ -8,13 +8,19 @@ paging) or reads, PUT/PATCH update, DELETE removes; an unknown id is a tool erro
 Collections start with a few seeded records, and every value comes from the episode's own rng, so
 the same seed and the same calls replay byte for byte. Results are shaped by the operation's
 response schema (stored fields show through where they fit it).
+
+Speed: a seeded world depends on the seed alone, so the last few are kept (as marshal bytes and the
+rng's state after seeding) and an episode's state and its reward's two replays build it once; what
+each tool's route and response need is worked out once per backend, not per call.
 """
 
 from __future__ import annotations
 
 import copy
+import marshal
 import random
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +30,7 @@ from inftool_env.spec.ir import ToolSpec, ToolSuite
 from inftool_env.spec.sample import sample
 
 SEED_RECORDS = 3
+SEEDED_WORLDS_KEPT = 64  # per backend: an episode's state and the replays of its reward are built from one
 _PAGE_SIZE_ARGS = ("limit", "maxResults", "max_results", "per_page", "pageSize", "page_size", "count", "size")
 _OFFSET_ARGS = ("offset", "start", "skip")
 _PARAM = re.compile(r"^\{(.+)\}$")
@@ -49,6 +56,8 @@ class _Route:
 
 class StatefulBackend:
     """Simulates a REST API from its spec; one instance serves any number of episodes."""
+
+    deterministic = True  # the same seed and calls give the same results and states: replays may reuse them
 
     def __init__(self, suite: ToolSuite, *, seed_records: int = SEED_RECORDS) -> None:
         self.suite = suite
@@ -91,14 +100,35 @@ class StatefulBackend:
                 schema = _path_param_schema(tool, param)
                 if schema and collection not in self.id_schemas:
                     self.id_schemas[collection] = schema
+        self._seeded: OrderedDict[int, bytes] = OrderedDict()
 
     # -- Backend protocol -----------------------------------------------------------------------
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> StatefulState:
-        state = StatefulState(rng=random.Random(seed))
         if initial is not None:
+            state = StatefulState(rng=random.Random(seed))
             state.collections = copy.deepcopy(dict(initial.get("collections", {})))
             state.next_id = int(initial.get("next_id", 1))
             return state
+        kept = self._seeded.get(seed) if isinstance(seed, int) else None
+        if kept is not None:
+            self._seeded.move_to_end(seed)
+            collections, next_id, rng_state = marshal.loads(kept)  # noqa: S302 - our own bytes
+            rng = random.Random(0)
+            rng.setstate(rng_state)
+            return StatefulState(rng=rng, collections=collections, next_id=next_id)
+        state = self._seed_world(seed)
+        if isinstance(seed, int):
+            try:  # one blob: a few kB where the rng's state as Python ints would be ~25 kB
+                self._seeded[seed] = marshal.dumps((state.collections, state.next_id, state.rng.getstate()))
+            except ValueError:  # a value marshal cannot hold (not JSON): this world is not kept
+                return state
+            while len(self._seeded) > SEEDED_WORLDS_KEPT:
+                self._seeded.popitem(last=False)
+        return state
+
+    def _seed_world(self, seed: int) -> StatefulState:
+        """Every readable top-level collection with ``seed_records`` records, from the seed's rng."""
+        state = StatefulState(rng=random.Random(seed))
         for collection in sorted(self.known_collections):
             if "{" in collection or collection not in self.readable:  # nested ones start empty
                 continue
@@ -111,7 +141,19 @@ class StatefulBackend:
         return state
 
     def snapshot(self, state: StatefulState) -> dict[str, Any]:
-        return {"collections": copy.deepcopy(state.collections), "next_id": state.next_id}
+        return {"collections": _copied(state.collections), "next_id": state.next_id}
+
+    @staticmethod
+    def state_matches(state: StatefulState, expected: StatefulState) -> bool:
+        """What comparing the two snapshots says, without copying either."""
+        return state.collections == expected.collections and state.next_id == expected.next_id
+
+    @staticmethod
+    def copy_state(state: StatefulState) -> StatefulState:
+        """An independent copy that goes on as the original would (its rng included)."""
+        rng = random.Random(0)
+        rng.setstate(state.rng.getstate())
+        return StatefulState(rng=rng, collections=_copied(state.collections), next_id=state.next_id)
 
     async def call(self, tool: ToolSpec, arguments: dict[str, Any], state: StatefulState) -> Any:
         route = self.routes.get(tool.name)
@@ -276,6 +318,14 @@ def _body(tool: ToolSpec, arguments: dict[str, Any]) -> Any:
     """The request body: the one argument that is the whole body, else the flattened properties."""
     fields = _located(tool, arguments, "body", "formData")
     return fields[""] if "" in fields else fields
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of JSON-like data (marshal is several times faster than ``copy.deepcopy`` at it)."""
+    try:
+        return marshal.loads(marshal.dumps(value))  # noqa: S302 - our own bytes
+    except ValueError:  # not marshal's kind of value
+        return copy.deepcopy(value)
 
 
 def _as_record(body: Any) -> dict[str, Any]:

@@ -2,20 +2,25 @@
 
 Workers are envs spawned from one env: they share its compiled servers (each episode still has its
 own server state) and differ in everything else. One episode's failure is recorded on its
-trajectory and never cancels its siblings.
+trajectory and never cancels its siblings; every requested episode comes back, in order, and
+closing the workers never raises.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from tqdm import tqdm
 
 from inftool_env.env.core import ToolEnv
+from inftool_env.errors import PolicyError, RolloutError
 from inftool_env.tasks import Task
-from inftool_env.trajectory import Trajectory
+from inftool_env.trajectory import Trajectory, failure
+
+logger = logging.getLogger(__name__)
 
 
 class Policy(Protocol):
@@ -39,12 +44,12 @@ async def run_episode(
         try:
             action = await policy.act(obs)
         except Exception as exc:  # the policy broke: data, not a crash
-            broken = env.trajectory
-            assert broken is not None  # noqa: S101 - reset sets it
-            broken.error = f"policy: {type(exc).__name__}: {exc}"
-            broken.truncated, broken.truncation_reason = True, "policy_error"
-            return broken
-        result = await env.step(action)
+            return _broken(env, failure(exc, PolicyError), "policy_error")
+        try:
+            result = await env.step(action)
+        except Exception as exc:  # step returns for any action; this is a bug, kept with its trajectory
+            logger.warning("%s: step raised", env.config.id, exc_info=True)
+            return _broken(env, failure(exc, RolloutError), "error")
         obs = result.observation
         if result.terminated or result.truncated:
             finished: Trajectory = result.info["trajectory"]
@@ -54,6 +59,15 @@ async def run_episode(
             return finished
 
 
+def _broken(env: ToolEnv, error: str, reason: str) -> Trajectory:
+    trajectory = env.trajectory
+    assert trajectory is not None  # noqa: S101 - reset sets it
+    trajectory.error = trajectory.error or error
+    if not (trajectory.terminated or trajectory.truncated):
+        trajectory.truncated, trajectory.truncation_reason = True, reason
+    return trajectory
+
+
 async def run_batch(
     env: ToolEnv,
     policy_factory: PolicyFactory,
@@ -61,8 +75,10 @@ async def run_batch(
     episodes: Sequence[tuple[int, str | None]],
     concurrency: int = 32,
     progress: bool = False,
+    on_done: Callable[[int, Trajectory], None] | None = None,
 ) -> list[Trajectory]:
-    """``episodes`` are (seed, task_id or None) pairs; results come back in the same order."""
+    """``episodes`` are (seed, task_id or None) pairs; results come back in the same order, and each is
+    handed to ``on_done(position, trajectory)`` the moment it ends (``inftool rollout`` streams them)."""
     workers: asyncio.Queue[ToolEnv] = asyncio.Queue()
     spawned = [env.spawn() for _ in range(min(concurrency, len(episodes)))]
     for worker in spawned:
@@ -73,16 +89,27 @@ async def run_batch(
         worker = await workers.get()
         try:
             return await run_episode(worker, policy_factory, seed=seed, task_id=task_id)
-        except Exception as exc:
+        except Exception as exc:  # reset failed (a server that cannot start): no episode, but a record
             return Trajectory(env_id=env.config.id, task_id=task_id or "?", seed=seed, truncated=True,
-                              truncation_reason="error", error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                              truncation_reason="error", error=failure(exc, RolloutError))  # fmt: skip
         finally:
             workers.put_nowait(worker)
             bar.update(1)
 
+    async def done(i: int, seed: int, task_id: str | None) -> Trajectory:
+        trajectory = await one(seed, task_id)
+        if on_done is not None:
+            try:
+                on_done(i, trajectory)
+            except Exception:  # a consumer's failure (a full disk) must not take the batch's results with it
+                logger.exception("%s: on_done failed for episode %d (still returned)", env.config.id, i)
+        return trajectory
+
     try:
-        return list(await asyncio.gather(*(one(s, t) for s, t in episodes)))
+        return list(await asyncio.gather(*(done(i, s, t) for i, (s, t) in enumerate(episodes))))
     finally:
         bar.close()
-        for worker in spawned:
-            await worker.close()
+        closed = await asyncio.gather(*(worker.close() for worker in spawned), return_exceptions=True)
+        for problem in closed:
+            if problem is not None:  # close() never raises; were it to, the trajectories still go back
+                logger.warning("%s: closing a worker: %r", env.config.id, problem)

@@ -5,8 +5,12 @@ takes one assistant turn — raw text in the env's tool-call format, or an OpenA
 runs its calls over MCP in order, and hands a turn without calls to the user simulator. Tool
 failures are observations; broken infrastructure truncates the episode with the error recorded.
 
-Connections to the servers are opened once and kept by a keeper task for the env's life, so
-``reset``/``step``/``close`` may be called from any task (trainers, the Gymnasium portal).
+Connections to the servers are opened once and kept by a keeper task, so ``reset``/``step``/``close``
+may be called from any task (trainers, the Gymnasium portal). A connection that broke (a stdio server
+that died) ends its episode with a ``ServerError`` on the trajectory and is reopened at the next
+``reset``. Episode ids are ``uuid4`` (unique across processes); an episode's server state is released
+over the wire when it ends or is replaced. Whatever the model sends, ``step`` returns: hostile text
+is a format error, lone surrogates become U+FFFD (noted on the turn), and ``close`` never raises.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import copy
 import itertools
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,17 +30,38 @@ from gymnasium.utils import seeding
 from pydantic import ValidationError
 
 from inftool_env.env.config import EnvConfig, Limits
-from inftool_env.errors import InftoolError, RegistrationError, ServerError, first_invalid
-from inftool_env.mcp import CompiledServer, RemoteTool, StdioCommand, ToolClient, open_client, running_http
-from inftool_env.parsing import ParseResult, get_format
+from inftool_env.env.readonly import freeze
+from inftool_env.errors import InftoolError, RegistrationError, ServerError, UserSimError, first_invalid
+from inftool_env.mcp import (
+    CompiledServer,
+    RemoteTool,
+    StdioCommand,
+    ToolClient,
+    new_episode_id,
+    open_client,
+    running_http,
+)
+from inftool_env.parsing import ParsedCall, ParseResult, get_format
 from inftool_env.parsing.openai import OpenAIFormat
 from inftool_env.rewards import EpisodeOutcome, GatedReward, RewardFn
 from inftool_env.rewards.multi_turn import is_replayable, replay_turns, steps_by_turn
 from inftool_env.tasks import Task
-from inftool_env.trajectory import CallRecord, ErrorKind, Trajectory, TurnRecord
+from inftool_env.trajectory import CallRecord, ErrorKind, Trajectory, TurnRecord, clean_text, failure, scrub
 from inftool_env.users import UserSimulator, get_user
 
-_ENV_IDS = itertools.count()
+logger = logging.getLogger(__name__)
+_ENV_IDS = itertools.count()  # names the keeper task in logs; episode ids are uuid4
+# Error kinds a server reports in ``_meta`` (WIRE.md) -> the trajectory's; None: infrastructure.
+# Servers that report none (not ours) give "execution" for any error.
+SERVER_KINDS: dict[str, ErrorKind | None] = {
+    "unknown_tool": "unknown_tool", "schema": "schema", "too_large": "schema", "execution": "execution",
+    "timeout": "timeout", "backend": None, "capacity": None,
+}  # fmt: skip
+# A call's budget goes to the server, which stops the work and answers "timeout" (the policy's error:
+# the episode goes on). No answer by the budget plus this grace is a hung server: the episode is cut
+# (call_timeout). The client's own read timeout trails by more, so the env's clock decides.
+ANSWER_GRACE_S = 1.0
+RELEASE_TIMEOUT_S = 5.0  # ending an episode on a server that does not answer
 
 
 @dataclass
@@ -62,6 +88,7 @@ class _Episode:
     consecutive_errors: int = 0
     total_errors: int = 0
     done: bool = False
+    released: bool = False
 
 
 class ToolEnv:
@@ -89,31 +116,61 @@ class ToolEnv:
         self.limits: Limits = config.limits
         self.np_random, _ = seeding.np_random(None)
         self._uid = next(_ENV_IDS)
-        self._episodes = itertools.count()
         self._keeper: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._clients: dict[str, ToolClient] = {}
         self._listings: dict[str, list[RemoteTool]] = {}
+        self._frozen: dict[str, tuple[list[RemoteTool], list[dict[str, Any]]]] = {}  # per listing, for _offer
         self._episode: _Episode | None = None
+        self._broken: str | None = None  # why the connections cannot be trusted: reopen them at reset
         self._closed = False
+        self._lender: ToolEnv | None = None  # a spawned in-process worker uses its parent's connections
+        self._lending: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def spawn(self) -> ToolEnv:
-        """Another env over the same compiled servers and tasks (its episodes isolated by key)."""
-        return ToolEnv(self.config, self.tasks, self.servers, user=self.user, reward_fn=self.reward_fn)
+        """Another env over the same compiled servers and tasks (its episodes isolated by key). In-process,
+        it uses this env's connections (opened once, kept until this env closes): a worker's own would
+        cost a tools listing and the client's output-schema compilation per tool, per worker."""
+        worker = ToolEnv(self.config, self.tasks, self.servers, user=self.user, reward_fn=self.reward_fn)
+        if self.config.transport == "inprocess":
+            worker._lender = self._lender or self
+        return worker
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def _connect(self) -> None:
+        lender = self._lender
+        if lender is not None:
+            if lender._closed:
+                raise InftoolError("the environment this worker was spawned from is closed")
+            if self._broken and self._clients is lender._clients:  # broken since the lender last connected
+                lender._broken = lender._broken or self._broken
+            self._broken = None
+            loop = asyncio.get_running_loop()
+            if lender._lending is None or lender._lending[0] is not loop:
+                lender._lending = (loop, asyncio.Lock())
+            async with lender._lending[1]:  # one connects; the others wait for its listings
+                await lender._connect()
+            self._clients, self._listings, self._frozen = lender._clients, lender._listings, lender._frozen
+            return
+        if self._keeper is not None and (self._broken or self._keeper.done()):
+            logger.warning("%s: reconnecting to its servers (%s)", self.config.id, self._broken or "connection lost")
+            await self._disconnect()
         if self._keeper is not None:
             return
         ready: asyncio.Future[dict[str, ToolClient]] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
         self._keeper = asyncio.create_task(self._keep(ready, self._stop), name=f"inftool-env-{self._uid}")
-        self._clients = await ready
-        for name, client in self._clients.items():
-            self._listings[name] = await client.list_tools()
+        try:
+            self._clients = await ready
+            for name, client in self._clients.items():
+                self._listings[name] = await client.list_tools()
+        except BaseException:
+            await self._disconnect()
+            raise
 
     async def _keep(self, ready: asyncio.Future[dict[str, ToolClient]], stop: asyncio.Event) -> None:
-        """Owns every connection (their cancel scopes must open and close in one task)."""
+        """Owns every connection (their cancel scopes must open and close in one task). Never raises:
+        a connection that dies ends this task, and the next ``reset`` opens new ones."""
         try:
             async with contextlib.AsyncExitStack() as stack:
                 clients = {}
@@ -125,11 +182,24 @@ class ToolEnv:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else ServerError(str(exc)))
             elif not isinstance(exc, asyncio.CancelledError):
-                raise
+                logger.warning("%s: a server connection ended: %s", self.config.id, failure(exc, ServerError))
+
+    async def _disconnect(self) -> None:
+        """Close every connection (subprocesses included); never raises."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and self._stop is not None:
+            self._stop.set()
+            try:
+                await keeper
+            except BaseException as exc:  # noqa: BLE001 - closing must not fail; a cancel of our own task goes on
+                if isinstance(exc, asyncio.CancelledError) and not keeper.cancelled():
+                    raise
+                logger.debug("%s: closing its connections: %r", self.config.id, exc)
+        self._clients, self._listings, self._broken = {}, {}, None
 
     @contextlib.asynccontextmanager
     async def _open(self, name: str, compiled: CompiledServer) -> Any:
-        timeout = self.limits.call_timeout_s
+        timeout = self.limits.call_timeout_s + 2 * ANSWER_GRACE_S  # each call passes its own budget
         if self.config.transport == "inprocess":
             async with open_client(compiled, timeout=timeout) as client:
                 yield client
@@ -143,22 +213,35 @@ class ToolEnv:
                 yield client
 
     async def close(self) -> None:
-        """Idempotent: ends the episode and every connection (subprocesses included)."""
+        """Idempotent, and never raises: ends the episode and every connection (subprocesses included)."""
         if self._closed:
             return
         self._closed = True
-        self._end_episode()
-        if self._keeper is not None and self._stop is not None:
-            self._stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-        self._keeper = None
-
-    def _end_episode(self) -> None:
-        if self._episode is not None and self.config.transport == "inprocess":
-            for name in self._episode.clients:
-                self.servers[name].end_episode(self._episode.key)
+        await self._release()
         self._episode = None
+        await self._disconnect()
+
+    async def _release(self) -> None:
+        """Tell each server to drop this episode's state (over the wire: every transport); never raises.
+        A shared server is told as the episode ends; an in-process one, whose states only this env can
+        reach, at the next reset or close (so ``state()`` still shows how the episode left it)."""
+        ep = self._episode
+        if ep is None or ep.released:
+            return
+        ep.released = True
+        if self._broken or self._keeper is None or self._keeper.done():
+            if self.config.transport == "inprocess":  # the server lives on in this process
+                for name in ep.clients:
+                    self.servers[name].end_episode(ep.key)
+            return  # a subprocess's state went with it; a remote server expires it
+        for name, client in ep.clients.items():
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                    await client.end_episode()
+            except Exception as exc:  # the episode is over either way; a server that keeps it expires it
+                logger.warning(
+                    "%s: ending episode %s on %s: %s", self.config.id, ep.key, name, failure(exc, ServerError)
+                )
 
     # -- reset ----------------------------------------------------------------------------------
     async def reset(
@@ -169,11 +252,12 @@ class ToolEnv:
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
         options = options or {}
+        await self._release()
+        self._episode = None
         await self._connect()
-        self._end_episode()
         task = self._pick_task(options)
         episode_seed = int(self.np_random.integers(0, 2**31 - 1))
-        key = f"env{self._uid}-ep{next(self._episodes)}"
+        key = new_episode_id()
         names = task.servers or list(self.servers)
         unknown = [n for n in names if n not in self.servers]
         if unknown:
@@ -224,21 +308,26 @@ class ToolEnv:
         tools: list[dict[str, Any]] = []
         owner: dict[str, str] = {}
         for name in names:
-            for tool in self._listings[name]:
+            listing = self._listings[name]
+            frozen = self._frozen.get(name)
+            if frozen is None or frozen[0] is not listing:  # once per listing: observations share them
+                fns = [{"name": t.name, "description": t.description, "parameters": t.input_schema} for t in listing]
+                entries = [{"type": "function", "function": fn} for fn in fns]
+                frozen = self._frozen[name] = (listing, freeze(entries))
+            for tool, entry in zip(listing, frozen[1], strict=True):
                 if tool.name in task.excluded_tools or tool.name in withheld:
                     continue
                 if tool.name in owner:
                     raise RegistrationError(f"tool {tool.name!r} is offered by both {owner[tool.name]} and {name}")
                 owner[tool.name] = name
-                fn = {"name": tool.name, "description": tool.description, "parameters": tool.input_schema}
-                tools.append({"type": "function", "function": fn})
+                tools.append(entry)
         return tools, owner
 
     def _observation(self) -> dict[str, Any]:
         assert self._episode is not None  # noqa: S101 - internal invariant
         return {
             "messages": copy.deepcopy(self._episode.trajectory.messages),
-            "tools": copy.deepcopy(self._episode.tools),
+            "tools": list(self._episode.tools),  # read-only entries, shared (env/readonly.py)
         }
 
     # -- step -----------------------------------------------------------------------------------
@@ -247,29 +336,32 @@ class ToolEnv:
         if ep is None or ep.done:
             raise InftoolError("step() before reset(), or after the episode ended: call reset()")
         traj = ep.trajectory
-        parsed = self._parse(action)
+        parsed, text, replaced = self._read(action)
         turn = TurnRecord(step=len(traj.turns), content=parsed.content, parse_error=parsed.error)
+        if replaced:
+            turn.notes.append(f"{replaced} lone surrogate(s) replaced with U+FFFD: text must be valid Unicode")
         traj.turns.append(turn)
-        traj.messages.append(self._assistant_message(parsed, action))
+        traj.messages.append(self._assistant_message(parsed, text))
         truncation = None
 
         if parsed.error is not None:
             truncation = self._count_error()
         elif parsed.calls:
             for i, call in enumerate(parsed.calls):
-                record = await self._run_call(ep, call.name, call.arguments)
+                if ep.tool_calls >= self.limits.max_tool_calls:  # one turn may list any number of calls
+                    truncation = "max_tool_calls"
+                    break
+                record, cut = await self._run_call(ep, call.name, call.arguments)
                 turn.calls.append(record)
                 traj.messages.append(
                     {"role": "tool", "tool_call_id": call.id or f"call_{turn.step}_{i}", "name": call.name,
                      "content": record.result}
                 )  # fmt: skip
                 ep.tool_calls += 1
-                if record.error_kind == "infrastructure":
-                    traj.error = record.result
-                    truncation = "server_error"
-                    break
-                if record.error_kind == "timeout":
-                    truncation = "call_timeout"
+                if cut is not None:
+                    truncation = cut
+                    if cut == "server_error":
+                        traj.error = traj.error or record.result
                     break
                 if record.is_error:
                     truncation = self._count_error()
@@ -280,14 +372,19 @@ class ToolEnv:
         if ep.task.one_shot and truncation is None:
             return await self._finish(terminated=True, reason=None)
         if parsed.error is None and not parsed.calls:
-            reply = await self.user.reply(ep.task, traj.messages)
+            try:
+                reply = await self.user.reply(ep.task, traj.messages)
+            except Exception as exc:  # the user simulator broke: infrastructure, recorded
+                traj.error = failure(exc, UserSimError)
+                return await self._finish(terminated=False, reason="user_error")
             if reply.usage is not None:
                 for key, value in vars(reply.usage).items():
                     traj.user_usage[key] = traj.user_usage.get(key, 0) + value
             if reply.done:
                 return await self._finish(terminated=True, reason=None)
-            turn.user_reply = reply.message
-            traj.messages.append({"role": "user", "content": reply.message})
+            message = clean_text(reply.message)[0] if reply.message is not None else None
+            turn.user_reply = message
+            traj.messages.append({"role": "user", "content": message})
             ep.user_turn += 1
             if ep.user_turn in ep.task.tools_added:
                 ep.tools, ep.owner = self._offer(ep.task, list(ep.clients), turn=ep.user_turn)
@@ -297,19 +394,37 @@ class ToolEnv:
             return await self._finish(terminated=False, reason=truncation)
         return StepResult(self._observation(), 0.0, False, False, self._step_info(turn))
 
-    def _parse(self, action: str | dict[str, Any]) -> ParseResult:
+    def _read(self, action: str | dict[str, Any]) -> tuple[ParseResult, str, int]:
+        """The parsed turn, its text, and how many lone surrogates were replaced in them. Never raises:
+        whatever the action holds ends as calls, text, or a format error."""
+        raw: Any = action
         if isinstance(action, dict):
-            if isinstance(self.format, OpenAIFormat) or "tool_calls" in action:
-                return OpenAIFormat().parse_message(action)
-            action = str(action.get("content") or "")
-        if not isinstance(action, str):
-            return ParseResult(error=f"an action is text or a message dict, not {type(action).__name__}")
-        return self.format.parse(action)
+            raw = action.get("content")
+        text, replaced = clean_text(raw) if isinstance(raw, str) else ("", 0)
+        try:
+            if isinstance(action, str):
+                parsed = self.format.parse(text)
+            elif isinstance(action, dict) and (isinstance(self.format, OpenAIFormat) or "tool_calls" in action):
+                parsed = OpenAIFormat().parse_message(action)
+            elif isinstance(action, dict):
+                parsed = self.format.parse(text)
+            else:
+                parsed = ParseResult(error=f"an action is text or a message dict, not {type(action).__name__}")
+        except Exception as exc:  # a format's bug must not end the episode's process
+            logger.warning("%s: the %s parser raised on a turn", self.config.id, self.format.name, exc_info=True)
+            parsed = ParseResult(content=text, error=f"the turn could not be parsed: {type(exc).__name__}")
+        content = clean_text(parsed.content)[0]  # the text's own, counted above
+        calls = []
+        for call in parsed.calls:  # JSON escapes (``"\\ud800"``) decode to lone surrogates
+            (name, arguments, call_id), n = scrub([call.name, call.arguments, call.id])
+            calls.append(ParsedCall(name, arguments, call_id))
+            replaced += n
+        error = clean_text(parsed.error)[0] if parsed.error is not None else None
+        return ParseResult(content=content, calls=tuple(calls), error=error), text, replaced
 
     @staticmethod
-    def _assistant_message(parsed: ParseResult, action: str | dict[str, Any]) -> dict[str, Any]:
-        content = action if isinstance(action, str) else (action.get("content") or "")
-        message: dict[str, Any] = {"role": "assistant", "content": content}
+    def _assistant_message(parsed: ParseResult, text: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
         if parsed.calls:
             message["tool_calls"] = [
                 {"id": c.id or f"call_{i}", "type": "function",
@@ -318,28 +433,47 @@ class ToolEnv:
             ]  # fmt: skip
         return message
 
-    async def _run_call(self, ep: _Episode, name: str, arguments: dict[str, Any]) -> CallRecord:
+    async def _run_call(self, ep: _Episode, name: str, arguments: dict[str, Any]) -> tuple[CallRecord, str | None]:
+        """One call's record, and the truncation it forces (a hung server, the episode's deadline, broken
+        infrastructure), if any."""
         server = ep.owner.get(name)
         if server is None:
             offered = ", ".join(ep.owner)
             return CallRecord(name=name, arguments=arguments, is_error=True, error_kind="unknown_tool",
-                              result=f"Unknown tool {name!r}. Offered tools: {offered}.")  # fmt: skip
+                              result=f"Unknown tool {name!r}. Offered tools: {offered}."), None  # fmt: skip
         remaining = ep.deadline - time.monotonic()
-        try:
-            async with asyncio.timeout(min(self.limits.call_timeout_s, max(remaining, 0.001))):
-                outcome = await ep.clients[server].call(name, arguments)
-        except TimeoutError:
+        by_deadline = remaining < self.limits.call_timeout_s
+        if remaining <= 0:
             return CallRecord(name=name, arguments=arguments, server=server, is_error=True, error_kind="timeout",
-                              result=f"{name} timed out")  # fmt: skip
-        except ServerError as exc:
+                              result=f"{name} was not run: the episode's time ran out"), "episode_timeout"  # fmt: skip
+        budget = min(self.limits.call_timeout_s, remaining)
+        try:
+            async with asyncio.timeout(budget + ANSWER_GRACE_S):
+                outcome = await ep.clients[server].call(name, arguments, timeout=budget)
+        except TimeoutError:
+            # Our servers answer by the budget; one that did not is hung (or not ours): reopen it at reset.
+            self._broken = f"ServerError: {server} did not answer {name!r} within {budget + ANSWER_GRACE_S:g}s"
+            why = "the episode's time ran out" if by_deadline else f"the server did not answer in {budget:g}s"
+            hung = CallRecord(name=name, arguments=arguments, server=server, is_error=True, error_kind="timeout",
+                              result=f"{name} timed out: {why}")  # fmt: skip
+            return hung, "episode_timeout" if by_deadline else "call_timeout"
+        except Exception as exc:  # the connection broke (or the client did): not the policy's doing
+            self._broken = failure(exc, ServerError)
             return CallRecord(name=name, arguments=arguments, server=server, is_error=True,
-                              error_kind="infrastructure", result=str(exc))  # fmt: skip
-        kind: ErrorKind | None = None
-        if outcome.is_error:
-            schema_error = outcome.text.startswith(("Invalid arguments for", "Unknown tool"))
-            kind = "schema" if schema_error else "execution"
-        return CallRecord(name=name, arguments=arguments, server=server, result=outcome.text,
-                          is_error=outcome.is_error, error_kind=kind)  # fmt: skip
+                              error_kind="infrastructure", result=self._broken), "server_error"  # fmt: skip
+        result = clean_text(outcome.text)[0]
+        if not outcome.is_error:
+            return CallRecord(name=name, arguments=arguments, server=server, result=result), None
+        reported = outcome.error_kind
+        kind = SERVER_KINDS.get(reported, "execution") if reported is not None else "execution"
+        if kind is None:  # the server's own failure (a simulator bug, no room for the episode)
+            return CallRecord(name=name, arguments=arguments, server=server, is_error=True,
+                              error_kind="infrastructure",
+                              result=f"ServerError: {server} ({reported}): {result}"), "server_error"  # fmt: skip
+        record = CallRecord(name=name, arguments=arguments, server=server, result=result, is_error=True,
+                            error_kind=kind)  # fmt: skip
+        # The server stopped the work at the budget: the model's error, unless the deadline set the budget.
+        return record, "episode_timeout" if kind == "timeout" and by_deadline else None
 
     def _count_error(self) -> str | None:
         ep = self._episode
@@ -378,12 +512,20 @@ class ToolEnv:
         traj.terminated, traj.truncated, traj.truncation_reason = terminated, not terminated, reason
         turns = None
         servers = {n: self.servers[n] for n in ep.clients}
-        if ep.task.ground_truth and not ep.task.one_shot and is_replayable(servers):
-            turns = await replay_turns(servers, ep.task, steps_by_turn(traj), seed=ep.seed)
-        traj.reward = self.reward_fn(EpisodeOutcome(ep.task, traj, turns))
-        info = {**self._step_info(traj.turns[-1]), "reward_breakdown": traj.reward.model_dump(),
+        try:
+            if ep.task.ground_truth and not ep.task.one_shot and is_replayable(servers):
+                turns = await replay_turns(servers, ep.task, steps_by_turn(traj), seed=ep.seed)
+            traj.reward = self.reward_fn(EpisodeOutcome(ep.task, traj, turns))
+        except Exception as exc:  # a reward's bug: the trajectory is kept, with the failure on it
+            logger.warning("%s: scoring %s raised", self.config.id, ep.task.id, exc_info=True)
+            traj.error = traj.error or f"reward: {type(exc).__name__}: {exc}"
+        if self.config.transport != "inprocess":
+            await self._release()
+        score = traj.reward.reward if traj.reward else 0.0
+        breakdown = traj.reward.model_dump() if traj.reward else None
+        info = {**self._step_info(traj.turns[-1]), "reward_breakdown": breakdown,
                 "truncation_reason": reason, "trajectory": traj}  # fmt: skip
-        return StepResult(self._observation(), traj.reward.reward, terminated, not terminated, info)
+        return StepResult(self._observation(), score, terminated, not terminated, info)
 
     def state(self) -> dict[str, Any] | None:
         """Each server's state for this episode as JSON (in-process transport only)."""
@@ -403,6 +545,12 @@ class ToolEnv:
     @property
     def trajectory(self) -> Trajectory | None:
         return self._episode.trajectory if self._episode else None
+
+    @property
+    def episode_id(self) -> str | None:
+        """The id the servers keep the current (or last) episode's state under: uuid4, not part of the
+        trajectory, which stays equal for equal seeds and actions (Gymnasium's determinism check)."""
+        return self._episode.key if self._episode else None
 
     @property
     def task(self) -> Task | None:

@@ -3,7 +3,8 @@
 Every entry is an episode (single-turn entries one-shot on their own server, multi-turn ones on
 the domain servers); its verdict is the reward's ``correct`` (gates aside, as BFCL has none).
 ``score_results`` scores results in BFCL's own file format instead, without running a policy. The
-report (``bfcl_report.py``) gathers the verdicts.
+report (``bfcl_report.py``) gathers the verdicts, and names the episodes that broke on infrastructure
+(an endpoint down: ``report.broken``), which ``inftool eval bfcl`` then exits non-zero on.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from inftool_env.eval.bfcl_data import CATEGORIES, BfclCategory, CategoryData, l
 from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.eval.bfcl_report import BfclReport, EntryVerdict, save_report
 from inftool_env.eval.bfcl_results import decode_step, decode_turns, encode, read_results, result_file
+from inftool_env.eval.runner import infrastructure_failures
 from inftool_env.policies import close_policy
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
 from inftool_env.rewards.multi_turn import check_multi_turn, replay_turns
@@ -164,6 +166,7 @@ async def evaluate_bfcl(
     progress: bool = True,
 ) -> BfclReport:
     report = BfclReport(policy_name, [], {c.name: c.reason for c in categories if c.kind == "not_run"})
+    errors: list[str | None] = []
     try:
         for cat in categories:
             if cat.kind == "not_run":
@@ -173,6 +176,8 @@ async def evaluate_bfcl(
                 print(f"{cat.name}: {len(data.tasks)} entries", flush=True)
             trajectories = await run_category(data, policy, format=format, concurrency=concurrency, progress=progress)
             report.entries += verdicts(data, trajectories)
+            errors += [t.error for t in trajectories]
+            report.broken = infrastructure_failures(errors)
             if out is not None:
                 write_results(out / "results", data, trajectories)
     finally:

@@ -29,6 +29,7 @@ class BfclReport:
     entries: list[EntryVerdict]
     not_run: dict[str, str]
     missing: dict[str, int] = field(default_factory=dict)  # scored results: entries with no result line
+    broken: str | None = None  # one line: how many episodes broke on infrastructure, and why
 
     def accuracy(self) -> dict[str, dict[str, Any]]:
         by: dict[str, list[EntryVerdict]] = defaultdict(list)
@@ -53,7 +54,8 @@ class BfclReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"policy": self.policy, "categories": self.accuracy(), "aggregates": self.aggregates(),
-                "not_run": self.not_run, "missing": self.missing, "errors_by_tool": self.errors_by_tool(),
+                "not_run": self.not_run, "missing": self.missing, "broken": self.broken,
+                "errors_by_tool": self.errors_by_tool(),
                 "entries": [asdict(e) for e in self.entries]}  # fmt: skip
 
 

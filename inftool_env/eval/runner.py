@@ -1,9 +1,15 @@
-"""``inftool eval ID --policy P``: run a policy on an env's tasks, summarise, write every trajectory."""
+"""``inftool eval ID --policy P``: run a policy on an env's tasks, summarise, write every trajectory.
+
+Episodes that broke on infrastructure (an endpoint down, a server dead: ``Trajectory.error``) are
+not the policy's score: the summary names how many and why (``broken``), and the command exits
+non-zero with that line, the report written all the same.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,18 @@ class EvalSummary:
     gate_failures: dict[str, int] = field(default_factory=dict)
     truncations: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    broken: str | None = None  # one line: how many episodes broke on infrastructure, and why
+
+
+def infrastructure_failures(errors: Sequence[str | None]) -> str | None:
+    """``N/M episodes broke on infrastructure: CAUSE`` (the commonest cause; how many others), or None."""
+    broken = [e for e in errors if e]
+    if not broken:
+        return None
+    causes = Counter(" ".join(e.split())[:300] for e in broken)
+    top, _ = causes.most_common(1)[0]
+    more = f" (and {len(causes) - 1} other cause{'s' * (len(causes) > 2)})" if len(causes) > 1 else ""
+    return f"{len(broken)}/{len(errors)} episodes broke on infrastructure: {top}{more}"
 
 
 def summarize(env_id: str, trajectories: list[Trajectory]) -> EvalSummary:
@@ -39,6 +57,7 @@ def summarize(env_id: str, trajectories: list[Trajectory]) -> EvalSummary:
         gate_failures=dict(gates),
         truncations=dict(Counter(t.truncation_reason or "unknown" for t in trajectories if t.truncated)),
         errors=sum(t.error is not None for t in trajectories),
+        broken=infrastructure_failures([t.error for t in trajectories]),
     )
 
 

@@ -5,7 +5,8 @@ policy, the user simulator, the simulated MCP server), and the string that names
 tests); ``hf:PATH`` a local transformers model (a directory or a .gguf file), ``gguf:PATH`` a GGUF file on
 llama.cpp, ``vllm:PATH`` vLLM's offline engine on a model directory, ``hf:embedded`` /
 ``gguf:embedded`` / ``vllm:embedded`` the embedded default model;
-``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model after ``?``: ``openai:http://127.0.0.1:8000/v1#qwen?temperature=0.7&stream=1``.
+``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model after ``?``: ``openai:http://127.0.0.1:8000/v1#qwen?temperature=0.7&stream=1``
+(an endpoint's faults: ``retries=4`` after the first try, ``retry_budget_s=300`` in all).
 """
 
 from __future__ import annotations
@@ -90,8 +91,16 @@ def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
         url, sep, model = base.removeprefix("openai:").partition("#")
         if not sep or not model or not url.startswith(("http://", "https://")):
             raise PolicyError(f"{spec!r}: expected openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#qwen")
+        try:
+            retries = {k: float(options.pop(k)) for k in ("retries", "retry_budget_s") if k in options}
+            if any(not v >= 0 for v in retries.values()):  # `not >=` refuses NaN too
+                raise ValueError("a negative number")
+        except ValueError as exc:
+            raise PolicyError(f"{spec!r}: retries and retry_budget_s are numbers of at least 0 ({exc})") from None
         chat = OpenAIChat(url, model, stream=options.pop("stream", "0") in ("1", "true"),
-                          concurrency=int(options.pop("concurrency", "8")))  # fmt: skip
+                          concurrency=int(options.pop("concurrency", "8")),
+                          max_retries=int(retries.get("retries", 4)),
+                          retry_budget_s=retries.get("retry_budget_s", 300.0))  # fmt: skip
         return chat, options
     if base.startswith("hf:"):
         from inftool_env.llm.hf import HFChat

@@ -1,13 +1,22 @@
-"""Any OpenAI-compatible chat endpoint, async: bounded concurrency, retries with backoff on 429,
-5xx and dropped connections, a timeout per request, streaming or not."""
+"""Any OpenAI-compatible chat endpoint, async: bounded concurrency, a timeout per request, streaming
+or not, and retries on what passes: 429, 408, 5xx, dropped or refused connections and timeouts.
+
+A retry waits as long as the server's ``Retry-After`` (or ``retry-after-ms``) asks, else backs off
+exponentially with jitter; the tries (``max_retries`` after the first) and the time spent on one
+request, waits included (``retry_budget_s``), are bounded. Then ``PolicyError`` says what failed,
+how often, and for how long: the episode records it, its siblings go on.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
 import random
+import time
 from typing import Any
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
 
@@ -15,6 +24,45 @@ from inftool_env.errors import PolicyError
 from inftool_env.llm import Completion, Usage
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
+RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
+
+
+class StreamCut(Exception):
+    """A streamed answer ended before its last chunk (no ``finish_reason``): the connection dropped."""
+
+
+def retryable(exc: BaseException) -> bool:
+    # The SDK wraps errors of the request; one in the middle of a stream reaches us as httpx's own.
+    if isinstance(exc, (*RETRYABLE, StreamCut, httpx2.TransportError)):
+        return True
+    return isinstance(exc, openai.APIStatusError) and (exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500)
+
+
+def retry_after(exc: BaseException, *, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` as seconds or an HTTP
+    date), or None when it did not say (or said nonsense)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return max(float(ms) / 1000, 0.0)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def backoff(attempt: int, base_s: float, cap_s: float) -> float:
+    """The wait before retry ``attempt`` (0-based) when the server named none: doubling, jittered."""
+    return min(base_s * 2**attempt, cap_s) * (0.5 + random.random())  # noqa: S311 - jitter, not secrets
 
 
 class OpenAIChat:
@@ -28,6 +76,8 @@ class OpenAIChat:
         timeout_s: float = 120.0,
         max_retries: int = 4,
         backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        retry_budget_s: float = 300.0,
         stream: bool = False,
     ) -> None:
         self.name = model
@@ -37,6 +87,7 @@ class OpenAIChat:
         self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=0)
         self._slots = asyncio.Semaphore(concurrency)
         self.max_retries, self.backoff_s, self.stream = max_retries, backoff_s, stream
+        self.max_backoff_s, self.retry_budget_s = max_backoff_s, retry_budget_s
 
     async def aclose(self) -> None:
         """Close the HTTP connections (the client is shared by every episode that used it)."""
@@ -62,18 +113,27 @@ class OpenAIChat:
         optional = {"tools": tools or None, "temperature": temperature, "seed": seed, "max_tokens": max_tokens,
                     "logprobs": logprobs or None}  # fmt: skip
         request.update({k: v for k, v in optional.items() if v is not None})
+        started = time.monotonic()
         for attempt in range(self.max_retries + 1):
             try:
                 async with self._slots:
                     return await (self._streamed(request) if self.stream else self._whole(request))
-            except RETRYABLE as exc:
+            except (openai.APIError, StreamCut, httpx2.TransportError) as exc:
+                if not retryable(exc):  # 400, 401, 404, …: retrying will not help
+                    raise PolicyError(f"{self.base_url}: {type(exc).__name__}: {_short(exc)}") from exc
+                spent = time.monotonic() - started
+                count = f"{attempt + 1} tr{'ies' if attempt else 'y'}"
+                tries = f"{type(exc).__name__} after {count} in {spent:.1f}s: {_short(exc)}"
                 if attempt == self.max_retries:
+                    raise PolicyError(f"{self.base_url}: {tries}") from exc
+                asked = retry_after(exc)
+                wait = asked if asked is not None else backoff(attempt, self.backoff_s, self.max_backoff_s)
+                if spent + wait > self.retry_budget_s:
+                    why = f"the server asks for {asked:g}s more" if asked is not None else "the next wait"
                     raise PolicyError(
-                        f"{self.base_url}: {type(exc).__name__} after {attempt + 1} tries: {exc}"
+                        f"{self.base_url}: {tries}; {why} would pass the retry budget ({self.retry_budget_s:g}s)"
                     ) from exc
-                await asyncio.sleep(self.backoff_s * 2**attempt * (0.5 + random.random()))  # noqa: S311 - jitter
-            except openai.APIError as exc:  # 4xx other than 429: retrying will not help
-                raise PolicyError(f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _whole(self, request: dict[str, Any]) -> Completion:
@@ -116,10 +176,18 @@ class OpenAIChat:
                 if choice.logprobs and choice.logprobs.content:
                     logprobs += [t.logprob for t in choice.logprobs.content]
                 finish = choice.finish_reason or finish
+        if finish is None:
+            raise StreamCut("the stream ended before its last chunk")
         message: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
         if calls:
             message["tool_calls"] = [calls[i] for i in sorted(calls)]
         return Completion(message, usage, finish, logprobs=logprobs or None)
+
+
+def _short(exc: BaseException) -> str:
+    """An SDK error's message in one line, bounded (a 5xx may carry a whole HTML page)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _usage(usage: Any) -> Usage:

@@ -1,23 +1,45 @@
 """One client for every transport: in-process, stdio (a subprocess), or streamable HTTP (a URL).
 
 ``open_client(target)`` yields a ``ToolClient`` whose calls carry this episode's id and seed in
-``_meta``, so one server can hold many isolated episodes. Protocol and connection failures are
-raised as ``ServerError`` (infrastructure); tool failures are ordinary ``ToolOutcome``s.
+``_meta``, so one server can hold many isolated episodes; ``new_episode_id()`` makes unguessable ids
+and ``await client.end_episode()`` releases the episode's state on the server, over any transport.
+Protocol and connection failures are raised as ``ServerError`` (infrastructure); tool failures are
+ordinary ``ToolOutcome``s whose ``error_kind`` is the server's (WIRE.md). Arguments that cannot be
+sent as JSON text (a lone surrogate, NaN, a non-object) or are over the limits are refused here, as
+the server would refuse them, instead of killing the connection in the SDK's writer. ``token``
+sends ``Authorization: Bearer …`` to an HTTP server started with ``--token``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import METHOD_NOT_FOUND
 
 from inftool_env.errors import ServerError
-from inftool_env.mcp.server import META_EPISODE, META_INITIAL, META_SEED, CompiledServer
+from inftool_env.mcp.guards import ServerLimits, argument_problem, has_lone_surrogate
+from inftool_env.mcp.server import (
+    META_EPISODE,
+    META_ERROR_KIND,
+    META_INITIAL,
+    META_SEED,
+    META_TIMEOUT,
+    CompiledServer,
+    EndEpisodeParams,
+    EndEpisodeRequest,
+    EndEpisodeResult,
+)
+
+CLIENT_GRACE_S = 2.0  # a call given its own timeout waits this much longer for the server's own answer
+_LIMITS = ServerLimits()  # what a server refuses by default, refused here before sending
 
 
 @dataclass(frozen=True)
@@ -44,6 +66,7 @@ class ToolOutcome:
     text: str
     structured: Any = None
     is_error: bool = False
+    error_kind: str | None = None  # the server's ``inftool/error_kind`` for an error (None from other servers)
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,12 @@ class ToolClient:
         self._client = client
         self._meta = meta
         self._timeout = timeout
+
+    @property
+    def episode(self) -> str | None:
+        """The episode this client speaks for (None: the server's default)."""
+        episode = self._meta.get(META_EPISODE)
+        return episode if isinstance(episode, str) else None
 
     def for_episode(
         self, episode: str, *, seed: int | None = None, initial_state: Mapping[str, Any] | None = None
@@ -83,20 +112,51 @@ class ToolClient:
             for t in listing.tools
         ]
 
-    async def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolOutcome:
+    async def call(self, name: str, arguments: Any = None, *, timeout: float | None = None) -> ToolOutcome:
+        """Call a tool. Arguments of any shape give an outcome, never a dead connection; ``timeout``
+        asks the server to stop this call's work after that many seconds (kind "timeout")."""
+        if not isinstance(name, str) or has_lone_surrogate(name):
+            return ToolOutcome(f"Unknown tool {_shown(name)}: a tool name is text.", is_error=True,
+                               error_kind="unknown_tool")  # fmt: skip
+        problem, _ = argument_problem(arguments, max_bytes=_LIMITS.max_argument_bytes,
+                                      max_depth=_LIMITS.max_argument_depth)  # fmt: skip
+        if problem is not None:
+            prefix = "Invalid arguments" if problem.kind == "schema" else "Arguments refused"
+            return ToolOutcome(f"{prefix} for {name!r}: {problem.message}", is_error=True, error_kind=problem.kind)
+        meta = self._meta if timeout is None else {**self._meta, META_TIMEOUT: timeout}
         try:
             result = await self._client.call_tool(
                 name,
                 arguments or {},
-                read_timeout_seconds=self._timeout,
-                meta=self._meta or None,  # type: ignore[arg-type]
+                read_timeout_seconds=self._timeout if timeout is None else timeout + CLIENT_GRACE_S,
+                meta=meta or None,  # type: ignore[arg-type]
             )
         except MCPError as exc:
             raise ServerError(f"tools/call {name!r} failed: {exc}") from exc
         except RuntimeError as exc:  # the SDK's structured-content check: a server outside its own schema
             raise ServerError(f"tools/call {name!r}: {exc}") from exc
         text = "\n".join(getattr(block, "text", "") for block in result.content)
-        return ToolOutcome(text=text, structured=result.structured_content, is_error=bool(result.is_error))
+        kind = None
+        if result.is_error and isinstance(result.meta, Mapping):
+            found = result.meta.get(META_ERROR_KIND)
+            kind = found if isinstance(found, str) else None
+        return ToolOutcome(text=text, structured=result.structured_content, is_error=bool(result.is_error),
+                           error_kind=kind)  # fmt: skip
+
+    async def end_episode(self) -> bool:
+        """Release this client's episode on the server (all transports); whether it held one. A client
+        of the default episode, or of a server that keeps no episodes, has nothing to end: False."""
+        episode = self.episode
+        if episode is None:
+            return False
+        request = EndEpisodeRequest(params=EndEpisodeParams(episode=episode))
+        try:
+            result = await self._client.session.send_request(request, EndEpisodeResult, self._timeout)
+        except MCPError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                return False
+            raise ServerError(f"ending episode {episode!r} failed: {exc}") from exc
+        return result.ended
 
 
 @contextlib.asynccontextmanager
@@ -107,19 +167,26 @@ async def open_client(
     seed: int | None = None,
     initial_state: Mapping[str, Any] | None = None,
     timeout: float | None = 30.0,
+    token: str | None = None,
 ) -> AsyncIterator[ToolClient]:
-    """Connect to ``target``; the episode keys (if given) ride on every call's ``_meta``."""
+    """Connect to ``target``; the episode keys (if given) ride on every call's ``_meta``. ``token``:
+    the bearer token of an HTTP server started with one (ignored by the other transports)."""
     meta = episode_meta(episode, seed, initial_state)
-    if isinstance(target, CompiledServer):
-        server: Any = target.server
-    elif isinstance(target, StdioCommand):
-        server = StdioServerParameters(
-            command=target.command, args=list(target.args), env=dict(target.env) if target.env else None
-        )
-    else:
-        server = target
     try:
         async with contextlib.AsyncExitStack() as stack:
+            if isinstance(target, CompiledServer):
+                server: Any = target.server
+            elif isinstance(target, StdioCommand):
+                server = StdioServerParameters(
+                    command=target.command, args=list(target.args), env=dict(target.env) if target.env else None
+                )
+            elif token is not None:
+                http = await stack.enter_async_context(
+                    create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+                )
+                server = streamable_http_client(target, http_client=http)
+            else:
+                server = target
             try:
                 client = await stack.enter_async_context(Client(server, read_timeout_seconds=timeout))
             except Exception as exc:
@@ -144,12 +211,21 @@ def episode_meta(episode: str | None, seed: int | None, initial_state: Mapping[s
     return meta
 
 
+def new_episode_id() -> str:
+    """An unguessable id, unique across processes and machines (whoever knows one can act in it)."""
+    return uuid.uuid4().hex
+
+
 def describe(target: Target) -> str:
     if isinstance(target, CompiledServer):
         return f"in-process '{target.suite.name}'"
     if isinstance(target, StdioCommand):
         return "stdio: " + " ".join([target.command, *target.args])
     return target
+
+
+def _shown(name: Any) -> str:
+    return repr(name) if isinstance(name, str) and not has_lone_surrogate(name) else f"({type(name).__name__})"
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:

@@ -11,7 +11,7 @@ import ast
 import json
 from typing import Any
 
-from inftool_env.parsing.base import ParsedCall, ParseResult
+from inftool_env.parsing.base import ParsedCall, ParseResult, json_problem
 
 MAX_CHARS = 200_000
 
@@ -41,7 +41,7 @@ class BfclPythonFormat:
             return ParseResult(content=text, error="tool call list too long")
         try:
             tree = ast.parse(body, mode="eval")
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
             return ParseResult(content=text, error=f"not a Python call list: {type(exc).__name__}")
         if not isinstance(tree.body, ast.List):
             return ParseResult(content=text, error="expected a list of calls")
@@ -56,10 +56,13 @@ class BfclPythonFormat:
                 return ParseResult(content=text, error=f"item {i}: the callee must be a (dotted) name")
             try:
                 args = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg is not None}
-            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            except (ValueError, TypeError, SyntaxError, OverflowError, RecursionError, MemoryError):
                 return ParseResult(content=text, error=f"item {i}: argument values must be literals")
             if len(args) != len(node.keywords):
                 return ParseResult(content=text, error=f"item {i}: **kwargs are not allowed")
+            problem = json_problem(args)  # literals include sets, bytes, complex numbers and 1e999
+            if problem is not None:
+                return ParseResult(content=text, error=f"item {i}: {problem}")
             calls.append(ParsedCall(name, args))
         return ParseResult(calls=tuple(calls))
 

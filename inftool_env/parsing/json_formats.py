@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from inftool_env.parsing.base import ParsedCall, ParseResult, call_from_json, strip_code_fence, tools_json
+from inftool_env.parsing.base import (
+    ParsedCall,
+    ParseResult,
+    call_from_json,
+    decode_prefix,
+    load_json,
+    strip_code_fence,
+    tools_json,
+)
 
-_TAG = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+
+
+def _tagged(text: str) -> tuple[list[str], str, bool]:
+    """The bodies of ``<tool_call>…</tool_call>`` pairs, the text outside them, and whether a tag was
+    left open. One pass with ``str.find``: a lazy regex rescans to the end for every unclosed tag."""
+    bodies, outside, at = [], [], 0
+    while (start := text.find(OPEN, at)) != -1:
+        end = text.find(CLOSE, start + len(OPEN))
+        if end == -1:
+            break
+        outside.append(text[at:start])
+        bodies.append(text[start + len(OPEN) : end].strip())
+        at = end + len(CLOSE)
+    outside.append(text[at:])
+    return bodies, "".join(outside), OPEN in text[at:]
 
 
 def _calls(objs: list[Any], where: str) -> tuple[ParsedCall, ...] | str:
@@ -37,21 +59,21 @@ class HermesFormat:
         )
 
     def parse(self, text: str) -> ParseResult:
-        bodies = _TAG.findall(text)
+        bodies, outside, unclosed = _tagged(text)
         if not bodies:
-            if "<tool_call>" in text:
+            if unclosed:
                 return ParseResult(content=text, error="unclosed <tool_call> tag")
             return ParseResult(content=text.strip())
         objs = []
         for i, body in enumerate(bodies):
-            try:
-                objs.append(json.loads(body))
-            except json.JSONDecodeError as exc:
-                return ParseResult(content=text, error=f"<tool_call> {i}: invalid JSON ({exc.msg})")
+            obj, why = load_json(body)
+            if why is not None:
+                return ParseResult(content=text, error=f"<tool_call> {i}: invalid JSON ({why})")
+            objs.append(obj)
         calls = _calls(objs, "<tool_call>")
         if isinstance(calls, str):
             return ParseResult(content=text, error=calls)
-        return ParseResult(content=_TAG.sub("", text).strip(), calls=calls)
+        return ParseResult(content=outside.strip(), calls=calls)
 
     def render_calls(self, calls: list[ParsedCall]) -> str:
         return "\n".join(
@@ -77,10 +99,9 @@ class Llama3Format:
         body = strip_code_fence(body)
         if not body.startswith(("{", "[")):
             return ParseResult(content=text.strip())
-        try:
-            obj = json.loads(body)
-        except json.JSONDecodeError as exc:
-            return ParseResult(content=text, error=f"invalid JSON tool call ({exc.msg})")
+        obj, why = load_json(body)
+        if why is not None:
+            return ParseResult(content=text, error=f"invalid JSON tool call ({why})")
         calls = _calls(obj if isinstance(obj, list) else [obj], "call")
         if isinstance(calls, str):
             return ParseResult(content=text, error=calls)
@@ -104,10 +125,9 @@ class MistralFormat:
             return ParseResult(content=text.strip())
         before, _, body = text.partition("[TOOL_CALLS]")
         body = body.strip().removesuffix("</s>").strip()
-        try:
-            obj, _ = json.JSONDecoder().raw_decode(body)
-        except json.JSONDecodeError as exc:
-            return ParseResult(content=text, error=f"[TOOL_CALLS]: invalid JSON ({exc.msg})")
+        obj, why = decode_prefix(body)
+        if why is not None:
+            return ParseResult(content=text, error=f"[TOOL_CALLS]: invalid JSON ({why})")
         calls = _calls(obj if isinstance(obj, list) else [obj], "[TOOL_CALLS]")
         if isinstance(calls, str):
             return ParseResult(content=text, error=calls)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from inftool_env.rewards.bfcl_lang import COLLECTIONS, JAVA_TYPES, JS_TYPES, UnsupportedType, to_python
 
@@ -39,11 +39,17 @@ LANGUAGES = tuple(TYPES)
 _NOT_GIVEN = object()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Verdict:
     valid: bool
     error_type: str = ""
     errors: list[str] = field(default_factory=list)
+
+    def __init__(self, valid: bool, error_type: str = "", errors: list[str] | None = None) -> None:
+        # Set once, here: the generated frozen __init__ costs a setattr call per field, and a checker
+        # makes one Verdict per case.
+        fields = self.__dict__
+        fields["valid"], fields["error_type"], fields["errors"] = valid, error_type, [] if errors is None else errors
 
 
 OK = Verdict(True)
@@ -69,7 +75,7 @@ def check_ast(
         return Verdict(False, f"{kind}:wrong_count", ["Wrong number of functions."])
     # "multiple" offers several docs: the expected one is the possible answer's; "simple" has one.
     doc = _doc(docs, _name(possible[0])) if multiple else docs[0]
-    return check_call(doc, output[0], possible[0], underscore_names, language)
+    return _call_error(doc, output[0], possible[0], underscore_names, language, True) or OK
 
 
 def check_relevance(output: list[Call] | None, category: str) -> Verdict:
@@ -90,23 +96,18 @@ def _parallel(
 ) -> Verdict:
     if len(output) != len(possible):
         return Verdict(False, "parallel_function_checker_no_order:wrong_count", ["Wrong number of functions."])
-    used: set[int] = set()
+    free = list(range(len(output)))  # outputs not matched yet, in order
     for i, want in enumerate(possible):
         doc = _doc(docs, _name(want))
-        matches = (
-            j
-            for j, got in enumerate(output)
-            if j not in used and check_call(doc, got, want, underscore, language).valid
-        )
-        found = next(matches, None)
+        # A candidate's failure is not reported, so it is not explained either.
+        found = next((j for j in free if _call_error(doc, output[j], want, underscore, language, False) is None), None)
         if found is None:
-            left = [j for j in range(len(output)) if j not in used]
             return Verdict(
                 False,
                 "parallel_function_checker_no_order:cannot_find_match",
-                [f"No output among indices {left} matches possible answer {i}."],
+                [f"No output among indices {free} matches possible answer {i}."],
             )
-        used.add(found)
+        free.remove(found)
     return OK
 
 
@@ -114,6 +115,17 @@ def check_call(
     doc: dict[str, Any] | None, output: Call, possible: Call, underscore: bool = False, language: str = "python"
 ) -> Verdict:
     """One decoded call against one function doc and its possible answer."""
+    return _call_error(doc, output, possible, underscore, language, True) or OK
+
+
+# The checks below return None for a pass and a failing Verdict otherwise; with ``explain`` False a
+# failure may come without its message (the caller only needs to know that it failed).
+_UNEXPLAINED = Verdict(False, "unexplained")
+
+
+def _call_error(
+    doc: dict[str, Any] | None, output: Call, possible: Call, underscore: bool, language: str, explain: bool
+) -> Verdict | None:
     if doc is None:
         return Verdict(False, "simple_function_checker:wrong_func_name", ["No doc for the expected function."])
     answers = next(iter(possible.values()))
@@ -121,104 +133,128 @@ def check_call(
     if name not in output:
         return Verdict(False, "simple_function_checker:wrong_func_name", [f"Function {name!r} not in the output."])
     args = output[name]
-    properties = doc["parameters"]["properties"]
-    for param in doc["parameters"].get("required", []):
+    parameters = doc["parameters"]
+    properties = parameters["properties"]
+    for param in parameters.get("required", ()):
         if param not in args:
             return Verdict(False, "simple_function_checker:missing_required", [f"Missing required {param!r}."])
     for param, value in args.items():
         if param not in properties or param not in answers:
             return Verdict(False, "simple_function_checker:unexpected_param", [f"Unexpected parameter {param!r}."])
-        verdict = _check_param(param, value, properties[param], answers[param], language)
-        if not verdict.valid:
-            return verdict
+        error = _param_error(param, value, properties[param], answers[param], language, explain)
+        if error is not None:
+            return error
     for param, allowed in answers.items():
         if param not in args and "" not in allowed:
             return Verdict(False, "simple_function_checker:missing_optional", [f"{param!r} must be given."])
-    return OK
+    return None
 
 
-def _check_param(param: str, value: Any, details: dict[str, Any], allowed: list[Any], language: str) -> Verdict:
+def _param_error(
+    param: str, value: Any, details: dict[str, Any], allowed: list[Any], language: str, explain: bool
+) -> Verdict | None:
     types = TYPES[language]
     type_name = details["type"]
     expected = types.get(type_name)
     if expected is None:  # BFCL's checker has no mapping for it and fails the entry
         return Verdict(False, "type_error:unknown_type", [f"{param!r}: no {language} type for {type_name!r}."])
-    has_items = type_name in (_NESTED if language == "python" else COLLECTIONS)
-    item_type = details.get("items", {}).get("type", "") if has_items else None
-    nested = types.get(item_type) if item_type is not None else None
-    if has_items and nested is None:
-        return Verdict(False, "type_error:unknown_type", [f"{param!r}: no {language} type for its items."])
+    nested: type | None = None
+    if type_name in (_NESTED if language == "python" else COLLECTIONS):
+        item_type = details.get("items", {}).get("type", "")
+        nested = types.get(item_type)
+        if nested is None:
+            return Verdict(False, "type_error:unknown_type", [f"{param!r}: no {language} type for its items."])
+    else:
+        item_type = None
     if language != "python":
         if type(value) is not str:
-            kind = "java" if language == "java" else "js"
-            return Verdict(False, f"type_error:{kind}", [f"{param!r}: expected a {language} source string."])
+            short = "java" if language == "java" else "js"
+            return Verdict(False, f"type_error:{short}", [f"{param!r}: expected a {language} source string."])
         try:
             value = to_python(language, value, type_name, item_type)
         except UnsupportedType as exc:
             return Verdict(False, "type_error:unknown_type", [f"{param!r}: {exc}."])
+    elif type_name == "float" and type(value) is int:
+        value = float(value)
     if type_name == "tuple" and type(value) is tuple:
         value = list(value)
-    if language == "python" and type_name == "float" and type(value) is int:
-        value = float(value)
 
-    verdict, is_variable = _check_type(param, value, allowed, type_name, expected, nested)
-    if not verdict.valid:
-        return verdict
+    # The type check; a "variable" is a value of the possible answer's type, not the doc's.
+    answer_type = type(allowed[0]) if allowed and allowed[0] != "" else _answer_type(allowed)
+    is_variable = answer_type is not None and answer_type is not expected
+    kind = type(value)
+    if kind is not expected or (nested is not None and not _items_typed(value, allowed, nested)):
+        if answer_type is None or kind is not answer_type:
+            if not explain:
+                return _UNEXPLAINED
+            got = f"expected {type_name}, got {kind.__name__}."
+            return Verdict(False, "type_error:simple", [f"{param!r}: {got}"])
+        if kind is expected:  # BFCL: a variable, but item types that already failed stay failed
+            return Verdict(False, "type_error:nested", [f"{param!r}: item types do not match."])
+        is_variable = True
+
     if not is_variable:
         if expected is dict:
-            return _dict_in(param, value, allowed)
+            return _dict_error(param, value, allowed, explain)
         if expected is list and nested is dict:
-            return _dict_list_in(param, value, allowed)
+            return _dict_list_error(param, value, allowed, explain)
         if expected is str:
-            ok = _norm(value) in [_norm(a) for a in allowed if type(a) is str]
-            return OK if ok else Verdict(False, "value_error:string", [f"{param!r}: {value!r} not allowed."])
+            wanted = _norm(value)
+            for a in allowed:
+                if type(a) is str and _norm(a) == wanted:
+                    return None
+            if not explain:
+                return _UNEXPLAINED
+            return Verdict(False, "value_error:string", [f"{param!r}: {value!r} not allowed."])
         if expected is list:
             # BFCL walks every option as a sequence: the optional marker "" becomes [], so [] matches it.
-            candidates = [[_norm_if_str(x) for x in a] for a in allowed if isinstance(a, list | str)]
-            ok = [_norm_if_str(x) for x in value] in candidates
-            return OK if ok else Verdict(False, "value_error:list/tuple", [f"{param!r}: {value!r} not allowed."])
+            given = [_norm(x) if type(x) is str else x for x in value]
+            for a in allowed:
+                if isinstance(a, list | str) and [_norm(x) if type(x) is str else x for x in a] == given:
+                    return None
+            if not explain:
+                return _UNEXPLAINED
+            return Verdict(False, "value_error:list/tuple", [f"{param!r}: {value!r} not allowed."])
     if value not in allowed:
+        if not explain:
+            return _UNEXPLAINED
         return Verdict(False, "value_error:others", [f"{param!r}: {value!r} not among {allowed!r}."])
-    return OK
+    return None
 
 
-def _check_type(
-    param: str, value: Any, allowed: list[Any], type_name: str, expected: type, nested: type | None
-) -> tuple[Verdict, bool]:
-    """(verdict, is_variable). A "variable" is a value of the possible answer's type, not the doc's."""
-    answer_type = next((type(a) for a in allowed if a != ""), None)
-    is_variable = answer_type is not None and answer_type is not expected
-    items_failed = False
-    if type(value) is expected:
-        if nested is None:
-            return OK, is_variable
-        items = cast(list[Any], value)  # expected is list whenever item types are checked
-        for option in allowed:
-            if type(option) is not list or all(
-                _check_type(param, item, option, str(nested), nested, None)[0].valid for item in items
-            ):
-                return OK, is_variable
-        items_failed = True
-    if answer_type is not None and type(value) is answer_type:
-        # BFCL: a variable, but item types that already failed stay failed
-        if items_failed:
-            return Verdict(False, "type_error:nested", [f"{param!r}: item types do not match."]), True
-        return OK, True
-    return Verdict(False, "type_error:simple", [f"{param!r}: expected {type_name}, got {type(value).__name__}."]), False
+def _answer_type(allowed: list[Any]) -> type | None:
+    """The type of the first possible answer that is not the optional marker."""
+    for a in allowed:
+        if a != "":
+            return type(a)
+    return None
 
 
-def _dict_in(param: str, value: dict[str, Any], allowed: list[Any]) -> Verdict:
+def _items_typed(items: list[Any], allowed: list[Any], nested: type) -> bool:
+    """BFCL's one level of item types: some option that is not a list, or every item of ``nested``
+    type (or of that option's own item type)."""
+    for option in allowed:
+        if type(option) is not list:
+            return True
+        option_type = _answer_type(option)
+        if all(type(item) is nested or type(item) is option_type for item in items):
+            return True
+    return False
+
+
+def _dict_error(param: str, value: dict[str, Any], allowed: list[Any], explain: bool) -> Verdict | None:
     last = Verdict(False, "dict_checker:unclear", [f"{param!r}: no possible dict."])
     for option in allowed:
         if option == "":
             continue
-        last = _dict_matches(value, option)
-        if last.valid:
-            return OK
+        error = _dict_mismatch(value, option)
+        if error is None:
+            return None
+        last = error
     return last
 
 
-def _dict_matches(value: dict[str, Any], option: dict[str, list[Any]]) -> Verdict:
+def _dict_mismatch(value: dict[str, Any], option: dict[str, list[Any]]) -> Verdict | None:
     for key, item in value.items():
         if key not in option:
             return Verdict(False, "value_error:dict_key", [f"Unexpected dict key {key!r}."])
@@ -227,25 +263,37 @@ def _dict_matches(value: dict[str, Any], option: dict[str, list[Any]]) -> Verdic
     for key, options in option.items():
         if key not in value and "" not in options:
             return Verdict(False, "value_error:dict_key", [f"Missing dict key {key!r}."])
-    return OK
+    return None
 
 
-def _dict_list_in(param: str, value: list[Any], allowed: list[Any]) -> Verdict:
+def _dict_list_error(param: str, value: list[Any], allowed: list[Any], explain: bool) -> Verdict | None:
     last = Verdict(False, "list_dict_checker:unclear", [f"{param!r}: no possible list of dicts."])
     for option in allowed:
         if len(value) != len(option):
             last = Verdict(False, "value_error:list_dict_count", ["Wrong number of dicts in the list."])
             continue
-        results = [_dict_in(param, v, [o]) for v, o in zip(value, option, strict=True)]
-        failed = next((r for r in results if not r.valid), None)
+        failed = next(
+            (e for v, o in zip(value, option, strict=True) if (e := _dict_error(param, v, [o], explain)) is not None),
+            None,
+        )
         if failed is None:
-            return OK
+            return None
         last = failed
     return last
 
 
+# BFCL's string normalisation, remembered: the same few possible answers are normalised again and again.
+_normalised: dict[str, str] = {}
+_NORMALISED_MAX = 100_000
+
+
 def _norm(text: str) -> str:
-    return _STRIP.sub("", text).lower().replace("'", '"')
+    out = _normalised.get(text)
+    if out is None:
+        if len(_normalised) >= _NORMALISED_MAX:
+            _normalised.clear()
+        out = _normalised[text] = _STRIP.sub("", text).lower().replace("'", '"')
+    return out
 
 
 def _norm_if_str(value: Any) -> Any:
@@ -257,4 +305,7 @@ def _name(call: Call) -> str:
 
 
 def _doc(docs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next((d for d in docs if d["name"] == name), None)
+    for d in docs:
+        if d["name"] == name:
+            return d
+    return None

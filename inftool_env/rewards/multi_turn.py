@@ -1,7 +1,7 @@
 """Multi-turn correctness the way BFCL judges it, executed on our compiled MCP servers.
 
 The model's calls (grouped by user turn, then by assistant step) and the ground truth's are each
-replayed on fresh state — one new backend instance per server, never a shared or cached one —
+replayed on fresh state — one new backend instance per server, never a live one of an episode —
 through the servers' own call path (argument validation, backend, result shaping). After every
 user turn whose ground truth makes calls:
 
@@ -11,10 +11,21 @@ user turn whose ground truth makes calls:
 
 Replaying rather than trusting the live episode is what BFCL's checker does too; it also makes
 the check transport-independent (an episode run over stdio or HTTP is replayed in-process).
+
+States are compared where they live, never serialised: a backend may offer
+``state_matches(state, expected)`` (BFCL's classes compare their public attributes with ``==``,
+as BFCL's checker does); any other is compared by its ``snapshot``. Where every backend is
+``deterministic`` and offers ``copy_state``, the ground truth's side of a task — its results and
+a copy of its states at each checked turn — is kept once the task is seen a second time (a GRPO
+group, an eval of several checkpoints), so later replays run only the model's side.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +36,7 @@ from inftool_env.tasks import Task, ToolCall
 from inftool_env.trajectory import Trajectory
 
 Steps = list[list[ToolCall]]  # one user turn: the calls of each assistant step
+TRUTH_CACHE_SIZE = 128  # tasks (seen-once markers included); a GRPO group's rollouts come together
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,7 @@ class TurnOutcome:
     results: list[str]
     truth_calls: int
     truth_results: list[str]
-    state: dict[str, Any]
-    truth_state: dict[str, Any]
+    differ: tuple[str, ...] = ()  # servers whose state after this turn is not the ground truth's
 
     @property
     def responded(self) -> bool:
@@ -43,7 +54,7 @@ class TurnOutcome:
 
     @property
     def state_ok(self) -> bool:
-        return all(self.state.get(name) == expected for name, expected in self.truth_state.items())
+        return not self.differ
 
     def missing(self, results_so_far: Sequence[str]) -> list[str]:
         pool = list(results_so_far)
@@ -73,22 +84,33 @@ def steps_by_turn(trajectory: Trajectory) -> list[Steps]:
 
 
 async def replay_turns(
-    servers: Mapping[str, CompiledServer], task: Task, model: Sequence[Steps], *, seed: int
+    servers: Mapping[str, CompiledServer],
+    task: Task,
+    model: Sequence[Steps],
+    *,
+    seed: int,
+    truths: TruthCache | None = None,
 ) -> list[TurnOutcome]:
-    """Both sides on fresh state with the episode's seed and the task's initial state."""
+    """Both sides on fresh state with the episode's seed and the task's initial state. ``truths``
+    (default: the process's ``TRUTHS``) may hold the ground truth's side of the task already."""
     names = task.servers or list(servers)
     owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
+    kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed)
     model_states = _fresh(servers, names, task, seed)
-    truth_states = _fresh(servers, names, task, seed)
+    truth_states = _fresh(servers, names, task, seed) if kept is None else {}
     outcomes = []
     for k in range(max(len(task.turns), len(task.ground_truth))):
         steps = list(model[k]) if k < len(model) else []
         truth = task.ground_truth[k] if k < len(task.ground_truth) else []
         results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
-        truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
-        # Only turns whose ground truth calls something are checked: the others skip the snapshots.
-        state, truth_state = (_snapshot(servers, model_states), _snapshot(servers, truth_states)) if truth else ({}, {})
-        outcomes.append(TurnOutcome(steps, results, len(truth), truth_results, state, truth_state))
+        if kept is None:
+            truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
+            expected = truth_states
+        else:
+            truth_results, expected = (list(kept.results[k]), kept.states[k]) if k < len(kept.results) else ([], {})
+        # Only turns whose ground truth calls something are checked.
+        differ = _differ(servers, model_states, expected) if truth else ()
+        outcomes.append(TurnOutcome(steps, results, len(truth), truth_results, differ))
     return outcomes
 
 
@@ -102,7 +124,7 @@ def check_multi_turn(outcomes: Sequence[TurnOutcome]) -> Verdict:
         if not turn.responded:
             return Verdict(False, "multi_turn:empty_turn_model_response", [f"Turn {k}: no call."])
         if not turn.state_ok:
-            differ = sorted(n for n, s in turn.truth_state.items() if turn.state.get(n) != s)
+            differ = sorted(turn.differ)
             return Verdict(False, "multi_turn:instance_state_mismatch", [f"Turn {k}: state of {differ} differs."])
         missing = turn.missing(so_far)
         if missing:
@@ -129,8 +151,19 @@ def _fresh(servers: Mapping[str, CompiledServer], names: list[str], task: Task, 
     return {n: servers[n].backend.new_state(seed=seed, initial=task.initial_for(n)) for n in names}
 
 
-def _snapshot(servers: Mapping[str, CompiledServer], states: dict[str, Any]) -> dict[str, Any]:
-    return {n: servers[n].backend.snapshot(state) for n, state in states.items()}
+def _differ(servers: Mapping[str, CompiledServer], states: dict[str, Any], expected: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(n for n, state in states.items() if not _matches(servers[n].backend, state, expected[n]))
+
+
+def _copy_state(backend: Any, state: Any) -> Any:
+    return backend.copy_state(state)
+
+
+def _matches(backend: Any, state: Any, expected: Any) -> bool:
+    matches = getattr(backend, "state_matches", None)
+    if matches is not None:
+        return bool(matches(state, expected))
+    return bool(backend.snapshot(state) == backend.snapshot(expected))
 
 
 async def _run(
@@ -141,3 +174,85 @@ async def _run(
         return f"Unknown tool {call.name!r}."
     result = await servers[server].call(call.name, call.arguments, states[server])
     return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+# -- the ground truth's side, kept per task ---------------------------------------------------------
+@dataclass(frozen=True)
+class _Truth:
+    results: list[list[str]]  # per user turn
+    states: list[dict[str, Any]]  # per user turn: each server's copied state ({} where unchecked)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    servers: tuple[weakref.ref[CompiledServer], ...]  # an id in the key may be reused once its server is gone
+    ground_truth: list[list[ToolCall]]  # copies of what the truth was replayed from
+    initial_state: dict[str, Any]
+    truth: _Truth
+
+    def fits(self, servers: Mapping[str, CompiledServer], names: list[str], task: Task) -> bool:
+        return (
+            all(ref() is servers[n] for ref, n in zip(self.servers, names, strict=True))
+            and self.ground_truth == task.ground_truth
+            and self.initial_state == task.initial_state
+        )
+
+
+class TruthCache:
+    """The ground truth's side of recently replayed tasks (results, and copies of the states at the
+    checked turns), for backends that are ``deterministic`` and offer ``copy_state``. A task's side
+    is built the second time it is seen, so a one-off replay (an eval of one results file) pays for
+    no copies; ``size`` tasks are remembered, least recently replayed dropped first."""
+
+    def __init__(self, size: int = TRUTH_CACHE_SIZE) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[Any, ...], _Kept | None] = OrderedDict()  # None: seen once
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return sum(entry is not None for entry in self._kept.values())
+
+    async def truth(
+        self, servers: Mapping[str, CompiledServer], names: list[str], owner: dict[str, str], task: Task, seed: int
+    ) -> _Truth | None:
+        """The task's ground-truth side where it may be reused, else None."""
+        backends = [servers[n].backend for n in names]
+        if not all(getattr(b, "deterministic", False) and hasattr(b, "copy_state") for b in backends):
+            return None
+        key = (task.id, seed, tuple(names), tuple(id(servers[n]) for n in names))
+        with self._lock:
+            seen = key in self._kept
+            entry = self._kept.get(key)
+            if seen:
+                self._kept.move_to_end(key)
+            else:
+                self._remember(key, None)
+        if entry is not None and entry.fits(servers, names, task):
+            return entry.truth
+        if not seen:
+            return None
+        truth = await _replay_truth(servers, names, owner, task, seed)
+        refs = tuple(weakref.ref(servers[n]) for n in names)
+        kept = _Kept(refs, copy.deepcopy(task.ground_truth), copy.deepcopy(task.initial_state), truth)
+        with self._lock:
+            self._remember(key, kept)
+        return truth
+
+    def _remember(self, key: tuple[Any, ...], entry: _Kept | None) -> None:
+        self._kept[key] = entry
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+
+TRUTHS = TruthCache()  # the process's own; TruthCache(size=0) keeps nothing
+
+
+async def _replay_truth(
+    servers: Mapping[str, CompiledServer], names: list[str], owner: dict[str, str], task: Task, seed: int
+) -> _Truth:
+    states = _fresh(servers, names, task, seed)
+    results, copies = [], []
+    for turn in task.ground_truth:
+        results.append([await _run(servers, owner, states, call) for call in turn])
+        copies.append({n: _copy_state(servers[n].backend, s) for n, s in states.items()} if turn else {})
+    return _Truth(results, copies)

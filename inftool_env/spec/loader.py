@@ -3,6 +3,10 @@
 Sources: a path (OpenAPI 2/3/3.1 or function JSON; YAML, JSON or JSONL), an already-parsed object,
 ``bfcl:<Class>`` (a BFCL multi-turn domain's tool docs), or a live MCP server (``stdio:<command>``
 or an ``http(s)://`` URL), whose tools are listed over MCP.
+
+Bounded: a file over ``max_bytes`` is refused unread, and a document whose YAML aliases expand past
+``MAX_DOCUMENT_NODES`` (an alias bomb) or into themselves is a SpecError before anything walks it;
+inside one tool, schema nodes and the values they carry (``default``, ``enum``…) share its node budget.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from typing import Any
 import yaml
 
 from inftool_env.errors import SpecError
+from inftool_env.spec.expand import CYCLE, expanded_size
 from inftool_env.spec.functions import load_functions, looks_like_functions
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.openapi import load_openapi
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# Written out as a tree. A 32 MiB JSON spec has a few million nodes; aliases may add some, not billions.
+MAX_DOCUMENT_NODES = 8_000_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -54,6 +61,12 @@ def load_spec(
 def compile_document(
     document: Any, *, source: str, strict: bool = False, name: str | None = None, language: str | None = None
 ) -> ToolSuite:
+    size = expanded_size(document, MAX_DOCUMENT_NODES)
+    if size > MAX_DOCUMENT_NODES:
+        what = "contains itself (a recursive YAML alias)" if size == CYCLE else (
+            f"expands to over {MAX_DOCUMENT_NODES:,} nodes (YAML aliases repeating one node: an alias bomb?)"
+        )  # fmt: skip
+        raise SpecError(f"the spec {what}", source=source)
     try:
         if isinstance(document, dict) and ("openapi" in document or "swagger" in document):
             return load_openapi(document, source=source, strict=strict)

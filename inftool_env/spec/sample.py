@@ -8,6 +8,7 @@ The same rng state gives the same value, byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -17,7 +18,8 @@ from re import _constants as sre_c  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from inftool_env.spec.patterns import PatternTimeout, bounded_validator
+from inftool_env.spec.patterns import search as bounded_search
 
 _MISSING = object()
 _FORMATS = {
@@ -32,6 +34,7 @@ _FORMATS = {
     "ipv4": "192.0.2.{minute}",
     "hostname": "host{n}.example.com",
 }
+_COMPOSED = frozenset(("$ref", "const", "enum", "oneOf", "anyOf", "allOf"))  # keywords sample() resolves first
 _JSON_TYPE = {
     "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
 }  # fmt: skip
@@ -75,6 +78,8 @@ def sample(
     root = root if root is not None else (schema if isinstance(schema, dict) else {})
     if schema is True or not isinstance(schema, dict):
         return hint if hint is not _MISSING else None
+    if _COMPOSED.isdisjoint(schema):  # most nodes: a plain typed schema (one look instead of six)
+        return _sample_typed(schema, rng, hint, root, optional, depth)
     if "$ref" in schema:
         target = root.get("$defs", {}).get(schema["$ref"].rsplit("/", 1)[-1], {})
         return sample(target, rng, hint=hint, root=root, optional=0.0 if depth > 3 else optional, depth=depth + 1)
@@ -94,11 +99,16 @@ def sample(
             if isinstance(part, dict):
                 merged = _merge(merged, part)
         return sample(merged, rng, hint=hint, root=root, optional=optional, depth=depth + 1)
+    return _sample_typed(schema, rng, hint, root, optional, depth)
 
+
+def _sample_typed(
+    schema: dict[str, Any], rng: random.Random, hint: Any, root: dict[str, Any], optional: float, depth: int
+) -> Any:
     schema_type = _pick_type(schema, hint)
     if hint is not _MISSING and schema_type not in ("object", "array") and _fits(hint, schema, schema_type):
         return hint
-    if schema_type not in ("object", "array"):
+    if schema_type not in ("object", "array") and ("default" in schema or "examples" in schema):
         for key in ("default", "examples"):
             value = schema.get(key, _MISSING)
             if key == "examples" and isinstance(value, list) and value:
@@ -120,6 +130,8 @@ def sample(
 
 def _pick_type(schema: dict[str, Any], hint: Any) -> str:
     declared = schema.get("type")
+    if declared and isinstance(declared, str):  # one declared type is the answer whatever the hint
+        return declared
     types = declared if isinstance(declared, list) else [declared] if declared else []
     if hint is not _MISSING and hint is not None:
         for t in types:
@@ -232,21 +244,22 @@ def _sample_one_of(
     branches = list(schema["oneOf"])
     start = 0 if hint is not _MISSING else rng.randrange(len(branches))
     order = branches[start:] + branches[:start]
-    check = Draft202012Validator({**schema, "$defs": root.get("$defs", {})})
+    check = bounded_validator({**schema, "$defs": root.get("$defs", {})})
     first = None
     for fullness in (optional, 1.0, 0.0):
         for branch in order:
             merged = _merge(base, branch) if isinstance(branch, dict) else base
             value = sample(merged, rng, hint=hint, root=root, optional=fullness, depth=depth + 1)
             first = value if first is None else first
-            if check.is_valid(value):
-                return value
+            with contextlib.suppress(PatternTimeout):  # too slow to tell: try another
+                if check.is_valid(value):
+                    return value
     return first
 
 
 def _sample_string(schema: dict[str, Any], rng: random.Random) -> str:
     fmt = schema.get("format")
-    n = rng.randrange(1, 10_000)
+    n = 1 + _below(rng, 9_999)  # rng.randrange(1, 10_000)
     pattern = schema.get("pattern")
     lo = schema.get("minLength", 0) if isinstance(schema.get("minLength"), int) else 0
     hi = schema.get("maxLength") if isinstance(schema.get("maxLength"), int) else None
@@ -258,12 +271,38 @@ def _sample_string(schema: dict[str, Any], rng: random.Random) -> str:
     if fmt in _FORMATS:
         text = _FORMATS[fmt].format(n=n, day=rng.randrange(1, 29), minute=rng.randrange(0, 60))
     else:
-        text = "".join(rng.choice(string.ascii_lowercase) for _ in range(8))
+        text = _letters(rng, string.ascii_lowercase, 8)
     if len(text) < lo:
         text += "x" * (lo - len(text))
     if hi is not None:
         text = text[:hi]
     return text
+
+
+def _below(rng: random.Random, n: int) -> int:
+    """``rng._randbelow(n)``, the draw ``choice`` and ``randrange`` make (the same value, the same rng
+    state after), without their frames: strings are most of a seeded world's cost."""
+    if type(rng) is not random.Random:
+        return rng.randrange(n)
+    bits, k = rng.getrandbits, n.bit_length()
+    r = bits(k)
+    while r >= n:
+        r = bits(k)
+    return r
+
+
+def _letters(rng: random.Random, alphabet: str, count: int) -> str:
+    """``count`` draws of ``rng.choice(alphabet)``, joined (the same text, the same rng state after)."""
+    if type(rng) is not random.Random:
+        return "".join(rng.choice(alphabet) for _ in range(count))
+    bits, n = rng.getrandbits, len(alphabet)
+    k = n.bit_length()
+    out: list[str] = []
+    while len(out) < count:
+        r = bits(k)
+        if r < n:
+            out.append(alphabet[r])
+    return "".join(out)
 
 
 def _num(value: Any) -> bool:
@@ -367,7 +406,7 @@ def regex_sample(pattern: str, rng: random.Random, tries: int = 5) -> str | None
     """A string that ``re.search(pattern)`` accepts, or None when the pattern is beyond this sampler."""
     try:
         parsed = sre_parse.parse(pattern)
-        compiled = re.compile(pattern)
+        re.compile(pattern)
     except (re.error, RecursionError, OverflowError):
         return None
     for _ in range(tries):
@@ -375,16 +414,17 @@ def regex_sample(pattern: str, rng: random.Random, tries: int = 5) -> str | None
             text = _emit(parsed, rng, {})
         except (_Unsupported, RecursionError):
             return None
-        if compiled.search(text):
+        if _search(pattern, text):
             return text
     return None
 
 
 def _search(pattern: str, value: str) -> bool:
+    """Time-bounded (a spec's pattern may backtrack without end): too slow to tell is a no."""
     try:
-        return re.search(pattern, value) is not None
-    except (re.error, RecursionError, OverflowError):
-        return True  # an unusable pattern constrains nothing we can check
+        return bounded_search(pattern, value) is not False  # an unusable pattern constrains nothing
+    except PatternTimeout:
+        return False
 
 
 class _Unsupported(Exception):

@@ -9,8 +9,9 @@ inside its own expansion, which becomes ``{"$ref": "#/$defs/…"}`` so cycles te
 - BFCL function docs: ``dict``, ``float``, ``tuple``, ``any``…; Java/JavaScript type names, which BFCL
   passes to the model as strings.
 
-Every expansion counts against a node budget, so a spec that would inline exponentially (or a YAML
-alias bomb) becomes a ``SpecError`` instead of a hang.
+Every expansion, and every node of the values a schema carries (``default``, ``enum``, ``examples``),
+counts against a node budget, so a spec that would inline exponentially (or a YAML alias bomb)
+becomes a ``SpecError`` instead of a hang.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from inftool_env.errors import SpecError
+from inftool_env.spec.expand import expanded_size
 
 Dialect = Literal["openapi-2.0", "openapi-3.0", "openapi-3.1", "functions"]
 Mode = Literal["input", "output"]
@@ -103,7 +105,7 @@ class SchemaCompiler:
         self.source = source
         self.dialect = dialect
         self.language = language
-        self.budget = node_budget
+        self.budget: float = node_budget
         self.defs: dict[str, Any] = {}
         self._pending: dict[str, tuple[str, Mode]] = {}
 
@@ -136,8 +138,8 @@ class SchemaCompiler:
         return node, pointer
 
     # -- internals ----------------------------------------------------------------------------
-    def _spend(self, pointer: str) -> None:
-        self.budget -= 1
+    def _spend(self, pointer: str, nodes: float = 1) -> None:
+        self.budget -= nodes
         if self.budget < 0:
             raise SpecError(
                 "schema expands past the node budget (deep $ref fan-out or alias bomb)",
@@ -185,6 +187,8 @@ class SchemaCompiler:
                 else:
                     out[key] = self._compile(value, at, mode, stack, depth + 1)
             else:
+                if isinstance(value, dict | list):  # a default or enum is served (and walked) in full
+                    self._spend(at, expanded_size(value, self.budget + 1))
                 out[key] = value
 
         self._rewrite_dialect(node, out, pointer)
@@ -231,6 +235,7 @@ class SchemaCompiler:
                     if out.pop(bound) and isinstance(out.get(limit), int | float):
                         out[bound] = out.pop(limit)
         if "example" in node and "examples" not in out:
+            self._spend(pointer, expanded_size(node["example"], self.budget + 1))
             out["examples"] = [node["example"]]
         elif "examples" in out and not isinstance(out["examples"], list):
             out["examples"] = [out["examples"]]  # 3.0 media-type style map mistakenly used in a schema

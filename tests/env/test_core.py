@@ -153,7 +153,7 @@ async def test_a_dead_server_truncates_with_the_error_recorded():
     env._episode.clients["shelf"].call = broken  # the connection breaks mid-episode
     step = await env.step(call("listBooks"))
     assert step.truncated and step.info["truncation_reason"] == "server_error"
-    assert step.info["trajectory"].error == "server died"
+    assert step.info["trajectory"].error == "ServerError: server died"
     await env.close()
 
 

@@ -21,22 +21,50 @@ def nap(seconds: float) -> dict:
     return {"content": "", "tool_calls": [{"function": {"name": "nap", "arguments": {"seconds": seconds}}}]}
 
 
-async def test_a_slow_call_is_cut_at_the_call_timeout():
-    env = sleeper_env(call_timeout_s=0.2)
+async def test_a_slow_call_is_stopped_at_the_call_timeout_and_counts_as_an_error():
+    env = sleeper_env(call_timeout_s=0.2, max_consecutive_errors=2)
     await env.reset(seed=0)
     assert not (await env.step(nap(0.01))).truncated
+    step = await env.step(nap(5))  # the server stops the work at the env's budget and says so
+    assert not step.truncated and step.info["calls"][0]["error_kind"] == "timeout"
+    assert "its work was stopped" in step.info["calls"][0]["result"]
     step = await env.step(nap(5))
+    assert step.truncated and step.info["truncation_reason"] == "max_consecutive_errors"
+    await env.close()
+
+
+async def test_a_server_that_does_not_answer_is_cut_at_the_call_timeout():
+    import os
+    import signal
+
+    from tests.conftest import child_pids
+
+    before = child_pids()
+    config = EnvConfig(id="test/Sleep-v0", servers=[ServerConfig(name="s", spec=SLEEPER)], transport="stdio",
+                       tasks=TaskSource(source="-"), limits=Limits(call_timeout_s=0.3))  # fmt: skip
+    env = ToolEnv(config, [Task(id="t", turns=["nap"])], {"s": compile_spec(SLEEPER)})
+    await env.reset(seed=0)
+    await env.step(nap(0.01))
+    stopped = child_pids() - before
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)  # a hung server: alive, silent
+    try:
+        step = await env.step(nap(0.01))
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGKILL)
     assert step.truncated and step.info["truncation_reason"] == "call_timeout"
     assert step.info["calls"][0]["error_kind"] == "timeout"
     await env.close()
 
 
 async def test_the_episode_timeout_bounds_the_whole_episode():
-    env = sleeper_env(call_timeout_s=10, episode_timeout_s=0.5)
+    env = sleeper_env(call_timeout_s=10, episode_timeout_s=1.5)
     await env.reset(seed=0)
-    await env.step(nap(0.3))
-    step = await env.step(nap(0.3))
-    assert step.truncated and step.info["truncation_reason"] in ("episode_timeout", "call_timeout")
+    assert not (await env.step(nap(0.3))).truncated
+    step = await env.step(nap(5))  # cut by the episode's deadline, not by the call's 10 s
+    assert step.truncated and step.info["truncation_reason"] == "episode_timeout"
+    assert step.info["calls"][0]["error_kind"] == "timeout"
     await env.close()
 
 

@@ -8,14 +8,16 @@ from typing import Any
 import pytest
 
 from inftool_env import compile_spec
-from inftool_env.mcp import StdioCommand, ToolClient, open_client, running_http
+from inftool_env.mcp import StdioCommand, ToolClient, new_episode_id, open_client, running_http
 
 TRANSPORTS = ("inprocess", "stdio", "http")
 
 
 @contextlib.asynccontextmanager
 async def connect(transport: str, spec: str | Path, *, seed: int = 0, **client: Any) -> AsyncIterator[ToolClient]:
-    """A real server for ``spec`` on ``transport``, reached by the SDK's own client."""
+    """A real server for ``spec`` on ``transport``, reached by the SDK's own client, speaking for an
+    episode of its own as the env does (over HTTP a call naming none gets a throwaway state)."""
+    client.setdefault("episode", new_episode_id())
     if transport == "stdio":
         command = StdioCommand.inftool_serve(str(spec), "--seed", str(seed))
         async with open_client(command, **client) as c:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import anyio
 import pytest
@@ -8,8 +9,11 @@ import pytest
 from inftool_env import compile_spec, load_spec
 from inftool_env.backends import StatefulBackend
 from inftool_env.errors import ServerError
-from inftool_env.mcp import CompiledServer, StdioCommand, open_client
+from inftool_env.mcp import CompiledServer, ServerLimits, StdioCommand, new_episode_id, open_client, running_http
 from tests.conftest import BOOKSHELF
+from tests.mcp._backends import FAULTY_SUITE, Faulty
+
+COUNTER = "python:tests.fixtures.counter:Counter"
 
 pytestmark = pytest.mark.anyio
 
@@ -116,3 +120,72 @@ def test_output_is_valid_json_text():
             return (await c.call("listBooks", {"limit": 1})).text
 
     assert isinstance(json.loads(anyio.run(go)), list)
+
+
+# -- episodes ------------------------------------------------------------------------------------
+async def test_end_episode_over_every_transport(connector, transport):
+    episode = new_episode_id()
+    async with connector(transport, BOOKSHELF, episode=episode) as client:
+        before = (await client.call("listBooks", {"limit": 50})).structured["result"]
+        await client.call("addBook", {"title": "Mine", "author": "Me"})
+        assert await client.end_episode() is True
+        assert await client.end_episode() is False  # nothing left to end
+        after = (await client.call("listBooks", {"limit": 50})).structured["result"]
+        assert after == before  # a fresh episode: the seed state again
+
+
+def test_episode_ids_are_unguessable_and_unique():
+    ids = {new_episode_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+async def test_at_capacity_a_new_episode_is_refused_and_no_live_one_is_evicted():
+    compiled = CompiledServer(FAULTY_SUITE, Faulty(), limits=ServerLimits(max_episodes=2))
+    async with open_client(compiled) as c:
+        a, b, extra = (c.for_episode(k) for k in ("a", "b", "c"))
+        await a.call("store", {"value": "kept"})
+        await b.call("store", {"value": "b"})
+        refused = await extra.call("store", {"value": "c"})
+        assert refused.is_error and refused.error_kind == "capacity" and "end one" in refused.text
+        assert (await a.call("store", {"value": "again"})).structured == {"stored": 2}  # a lives on
+        assert await b.end_episode()
+        assert (await extra.call("store", {"value": "c"})).structured == {"stored": 1}
+    with pytest.raises(ServerError, match="live episodes"):
+        compiled.episode_state("d")
+    assert compiled.end_episode("a") and compiled.live_episodes == 1
+
+
+async def test_idle_episodes_expire_and_say_so(caplog):
+    compiled = CompiledServer(FAULTY_SUITE, Faulty(), limits=ServerLimits(episode_ttl_s=0.0))
+    async with open_client(compiled, episode="old") as c:
+        await c.call("store", {"value": "x"})
+        with caplog.at_level(logging.INFO, logger="inftool_env.mcp.server"):
+            await c.for_episode("new").call("store", {"value": "y"})
+    assert compiled.live_episodes == 1
+    assert any("episode old released after" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_episodes_state_is_bounded():
+    limits = ServerLimits(max_state_bytes=5_000)
+    compiled = CompiledServer(FAULTY_SUITE, Faulty(), limits=limits)
+    async with open_client(compiled, episode="grows") as c:
+        outcomes = [await c.call("store", {"value": "x" * 1000}) for _ in range(8)]
+        kinds = [o.error_kind for o in outcomes]
+        assert kinds[:4] == [None] * 4 and kinds[-1] == "too_large", kinds
+        assert "over the server's 5,000-byte limit" in outcomes[-1].text
+        assert await c.end_episode() and not (await c.call("store", {"value": "x"})).is_error  # a fresh start
+        other = await c.for_episode("small").call("store", {"value": "fine"})
+        assert not other.is_error
+        huge = c.for_episode("huge", initial_state={"values": ["y" * 10_000]})
+        assert (await huge.call("store", {"value": "z"})).error_kind == "too_large"
+
+
+async def test_a_call_naming_no_episode_shares_the_default_only_off_http():
+    compiled = compile_spec(COUNTER)
+    async with open_client(compiled) as c:
+        await c.call("increment", {"by": 5})
+        assert (await c.call("increment", {})).structured == {"value": 6}  # one default episode
+    async with running_http(compiled) as url, open_client(url) as c:
+        await c.call("increment", {"by": 5})
+        assert (await c.call("increment", {})).structured == {"value": 1}  # each call a throwaway state
+    assert compiled.live_episodes == 0

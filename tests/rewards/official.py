@@ -21,6 +21,12 @@ def official_python() -> Path:
 
 def official_verdicts(cases: list[dict[str, Any]], script: Path = SCRIPT) -> tuple[dict[str, dict[str, Any]], float]:
     """Verdicts by case id, and the seconds the official checking took (imports excluded)."""
+    verdicts, seconds, _ = official_run(cases, script)
+    return verdicts, seconds
+
+
+def official_run(cases: list[dict[str, Any]], script: Path = SCRIPT) -> tuple[dict[str, dict[str, Any]], float, float]:
+    """Verdicts by case id, and the seconds the official checking took, wall clock and CPU."""
     proc = subprocess.run(  # noqa: S603 - our own script, our own interpreter path
         [str(official_python()), str(script)],
         input="".join(json.dumps(c) + "\n" for c in cases),
@@ -29,5 +35,8 @@ def official_verdicts(cases: list[dict[str, Any]], script: Path = SCRIPT) -> tup
         check=True,
         timeout=600,
     )
-    seconds = float(re.search(r"checked \d+ in ([\d.]+)s", proc.stderr).group(1))
-    return {v["id"]: v for v in map(json.loads, proc.stdout.splitlines())}, seconds
+    found = re.search(r"checked \d+ in ([\d.]+)s \(cpu ([\d.]+)s\)", proc.stderr)
+    if found is None:
+        raise RuntimeError(f"{script.name} printed no timing: {proc.stderr[-2000:]}")
+    verdicts = {v["id"]: v for v in map(json.loads, proc.stdout.splitlines())}
+    return verdicts, float(found.group(1)), float(found.group(2))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +14,7 @@ from hypothesis import strategies as st
 from inftool_env.errors import SpecError
 from inftool_env.spec import compile_document, load_spec
 from inftool_env.spec.ir import ToolSuite
+from inftool_env.spec.sample import sample
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
 refs = st.sampled_from(["#/components/schemas/A", "#/components/schemas/B", "#/nope", "#", "http://x/y", "#/paths"])
@@ -111,7 +115,7 @@ def test_ref_only_cycles_are_errors_not_recursion():
     assert "b" in suite.tool_names  # a pure self-ref schema terminates as a $defs reference
 
 
-def test_yaml_alias_bomb_hits_the_node_budget(tmp_path):
+def test_yaml_alias_bomb_is_refused(tmp_path):
     lines = [
         "openapi: 3.0.0",
         "info: {title: bomb}",
@@ -132,8 +136,8 @@ def test_yaml_alias_bomb_hits_the_node_budget(tmp_path):
     ]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines))
-    suite = load_spec(path)
-    assert suite.tools == [] and "node budget" in suite.skipped[0].reason
+    with pytest.raises(SpecError, match="alias bomb"):  # 3**24 nodes written out: refused before any walk
+        load_spec(path)
 
 
 def test_deep_nesting(tmp_path):
@@ -187,3 +191,59 @@ def test_non_utf8_file(tmp_path):
     path.write_bytes("openapi: 3.0.0\ninfo: {title: caf\xe9}".encode("latin-1"))
     with pytest.raises(SpecError, match="UTF-8"):
         load_spec(path)
+
+
+def alias_bomb(where: str, levels: int = 9) -> str:
+    """Ten aliases a level: ``levels`` levels are 10**levels nodes once written out, in ~1 KB."""
+    lines = [
+        "openapi: 3.0.0",
+        "info: {title: bomb}",
+        "x-bomb:",
+        "  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]",
+    ]
+    lines += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    schema = f"{{type: array, {where}: *l{levels - 1}}}" if where != "enum" else f"{{enum: [*l{levels - 1}]}}"
+    lines += ["paths:", "  /x:", "    post:", "      operationId: boom",
+              f"      requestBody: {{content: {{application/json: {{schema: {schema}}}}}}}"]  # fmt: skip
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("where", ["default", "enum", "example", "examples"])
+def test_an_alias_bomb_in_a_value_is_a_spec_error(tmp_path, where):
+    """Values were not charged to the node budget: the bomb compiled, then tools/list wrote it out."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(where))
+    with pytest.raises(SpecError, match="alias bomb"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("where", ["default", "enum", "example", "examples"])
+def test_a_smaller_bomb_in_one_schema_hits_that_tools_node_budget(tmp_path, where):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(where, levels=6))  # a million nodes: under the document's limit
+    suite = load_spec(path)
+    assert suite.tools == [] and "node budget" in suite.skipped[0].reason
+
+
+def test_a_recursive_alias_is_a_spec_error(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("openapi: 3.0.0\ninfo: {title: loop}\nx-loop: &a [1, *a]\npaths: {}\n")
+    with pytest.raises(SpecError, match="contains itself"):
+        load_spec(path)
+
+
+def test_inftool_serve_refuses_a_bomb_at_once(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb("default"))
+    done = subprocess.run([sys.executable, "-m", "inftool_env.cli", "serve", str(path)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "alias bomb" in done.stderr
+
+
+def test_the_sampler_survives_a_backtracking_pattern():
+    """``re`` on "aaaa…!" against ^(a|a)*$ backtracks 2**40 times: the default was checked that way."""
+    schema = {"type": "string", "pattern": "^(a|a)*$", "default": "a" * 40 + "!", "examples": ["a" * 40 + "?"]}
+    value = sample(schema, random.Random(0))
+    assert isinstance(value, str) and set(value) <= {"a"}
+    one_of = {"oneOf": [{"type": "string", "pattern": "^(a|a)*$"}, {"type": "integer"}], "default": "a" * 40 + "!"}
+    assert sample(one_of, random.Random(1)) is not None

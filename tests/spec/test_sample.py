@@ -102,3 +102,31 @@ def test_written_values_read_back_as_written():
     assert sample({}, random.Random(0), hint=42) == 42
     assert sample({"description": "untyped"}, random.Random(0), hint="x y") == "x y"
     assert sample({"type": "object", "properties": {"a": {}}}, random.Random(0), hint={"a": [1, 2]}) == {"a": [1, 2]}
+
+
+# -- the fast draws are the draws rng.choice and rng.randrange make (outputs replay byte for byte) --
+def test_letters_and_below_draw_what_choice_and_randrange_draw():
+    from inftool_env.spec.sample import _below, _letters
+
+    for seed in range(300):
+        fast, slow = random.Random(seed), random.Random(seed)
+        assert _letters(fast, "abcdefghijklmnopqrstuvwxyz", 8) == "".join(slow.choice("abcdefghijklmnopqrstuvwxyz")
+                                                                         for _ in range(8))  # fmt: skip
+        assert _below(fast, 9_999) == slow.randrange(9_999)
+        assert _letters(fast, "xyz", 3) == "".join(slow.choice("xyz") for _ in range(3))
+        assert fast.getstate() == slow.getstate()
+
+
+def test_a_random_subclass_keeps_its_own_draws():
+    from inftool_env.spec.sample import _below, _letters
+
+    class Counting(random.Random):
+        calls = 0
+
+        def random(self) -> float:
+            Counting.calls += 1
+            return super().random()
+
+    fast, slow = Counting(4), Counting(4)
+    assert _letters(fast, "ab", 5) == "".join(slow.choice("ab") for _ in range(5))
+    assert _below(fast, 7) == slow.randrange(7)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from inftool_env.argtypes import positive_int, share
 from inftool_env.errors import InftoolError, first_invalid
 
 EPILOG = (
@@ -22,40 +23,24 @@ def add_commands(subparsers: Any) -> None:
                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("sources", nargs="+", help="registered env ids or raw spec sources (not BFCL's)")
     p.add_argument("--policy", default="embedded", help="the model trained: embedded (default) or an HF directory")
-    p.add_argument("--rounds", type=_positive, default=2)
+    p.add_argument("--rounds", type=positive_int, default=2)
     p.add_argument("--out", default="out/evolve", help="the run folder (every round's files)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--tasks-per-round", type=_positive, default=60, help="training tasks per source and round")
-    p.add_argument("--eval-tasks", type=_positive, default=40, help="held-out tasks per source")
+    p.add_argument("--tasks-per-round", type=positive_int, default=60, help="training tasks per source and round")
+    p.add_argument("--eval-tasks", type=positive_int, default=40, help="held-out tasks per source")
     p.add_argument("--categories", nargs="+", help="synthesis categories (default: all that apply)")
-    p.add_argument("--irrelevance-share", type=_share, default=0.15,
+    p.add_argument("--irrelevance-share", type=share, default=0.15,
                    help="share of each round's tasks to decline (keeps restraint; default 0.15)")  # fmt: skip
-    p.add_argument("--replay-share", type=_share, default=0.25,
+    p.add_argument("--replay-share", type=share, default=0.25,
                    help="share of training tasks replayed from earlier rounds (default 0.25)")  # fmt: skip
     p.add_argument("--eval-via", choices=("gguf", "hf"), default="gguf",
                    help="gguf: checkpoints exported to llama.cpp (default); hf: transformers")  # fmt: skip
-    p.add_argument("--eval-max-tokens", type=_positive, default=128)
+    p.add_argument("--eval-max-tokens", type=positive_int, default=128)
     p.add_argument("--eval-bfcl", help="BFCL categories to measure each round, comma-separated (measurement only)")
-    p.add_argument("--eval-bfcl-limit", type=_positive, help="the first N entries of each BFCL category")
+    p.add_argument("--eval-bfcl-limit", type=positive_int, help="the first N entries of each BFCL category")
     p.add_argument("--grpo", default="{}", help="GRPO settings as JSON (GRPOConfig fields but model)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_evolve)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), not {text!r}")
-    return value
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:

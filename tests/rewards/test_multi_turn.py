@@ -1,0 +1,125 @@
+"""The multi-turn replay's shortcuts change nothing: states compared in place give the snapshots'
+answer, and a ground truth's side kept from an earlier replay gives a cold replay's outcomes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from inftool_env.backends.bfcl import BfclBackend, bfcl_multi_turn_tasks
+from inftool_env.backends.python import PythonBackend, suite_from_class
+from inftool_env.eval.bfcl_data import domain_servers
+from inftool_env.mcp import CompiledServer
+from inftool_env.rewards.multi_turn import TruthCache, check_multi_turn, replay_turns, turn_scores
+from inftool_env.spec.ir import ToolSuite
+from inftool_env.tasks import Task, ToolCall
+from tests.rewards.multi_turn_cases import mutations
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def servers():
+    return domain_servers()
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    # a file system, a two-class entry and a random-drawing class (TravelAPI) among them
+    return bfcl_multi_turn_tasks("multi_turn_base", limit=12)
+
+
+def as_tuple(outcomes):
+    return [(o.steps, o.results, o.truth_calls, o.truth_results, o.differ) for o in outcomes]
+
+
+async def test_a_kept_ground_truth_gives_the_outcomes_of_a_cold_replay(servers, tasks):
+    cold, warm = TruthCache(size=0), TruthCache()
+    for task in tasks:
+        for label, steps in mutations(task):
+            expected = as_tuple(await replay_turns(servers, task, steps, seed=0, truths=cold))
+            for _ in range(3):  # seen once, then built, then reused
+                got = await replay_turns(servers, task, steps, seed=0, truths=warm)
+                assert as_tuple(got) == expected, (task.id, label)
+    assert len(cold) == 0
+    assert len(warm) == len(tasks)
+
+
+async def test_a_changed_ground_truth_under_the_same_id_is_replayed_again(servers, tasks):
+    cache = TruthCache()
+    task = next(t for t in tasks if t.servers == ["GorillaFileSystem"])
+    steps = [[turn] if turn else [] for turn in task.ground_truth]
+    for _ in range(3):
+        assert check_multi_turn(await replay_turns(servers, task, steps, seed=0, truths=cache)).valid
+    first = next(k for k, turn in enumerate(task.ground_truth) if turn)
+    changed = task.model_copy(deep=True)
+    changed.ground_truth[first] = [ToolCall(name="mkdir", arguments={"dir_name": "elsewhere"})]
+    verdict = check_multi_turn(await replay_turns(servers, changed, steps, seed=0, truths=cache))
+    assert not verdict.valid
+    assert verdict.error_type == "multi_turn:instance_state_mismatch"
+
+
+async def test_replays_leave_the_task_as_it_was(servers, tasks):
+    before = [t.model_copy(deep=True) for t in tasks]
+    cache = TruthCache()
+    for task in tasks:
+        for _, steps in mutations(task):
+            await replay_turns(servers, task, steps, seed=0, truths=cache)
+    assert tasks == before
+
+
+async def test_state_matches_agrees_with_the_snapshots(servers, tasks):
+    """Walk every ground truth call by call; at each step compare a state with the ground truth's
+    own states (equal) and with one that missed a call (different), both ways."""
+    for task in tasks:
+        for name in task.servers:
+            backend = servers[name].backend
+            assert isinstance(backend, BfclBackend)
+            state = backend.new_state(seed=0, initial=task.initial_for(name))
+            behind = backend.new_state(seed=0, initial=task.initial_for(name))
+            tools = {t.name for t in servers[name].suite.tools}
+            for call in [c for turn in task.ground_truth for c in turn if c.name in tools]:
+                kept = backend.copy_state(state)
+                await servers[name].call(call.name, copy.deepcopy(call.arguments), state)
+                same = backend.snapshot(state) == backend.snapshot(behind)
+                assert backend.state_matches(state, behind) is same
+                assert backend.state_matches(behind, state) is same
+                assert backend.state_matches(behind, kept)  # a copy equals the state it was taken of
+                await servers[name].call(call.name, copy.deepcopy(call.arguments), behind)
+                assert backend.state_matches(state, behind)
+                assert backend.state_matches(state, backend.copy_state(state))
+
+
+async def test_a_copied_state_does_not_follow_its_original(servers, tasks):
+    task = next(t for t in tasks if t.servers == ["GorillaFileSystem"])
+    backend = servers["GorillaFileSystem"].backend
+    state = backend.new_state(seed=0, initial=task.initial_for("GorillaFileSystem"))
+    kept = backend.copy_state(state)
+    await servers["GorillaFileSystem"].call("mkdir", {"dir_name": "brand_new"}, state)
+    assert not backend.state_matches(state, kept)
+    assert backend.state_matches(backend.new_state(seed=0, initial=task.initial_for("GorillaFileSystem")), kept)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def add(self, n: int) -> int:
+        self.value += n
+        return self.value
+
+
+async def test_other_backends_are_compared_by_snapshot_and_never_kept():
+    suite: ToolSuite = suite_from_class(Counter)
+    server = CompiledServer(suite, PythonBackend(Counter))
+    add = [ToolCall(name="add", arguments={"n": n}) for n in (2, 3, 4)]
+    task = Task(id="t", turns=["add", "add"], servers=[suite.name], ground_truth=[[add[0]], [add[1]]])
+    cache = TruthCache()
+    right, wrong = [[[add[0]]], [[add[1]]]], [[[add[0]]], [[add[2]]]]
+    for _ in range(3):
+        assert check_multi_turn(await replay_turns({suite.name: server}, task, right, seed=0, truths=cache)).valid
+        outcomes = await replay_turns({suite.name: server}, task, wrong, seed=0, truths=cache)
+        assert [o.differ for o in outcomes] == [(), (suite.name,)]
+        assert turn_scores(outcomes) == (0.5, 0.5)
+    assert len(cache) == 0
