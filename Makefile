@@ -79,6 +79,7 @@ lint: $(STAMP)
 bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_transports.py
 	$(BIN)/python bench/bench_env.py
+	$(BIN)/python bench/bench_episodes.py
 	$(BIN)/python bench/bench_bfcl_checker.py
 	$(BIN)/python bench/bench_model.py
 	$(BIN)/python bench/bench_synth.py
