@@ -85,6 +85,7 @@ bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_rollout.py
+	$(BIN)/python bench/bench_soak.py
 
 # The README's promise, checked: a fresh clone of the committed tree, with HOME, the model cache and
 # pip's cache all empty, runs `make demo` then `make test`, each timed.
