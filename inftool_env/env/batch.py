@@ -41,9 +41,14 @@ async def run_episode(
     assert task is not None  # noqa: S101 - reset sets it
     policy = policy_factory(task)
     while True:
+        # The episode's deadline bounds the policy too: a silent endpoint must not hold the batch.
+        deadline = asyncio.timeout(max(env.time_left() or 0.0, 0.001))
         try:
-            action = await policy.act(obs)
+            async with deadline:
+                action = await policy.act(obs)
         except Exception as exc:  # the policy broke: data, not a crash
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                return (await env.truncate("episode_timeout")).info["trajectory"]
             return _broken(env, failure(exc, PolicyError), "policy_error")
         try:
             result = await env.step(action)

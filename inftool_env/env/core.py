@@ -504,6 +504,18 @@ class ToolEnv:
         }
 
     # -- the end --------------------------------------------------------------------------------
+    def time_left(self) -> float | None:
+        """Seconds until the running episode's deadline (``episode_timeout_s``); None without one."""
+        ep = self._episode
+        return None if ep is None or ep.done else ep.deadline - time.monotonic()
+
+    async def truncate(self, reason: str) -> StepResult:
+        """End the running episode from outside a step (a policy past the episode's deadline), scored
+        as any truncated episode is."""
+        if self._episode is None or self._episode.done:
+            raise InftoolError("truncate() needs a running episode")
+        return await self._finish(terminated=False, reason=reason)
+
     async def _finish(self, *, terminated: bool, reason: str | None) -> StepResult:
         ep = self._episode
         assert ep is not None  # noqa: S101 - internal invariant
@@ -523,7 +535,7 @@ class ToolEnv:
             await self._release()
         score = traj.reward.reward if traj.reward else 0.0
         breakdown = traj.reward.model_dump() if traj.reward else None
-        info = {**self._step_info(traj.turns[-1]), "reward_breakdown": breakdown,
+        info = {**self._step_info(traj.turns[-1] if traj.turns else TurnRecord(step=0)), "reward_breakdown": breakdown,
                 "truncation_reason": reason, "trajectory": traj}  # fmt: skip
         return StepResult(self._observation(), score, terminated, not terminated, info)
 

@@ -141,10 +141,6 @@ class _Hangs:
         await asyncio.Event().wait()
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: episode_timeout_s does not bound the time an episode "
-                   "spends in its policy (run_episode awaits policy.act() with no deadline), so a slow or silent "
-                   "endpoint keeps the episode, and run_batch, going past it; in one soak run 366 episodes "
-                   "had not come back 30 s past their episode timeout")  # fmt: skip
 async def test_the_episode_timeout_bounds_the_time_spent_waiting_for_the_policy():
     env = stubborn_env(episode_timeout_s=0.5)
     try:
