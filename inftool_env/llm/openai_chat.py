@@ -113,15 +113,17 @@ class OpenAIChat:
         optional = {"tools": tools or None, "temperature": temperature, "seed": seed, "max_tokens": max_tokens,
                     "logprobs": logprobs or None}  # fmt: skip
         request.update({k: v for k, v in optional.items() if v is not None})
-        started = time.monotonic()
+        started, queued = time.monotonic(), 0.0  # the budget counts tries and waits, not queueing for a slot
         for attempt in range(self.max_retries + 1):
             try:
+                asked_at = time.monotonic()
                 async with self._slots:
+                    queued += time.monotonic() - asked_at
                     return await (self._streamed(request) if self.stream else self._whole(request))
             except (openai.APIError, StreamCut, httpx2.TransportError) as exc:
                 if not retryable(exc):  # 400, 401, 404, …: retrying will not help
                     raise PolicyError(f"{self.base_url}: {type(exc).__name__}: {_short(exc)}") from exc
-                spent = time.monotonic() - started
+                spent = time.monotonic() - started - queued
                 count = f"{attempt + 1} tr{'ies' if attempt else 'y'}"
                 tries = f"{type(exc).__name__} after {count} in {spent:.1f}s: {_short(exc)}"
                 if attempt == self.max_retries:

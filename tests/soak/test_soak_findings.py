@@ -185,9 +185,6 @@ class _SlowAndFlaky:
             writer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: retry_budget_s counts the time a request waited for one "
-                   "of the client's concurrency slots, so under load one transient 5xx gives a PolicyError "
-                   "'after 1 try' with retries left")  # fmt: skip
 async def test_waiting_for_a_concurrency_slot_does_not_spend_the_retry_budget():
     endpoint = _SlowAndFlaky(slow_s=1.5)
     server = await asyncio.start_server(endpoint.handle, "127.0.0.1", 0)
