@@ -62,6 +62,7 @@ from inftool_env.policies import close_policy, resolve_policy  # noqa: E402
 from inftool_env.rollout import SharedServersEnv  # noqa: E402
 from inftool_env.tasks import Task  # noqa: E402
 from inftool_env.trajectory import Trajectory  # noqa: E402
+from tests.conftest import child_pids  # noqa: E402
 
 SPEC = "python:bench._soak_fixtures:Soak"
 STDIO_FAULTS = ("killed_server", "hung_tool", "deep_nesting", "lone_surrogate", "garbage_json")
@@ -154,14 +155,6 @@ class Gated:
 
 
 # -- leak accounting ---------------------------------------------------------------------------------
-def child_pids() -> set[int]:
-    pids: set[int] = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as f:
-            pids |= {int(p) for p in f.read().split()}
-    return pids
-
-
 def open_fds() -> dict[int, str]:
     out = {}
     for fd in os.listdir("/proc/self/fd"):
