@@ -13,9 +13,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from inftool_env.errors import ServerError
 
 IDLE_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 5
@@ -62,14 +63,24 @@ async def running_asgi(
     app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> AsyncIterator[int]:  # fmt: skip
-    """Serve ``app`` for the block's duration; yields the bound port (port 0 picks a free one)."""
+    """Serve ``app`` for the block's duration; yields the bound port (port 0 picks a free one). However
+    the block ends, uvicorn is shut down as on SIGTERM (its socket closed), and an error raised in the
+    block comes out as itself: uvicorn runs as a plain task, not in a task group that would wrap it."""
     server = uvicorn.Server(uvicorn_config(app, host=host, port=port, idle_timeout_s=idle_timeout_s))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(startup_timeout):
-            while not server.started:
-                await anyio.sleep(0.005)
-        try:
-            yield server.servers[0].sockets[0].getsockname()[1]
-        finally:
-            server.should_exit = True
+    serving = asyncio.create_task(server.serve(), name=f"uvicorn {host}:{port}")
+    try:
+        async with asyncio.timeout(startup_timeout):
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.005)
+        if not server.started:  # uvicorn exits (SystemExit) when it cannot bind
+            failed = serving.exception() if not serving.cancelled() else None
+            raise ServerError(f"cannot serve on {host}:{port}: {failed!r}")
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        try:  # the graceful shutdown gives open streams SHUTDOWN_GRACE_S; past a margin, cut it short
+            await asyncio.wait_for(asyncio.shield(serving), SHUTDOWN_GRACE_S + 5)
+        except BaseException:  # noqa: BLE001 - closing must not replace the block's own outcome
+            serving.cancel()
+            with contextlib.suppress(BaseException):
+                await serving

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from inftool_env.env.config import EnvConfig, Limits
 from inftool_env.env.readonly import freeze
+from inftool_env.env.stalls import timeout_excluding_stalls
 from inftool_env.errors import InftoolError, RegistrationError, ServerError, UserSimError, first_invalid
 from inftool_env.mcp import (
     CompiledServer,
@@ -59,8 +60,10 @@ SERVER_KINDS: dict[str, ErrorKind | None] = {
 }  # fmt: skip
 # A call's budget goes to the server, which stops the work and answers "timeout" (the policy's error:
 # the episode goes on). No answer by the budget plus this grace is a hung server: the episode is cut
-# (call_timeout). The client's own read timeout trails by more, so the env's clock decides.
+# (call_timeout), time the event loop spent stalled not counted (stalls.py). The client's own read
+# timeout is only a backstop, so the env's clock decides.
 ANSWER_GRACE_S = 1.0
+BACKSTOP_S = 120.0  # the client's own wait for an answer: past any stall the env's clock does not count
 RELEASE_TIMEOUT_S = 5.0  # ending an episode on a server that does not answer
 
 
@@ -212,6 +215,11 @@ class ToolEnv:
             async with open_client(StdioCommand.inftool_serve(server.spec, *extra), timeout=timeout) as client:
                 yield client
 
+    def _keeps_episodes(self, name: str) -> bool:
+        """Whether server ``name`` keeps its episodes' states after our connection to it is reopened: not
+        the servers this env starts itself (their states go with them). A shared server does."""
+        return False
+
     async def close(self) -> None:
         """Idempotent, and never raises: ends the episode and every connection (subprocesses included)."""
         if self._closed:
@@ -229,12 +237,17 @@ class ToolEnv:
         if ep is None or ep.released:
             return
         ep.released = True
-        if self._broken or self._keeper is None or self._keeper.done():
-            if self.config.transport == "inprocess":  # the server lives on in this process
-                for name in ep.clients:
-                    self.servers[name].end_episode(ep.key)
-            return  # a subprocess's state went with it; a remote server expires it
+        lost = self._keeper is None or self._keeper.done()
+        if (self._broken or lost) and self.config.transport == "inprocess":  # the server lives in this process
+            for name in ep.clients:
+                self.servers[name].end_episode(ep.key)
+            return
         for name, client in ep.clients.items():
+            # A suspect connection is still asked to end the episode on a server that outlives it (a shared
+            # one: else the state stays until its TTL); a subprocess's or our own HTTP server's state goes
+            # with the reconnect, and a lost connection cannot be asked (a remote server expires the state).
+            if lost or (self._broken and not self._keeps_episodes(name)):
+                continue
             try:
                 async with asyncio.timeout(RELEASE_TIMEOUT_S):
                     await client.end_episode()
@@ -448,11 +461,15 @@ class ToolEnv:
                               result=f"{name} was not run: the episode's time ran out"), "episode_timeout"  # fmt: skip
         budget = min(self.limits.call_timeout_s, remaining)
         try:
-            async with asyncio.timeout(budget + ANSWER_GRACE_S):
-                outcome = await ep.clients[server].call(name, arguments, timeout=budget)
+            async with timeout_excluding_stalls(budget + ANSWER_GRACE_S):
+                outcome = await ep.clients[server].call(name, arguments, timeout=budget, wait=budget + BACKSTOP_S)
         except TimeoutError:
             # Our servers answer by the budget; one that did not is hung (or not ours): reopen it at reset.
-            self._broken = f"ServerError: {server} did not answer {name!r} within {budget + ANSWER_GRACE_S:g}s"
+            # Not an in-process one: its connection is a pair of queues in this process, still sound (a
+            # worker's reconnect would close them under its siblings' live episodes), and a handler stuck
+            # in a thread is not freed by reconnecting.
+            if self.config.transport != "inprocess":
+                self._broken = f"ServerError: {server} did not answer {name!r} in {budget + ANSWER_GRACE_S:g}s"
             why = "the episode's time ran out" if by_deadline else f"the server did not answer in {budget:g}s"
             hung = CallRecord(name=name, arguments=arguments, server=server, is_error=True, error_kind="timeout",
                               result=f"{name} timed out: {why}")  # fmt: skip

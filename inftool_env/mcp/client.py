@@ -13,14 +13,18 @@ sends ``Authorization: Bearer …`` to an HTTP server started with ``--token``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.exceptions import MCPError
 from mcp_types import METHOD_NOT_FOUND
 
@@ -112,9 +116,12 @@ class ToolClient:
             for t in listing.tools
         ]
 
-    async def call(self, name: str, arguments: Any = None, *, timeout: float | None = None) -> ToolOutcome:
+    async def call(
+        self, name: str, arguments: Any = None, *, timeout: float | None = None, wait: float | None = None
+    ) -> ToolOutcome:
         """Call a tool. Arguments of any shape give an outcome, never a dead connection; ``timeout``
-        asks the server to stop this call's work after that many seconds (kind "timeout")."""
+        asks the server to stop this call's work after that many seconds (kind "timeout"); ``wait``: how
+        long to wait for the answer (default ``timeout`` + CLIENT_GRACE_S, else the connection's)."""
         if not isinstance(name, str) or has_lone_surrogate(name):
             return ToolOutcome(f"Unknown tool {_shown(name)}: a tool name is text.", is_error=True,
                                error_kind="unknown_tool")  # fmt: skip
@@ -128,7 +135,7 @@ class ToolClient:
             result = await self._client.call_tool(
                 name,
                 arguments or {},
-                read_timeout_seconds=self._timeout if timeout is None else timeout + CLIENT_GRACE_S,
+                read_timeout_seconds=wait or (self._timeout if timeout is None else timeout + CLIENT_GRACE_S),
                 meta=meta or None,  # type: ignore[arg-type]
             )
         except MCPError as exc:
@@ -180,13 +187,10 @@ async def open_client(
                 server = StdioServerParameters(
                     command=target.command, args=list(target.args), env=dict(target.env) if target.env else None
                 )
-            elif token is not None:
-                http = await stack.enter_async_context(
-                    create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-                )
-                server = streamable_http_client(target, http_client=http)
             else:
-                server = target
+                headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+                http = await stack.enter_async_context(_http_client(headers))
+                server = streamable_http_client(target, http_client=http)
             try:
                 client = await stack.enter_async_context(Client(server, read_timeout_seconds=timeout))
             except Exception as exc:
@@ -198,6 +202,19 @@ async def open_client(
         if len(leaves) == 1 and isinstance(leaves[0], Exception):
             raise leaves[0] from None
         raise
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every HTTP client of this process: each client building its own loads the
+    CA bundle on the event loop (100-150 ms here), even for an http:// URL."""
+    return httpx2.create_ssl_context()
+
+
+def _http_client(headers: dict[str, str] | None) -> httpx2.AsyncClient:
+    """The SDK's default HTTP client (its timeouts), on the shared TLS context."""
+    timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
+    return httpx2.AsyncClient(headers=headers, timeout=timeout, verify=_tls_context())
 
 
 def episode_meta(episode: str | None, seed: int | None, initial_state: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class SharedServersEnv(ToolEnv):
     def spawn(self) -> SharedServersEnv:
         return SharedServersEnv(self, self.urls)
 
+    def _keeps_episodes(self, name: str) -> bool:
+        return name in self.urls
+
     @contextlib.asynccontextmanager
     async def _open(self, name: str, compiled: CompiledServer) -> AsyncIterator[ToolClient]:
         if name not in self.urls:

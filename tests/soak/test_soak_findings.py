@@ -1,7 +1,6 @@
-"""What ``bench/bench_soak.py`` found, each as the smallest reproduction (strict xfail: each starts to
-fail, as an XPASS, once its cause is fixed, and its mark then goes). Real servers and transports; the
-loop stall that load causes is made on purpose with a blocking callback, so the tests do not depend on
-how busy the machine is."""
+"""What ``bench/bench_soak.py`` found, each as the smallest reproduction, kept as a regression test
+now that each is fixed. Real servers and transports; the loop stall that load causes is made on purpose
+with a blocking callback, so the tests do not depend on how busy the machine is."""
 
 from __future__ import annotations
 
@@ -44,10 +43,6 @@ def stall_loop(after_s: float, for_s: float) -> None:
     asyncio.get_running_loop().call_later(after_s, time.sleep, for_s)
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: the server starts a call's budget when its handler runs, "
-                   "the env when it sends; a delay on the way there or back (the request's transit, 0.6-1.0 s "
-                   "over HTTP in the soak) past ANSWER_GRACE_S (1 s) makes a call the server cut and answered "
-                   "look hung: the episode is truncated (call_timeout) and its connections marked broken")  # fmt: skip
 @pytest.mark.parametrize("stalled", ["request", "answer"])
 async def test_a_delay_in_transit_does_not_make_a_server_cut_call_a_hung_server(stalled: str):
     env = stubborn_env(call_timeout_s=0.5)
@@ -64,9 +59,6 @@ async def test_a_delay_in_transit_does_not_make_a_server_cut_call_a_hung_server(
         await env.close()
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: when one in-process worker reconnects (after a call it "
-                   "saw as hung), the connections its siblings share are closed under their live episodes, "
-                   "which end with ServerError: 'Client must be used within an async context manager'")  # fmt: skip
 async def test_a_workers_reconnect_leaves_its_siblings_live_episodes_alone():
     env = stubborn_env(call_timeout_s=0.3)
     a, b = env.spawn(), env.spawn()
@@ -84,9 +76,6 @@ async def test_a_workers_reconnect_leaves_its_siblings_live_episodes_alone():
             await worker.close()
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: an episode whose call timed out over HTTP is never ended "
-                   "on the shared server (the env skips end_episode once it marks the connection broken); its "
-                   "state stays until the TTL (1 h), counting toward max_episodes")  # fmt: skip
 async def test_an_episode_cut_by_a_call_timeout_is_released_on_the_shared_server():
     served = compile_spec(STUBBORN)
     async with running_http(served) as url:  # nothing in the block may raise (see the test below)
@@ -122,10 +111,6 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: an error raised inside `async with running_http(...)` "
-                   "comes out wrapped in an ExceptionGroup (open_client unwraps its own; this does not), uvicorn "
-                   "is cancelled instead of shut down (its lifespan logs a CancelledError traceback), and the "
-                   "listening socket is left open until garbage collection (ResourceWarning)")  # fmt: skip
 def test_an_error_inside_running_http_comes_out_as_itself_and_closes_the_server():
     # In a subprocess: the socket it leaks would otherwise warn inside whichever test runs next.
     done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", ERROR_IN_BLOCK], cwd=REPO,
@@ -202,9 +187,6 @@ async def test_waiting_for_a_concurrency_slot_does_not_spend_the_retry_budget():
         await server.wait_closed()
 
 
-@pytest.mark.xfail(strict=True, reason="soak finding: every HTTP client (one per rollout worker) builds its own "
-                   "SSL context, loading the CA bundle on the event loop even for an http:// URL: 100-150 ms each "
-                   "here, so 150 workers connecting stalled the loop 13-19 s")  # fmt: skip
 async def test_opening_many_http_clients_loads_the_ca_bundle_at_most_once(monkeypatch: pytest.MonkeyPatch):
     served = compile_spec(STUBBORN)
     loads: list[object] = []
