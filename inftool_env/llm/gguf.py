@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from inftool_env.errors import PolicyError
-from inftool_env.llm.local import Generated, LocalChat
+from inftool_env.llm.local import Generated, LocalChat, abandoned
 
 # Plain temperature sampling (llama.cpp's defaults add top-k 40, top-p 0.95 and min-p 0.05), so a
 # sampled token's logprob is the policy's own, as a trainer assumes.
@@ -85,7 +85,7 @@ class GGUFChat(LocalChat):
             top = float(logits.max())
             ids.append(int(token))
             lps.append(float(logits[token]) - top - math.log(float(np.exp(logits - top).sum())))
-            if token in stops or len(ids) >= room:
+            if token in stops or len(ids) >= room or abandoned():
                 break
         return ids, lps
 

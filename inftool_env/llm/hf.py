@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from inftool_env.errors import PolicyError
-from inftool_env.llm.local import Generated, LocalChat
+from inftool_env.llm.local import Generated, LocalChat, abandoned
 
 
 class HFChat(LocalChat):
@@ -51,8 +51,18 @@ class HFChat(LocalChat):
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, pad_token_id=pad,
-                                      output_logits=True, return_dict_in_generate=True, **sampling)  # fmt: skip
+                                      output_logits=True, return_dict_in_generate=True,
+                                      stopping_criteria=[_WhenAbandoned()], **sampling)  # fmt: skip
         new = out.sequences[:, width:]
         scores = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # raw: (batch, steps, vocab)
         chosen = scores.gather(-1, new.unsqueeze(-1)).squeeze(-1)
         return [self.cut_at_stop(row, lps, pad) for row, lps in zip(new.tolist(), chosen.tolist(), strict=True)]
+
+
+class _WhenAbandoned:
+    """A transformers stopping criterion: every row stops once the caller gave the generation up."""
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), abandoned(), dtype=torch.bool, device=input_ids.device)

@@ -3,13 +3,16 @@ concurrent requests with the same sampling settings are generated as one batch i
 (the event loop keeps serving), and the reply's ``<tool_call>`` blocks (Hermes/Qwen) become OpenAI
 ``tool_calls``, with the completion's token ids and per-token logprobs. A completion's ids end with
 the stop token the model chose (it is part of the action a trainer scores); none when it ran out of
-``max_tokens``. Subclasses only generate.
+``max_tokens``. Subclasses only generate, and check ``abandoned()`` between tokens: a generation whose
+caller was cancelled (Ctrl-C) stops at its next token instead of holding the interpreter's exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import threading
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +24,17 @@ from inftool_env.parsing import get_format
 _HERMES = get_format("hermes")
 BATCH_WINDOW_S = 0.02  # how long the first request waits for others to join its batch
 Generated = tuple[list[int], list[float]]  # the completion's token ids and their logprobs
+
+
+# The running generation's stop flag: asyncio.to_thread copies the context, so each worker thread
+# sees the flag of its own generation (one cancelled does not stop the next one).
+_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("inftool_generation_stop", default=None)
+
+
+def abandoned() -> bool:
+    """Whether the generation running in this thread was given up by its caller: stop at the next token."""
+    stop = _STOP.get()
+    return stop is not None and stop.is_set()
 
 
 @dataclass
@@ -154,12 +168,19 @@ class LocalChat:
             while self._queues.get(key):
                 batch, self._queues[key] = self._queues[key][: self.max_batch], self._queues[key][self.max_batch :]
                 prompts = [r.prompt for r in batch]
+                stop = threading.Event()
+                _STOP.set(stop)  # this task's context, copied into the thread by to_thread
                 try:
                     if self.seeds_per_request:
                         seeds = [r.seed for r in batch]
                         results = await asyncio.to_thread(self._generate_rows, prompts, seeds, *key[:2])
                     else:
                         results = await asyncio.to_thread(self._generate, prompts, *key)
+                except asyncio.CancelledError:
+                    stop.set()  # the thread ends at its next token: nothing waits on a generation no one wants
+                    for r in batch:
+                        r.future.cancel()
+                    raise
                 except Exception as exc:  # the model broke: every waiting request hears why
                     for r in batch:
                         r.future.set_exception(PolicyError(f"{self.name}: generation failed: {exc}"))

@@ -402,3 +402,24 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     with pytest.raises(SystemExit, match="between 1 and 2"):
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "5",
                 "--device", "cpu")  # fmt: skip
+
+
+def test_a_generation_given_up_stops_at_its_next_token(tiny: Path):
+    """Ctrl-C (here: a timeout) during a rollout: asyncio.run's exit waits for the generation's worker
+    thread, which must stop at its next token instead of generating all it was asked for."""
+    import asyncio
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inftool_env.train.grpo.chat import TorchChat
+
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    chat = TorchChat(model, AutoTokenizer.from_pretrained(tiny), name="tiny", max_new_tokens=4000)
+    chat.stop_ids = lambda: set()  # type: ignore[method-assign] # never ends by itself: only a stop can end it
+
+    async def main() -> None:
+        await asyncio.wait_for(chat.complete_tokens([9707, 11, 1879], temperature=1.0, seed=0), 0.5)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(main())  # returns once the worker thread has ended
+    assert chat.batches == 1 and 0 < chat.tokens < 2000, chat.tokens

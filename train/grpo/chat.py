@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from inftool_env.llm.local import Generated, LocalChat
+from inftool_env.llm.local import Generated, LocalChat, abandoned
 
 MIN_SHARED = 16  # a shorter common prefix is not worth a pass of its own
 PREFIXES_KEPT = 8  # recent prompt prefixes whose KV cache is kept (~27 MB each for the embedded model at 1k tokens)
@@ -113,7 +113,7 @@ class TorchChat(LocalChat):
                     rows[i].append(token)
                     lps[i].append(float(raw[i, token]))
                     alive[i] = token not in stops
-            if not any(alive):
+            if not any(alive) or abandoned():
                 break
             step = torch.tensor(chosen, device=self.device).unsqueeze(-1)
             mask = torch.cat([mask, torch.ones_like(step)], dim=-1)
