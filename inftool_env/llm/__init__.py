@@ -115,7 +115,9 @@ def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
     if base.startswith("vllm:"):
         from inftool_env.llm.vllm_engine import VLLMChat
 
-        return VLLMChat(base.removeprefix("vllm:"), max_new_tokens=int(options.pop("max_new_tokens", "256"))), options
+        compiled = options.pop("compile", "1") in ("1", "true")
+        return VLLMChat(base.removeprefix("vllm:"), max_new_tokens=int(options.pop("max_new_tokens", "256")),
+                        compile=compiled), options  # fmt: skip
     if base.startswith("scripted:"):
         from inftool_env.llm.scripted import ScriptedChat
 

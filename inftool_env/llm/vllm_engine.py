@@ -18,7 +18,12 @@ CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": f"0-{max(os.cpu_count() or 1, 1) - 1}", 
 
 
 class VLLMChat(LocalChat):
-    def __init__(self, path: str, *, max_new_tokens: int = 256, max_batch: int = 8, kv_cache_gib: float = 1.0) -> None:
+    def __init__(
+        self, path: str, *, max_new_tokens: int = 256, max_batch: int = 8, kv_cache_gib: float = 1.0,
+        compile: bool = True,
+    ) -> None:  # fmt: skip
+        """``compile=False`` (``vllm:PATH?compile=0``) runs eager: no torch.compile at start (a minute of
+        the engine's 85 s start on two cores), slower tokens after; for a short run."""
         for key, value in CPU_ENV.items():
             os.environ.setdefault(key, value)
         try:
@@ -37,7 +42,8 @@ class VLLMChat(LocalChat):
                 raise PolicyError(f"vllm:{path}: not a model directory (no config.json)")
         kv_bytes = int(kv_cache_gib * (1 << 30))
         self.engine: Any = LLM(model=str(where), dtype="float32", seed=0, max_model_len=4096,
-                               kv_cache_memory_bytes=kv_bytes, gpu_memory_utilization=0.35)  # fmt: skip
+                               kv_cache_memory_bytes=kv_bytes, gpu_memory_utilization=0.35,
+                               enforce_eager=not compile)  # fmt: skip
         self.tokenizer = self.engine.get_tokenizer()
         self.max_new_tokens, self.max_batch = max_new_tokens, max_batch
         self._setup_batching()
