@@ -27,19 +27,22 @@ import asyncio
 import dataclasses
 import gc
 import json
-import resource
 import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
-import anyio
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inftool_env.env.core import ToolEnv
-from inftool_env.policies.oracle import OraclePolicy
-from inftool_env.registration import default_registry, make
-from inftool_env.trajectory import Trajectory
+import anyio  # noqa: E402
+
+from inftool_env.env.core import ToolEnv  # noqa: E402
+from inftool_env.policies.oracle import OraclePolicy  # noqa: E402
+from inftool_env.registration import default_registry, make  # noqa: E402
+from inftool_env.trajectory import Trajectory  # noqa: E402
+from tests.conftest import peak_rss_mb  # noqa: E402
 
 MAX_RESET_MS = 10.0
 CONCURRENT_ENVS = ("inftool/Bookshelf-v0", "inftool/BfclGorillaFileSystem-v0")
@@ -188,7 +191,7 @@ def main() -> None:
         r = anyio.run(concurrent, env_id, args.concurrent, args.call_timeout)
         ok = not r["wrong_reward"] and not r["mixed"]
         failed += not ok
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_mb = peak_rss_mb()
         print(
             f"{env_id.removeprefix('inftool/')}: {args.concurrent} concurrent episodes opened in {r['open_s']:.1f} s, "
             f"{r['steps']} steps played in {r['play_s']:.1f} s; {r['distinct']} distinct final states, "

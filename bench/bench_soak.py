@@ -62,7 +62,7 @@ from inftool_env.policies import close_policy, resolve_policy  # noqa: E402
 from inftool_env.rollout import SharedServersEnv  # noqa: E402
 from inftool_env.tasks import Task  # noqa: E402
 from inftool_env.trajectory import Trajectory  # noqa: E402
-from tests.conftest import child_pids  # noqa: E402
+from tests.conftest import child_pids, peak_rss_mb  # noqa: E402
 
 SPEC = "python:bench._soak_fixtures:Soak"
 STDIO_FAULTS = ("killed_server", "hung_tool", "deep_nesting", "lone_surrogate", "garbage_json")
@@ -343,16 +343,6 @@ def endpoint_stats(port: int) -> dict[str, Any]:
     return stats
 
 
-def _peak_rss_mb() -> float:
-    """This process's own peak RSS. Not ru_maxrss: Linux carries it across exec, so a bench started by a
-    large process (pytest with models loaded) would report its parent's peak as its own."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=1000, help="episodes in flight at once (default 1000)")
@@ -436,7 +426,7 @@ def report(args: argparse.Namespace, groups: list[Group], result: dict[str, Any]
     shared, local = result["live_shared"], result["live_local"]
     rows.append(("episode states left on servers", f"{shared + local} (shared HTTP {shared}, in-process {local})",
                  shared + local == 0))  # fmt: skip
-    rss = _peak_rss_mb()
+    rss = peak_rss_mb()
     rows.append(("peak RSS (this process)", f"{rss:.0f} MB (limit {args.max_rss_mb:.0f})", rss <= args.max_rss_mb))
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rows.append(("peak RSS of one child (stdio server, endpoint)", f"{child:.0f} MB", None))

@@ -80,7 +80,10 @@ async def running_asgi(
         server.should_exit = True
         try:  # the graceful shutdown gives open streams SHUTDOWN_GRACE_S; past a margin, cut it short
             await asyncio.wait_for(asyncio.shield(serving), SHUTDOWN_GRACE_S + 5)
-        except BaseException:  # noqa: BLE001 - closing must not replace the block's own outcome
+        except asyncio.CancelledError:  # we are cancelled while waiting: uvicorn with us
             serving.cancel()
+            raise
+        except BaseException:  # noqa: BLE001 - past the margin, or uvicorn's own failure: it must not replace
+            serving.cancel()  # the block's own outcome
             with contextlib.suppress(BaseException):
                 await serving

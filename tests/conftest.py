@@ -55,6 +55,16 @@ def child_pids() -> set[int]:
     return pids
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (Linux). Not ru_maxrss: Linux carries it across exec, so a bench started
+    by a large process (pytest with models loaded) would report its parent's peak as its own."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """llama-cpp-python opens two /dev/null files at import and never closes them; closed here so the
     interpreter's exit does not print ResourceWarnings about them."""

@@ -52,7 +52,7 @@ class HFChat(LocalChat):
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, pad_token_id=pad,
                                       output_logits=True, return_dict_in_generate=True,
-                                      stopping_criteria=[_WhenAbandoned()], **sampling)  # fmt: skip
+                                      stopping_criteria=[_WhenAbandoned(torch)], **sampling)  # fmt: skip
         new = out.sequences[:, width:]
         scores = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # raw: (batch, steps, vocab)
         chosen = scores.gather(-1, new.unsqueeze(-1)).squeeze(-1)
@@ -62,7 +62,9 @@ class HFChat(LocalChat):
 class _WhenAbandoned:
     """A transformers stopping criterion: every row stops once the caller gave the generation up."""
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
 
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        torch = self.torch
         return torch.full((input_ids.shape[0],), abandoned(), dtype=torch.bool, device=input_ids.device)
