@@ -23,7 +23,9 @@ from inftool_env.tasks import Category, Task, ToolCall
 CATEGORIES: tuple[Category, ...] = (
     "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "missing_param",
 )  # fmt: skip
-Builder = Callable[[Context, "str | None"], Awaitable[Task]]
+# A builder's Task fills its quota; a list's first Task does, and the rest are companions kept beside it
+# when they verify (a near miss's twin).
+Builder = Callable[[Context, "str | None"], Awaitable["Task | list[Task]"]]
 
 
 def _pick(ctx: Context, focus: str | None, *, executable: bool = False) -> tuple[str, ToolSpec]:
@@ -299,7 +301,7 @@ def vocabulary(tools: list[ToolSpec]) -> set[str]:
     return {w[:5] for w in words_of(text) if len(w) >= 4}
 
 
-async def irrelevance(ctx: Context, focus: str | None) -> Task:
+async def irrelevance(ctx: Context, focus: str | None) -> Task | list[Task]:
     """Half the time a near miss (a real request for one of the source's operations, offered only tools
     of another resource: the hard case, where a tool looks close but none fits), else an off-domain one."""
     if ctx.rng.random() < NEAR_MISS_SHARE:
@@ -323,7 +325,10 @@ def resource(tool: ToolSpec) -> str:
     return words[-1] if words else tool.name
 
 
-async def near_miss_irrelevance(ctx: Context, focus: str | None) -> Task:
+async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
+    """The near miss, and its twin when the request is a real test: the same words with the asked tool
+    among the same offer, to be called. Apart, a model can learn only how often to decline; as a pair,
+    the offer is the one difference, so declining has to depend on it."""
     server, asked = _pick(ctx, focus)
     others = [t for s, t in ctx.tools() if s == server and resource(t) != resource(asked)]
     if not others:
@@ -332,7 +337,14 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> Task:
     text = ph.opener(ph.clause(asked, call.arguments, ctx.rng), ctx.rng)
     ctx.rng.shuffle(others)
     offered = [t.name for t in others[: ctx.rng.randint(1, 3)]]
-    return _task(ctx, "irrelevance", [text], [], offered, one_shot=True, provenance={"near_miss_of": asked.name})
+    miss = _task(ctx, "irrelevance", [text], [], offered, one_shot=True, provenance={"near_miss_of": asked.name})
+    if not informative(asked, call):
+        return [miss]
+    both = [asked.name, *offered]
+    ctx.rng.shuffle(both)
+    twin = _task(ctx, "multiple", [text], [[call]], both, one_shot=True, provenance={"twin": "near_miss"},
+                 bfcl=reference("multiple", [ctx.world.tool(t) for t in both], [call]))  # fmt: skip
+    return [miss, twin]
 
 
 async def off_domain_irrelevance(ctx: Context, focus: str | None) -> Task:

@@ -98,15 +98,19 @@ class ThreeAgents:
         cached = CachedChat(chat, cache_path=Path(cache) if cache else cache_path)
         return cls(cached, cached, world, seed=seed, temperature=temperature)
 
-    async def attempt(self, ctx: Context, category: str, focus: str | None) -> Task:
-        plan = await BUILDERS[category](ctx, focus)
+    async def attempt(self, ctx: Context, category: str, focus: str | None) -> Task | list[Task]:
+        built = await BUILDERS[category](ctx, focus)
+        plan, *companions = built if isinstance(built, list) else [built]
         self.current_plan = plan  # observable (a scripted assistant in tests plays it)
         turns = [await self.write_turn(text, i) for i, text in enumerate(plan.turns)]
         task = plan.model_copy(update={"turns": turns, "goal": turns[0] if plan.goal else ""})
         reward = await self.try_assistant(task)
         if reward != 1.0:
             raise Skip("the assistant's attempt did not verify against the plan")
-        return task.model_copy(update={"provenance": {**task.provenance, "agents": self.user.name}})
+        task = task.model_copy(update={"provenance": {**task.provenance, "agents": self.user.name}})
+        # Companions keep the plan's pairing: the same words the user role wrote for the first.
+        return [task, *(c.model_copy(update={"turns": turns, "provenance": {**c.provenance, "agents": self.user.name}})
+                        for c in companions)] if companions else task  # fmt: skip
 
     async def write_turn(self, planned: str, index: int) -> str:
         """The user role: the plan's turn, in the user's own words."""

@@ -150,35 +150,50 @@ async def _fill(
             run.attempts += 1
             try:
                 if agents is not None:
-                    task = await agents.attempt(ctx, category, None if focus == ANY_TOOL else focus)
+                    built = await agents.attempt(ctx, category, None if focus == ANY_TOOL else focus)
                 else:
-                    task = await BUILDERS[category](ctx, None if focus == ANY_TOOL else focus)
+                    built = await BUILDERS[category](ctx, None if focus == ANY_TOOL else focus)
             except NotApplicable as exc:
                 run.not_applicable[category] = str(exc)
                 break
             except Skip as exc:
                 dropped[f"{category}: {exc}"] += 1
                 continue
-            reason = await verify_task(task, fresh)
-            if reason is not None:
-                dropped[f"{category}: {reason.split(':')[0]}"] += 1
-                continue
+            task, *companions = built if isinstance(built, list) else [built]
             parent = parents.get((focus, category))
-            task = task.model_copy(update={
-                "id": f"{world.name.lower()}-{category}-r{round}-s{seed}-{len(kept):04d}",
-                "provenance": {**task.provenance, "generator": generator, "seed": seed, "round": round,
-                               "attempt": attempt, "parent": parent.id if parent else None},
-            })  # fmt: skip
-            if not dedup.add(task):
-                dropped[f"{category}: near-duplicate"] += 1
+            origin = {"generator": generator, "seed": seed, "round": round, "attempt": attempt,
+                      "parent": parent.id if parent else None}  # fmt: skip
+            if not await _keep(task, world, origin, fresh, dedup, kept, dropped, round, seed):
                 continue
-            kept.append(task)
             made += 1
             bar.update(1)
+            paired = {**origin, "companion_of": kept[-1].id}
+            for companion in companions:  # beyond the quota: the bar grows with them
+                if await _keep(companion, world, paired, fresh, dedup, kept, dropped, round, seed):
+                    bar.total += 1
+                    bar.update(1)
         if made == 0 and category not in run.not_applicable and count:
             top = next((r for r, _ in dropped.most_common() if r.startswith(f"{category}:")), "no attempt")
             run.not_applicable.setdefault(category, f"no candidate verified ({top.split(': ', 1)[-1]})")
     run.tasks = kept
+
+
+async def _keep(task: Task, world: World, origin: dict[str, Any], fresh: dict[str, Any], dedup: Deduper,
+                kept: list[Task], dropped: Counter[str], round: int, seed: int) -> bool:  # noqa: A002  # fmt: skip
+    """Verify, name and deduplicate one candidate; kept ones are appended, dropped ones counted by reason."""
+    reason = await verify_task(task, fresh)
+    if reason is not None:
+        dropped[f"{task.category}: {reason.split(':')[0]}"] += 1
+        return False
+    task = task.model_copy(update={
+        "id": f"{world.name.lower()}-{task.category}-r{round}-s{seed}-{len(kept):04d}",
+        "provenance": {**task.provenance, **origin},
+    })  # fmt: skip
+    if not dedup.add(task):
+        dropped[f"{task.category}: near-duplicate"] += 1
+        return False
+    kept.append(task)
+    return True
 
 
 def _categories(categories: list[str] | None) -> list[str]:

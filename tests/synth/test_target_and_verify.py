@@ -105,12 +105,12 @@ async def test_near_miss_irrelevance_offers_only_other_resources():
     """The hard irrelevance case: a real request for one operation, with only other resources' tools on
     offer (none of them can do it), and no call in the ground truth."""
     world = open_world(BOOKSHELF_ID)
-    made = 0
+    made = twinned = 0
     for seed in range(12):
         ctx = Context.create(world, seed=seed)
         asked = {t.name: t for _, t in ctx.tools()}
         try:
-            task = await near_miss_irrelevance(ctx, None)
+            task, *twin = await near_miss_irrelevance(ctx, None)
         except Skip:
             continue
         made += 1
@@ -119,4 +119,24 @@ async def test_near_miss_irrelevance_offers_only_other_resources():
         wanted = asked[task.provenance["near_miss_of"]]
         assert wanted.name not in offered
         assert all(resource(asked[n]) != resource(wanted) for n in offered), (wanted.name, offered)
-    assert made >= 6
+        if twin:  # the same words, the asked tool among the same offer: to be called
+            twinned += 1
+            (pair,) = twin
+            twin_offered = [name for name in asked if name not in pair.excluded_tools]
+            assert pair.category == "multiple" and pair.turns == task.turns
+            assert sorted(twin_offered) == sorted([task.provenance["near_miss_of"], *offered])
+            assert [c.name for c in pair.ground_truth[0]] == [task.provenance["near_miss_of"]]
+    assert made >= 6 and twinned >= made // 2
+
+
+def test_synthesis_keeps_a_near_miss_beside_its_twin():
+    """Twins come beyond the quota (the irrelevance count is still what was asked), each verified and
+    pointing at its near miss, which has the same words."""
+    run = synthesize(BOOKSHELF_ID, n=8, categories=["irrelevance"], seed=3, progress=False)
+    by_id = {t.id: t for t in run.tasks}
+    twins = [t for t in run.tasks if t.category == "multiple"]
+    assert sum(t.category == "irrelevance" for t in run.tasks) == 8 and twins
+    for twin in twins:
+        miss = by_id[twin.provenance["companion_of"]]
+        assert miss.category == "irrelevance" and miss.turns == twin.turns and miss.provenance["near_miss_of"]
+        assert [c.name for c in twin.ground_truth[0]] == [miss.provenance["near_miss_of"]]

@@ -353,6 +353,31 @@ async def test_sft_on_irrelevance_scores_the_declining_answer(tiny: Path, tokeni
     assert tokenizer.decode([example.ids[i] for i in example.targets]) == DECLINE + "<|im_end|>"
 
 
+@pytest.mark.anyio
+async def test_sft_keeps_a_near_miss_beside_its_twin(tiny: Path, tokenizer: Any) -> None:
+    """Synthesis's pairs (a decline and the same words to be called) stay side by side through the
+    shuffle, so one supervised step holds both and the offer is what differs."""
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.synth import synthesize
+    from inftool_env.train.grpo.chat import TorchChat
+    from inftool_env.train.grpo.rollout import EnvPool
+    from inftool_env.train.grpo.sft import oracle_examples
+
+    run = synthesize(ENV, n=8, categories=["irrelevance"], seed=3, progress=False)
+    twins = {t.id: t.provenance["companion_of"] for t in run.tasks if "companion_of" in t.provenance}
+    assert twins
+    chat = TorchChat(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, name="tiny", max_new_tokens=4)
+    pool = EnvPool([(ENV, run.tasks)])
+    try:
+        order = [e.task_id for e in await oracle_examples(pool, chat, seed=1)]
+    finally:
+        await pool.close()
+    assert sorted(order) == sorted(t.id for t in run.tasks)  # every task's oracle episode verified
+    for twin, miss in twins.items():
+        assert abs(order.index(twin) - order.index(miss)) == 1, (twin, miss, order)
+
+
 def test_lora_trains_adapters_and_saves_them_merged(tiny: Path, tasks: list[Any], forced: set[int],
                                                     tmp_path: Path) -> None:  # fmt: skip
     pytest.importorskip("peft")

@@ -69,16 +69,19 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int) -> list[Exampl
         return render_example(chat, pick.task.id, trajectory.messages, tools)
 
     # One at a time per source: the oracle is instant, and a single worker per source suffices.
-    examples = []
+    groups: dict[str, list[Example]] = {}
     for index in range(len(pool.picks)):
         example = await one(index)
         if example is not None:
-            examples.append(example)
+            task = pool.picks[index].task
+            groups.setdefault(task.provenance.get("companion_of") or task.id, []).append(example)
         await asyncio.sleep(0)
     # The pool lists tasks category by category; shuffled (seeded), each batch mixes them, instead of
-    # whole steps spent on one category (e.g. only irrelevance's one-line answers).
-    random.Random(seed).shuffle(examples)
-    return examples
+    # whole steps spent on one category (e.g. only irrelevance's one-line answers). A task and its
+    # companion (a near miss and its twin) stay side by side, so one step sees the contrast.
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    return [example for group in order for example in group]
 
 
 def render_example(chat: Any, task_id: str, messages: list[dict[str, Any]], tools: Any) -> Example | None:
