@@ -8,7 +8,6 @@ module-global instance cache BFCL's harness keeps — so rollouts cannot see eac
 from __future__ import annotations
 
 import ast
-import copy
 import functools
 import importlib
 import json
@@ -17,6 +16,7 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
+from inftool_env.backends.base import copy_tree
 from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
@@ -90,7 +90,7 @@ class BfclBackend(PythonBackend):
         # ground-truth replays match BFCL's. An empty scenario still goes through _load_scenario, on a
         # copy: the classes keep (and later change) the lists and dicts they are given.
         instance = self.factory()
-        self._load_scenario(instance, _copy_tree(initial) if initial is not None else {})
+        self._load_scenario(instance, copy_tree(initial) if initial is not None else {})
         return instance
 
     # The same calls on a new state of the same scenario give the same results and state (the classes
@@ -109,20 +109,7 @@ class BfclBackend(PythonBackend):
     def copy_state(state: Any) -> Any:
         """The public attributes, deep-copied, for ``state_matches`` to take as ``expected`` long after
         ``state`` has moved on (only compared with ``==``, so parts shared in ``state`` need not be)."""
-        return SimpleNamespace(**{k: _copy_tree(v) for k, v in vars(state).items() if not k.startswith("_")})
-
-
-def _copy_tree(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (a scenario as read from BFCL's files, which BFCL's checker
-    deep-copies), a few times faster than ``copy.deepcopy``; anything else goes to ``copy.deepcopy``."""
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy_tree(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy_tree(v) for v in value]
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    return copy.deepcopy(value)
+        return SimpleNamespace(**{k: copy_tree(v) for k, v in vars(state).items() if not k.startswith("_")})
 
 
 # -- BFCL's data -----------------------------------------------------------------------------------
