@@ -9,6 +9,7 @@ for state-match rewards.
 from __future__ import annotations
 
 import copy
+import marshal
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,13 +32,10 @@ class Backend(Protocol):
 
 
 def copy_tree(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (a call's arguments, a scenario as read from BFCL's files), a few
-    times faster than ``copy.deepcopy``; anything else in it goes to ``copy.deepcopy``."""
-    kind = type(value)
-    if kind is dict:
-        return {k: copy_tree(v) for k, v in value.items()}
-    if kind is list:
-        return [copy_tree(v) for v in value]
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    return copy.deepcopy(value)
+    """A deep copy of JSON-shaped data (a call's arguments, a state's records, a conversation), several
+    times faster than ``copy.deepcopy`` (marshal, in C); anything marshal cannot hold (a class instance,
+    a subclass) goes to ``copy.deepcopy``."""
+    try:
+        return marshal.loads(marshal.dumps(value))  # noqa: S302 - our own bytes, straight back
+    except ValueError:
+        return copy.deepcopy(value)

@@ -7,7 +7,6 @@ error; so is any exception the method raises. The model sees the same text eithe
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 import json
@@ -17,6 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
+from inftool_env.backends.base import copy_tree
 from inftool_env.errors import BackendError, ToolCallError
 from inftool_env.spec.ir import ParamBinding, Source, ToolSpec, ToolSuite
 from inftool_env.spec.naming import UniqueNames, sanitize_tool_name
@@ -41,7 +41,7 @@ class PythonBackend:
         if initial is not None:
             if self.load_state is None:
                 raise BackendError(f"{type(instance).__name__} takes no initial state")
-            self.load_state(instance, copy.deepcopy(dict(initial)))
+            self.load_state(instance, copy_tree(dict(initial)))
         return instance
 
     async def call(self, tool: ToolSpec, arguments: dict[str, Any], state: Any) -> Any:

@@ -16,7 +16,6 @@ each tool's route and response need is worked out once per backend, not per call
 
 from __future__ import annotations
 
-import copy
 import marshal
 import random
 import re
@@ -25,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inftool_env.backends.base import copy_tree
 from inftool_env.errors import ToolCallError
 from inftool_env.spec.ir import ToolSpec, ToolSuite
 from inftool_env.spec.sample import sample
@@ -106,7 +106,7 @@ class StatefulBackend:
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> StatefulState:
         if initial is not None:
             state = StatefulState(rng=random.Random(seed))
-            state.collections = copy.deepcopy(dict(initial.get("collections", {})))
+            state.collections = copy_tree(dict(initial.get("collections", {})))
             state.next_id = int(initial.get("next_id", 1))
             return state
         kept = self._seeded.get(seed) if isinstance(seed, int) else None
@@ -141,7 +141,7 @@ class StatefulBackend:
         return state
 
     def snapshot(self, state: StatefulState) -> dict[str, Any]:
-        return {"collections": _copied(state.collections), "next_id": state.next_id}
+        return {"collections": copy_tree(state.collections), "next_id": state.next_id}
 
     @staticmethod
     def state_matches(state: StatefulState, expected: StatefulState) -> bool:
@@ -153,7 +153,7 @@ class StatefulBackend:
         """An independent copy that goes on as the original would (its rng included)."""
         rng = random.Random(0)
         rng.setstate(state.rng.getstate())
-        return StatefulState(rng=rng, collections=_copied(state.collections), next_id=state.next_id)
+        return StatefulState(rng=rng, collections=copy_tree(state.collections), next_id=state.next_id)
 
     async def call(self, tool: ToolSpec, arguments: dict[str, Any], state: StatefulState) -> Any:
         route = self.routes.get(tool.name)
@@ -259,7 +259,7 @@ class StatefulBackend:
         """Fit a stored value to the response schema (no optional field invented); with none, as stored."""
         schema = tool.output_schema
         if schema is None:
-            return copy.deepcopy(value)
+            return copy_tree(value)
         if schema.get("x-wrapped"):
             return sample(schema["properties"]["result"], state.rng, hint=value, root=schema, optional=0.0)
         if isinstance(value, list):  # a list into an object: put it in the first array property
@@ -320,16 +320,8 @@ def _body(tool: ToolSpec, arguments: dict[str, Any]) -> Any:
     return fields[""] if "" in fields else fields
 
 
-def _copied(value: Any) -> Any:
-    """A deep copy of JSON-like data (marshal is several times faster than ``copy.deepcopy`` at it)."""
-    try:
-        return marshal.loads(marshal.dumps(value))  # noqa: S302 - our own bytes
-    except ValueError:  # not marshal's kind of value
-        return copy.deepcopy(value)
-
-
 def _as_record(body: Any) -> dict[str, Any]:
-    return copy.deepcopy(body) if isinstance(body, dict) else {"value": copy.deepcopy(body)}
+    return copy_tree(body) if isinstance(body, dict) else {"value": copy_tree(body)}
 
 
 def _page(records: list[dict[str, Any]], query: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import itertools
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Any
 from gymnasium.utils import seeding
 from pydantic import ValidationError
 
+from inftool_env.backends.base import copy_tree
 from inftool_env.env.config import EnvConfig, Limits
 from inftool_env.env.readonly import freeze
 from inftool_env.env.stalls import timeout_excluding_stalls
@@ -339,7 +339,7 @@ class ToolEnv:
     def _observation(self) -> dict[str, Any]:
         assert self._episode is not None  # noqa: S101 - internal invariant
         return {
-            "messages": copy.deepcopy(self._episode.trajectory.messages),
+            "messages": copy_tree(self._episode.trajectory.messages),
             "tools": list(self._episode.tools),  # read-only entries, shared (env/readonly.py)
         }
 

@@ -9,13 +9,13 @@ LLM-simulated one.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inftool_env.backends.base import copy_tree
 from inftool_env.backends.record import RecordingBackend
 from inftool_env.backends.stateful import StatefulBackend
 from inftool_env.compiler import compile_spec, load_suite
@@ -149,7 +149,7 @@ async def run_calls(
             if server is None or server not in servers:
                 done.append(CallResult(f"unknown tool {call.name}", None, True))
                 continue
-            outcome = await servers[server].call(call.name, copy.deepcopy(call.arguments), states[server])
+            outcome = await servers[server].call(call.name, copy_tree(call.arguments), states[server])
             text = "\n".join(getattr(b, "text", "") for b in outcome.content)
             done.append(CallResult(text, _parse(text), bool(outcome.is_error)))
         results.append(done)
