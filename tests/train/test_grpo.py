@@ -329,6 +329,11 @@ async def test_sft_examples_score_the_assistant_turns_only(tiny: Path, tokenizer
         await pool.close()
     scored = tokenizer.decode([example.ids[i] for i in example.targets])
     assert scored.count("<|im_end|>") == 2  # the two call turns, each through its end-of-turn
+    # Each reply to the user (two user turns here) opens a tool call, "<" of "<tool_call>" in this
+    # tokenizer: that token decides to call, so it is context, and the rest of the call is scored.
+    openers = [i for i in range(1, len(example.ids)) if i not in example.targets and i + 1 in example.targets]
+    assert len(openers) == 2 and all(tokenizer.decode(example.ids[i]) == "<" for i in openers)
+    assert scored.count("tool_call>\n{") == 2 and "<tool_call>" not in scored
     assert '"registerMember"' in scored and '"borrowBook"' in scored
     assert "Done." not in scored and "Done." in tokenizer.decode(example.ids)  # the closing remark: context only
     assert "Ada Lovelace, ada@example.com" not in scored and "<|im_start|>" not in scored  # the user's words
@@ -347,10 +352,14 @@ async def test_sft_on_irrelevance_scores_the_declining_answer(tiny: Path, tokeni
     task = Task(id="irr", category="irrelevance", turns=["What is the capital of Peru?"], one_shot=True)
     pool = EnvPool([(ENV, [task])])
     try:
+        (decided,) = await oracle_examples(pool, chat, seed=0, decides=True)
         (example,) = await oracle_examples(pool, chat, seed=0)
     finally:
         await pool.close()
-    assert tokenizer.decode([example.ids[i] for i in example.targets]) == DECLINE + "<|im_end|>"
+    assert tokenizer.decode([decided.ids[i] for i in decided.targets]) == DECLINE + "<|im_end|>"
+    # By default the reply's first token, where declining is decided, is context: GRPO decides.
+    assert example.ids == decided.ids and example.targets == decided.targets[1:]
+    assert tokenizer.decode(example.ids[decided.targets[0]]).strip() == DECLINE.split()[0]
 
 
 @pytest.mark.anyio

@@ -6,6 +6,13 @@ through its end-of-turn token; system, user and tool tokens are context only).
 Which assistant turns are targets: those that call tools, and the text of an episode without any call
 (irrelevance: declining is the skill). The oracle's closing remark after its calls ("Done.") is context
 only: learnt, it becomes the model's answer to everything (an evolve run collapsed to replying "Done.").
+
+Whether to call at all is decided at the reply's first token (a tool-call token, or text). Trained on
+a fixed mix, that token learns the mix's rate, not the offer: evolve runs declined BFCL requests their
+one offered tool fitted (simple_python 82% -> 12% with a 30% share of declines), or never declined
+(irrelevance 36% -> 8% with 15%). So by default (``decides=False``) the first token of a reply to
+the user is context only: the warm start teaches how to call (names, arguments, how many calls),
+and GRPO's gated reward, which depends on the offer, teaches whether.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ class _ToolsSeen:
         return await self.oracle.act(observation)
 
 
-async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int) -> list[Example]:
+async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int, decides: bool = False) -> list[Example]:
     """One oracle episode per training task; the verified ones, tokenized for the loss."""
 
     async def one(index: int) -> Example | None:
@@ -66,7 +73,7 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int) -> list[Exampl
         if not is_success(trajectory) or not seen:
             return None
         tools = seen[0].tools if env.config.format == "openai" else None
-        return render_example(chat, pick.task.id, trajectory.messages, tools)
+        return render_example(chat, pick.task.id, trajectory.messages, tools, decides=decides)
 
     # One at a time per source: the oracle is instant, and a single worker per source suffices.
     groups: dict[str, list[Example]] = {}
@@ -84,8 +91,11 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int) -> list[Exampl
     return [example for group in order for example in group]
 
 
-def render_example(chat: Any, task_id: str, messages: list[dict[str, Any]], tools: Any) -> Example | None:
-    """The conversation's tokens, built message by message so each assistant span is known exactly."""
+def render_example(
+    chat: Any, task_id: str, messages: list[dict[str, Any]], tools: Any, *, decides: bool = False
+) -> Example | None:
+    """The conversation's tokens, built message by message so each assistant span is known exactly;
+    ``decides=False`` leaves out the first token of each reply to the user (see the module's docstring)."""
     ids: list[int] = []
     targets: list[int] = []
     end = chat.end_of_turn_id()
@@ -100,7 +110,8 @@ def render_example(chat: Any, task_id: str, messages: list[dict[str, Any]], tool
             if end in span:
                 span = span[: span.index(end) + 1]  # the turn's own tokens, through its end-of-turn
             if message.get("tool_calls") or not calls:
-                targets += range(len(ids), len(ids) + len(span))
+                to_user = k > 0 and messages[k - 1]["role"] == "user"
+                targets += range(len(ids) + (0 if decides or not to_user else 1), len(ids) + len(span))
             ids += span
             rendered = chat.tokenizer.decode(ids, skip_special_tokens=False)
             if not through.startswith(rendered):

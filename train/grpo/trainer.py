@@ -105,7 +105,7 @@ class _Run:
                    disable=not progress)  # fmt: skip
         try:
             if self.sft_done < config.sft_warmup_steps:
-                examples = await oracle_examples(pool, self.chat, seed=config.seed)
+                examples = await oracle_examples(pool, self.chat, seed=config.seed, decides=config.sft_decides)
                 if not examples:
                     raise InftoolError("sft warm start: the oracle verified none of the training tasks")
                 while self.sft_done < config.sft_warmup_steps:
