@@ -123,3 +123,17 @@ async def test_other_backends_are_compared_by_snapshot_and_never_kept():
         assert [o.differ for o in outcomes] == [(), (suite.name,)]
         assert turn_scores(outcomes) == (0.5, 0.5)
     assert len(cache) == 0
+
+
+def test_only_the_very_same_calls_reuse_the_ground_truths_side():
+    """A rollout that makes exactly the ground truth's calls takes the kept side without replaying;
+    arguments are compared as JSON, so a value a backend may take differently (1.0, true) replays."""
+    from inftool_env.rewards.multi_turn import _same_calls
+
+    truth = [[ToolCall(name="add", arguments={"a": 1, "b": [2]})], []]
+    same = [[[ToolCall(name="add", arguments={"b": [2], "a": 1})]], []]
+    assert _same_calls(same, truth) and _same_calls([[[c] for c in turn] for turn in truth], truth)
+    for a in (1.0, True, "1"):
+        assert not _same_calls([[[ToolCall(name="add", arguments={"a": a, "b": [2]})]], []], truth)
+    assert not _same_calls([same[0]], truth[:1] + [[ToolCall(name="add", arguments={})]])
+    assert not _same_calls(same + [[[ToolCall(name="add", arguments={})]]], truth)
