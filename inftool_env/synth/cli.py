@@ -33,7 +33,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     synth.add_argument("source", help=SOURCE_HELP)
-    synth.add_argument("--n", type=_count, default=200, help="tasks wanted, over all categories (default 200)")
+    synth.add_argument(
+        "--n",
+        type=_count,
+        default=200,
+        help="tasks wanted over all categories (default 200); near misses' twins come beyond N",
+    )
     synth.add_argument("--categories", nargs="+", help="a subset of the categories (default: all that apply)")
     synth.add_argument("--generator", default="schema",
                        help="schema (no model, the default) or a model: gguf:embedded, openai:URL#M, …")  # fmt: skip
