@@ -15,7 +15,7 @@ annotation here, as for the server's validator (``bounded_validator`` is given n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -78,8 +78,7 @@ def compile_check(schema: Any, _depth: int = 0) -> Check | None:
                 return None
             # Plain scalars, matched with their type: jsonschema's own equality (1 == 1.0, True != 1) and
             # containers are left to it.
-            pairs = {(type(a), a) for a in allowed if type(a) in _EXACT}
-            checks.append(lambda v, pairs=pairs: type(v) in _EXACT and (type(v), v) in pairs)
+            checks.append(_member_of({(type(a), a) for a in allowed if type(a) in _EXACT}))
     bounds = _bounds(schema)
     if bounds is None:
         return None
@@ -99,27 +98,43 @@ def compile_check(schema: Any, _depth: int = 0) -> Check | None:
     return lambda v: all(c(v) for c in checks)
 
 
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "minimum": lambda v, b: v >= b, "maximum": lambda v, b: v <= b,
+    "exclusiveMinimum": lambda v, b: v > b, "exclusiveMaximum": lambda v, b: v < b,
+}  # fmt: skip
+_SIZES: tuple[tuple[str, type[Sized], bool], ...] = (
+    ("minLength", str, True), ("maxLength", str, False), ("minItems", list, True), ("maxItems", list, False),
+)  # fmt: skip
+
+
+def _number_bound(compare: Callable[[Any, Any], bool], bound: Any) -> Check:
+    return lambda v: not _applies(v, (int, float)) or (_is_number(v) and compare(v, bound))
+
+
+def _size_bound(kind: type[Sized], n: int, least: bool) -> Check:
+    if least:
+        return lambda v: not _applies(v, kind) or (type(v) is kind and len(v) >= n)
+    return lambda v: not _applies(v, kind) or (type(v) is kind and len(v) <= n)
+
+
 def _bounds(schema: dict[str, Any]) -> list[Check] | None:
     """Numeric, length and size bounds; each applies only to its own kind of value, as in jsonschema."""
     checks: list[Check] = []
-    numeric = {k: schema[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in schema}
-    if any(not _is_number(b) for b in numeric.values()):
-        return None
-    for key, bound in numeric.items():
-        ok = {"minimum": lambda v, b: v >= b, "maximum": lambda v, b: v <= b,
-              "exclusiveMinimum": lambda v, b: v > b, "exclusiveMaximum": lambda v, b: v < b}[key]  # fmt: skip
-        checks.append(lambda v, ok=ok, b=bound: not _applies(v, (int, float)) or (_is_number(v) and ok(v, b)))
-    for key, kind, least in (("minLength", str, True), ("maxLength", str, False), ("minItems", list, True),
-                             ("maxItems", list, False)):  # fmt: skip
+    for key, compare in _COMPARE.items():
         if key in schema:
-            n = schema[key]
-            if type(n) is not int:
+            if not _is_number(schema[key]):
                 return None
-            if least:
-                checks.append(lambda v, kind=kind, n=n: not _applies(v, kind) or (type(v) is kind and len(v) >= n))
-            else:
-                checks.append(lambda v, kind=kind, n=n: not _applies(v, kind) or (type(v) is kind and len(v) <= n))
+            checks.append(_number_bound(compare, schema[key]))
+    for key, kind, least in _SIZES:
+        if key in schema:
+            if type(schema[key]) is not int:
+                return None
+            checks.append(_size_bound(kind, schema[key], least))
     return checks
+
+
+def _member_of(pairs: set[tuple[type, Any]]) -> Check:
+    return lambda v: type(v) in _EXACT and (type(v), v) in pairs
 
 
 def _object_check(schema: dict[str, Any], depth: int) -> Check | None:
@@ -128,12 +143,12 @@ def _object_check(schema: dict[str, Any], depth: int) -> Check | None:
     extra = schema.get("additionalProperties", True)
     if not isinstance(properties, dict) or not isinstance(required, list):
         return None
-    subs = {}
+    subs: dict[str, Check] = {}
     for name, sub in properties.items():
-        check = compile_check(sub, depth + 1)
-        if check is None:
+        compiled = compile_check(sub, depth + 1)
+        if compiled is None:
             return None
-        subs[name] = check
+        subs[name] = compiled
     extra_check = None if extra is False else compile_check(extra, depth + 1)
     if extra is not False and extra_check is None:
         return None
