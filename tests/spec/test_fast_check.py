@@ -121,8 +121,13 @@ def test_not_surely_valid(schema, value):
 
 @pytest.mark.parametrize(
     "schema",
-    [{"anyOf": [{"type": "string"}]}, {"$ref": "#/$defs/x"}, {"pattern": "a+"}, {"type": "array", "items": [{}]},
-     {"properties": {"a": {"oneOf": []}}}],  # fmt: skip
+    [
+        {"anyOf": [{"type": "string"}]},
+        {"$ref": "#/$defs/x"},
+        {"pattern": "a+"},
+        {"type": "array", "items": [{}]},
+        {"properties": {"a": {"oneOf": []}}},
+    ],
 )
 def test_what_it_does_not_model_goes_to_the_full_validator(schema):
     assert compile_check(schema) is None
