@@ -152,6 +152,6 @@ def _lines(ax: Any, points: list[tuple[int, dict[str, Any]]], key: str, title: s
     for c, xy in sorted(series.items()):
         ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=c)
     ax.set_title(title)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xticks(sorted({x for x, _ in points}))  # the rounds themselves (one round: not 0.96 ... 1.04)
     if series:
         ax.legend(fontsize=7)
