@@ -352,7 +352,7 @@ async def test_sft_on_irrelevance_scores_the_declining_answer(tiny: Path, tokeni
     task = Task(id="irr", category="irrelevance", turns=["What is the capital of Peru?"], one_shot=True)
     pool = EnvPool([(ENV, [task])])
     try:
-        (decided,) = await oracle_examples(pool, chat, seed=0, decides=True)
+        (decided,) = await oracle_examples(pool, chat, seed=0, decides="always")
         (example,) = await oracle_examples(pool, chat, seed=0)
     finally:
         await pool.close()
@@ -379,12 +379,25 @@ async def test_sft_keeps_a_near_miss_beside_its_twin(tiny: Path, tokenizer: Any)
     chat = TorchChat(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, name="tiny", max_new_tokens=4)
     pool = EnvPool([(ENV, run.tasks)])
     try:
-        order = [e.task_id for e in await oracle_examples(pool, chat, seed=1)]
+        examples = await oracle_examples(pool, chat, seed=1)
+        paired = await oracle_examples(pool, chat, seed=1, decides="pairs")
     finally:
         await pool.close()
+    order = [e.task_id for e in examples]
     assert sorted(order) == sorted(t.id for t in run.tasks)  # every task's oracle episode verified
     for twin, miss in twins.items():
         assert abs(order.index(twin) - order.index(miss)) == 1, (twin, miss, order)
+    # decides="pairs": the first token of the reply is a target on both sides of a pair, and only there.
+    in_pairs = set(twins) | set(twins.values())
+    assert [e.task_id for e in paired] == order and [e.ids for e in paired] == [e.ids for e in examples]
+    for plain, decided in zip(examples, paired, strict=True):
+        extra = sorted(set(decided.targets) - set(plain.targets))
+        assert set(plain.targets) <= set(decided.targets)
+        assert len(extra) == (1 if decided.task_id in in_pairs else 0), decided.task_id
+        if extra:  # the one token that decides: "<" opens a call, text declines
+            opener = tokenizer.decode(decided.ids[extra[0]])
+            assert (opener == "<") == (decided.task_id in twins), (decided.task_id, opener)
+    assert len(in_pairs) < len(order)  # the plain irrelevance tasks stay undecided
 
 
 def test_lora_trains_adapters_and_saves_them_merged(tiny: Path, tasks: list[Any], forced: set[int],

@@ -39,6 +39,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--lora", type=_count(1), help="LoRA rank instead of full weights (merged into the checkpoint)")
     p.add_argument("--updates", type=_count(1), default=1, help="optimiser steps per batch of rollouts")
     p.add_argument("--sft-warmup-steps", type=_count(0), default=0, help="supervised steps on oracle episodes first")
+    p.add_argument("--sft-decides", choices=("never", "pairs", "always"), default="never",
+                   help="where the warm start trains a reply's first token, call or decline: never (GRPO "
+                   "decides), on near-miss/twin pairs only, or always")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
@@ -97,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             group=args.group, lr=args.lr, clip=args.clip, kl=args.kl, temperature=args.temperature,
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
-            sft_warmup_steps=args.sft_warmup_steps, seed=args.seed, device=args.device,
+            sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -29,8 +29,9 @@ class GRPOConfig(BaseModel):
     max_grad_norm: float = Field(default=1.0, gt=0)
     sft_warmup_steps: int = Field(default=0, ge=0, description="supervised steps on verified oracle episodes first")
     sft_batch: int = Field(default=4, ge=1, description="episodes per supervised step")
-    sft_decides: bool = Field(default=False, description="the warm start also trains a reply's first token "
-                              "(call or not); off: it teaches how to call, GRPO whether")  # fmt: skip
+    sft_decides: Literal["never", "pairs", "always"] = Field(
+        default="never", description="where the warm start trains a reply's first token (call or not): never "
+        "(it teaches how to call, GRPO whether), only on near-miss/twin pairs, or always")  # fmt: skip
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"

@@ -10,9 +10,12 @@ only: learnt, it becomes the model's answer to everything (an evolve run collaps
 Whether to call at all is decided at the reply's first token (a tool-call token, or text). Trained on
 a fixed mix, that token learns the mix's rate, not the offer: evolve runs declined BFCL requests their
 one offered tool fitted (simple_python 82% -> 12% with a 30% share of declines), or never declined
-(irrelevance 36% -> 8% with 15%). So by default (``decides=False``) the first token of a reply to
+(irrelevance 36% -> 8% with 15%). So by default (``decides="never"``) the first token of a reply to
 the user is context only: the warm start teaches how to call (names, arguments, how many calls),
-and GRPO's gated reward, which depends on the offer, teaches whether.
+and GRPO's gated reward, which depends on the offer, teaches whether. ``"pairs"`` trains that token
+only on synthesis's contrastive pairs (a near miss to decline and its twin to call: the same words,
+different offers), whose rate is one half whatever the mix, so only the offer lowers their loss;
+``"always"`` trains it everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from inftool_env.env.batch import run_episode
 from inftool_env.policies.oracle import OraclePolicy
@@ -35,6 +38,7 @@ class Example:
     targets: list[int]  # positions of assistant tokens
 
 
+Decides = Literal["never", "pairs", "always"]
 DECLINE = "None of the tools I have can do that, so I cannot help with this request."
 
 
@@ -52,10 +56,10 @@ class _ToolsSeen:
         return await self.oracle.act(observation)
 
 
-async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int, decides: bool = False) -> list[Example]:
+async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int, decides: Decides = "never") -> list[Example]:
     """One oracle episode per training task; the verified ones, tokenized for the loss."""
 
-    async def one(index: int) -> Example | None:
+    async def play(index: int) -> tuple[list[dict[str, Any]], Any] | None:
         pick = pool.picks[index]
         env = pool.envs[pick.source]
         queue = await pool.workers(pick.source, 1)
@@ -72,23 +76,26 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int, decides: bool 
             queue.put_nowait(worker)
         if not is_success(trajectory) or not seen:
             return None
-        tools = seen[0].tools if env.config.format == "openai" else None
-        return render_example(chat, pick.task.id, trajectory.messages, tools, decides=decides)
+        return trajectory.messages, seen[0].tools if env.config.format == "openai" else None
 
     # One at a time per source: the oracle is instant, and a single worker per source suffices.
-    groups: dict[str, list[Example]] = {}
+    played: dict[str, list[tuple[str, list[dict[str, Any]], Any]]] = {}
     for index in range(len(pool.picks)):
-        example = await one(index)
-        if example is not None:
+        episode = await play(index)
+        if episode is not None:
             task = pool.picks[index].task
-            groups.setdefault(task.provenance.get("companion_of") or task.id, []).append(example)
+            played.setdefault(task.provenance.get("companion_of") or task.id, []).append((task.id, *episode))
         await asyncio.sleep(0)
+    groups: list[list[Example]] = []
+    for members in played.values():
+        decide = decides == "always" or (decides == "pairs" and len(members) == 2)  # both sides verified
+        rendered = [render_example(chat, task_id, msgs, tools, decides=decide) for task_id, msgs, tools in members]
+        groups.append([example for example in rendered if example is not None])
     # The pool lists tasks category by category; shuffled (seeded), each batch mixes them, instead of
     # whole steps spent on one category (e.g. only irrelevance's one-line answers). A task and its
     # companion (a near miss and its twin) stay side by side, so one step sees the contrast.
-    order = list(groups.values())
-    random.Random(seed).shuffle(order)
-    return [example for group in order for example in group]
+    random.Random(seed).shuffle(groups)
+    return [example for group in groups for example in group]
 
 
 def render_example(
