@@ -2,9 +2,9 @@
 
 AST: every entry of the AST categories, ground truth + mutations. Multi-turn: every entry of the
 four multi-turn categories, ground truth + mutations; ours replays both sides on our MCP servers'
-call path, BFCL's executes them on its classes. The official checker runs in its own virtualenv
-(`make test` builds .venv-bfcl); its time is the checking loop alone, measured inside that
-process, so interpreter start-up, imports and I/O do not count.
+call path, BFCL's executes them on its classes; both stop at the first failing turn. The official
+checker runs in its own virtualenv (`make test` builds .venv-bfcl); its time is the checking loop
+alone, measured inside that process, so interpreter start-up, imports and I/O do not count.
 
 Each ratio is official time / ours, wall clock, the median of interleaved rounds (so drift on a
 shared machine hits both alike), against its target: AST >= 3x, multi-turn >= 5x. CPU time is
@@ -30,7 +30,7 @@ import anyio  # noqa: E402
 
 from inftool_env.eval.bfcl_data import domain_servers  # noqa: E402
 from inftool_env.rewards.bfcl_ast import check_ast  # noqa: E402
-from inftool_env.rewards.multi_turn import TruthCache, check_multi_turn, replay_turns  # noqa: E402
+from inftool_env.rewards.multi_turn import TruthCache, verdict_multi_turn  # noqa: E402
 from tests.rewards.cases import AST_CATEGORIES, UNDERSCORE_MODEL, agreement_cases  # noqa: E402
 from tests.rewards.multi_turn_cases import as_python, multi_turn_cases  # noqa: E402
 from tests.rewards.official import MULTI_TURN_SCRIPT, SCRIPT, official_python, official_run  # noqa: E402
@@ -79,7 +79,7 @@ def bench_multi_turn(rounds: int) -> bool:
             kept = truths()
             for task, _, steps in cases:
                 by_kind = servers[task.category == "long_context"]
-                check_multi_turn(await replay_turns(by_kind, task, steps, seed=0, truths=kept))
+                await verdict_multi_turn(by_kind, task, steps, seed=0, truths=kept)
 
         return lambda: anyio.run(replay_all)
 

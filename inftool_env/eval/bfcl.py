@@ -28,7 +28,7 @@ from inftool_env.eval.bfcl_results import decode_step, decode_turns, encode, rea
 from inftool_env.eval.runner import infrastructure_failures
 from inftool_env.policies import close_policy
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
-from inftool_env.rewards.multi_turn import check_multi_turn, replay_turns
+from inftool_env.rewards.multi_turn import verdict_multi_turn
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
 
@@ -140,8 +140,7 @@ async def _score_one(data: CategoryData, task: Task, result: Any) -> EntryVerdic
         if len(turns) != len(task.ground_truth):
             message = f"{len(turns)} turns of results for {len(task.ground_truth)} turns."
             return _verdict(task, Verdict(False, "multi_turn:force_terminated", [message]), called)
-        outcomes = await replay_turns(data.servers, task, turns, seed=0)
-        return _verdict(task, check_multi_turn(outcomes), called)
+        return _verdict(task, await verdict_multi_turn(data.servers, task, turns, seed=0), called)
     calls = decode_step(result)
     names = [n for c in calls or [] for n in c]
     if data.category.kind == "relevance":

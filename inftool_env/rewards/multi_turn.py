@@ -27,7 +27,8 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,22 +95,49 @@ async def replay_turns(
 ) -> list[TurnOutcome]:
     """Both sides on fresh state with the episode's seed and the task's initial state. ``truths``
     (default: the process's ``TRUTHS``) may hold the ground truth's side of the task already."""
+    return [turn async for turn in _replay(servers, task, model, seed=seed, truths=truths)]
+
+
+async def verdict_multi_turn(
+    servers: Mapping[str, CompiledServer],
+    task: Task,
+    model: Sequence[Steps],
+    *,
+    seed: int,
+    truths: TruthCache | None = None,
+) -> Verdict:
+    """``check_multi_turn`` of the replay, replaying only through the first failing turn, as BFCL's
+    checker does: the later turns cannot change the verdict (scores need them: ``replay_turns``)."""
+    so_far: list[str] = []
+    async with aclosing(_replay(servers, task, model, seed=seed, truths=truths)) as turns:
+        k = 0
+        async for turn in turns:
+            failure = _failure(k, turn, so_far)
+            if failure is not None:
+                return failure
+            k += 1
+    return OK
+
+
+async def _replay(
+    servers: Mapping[str, CompiledServer], task: Task, model: Sequence[Steps], *, seed: int, truths: TruthCache | None
+) -> AsyncGenerator[TurnOutcome, None]:
+    """Each user turn's outcome as soon as both sides have run it."""
     names = task.servers or list(servers)
     owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
     kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed)
+    turns = range(max(len(task.turns), len(task.ground_truth)))
     if kept is not None and _same_calls(model, task.ground_truth):
         # The ground truth's own calls on the same fresh state: a deterministic backend gives its
         # results and states again, so the kept side is the model's too (a GRPO group's right answers).
-        same = []
-        for k in range(max(len(task.turns), len(task.ground_truth))):
+        for k in turns:
             results = list(kept.results[k]) if k < len(kept.results) else []
             truth_calls = len(task.ground_truth[k]) if k < len(task.ground_truth) else 0
-            same.append(TurnOutcome(list(model[k]) if k < len(model) else [], results, truth_calls, list(results)))
-        return same
+            yield TurnOutcome(list(model[k]) if k < len(model) else [], results, truth_calls, list(results))
+        return
     model_states = _fresh(servers, names, task, seed)
     truth_states = _fresh(servers, names, task, seed) if kept is None else {}
-    outcomes = []
-    for k in range(max(len(task.turns), len(task.ground_truth))):
+    for k in turns:
         steps = list(model[k]) if k < len(model) else []
         truth = task.ground_truth[k] if k < len(task.ground_truth) else []
         results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
@@ -120,26 +148,34 @@ async def replay_turns(
             truth_results, expected = (list(kept.results[k]), kept.states[k]) if k < len(kept.results) else ([], {})
         # Only turns whose ground truth calls something are checked.
         differ = _differ(servers, model_states, expected) if truth else ()
-        outcomes.append(TurnOutcome(steps, results, len(truth), truth_results, differ))
-    return outcomes
+        yield TurnOutcome(steps, results, len(truth), truth_results, differ)
 
 
 def check_multi_turn(outcomes: Sequence[TurnOutcome]) -> Verdict:
     """BFCL's verdict: the first failing turn decides, in BFCL's order of checks."""
     so_far: list[str] = []
     for k, turn in enumerate(outcomes):
-        so_far.extend(turn.results)
-        if not turn.truth_calls:
-            continue
-        if not turn.responded:
-            return Verdict(False, "multi_turn:empty_turn_model_response", [f"Turn {k}: no call."])
-        if not turn.state_ok:
-            differ = sorted(turn.differ)
-            return Verdict(False, "multi_turn:instance_state_mismatch", [f"Turn {k}: state of {differ} differs."])
-        missing = turn.missing(so_far)
-        if missing:
-            return Verdict(False, "multi_turn:execution_response_mismatch", [f"Turn {k}: missing results {missing}."])
+        failure = _failure(k, turn, so_far)
+        if failure is not None:
+            return failure
     return OK
+
+
+def _failure(k: int, turn: TurnOutcome, so_far: list[str]) -> Verdict | None:
+    """Turn ``k``'s verdict if it fails, in BFCL's order of checks; ``so_far`` (the model's results of
+    the earlier turns) is extended with this turn's."""
+    so_far.extend(turn.results)
+    if not turn.truth_calls:
+        return None
+    if not turn.responded:
+        return Verdict(False, "multi_turn:empty_turn_model_response", [f"Turn {k}: no call."])
+    if not turn.state_ok:
+        differ = sorted(turn.differ)
+        return Verdict(False, "multi_turn:instance_state_mismatch", [f"Turn {k}: state of {differ} differs."])
+    missing = turn.missing(so_far)
+    if missing:
+        return Verdict(False, "multi_turn:execution_response_mismatch", [f"Turn {k}: missing results {missing}."])
+    return None
 
 
 def turn_scores(outcomes: Sequence[TurnOutcome]) -> tuple[float | None, float | None]:

@@ -11,7 +11,8 @@ from inftool_env.backends.bfcl import BfclBackend, bfcl_multi_turn_tasks
 from inftool_env.backends.python import PythonBackend, suite_from_class
 from inftool_env.eval.bfcl_data import domain_servers
 from inftool_env.mcp import CompiledServer
-from inftool_env.rewards.multi_turn import TruthCache, check_multi_turn, replay_turns, turn_scores
+from inftool_env.rewards import multi_turn
+from inftool_env.rewards.multi_turn import TruthCache, check_multi_turn, replay_turns, turn_scores, verdict_multi_turn
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.tasks import Task, ToolCall
 from tests.rewards.multi_turn_cases import mutations
@@ -44,6 +45,32 @@ async def test_a_kept_ground_truth_gives_the_outcomes_of_a_cold_replay(servers, 
                 assert as_tuple(got) == expected, (task.id, label)
     assert len(cold) == 0
     assert len(warm) == len(tasks)
+
+
+async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, tasks, monkeypatch):
+    """BFCL's checker stops at the first failing turn; so does ``verdict_multi_turn``, with the verdict
+    of the whole replay."""
+    calls = []
+    run = multi_turn._run
+
+    async def counted(servers, owner, states, call):
+        calls.append(call.name)
+        return await run(servers, owner, states, call)
+
+    monkeypatch.setattr(multi_turn, "_run", counted)
+    stopped_early = 0
+    for task in tasks:
+        for label, steps in mutations(task):
+            whole = TruthCache(size=0)
+            del calls[:]
+            expected = check_multi_turn(await replay_turns(servers, task, steps, seed=0, truths=whole))
+            replayed_all = len(calls)
+            del calls[:]
+            assert await verdict_multi_turn(servers, task, steps, seed=0, truths=whole) == expected, (task.id, label)
+            assert len(calls) <= replayed_all
+            stopped_early += len(calls) < replayed_all
+            assert expected.valid or label != "ground_truth"
+    assert stopped_early > len(tasks)  # the mutations fail at the first busy turn; later turns are skipped
 
 
 async def test_a_changed_ground_truth_under_the_same_id_is_replayed_again(servers, tasks):

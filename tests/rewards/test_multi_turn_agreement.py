@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from inftool_env.eval.bfcl_data import domain_servers
-from inftool_env.rewards.multi_turn import check_multi_turn, replay_turns
+from inftool_env.rewards.multi_turn import check_multi_turn, replay_turns, verdict_multi_turn
 from tests.rewards.multi_turn_cases import as_python, multi_turn_cases
 from tests.rewards.official import MULTI_TURN_SCRIPT, official_python, official_verdicts
 
@@ -43,8 +43,10 @@ def test_agreement_with_the_official_multi_turn_checker():
     async def ours() -> dict[str, tuple[bool, str, bool]]:
         out = {}
         for task, label, steps in cases:
-            outcomes = await replay_turns(servers[task.category == "long_context"], task, steps, seed=0)
-            verdict = check_multi_turn(outcomes)
+            by_kind = servers[task.category == "long_context"]
+            outcomes = await replay_turns(by_kind, task, steps, seed=0)
+            verdict = await verdict_multi_turn(by_kind, task, steps, seed=0)  # what `eval bfcl` runs
+            assert verdict == check_multi_turn(outcomes), (task.id, label)  # stopping early changes nothing
             rejected = any(r.startswith("Invalid arguments for") for t in outcomes for r in t.results)
             out[f"{task.id}|{label}"] = (verdict.valid, verdict.error_type, rejected)
         return out
