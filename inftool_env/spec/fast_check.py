@@ -10,6 +10,8 @@ model (a keyword it does not know, an ``enum`` of containers, a number that equa
 of another type) answers ``False`` and goes to the full validator. A schema using a validation
 keyword beyond the subset below compiles to ``None``: always the full validator. ``format`` is an
 annotation here, as for the server's validator (``bounded_validator`` is given no format checker).
+``pattern`` searches with the server validator's own bounded search (spec/patterns.py): the same time
+budget, the same ``PatternTimeout``; a pattern that does not compile answers "not surely".
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from inftool_env.spec.patterns import search
+
 Check = Callable[[Any], bool]
 
 _VALIDATION_KEYWORDS = frozenset(Draft202012Validator.VALIDATORS) - {"format"}
 _SUPPORTED = frozenset({
     "type", "properties", "required", "additionalProperties", "items", "enum", "const",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
+    "pattern",
 })  # fmt: skip
 _EXACT = frozenset({str, int, bool, type(None)})
 
@@ -83,6 +88,10 @@ def compile_check(schema: Any, _depth: int = 0) -> Check | None:
     if bounds is None:
         return None
     checks += bounds
+    if "pattern" in schema:
+        if not isinstance(schema["pattern"], str):
+            return None
+        checks.append(_matching(schema["pattern"]))
     if {"properties", "required", "additionalProperties"} & keywords:
         obj = _object_check(schema, _depth)
         if obj is None:
@@ -131,6 +140,10 @@ def _bounds(schema: dict[str, Any]) -> list[Check] | None:
                 return None
             checks.append(_size_bound(kind, schema[key], least))
     return checks
+
+
+def _matching(pattern: str) -> Check:
+    return lambda v: not _applies(v, str) or (type(v) is str and search(pattern, v) is True)
 
 
 def _member_of(pairs: set[tuple[type, Any]]) -> Check:

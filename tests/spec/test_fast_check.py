@@ -36,6 +36,7 @@ def _leaf_schema() -> st.SearchStrategy[dict[str, Any]]:
             "exclusiveMaximum": st.sampled_from([0, 2, 4.5]),
             "minLength": st.integers(0, 3),
             "maxItems": st.integers(0, 2),
+            "pattern": st.sampled_from(["^a", "b", "^[a-z ]+$", "^$", "("]),  # "(": does not compile
             "description": st.just("annotations are ignored"),
             "format": st.just("date-time"),
         },
@@ -113,10 +114,21 @@ async def test_it_passes_most_valid_values_of_the_registered_envs():
         ({"type": "object", "additionalProperties": False, "properties": {"a": {}}}, {"a": 1, "b": 2}),
         ({"type": "array", "items": {"type": "string"}}, ["a", 1]),
         ({"minLength": 2}, "a"),
+        ({"pattern": "^[a-z]+$"}, "abc1"),
+        ({"pattern": "("}, "abc"),  # no usable pattern: jsonschema's verdict, not ours
     ],
 )
 def test_not_surely_valid(schema, value):
     assert compile_check(schema)(value) is False
+
+
+def test_a_pattern_search_keeps_the_servers_time_budget():
+    from inftool_env.spec.patterns import PatternTimeout, deadline
+
+    check = compile_check({"type": "string", "pattern": "^(a|a)*$"})
+    assert check("aaa") is True
+    with pytest.raises(PatternTimeout), deadline(0.05):
+        check("a" * 40 + "b")  # backtracks for minutes without the bound
 
 
 @pytest.mark.parametrize(
@@ -124,7 +136,7 @@ def test_not_surely_valid(schema, value):
     [
         {"anyOf": [{"type": "string"}]},
         {"$ref": "#/$defs/x"},
-        {"pattern": "a+"},
+        {"patternProperties": {"^a": {}}},
         {"type": "array", "items": [{}]},
         {"properties": {"a": {"oneOf": []}}},
     ],
