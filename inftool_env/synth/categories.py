@@ -326,9 +326,11 @@ def resource(tool: ToolSpec) -> str:
 
 
 async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
-    """The near miss, and its twin when the request is a real test: the same words with the asked tool
-    among the same offer, to be called. Apart, a model can learn only how often to decline; as a pair,
-    the offer is the one difference, so declining has to depend on it."""
+    """The near miss, and its twin when the request is a real test: the same words, the asked tool in
+    place of one tool of the same offer, to be called. Apart, a model can learn only how often to
+    decline; as a pair, whether a fitting tool is on offer is the one difference, so declining has to
+    depend on it. Both offer as many tools: a twin with one tool more taught a small model to decline
+    wherever a single tool is offered (BFCL's simple category: 6% of its first 50)."""
     server, asked = _pick(ctx, focus)
     others = [t for s, t in ctx.tools() if s == server and resource(t) != resource(asked)]
     if not others:
@@ -340,10 +342,11 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
     miss = _task(ctx, "irrelevance", [text], [], offered, one_shot=True, provenance={"near_miss_of": asked.name})
     if not informative(asked, call):
         return [miss]
-    both = [asked.name, *offered]
+    both = [asked.name, *offered[1:]]
     ctx.rng.shuffle(both)
-    twin = _task(ctx, "multiple", [text], [[call]], both, one_shot=True, provenance={"twin": "near_miss"},
-                 bfcl=reference("multiple", [ctx.world.tool(t) for t in both], [call]))  # fmt: skip
+    category = "multiple" if len(both) > 1 else "simple"
+    twin = _task(ctx, category, [text], [[call]], both, one_shot=True, provenance={"twin": "near_miss"},
+                 bfcl=reference(category, [ctx.world.tool(t) for t in both], [call]))  # fmt: skip
     return [miss, twin]
 
 

@@ -61,7 +61,8 @@ async def test_a_plan_goes_where_the_policy_fails(bookshelf_run, tmp_path):
     assert varied and all(t.category == parent_of[t.provenance["parent"]].category for t in varied)
     on_target = [t for t in varied if cell_of(t) in hard_cells]
     assert len(on_target) >= 0.8 * len(varied)  # a chain may start elsewhere when the parent's tool feeds nothing
-    by_category = {c: sum(1 for t in targeted.tasks if t.category == c) for c in ("simple", "multi_step")}
+    planned = [t for t in targeted.tasks if "twin" not in t.provenance]  # a near miss's twin may be simple
+    by_category = {c: sum(1 for t in planned if t.category == c) for c in ("simple", "multi_step")}
     assert by_category["multi_step"] > by_category["simple"]
 
 
@@ -105,7 +106,7 @@ async def test_near_miss_irrelevance_offers_only_other_resources():
     """The hard irrelevance case: a real request for one operation, with only other resources' tools on
     offer (none of them can do it), and no call in the ground truth."""
     world = open_world(BOOKSHELF_ID)
-    made = twinned = 0
+    made = twinned = single_offers = 0
     for seed in range(12):
         ctx = Context.create(world, seed=seed)
         asked = {t.name: t for _, t in ctx.tools()}
@@ -119,14 +120,16 @@ async def test_near_miss_irrelevance_offers_only_other_resources():
         wanted = asked[task.provenance["near_miss_of"]]
         assert wanted.name not in offered
         assert all(resource(asked[n]) != resource(wanted) for n in offered), (wanted.name, offered)
-        if twin:  # the same words, the asked tool among the same offer: to be called
+        if twin:  # the same words, the asked tool in place of one offered tool: to be called
             twinned += 1
             (pair,) = twin
             twin_offered = [name for name in asked if name not in pair.excluded_tools]
-            assert pair.category == "multiple" and pair.turns == task.turns
-            assert sorted(twin_offered) == sorted([task.provenance["near_miss_of"], *offered])
+            assert pair.category == ("multiple" if len(offered) > 1 else "simple") and pair.turns == task.turns
+            assert len(twin_offered) == len(offered)  # the number of tools is no cue to decline
+            assert wanted.name in twin_offered and set(twin_offered) - {wanted.name} < set(offered)
+            single_offers += len(offered) == 1
             assert [c.name for c in pair.ground_truth[0]] == [task.provenance["near_miss_of"]]
-    assert made >= 6 and twinned >= made // 2
+    assert made >= 6 and twinned >= made // 2 and single_offers, (made, twinned, single_offers)
 
 
 def test_synthesis_keeps_a_near_miss_beside_its_twin():
@@ -134,7 +137,7 @@ def test_synthesis_keeps_a_near_miss_beside_its_twin():
     pointing at its near miss, which has the same words."""
     run = synthesize(BOOKSHELF_ID, n=8, categories=["irrelevance"], seed=3, progress=False)
     by_id = {t.id: t for t in run.tasks}
-    twins = [t for t in run.tasks if t.category == "multiple"]
+    twins = [t for t in run.tasks if t.provenance.get("twin") == "near_miss"]
     assert sum(t.category == "irrelevance" for t in run.tasks) == 8 and twins
     for twin in twins:
         miss = by_id[twin.provenance["companion_of"]]
