@@ -125,9 +125,10 @@ async def _replay(
     """Each user turn's outcome as soon as both sides have run it."""
     names = task.servers or list(servers)
     owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
-    kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed)
+    same = _same_calls(model, task.ground_truth)
+    kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed, same_calls=same)
     turns = range(max(len(task.turns), len(task.ground_truth)))
-    if kept is not None and _same_calls(model, task.ground_truth):
+    if kept is not None and same:
         # The ground truth's own calls on the same fresh state: a deterministic backend gives its
         # results and states again, so the kept side is the model's too (a GRPO group's right answers).
         for k in turns:
@@ -266,7 +267,9 @@ class TruthCache:
     """The ground truth's side of recently replayed tasks (results, and copies of the states at the
     checked turns), for backends that are ``deterministic`` and offer ``copy_state``. A task's side
     is built the second time it is seen, so a one-off replay (an eval of one results file) pays for
-    no copies; ``size`` tasks are remembered, least recently replayed dropped first."""
+    no copies — or the first time, when the model made the ground truth's own calls: then its one
+    replay, with copies, stands for both sides. ``size`` tasks are remembered, least recently
+    replayed dropped first."""
 
     def __init__(self, size: int = TRUTH_CACHE_SIZE) -> None:
         self.size = size
@@ -277,9 +280,17 @@ class TruthCache:
         return sum(entry is not None for entry in self._kept.values())
 
     async def truth(
-        self, servers: Mapping[str, CompiledServer], names: list[str], owner: dict[str, str], task: Task, seed: int
+        self,
+        servers: Mapping[str, CompiledServer],
+        names: list[str],
+        owner: dict[str, str],
+        task: Task,
+        seed: int,
+        *,
+        same_calls: bool = False,
     ) -> _Truth | None:
-        """The task's ground-truth side where it may be reused, else None."""
+        """The task's ground-truth side where it may be reused, else None. ``same_calls``: the model's
+        calls are the ground truth's, so building the side now costs no replay beyond the model's."""
         backends = [servers[n].backend for n in names]
         if not all(getattr(b, "deterministic", False) and hasattr(b, "copy_state") for b in backends):
             return None
@@ -293,7 +304,7 @@ class TruthCache:
                 self._remember(key, None)
         if entry is not None and entry.fits(servers, names, task):
             return entry.truth
-        if not seen:
+        if not seen and not (same_calls and self.size):
             return None
         truth = await _replay_truth(servers, names, owner, task, seed)
         refs = tuple(weakref.ref(servers[n]) for n in names)

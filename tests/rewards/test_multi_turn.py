@@ -73,6 +73,28 @@ async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, 
     assert stopped_early > len(tasks)  # the mutations fail at the first busy turn; later turns are skipped
 
 
+async def test_a_right_answer_seen_first_stands_for_both_sides(servers, tasks, monkeypatch):
+    """The ground truth's own calls, seen first, are replayed once (no second side), and that replay
+    is kept; a wrong answer seen first is replayed on both sides and keeps nothing."""
+    calls = []
+    run = multi_turn._run
+
+    async def counted(servers, owner, states, call):
+        calls.append(call.name)
+        return await run(servers, owner, states, call)
+
+    monkeypatch.setattr(multi_turn, "_run", counted)
+    for task in tasks:
+        (_, right), (_, wrong) = [m for m in mutations(task) if m[0] in ("ground_truth", "empty_turn")]
+        cache = TruthCache()
+        del calls[:]
+        assert check_multi_turn(await replay_turns(servers, task, right, seed=0, truths=cache)).valid
+        assert len(calls) == sum(map(len, task.ground_truth)) and len(cache) == 1, task.id
+        cache = TruthCache()
+        assert not check_multi_turn(await replay_turns(servers, task, wrong, seed=0, truths=cache)).valid
+        assert len(cache) == 0
+
+
 async def test_a_changed_ground_truth_under_the_same_id_is_replayed_again(servers, tasks):
     cache = TruthCache()
     task = next(t for t in tasks if t.servers == ["GorillaFileSystem"])
