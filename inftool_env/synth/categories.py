@@ -344,7 +344,7 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
         return [miss]
     both = [asked.name, *offered[1:]]
     ctx.rng.shuffle(both)
-    category = "multiple" if len(both) > 1 else "simple"
+    category: Category = "multiple" if len(both) > 1 else "simple"
     twin = _task(ctx, category, [text], [[call]], both, one_shot=True, provenance={"twin": "near_miss"},
                  bfcl=reference(category, [ctx.world.tool(t) for t in both], [call]))  # fmt: skip
     return [miss, twin]
