@@ -4,6 +4,11 @@ A backend is stateless itself; each episode owns one state object from ``new_sta
 episode, seeded), passed back into every ``call``. A failed call raises ``ToolCallError`` (or any
 exception) and becomes an ``isError`` result the model sees; ``snapshot`` gives the state as JSON
 for state-match rewards.
+
+Optional attributes: ``deterministic`` (the same seed and calls give the same results and states, so
+a checker may reuse a replay), ``replayable`` (False for a proxy to a live system: never call it
+again), ``suspends`` (False where ``call`` never awaits: a cancel scope could not act on it, so the
+server runs it without one; unset means it may).
 """
 
 from __future__ import annotations

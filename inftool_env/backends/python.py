@@ -35,6 +35,12 @@ class PythonBackend:
     ) -> None:
         self.factory = factory
         self.load_state = load_state
+        # Whether a call may await (the server then bounds it with a cancel scope): known only of a
+        # class, and only where none of its public methods is async.
+        self.suspends = not isinstance(factory, type) or any(
+            inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+            for name, m in inspect.getmembers(factory) if not name.startswith("_")
+        )  # fmt: skip
 
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> Any:
         instance = self.factory()
@@ -51,7 +57,13 @@ class PythonBackend:
         try:
             result = method(**arguments)
             if inspect.isawaitable(result):
+                if not self.suspends:  # a plain def's awaitable would run with no time bound
+                    getattr(result, "close", lambda: None)()
+                    raise _NotAsync(f"{type(state).__name__}.{tool.original_name} is a plain def that returned an "
+                                    "awaitable; declare it async def")  # fmt: skip
                 result = await result
+        except _NotAsync:
+            raise
         except Exception as exc:  # the simulated API's own answer (BFCL shows the model these), not a bug here
             raise ToolCallError(f"{tool.name} failed: {type(exc).__name__}: {exc}") from exc
         result = to_jsonable(result)
@@ -62,6 +74,10 @@ class PythonBackend:
     def snapshot(self, state: Any) -> dict[str, Any]:
         """Public attributes (BFCL's state checker compares exactly these)."""
         return {k: to_jsonable(v) for k, v in sorted(vars(state).items()) if not k.startswith("_")}
+
+
+class _NotAsync(BackendError):
+    """The backend's own mistake (the server reports it as kind "backend"), not the model's."""
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})

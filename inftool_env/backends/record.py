@@ -14,6 +14,8 @@ from inftool_env.spec.ir import ToolSpec
 
 
 class RecordingBackend:
+    suspends = False  # call() never awaits
+
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return []
 

@@ -58,6 +58,7 @@ class StatefulBackend:
     """Simulates a REST API from its spec; one instance serves any number of episodes."""
 
     deterministic = True  # the same seed and calls give the same results and states: replays may reuse them
+    suspends = False  # call() never awaits: the server needs no cancel scope around it
 
     def __init__(self, suite: ToolSuite, *, seed_records: int = SEED_RECORDS) -> None:
         self.suite = suite

@@ -273,7 +273,9 @@ class CompiledServer:
                 return error_result(f"this episode's state is over the server's {limits.max_state_bytes:,}-byte "
                                     f"limit; {name!r} may add to it, so it is refused", "too_large")  # fmt: skip
         budget = min((t for t in (limits.call_timeout_s, timeout) if t is not None), default=None)
-        if budget is None:  # no limit: no cancel scope to enter (a tenth of a fast call's cost)
+        if budget is None or not self._may_suspend(tool, size):
+            # No cancel scope to enter (a sixth of a fast call's cost) where it could not act: a scope
+            # cuts a call only at an await, and this one has none (its sync work could not be cut).
             result = await self._checked_call(tool, arguments, state, size, budget)
             return self._charge(live, writes, size, result)
         with anyio.move_on_after(budget) as scope:
@@ -282,6 +284,12 @@ class CompiledServer:
             return error_result(f"{name!r} did not finish within the server's {budget:g} s limit; "
                                 "its work was stopped", "timeout")  # fmt: skip
         return self._charge(live, writes, size, result)
+
+    def _may_suspend(self, tool: ToolSpec, size: int) -> bool:
+        """Whether the call may await: an async backend, or checks that run in a thread (_checked_call)."""
+        name = tool.name
+        return (getattr(self.backend, "suspends", True) or name in self._slow_input or name in self._slow_output
+                or size > OFF_LOOP_BYTES)  # fmt: skip
 
     @staticmethod
     def _charge(live: _Live | None, writes: bool, size: int, result: types.CallToolResult) -> types.CallToolResult:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+
+import anyio
 import pytest
 
 from inftool_env import compile_spec, load_suite
@@ -42,3 +45,19 @@ async def test_fresh_instance_per_episode():
 def test_bad_python_targets(target, message):
     with pytest.raises(BackendError, match=message):
         compile_spec(target)
+
+
+def test_only_a_class_with_async_methods_may_suspend():
+    assert compile_spec("python:tests.fixtures.sleeper:Sleeper").backend.suspends
+    assert not compile_spec(COUNTER).backend.suspends  # its calls run without a cancel scope
+
+
+async def test_a_plain_def_returning_an_awaitable_is_the_servers_error_not_a_hang():
+    # Run without a cancel scope (no async method), its coroutine could not be cut at the call timeout:
+    # it is closed, not awaited, and the call is answered at once as the backend's fault.
+    compiled = compile_spec("python:tests.fixtures.sleeper:PlainNapper")
+    compiled.limits = dataclasses.replace(compiled.limits, call_timeout_s=0.2)
+    with anyio.fail_after(5):
+        result = await compiled.call("nap", {"seconds": 3600}, compiled.backend.new_state(seed=0))
+    assert result.is_error and result.meta["inftool/error_kind"] == "backend"
+    assert "PlainNapper.nap is a plain def that returned an awaitable; declare it async def" in result.content[0].text
