@@ -7,18 +7,11 @@ import pytest
 
 from inftool_env.backends.bfcl import BFCL_DOMAINS
 from inftool_env.env import run_batch
+from inftool_env.eval.bfcl_known import SCHEMA_VIOLATIONS
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import make
 
 pytestmark = pytest.mark.anyio
-
-# BFCL does not validate arguments, so its harness never sees these; our schema gate does.
-UPSTREAM_SCHEMA_VIOLATIONS = {
-    # TicketAPI's doc types ticket_id as an integer; the ground truth passes a string.
-    "multi_turn_base_173": (
-        "Invalid arguments for 'close_ticket': at 'ticket_id': 'ticket_001' is not of type 'integer'"
-    ),
-}
 
 
 async def test_every_multi_turn_base_entry_reaches_its_ground_truth():
@@ -34,4 +27,20 @@ async def test_every_multi_turn_base_entry_reaches_its_ground_truth():
                 failed[trajectory.task_id] = "; ".join(errors) or str(trajectory.reward)
         await env.close()
     assert len(seen) == 200
-    assert failed == UPSTREAM_SCHEMA_VIOLATIONS
+    assert failed == {k: v for k, v in SCHEMA_VIOLATIONS.items() if k in seen}
+
+
+def test_the_listed_schema_violations_are_exactly_the_ground_truths_our_servers_refuse():
+    from inftool_env.backends.bfcl import MULTI_TURN_CATEGORIES, BfclBackend, bfcl_multi_turn_tasks, bfcl_suite
+    from inftool_env.mcp.server import CompiledServer
+
+    servers = [CompiledServer(bfcl_suite(name), BfclBackend(name)) for name in BFCL_DOMAINS]
+    tool = {t.name: (s, t) for s in servers for t in s.suite.tools}
+    refused = {}
+    for category in MULTI_TURN_CATEGORIES:
+        for task in bfcl_multi_turn_tasks(category):
+            for call in (c for turn in task.ground_truth for c in turn):
+                server, spec = tool[call.name]
+                if errors := server.argument_errors(spec, call.arguments):
+                    refused[task.id] = f"Invalid arguments for {call.name!r}: " + "; ".join(errors)
+    assert refused == SCHEMA_VIOLATIONS
