@@ -17,7 +17,8 @@ States are compared where they live, never serialised: a backend may offer
 as BFCL's checker does); any other is compared by its ``snapshot``. Where every backend is
 ``deterministic`` and offers ``copy_state``, the ground truth's side of a task — its results and
 a copy of its states at each checked turn — is kept once the task is seen a second time (a GRPO
-group, an eval of several checkpoints), so later replays run only the model's side.
+group, an eval of several checkpoints), so later replays run only the model's side. A state is made at its first call: a server neither side
+has called is as fresh on both, and on a deterministic backend it is neither made nor compared.
 """
 
 from __future__ import annotations
@@ -136,19 +137,19 @@ async def _replay(
             truth_calls = len(task.ground_truth[k]) if k < len(task.ground_truth) else 0
             yield TurnOutcome(list(model[k]) if k < len(model) else [], results, truth_calls, list(results))
         return
-    model_states = _fresh(servers, names, task, seed)
-    truth_states = _fresh(servers, names, task, seed) if kept is None else {}
+    model_states = _States(servers, names, task, seed)
+    truth_states = _States(servers, names, task, seed)  # with a kept side: only a fresh one to compare with
     for k in turns:
         steps = list(model[k]) if k < len(model) else []
         truth = task.ground_truth[k] if k < len(task.ground_truth) else []
         results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
         if kept is None:
             truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
-            expected = truth_states
+            expected: Mapping[str, Any] = truth_states.made
         else:
             truth_results, expected = (list(kept.results[k]), kept.states[k]) if k < len(kept.results) else ([], {})
         # Only turns whose ground truth calls something are checked.
-        differ = _differ(servers, model_states, expected) if truth else ()
+        differ = _differ(servers, model_states, expected, truth_states) if truth else ()
         yield TurnOutcome(steps, results, len(truth), truth_results, differ)
 
 
@@ -194,12 +195,35 @@ def turn_scores(outcomes: Sequence[TurnOutcome]) -> tuple[float | None, float | 
     return state_ok / len(checked), response_ok / len(checked)
 
 
-def _fresh(servers: Mapping[str, CompiledServer], names: list[str], task: Task, seed: int) -> dict[str, Any]:
-    return {n: servers[n].backend.new_state(seed=seed, initial=task.initial_for(n)) for n in names}
+class _States:
+    """One side's fresh states (the episode's seed, the task's initial state), each made at its first use:
+    a server nobody called needs none (a fresh state is a fifth of a BFCL case's replay)."""
+
+    def __init__(self, servers: Mapping[str, CompiledServer], names: list[str], task: Task, seed: int) -> None:
+        self.servers, self.names, self.task, self.seed = servers, names, task, seed
+        self.made: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.made:
+            initial = self.task.initial_for(name)
+            self.made[name] = self.servers[name].backend.new_state(seed=self.seed, initial=initial)
+        return self.made[name]
 
 
-def _differ(servers: Mapping[str, CompiledServer], states: dict[str, Any], expected: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(n for n, state in states.items() if not _matches(servers[n].backend, state, expected[n]))
+def _differ(
+    servers: Mapping[str, CompiledServer], model: _States, expected: Mapping[str, Any], fresh: _States
+) -> tuple[str, ...]:
+    """The servers whose model state is not the expected one; ``expected`` lacks those the ground truth
+    has not called (their state is ``fresh``'s). One neither side has called is as fresh on both: on a
+    deterministic backend it is not compared."""
+    differ = []
+    for n in model.names:
+        backend = servers[n].backend
+        if n not in model.made and n not in expected and getattr(backend, "deterministic", False):
+            continue
+        if not _matches(backend, model[n], expected[n] if n in expected else fresh[n]):
+            differ.append(n)
+    return tuple(differ)
 
 
 def _copy_state(backend: Any, state: Any) -> Any:
@@ -237,9 +261,7 @@ def _matches(backend: Any, state: Any, expected: Any) -> bool:
     return bool(backend.snapshot(state) == backend.snapshot(expected))
 
 
-async def _run(
-    servers: Mapping[str, CompiledServer], owner: dict[str, str], states: dict[str, Any], call: ToolCall
-) -> str:
+async def _run(servers: Mapping[str, CompiledServer], owner: dict[str, str], states: _States, call: ToolCall) -> str:
     server = owner.get(call.name)
     if server is None:
         return f"Unknown tool {call.name!r}."
@@ -251,7 +273,7 @@ async def _run(
 @dataclass(frozen=True)
 class _Truth:
     results: list[list[str]]  # per user turn
-    states: list[dict[str, Any]]  # per user turn: each server's copied state ({} where unchecked)
+    states: list[dict[str, Any]]  # per user turn: each called server's copied state ({} where unchecked)
 
 
 @dataclass(frozen=True)
@@ -331,9 +353,18 @@ TRUTHS = TruthCache()  # the process's own; TruthCache(size=0) keeps nothing
 async def _replay_truth(
     servers: Mapping[str, CompiledServer], names: list[str], owner: dict[str, str], task: Task, seed: int
 ) -> _Truth:
-    states = _fresh(servers, names, task, seed)
-    results, copies = [], []
+    states = _States(servers, names, task, seed)
+    results: list[list[str]] = []
+    copies: list[dict[str, Any]] = []
+    latest: dict[str, Any] = {}  # each called server's latest copy
     for turn in task.ground_truth:
         results.append([await _run(servers, owner, states, call) for call in turn])
-        copies.append({n: _copy_state(servers[n].backend, s) for n, s in states.items()} if turn else {})
+        if not turn:
+            copies.append({})  # an unchecked turn
+            continue
+        # Only a server called this turn can have changed: the others keep their latest copy (copies are
+        # only read). One never called has none: its state is a fresh one.
+        for n in {owner[c.name] for c in turn if c.name in owner}:
+            latest[n] = _copy_state(servers[n].backend, states[n])
+        copies.append(dict(latest))
     return _Truth(results, copies)

@@ -186,3 +186,38 @@ def test_only_the_very_same_calls_reuse_the_ground_truths_side():
         assert not _same_calls([[[ToolCall(name="add", arguments={"a": a, "b": [2]})]], []], truth)
     assert not _same_calls([same[0]], truth[:1] + [[ToolCall(name="add", arguments={})]])
     assert not _same_calls(same + [[[ToolCall(name="add", arguments={})]]], truth)
+
+
+class Gauge:
+    def __init__(self) -> None:
+        self.level = 0
+
+    def set_level(self, level: int) -> int:
+        self.level = level
+        return level
+
+
+class _Deterministic(PythonBackend):
+    deterministic = True
+
+
+async def test_a_server_neither_side_calls_gets_no_state_and_no_comparison():
+    made: list[str] = []
+
+    def counting(cls):
+        backend = _Deterministic(cls)
+        new_state = backend.new_state
+        backend.new_state = lambda **kw: made.append(cls.__name__) or new_state(**kw)
+        return CompiledServer(suite_from_class(cls), backend)
+
+    servers = {"Counter": counting(Counter), "Gauge": counting(Gauge)}
+    add = [ToolCall(name="add", arguments={"n": n}) for n in (2, 3, 4)]
+    task = Task(id="t", turns=["add", "add"], servers=["Counter", "Gauge"], ground_truth=[[add[0]], [add[1]]])
+    outcomes = await replay_turns(servers, task, [[[add[0]]], [[add[2]]]], seed=0, truths=TruthCache(size=0))
+    assert [o.differ for o in outcomes] == [(), ("Counter",)]
+    assert made == ["Counter", "Counter"]  # one a side; Gauge, never called, is as fresh on both
+    del made[:]
+    set_gauge = ToolCall(name="set_level", arguments={"level": 1})
+    outcomes = await replay_turns(servers, task, [[[add[0], set_gauge]], [[add[1]]]], seed=0, truths=TruthCache(0))
+    assert [o.differ for o in outcomes] == [("Gauge",), ("Gauge",)]  # called by one side only: compared
+    assert sorted(made) == ["Counter", "Counter", "Gauge", "Gauge"]
