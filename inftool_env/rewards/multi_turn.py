@@ -17,8 +17,9 @@ States are compared where they live, never serialised: a backend may offer
 as BFCL's checker does); any other is compared by its ``snapshot``. Where every backend is
 ``deterministic`` and offers ``copy_state``, the ground truth's side of a task — its results and
 a copy of its states at each checked turn — is kept once the task is seen a second time (a GRPO
-group, an eval of several checkpoints), so later replays run only the model's side. A state is made at its first call: a server neither side
-has called is as fresh on both, and on a deterministic backend it is neither made nor compared.
+group, an eval of several checkpoints), so later replays run only the model's side. A state is made
+at its first call: a server neither side has called is as fresh on both, and on a deterministic
+backend it is neither made nor compared.
 """
 
 from __future__ import annotations
