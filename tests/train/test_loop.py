@@ -194,7 +194,8 @@ def test_cli_registers_evolve_and_reports_mistakes_in_one_line(capsys: pytest.Ca
     with pytest.raises(InftoolError, match="JSON object"):
         args.run(args)
     args = parser.parse_args(["evolve", ENV, "--irrelevance-share", "0.3", "--replay-share", "0"])
-    assert (args.irrelevance_share, args.replay_share) == (0.3, 0.0)
+    assert (args.irrelevance_share, args.replay_share, args.keep_best) == (0.3, 0.0, True)
+    assert not parser.parse_args(["evolve", ENV, "--no-keep-best"]).keep_best
     with pytest.raises(SystemExit):
         parser.parse_args(["evolve", ENV, "--irrelevance-share", "1.5"])
     assert "share in [0, 1)" in capsys.readouterr().err
@@ -274,3 +275,35 @@ def test_a_round_on_gguf_exports_the_checkpoint_and_evaluates_the_export(
     assert exported["replaced"] and all(n.startswith(("blk.1.", "output_norm")) for n in exported["replaced"])
     engine = llama_cpp.Llama(str(out / "round_1" / "model.gguf"), n_ctx=64, verbose=False)
     engine.close()
+
+
+class Declines:
+    """A collapsed policy: answers every request in text, calling nothing."""
+
+    def __init__(self, task: Task) -> None:
+        pass
+
+    async def act(self, observation: dict[str, Any]) -> dict[str, Any]:
+        return {"content": "I cannot help with that."}
+
+
+def test_a_round_that_scores_worse_is_not_built_on(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round 1's checkpoint collapses on the held-out split (as an embedded-model run once did): round 2
+    plans from and trains round 0's policy, and the closing table names the best round."""
+    E = importlib.import_module(EVOLVE)
+
+    class CollapsesAfterTraining(Scripted):
+        def __call__(self, task: Task) -> Any:
+            return Declines(task) if "/round_" in Scripted.asked[-1] else super().__call__(task)
+
+    Scripted.asked = []
+    monkeypatch.setattr(E, "_policy", CollapsesAfterTraining)
+    out = tmp_path / "run"
+    table = E.evolve(config(tiny), out, progress=False)
+    assert json.loads((out / "round_1" / "train" / "start.json").read_text())["from_round"] == 0
+    start = json.loads((out / "round_2" / "train" / "start.json").read_text())
+    assert start["from_round"] == 0 and start["model"] == str(tiny)
+    assert [m.get("from_round") for m in lines(out / "metrics.jsonl") if m["kind"] == "train"] == [0, 0]
+    best = json.loads((out / "round_0" / "eval" / "report.json").read_text())["overall"]["accuracy"]
+    assert f"best on the held-out split: round 0 ({100 * best:.1f}%), hf:{tiny}" in table
+    assert (out / "summary.txt").read_text().strip() == table

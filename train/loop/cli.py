@@ -39,6 +39,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--eval-bfcl", help="BFCL categories to measure each round, comma-separated (measurement only)")
     p.add_argument("--eval-bfcl-limit", type=positive_int, help="the first N entries of each BFCL category")
     p.add_argument("--grpo", default="{}", help="GRPO settings as JSON (GRPOConfig fields but model)")
+    p.add_argument("--no-keep-best", dest="keep_best", action="store_false",
+                   help="train each round from the latest policy, even one that scored below an earlier")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_evolve)
 
@@ -59,7 +61,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
               "tasks_per_round": args.tasks_per_round, "eval_tasks": args.eval_tasks, "categories": args.categories,
               "irrelevance_share": args.irrelevance_share, "replay_share": args.replay_share,
               "eval_via": args.eval_via, "eval_max_tokens": args.eval_max_tokens, "bfcl_categories": bfcl,
-              "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo}  # fmt: skip
+              "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo, "keep_best": args.keep_best}  # fmt: skip
     try:
         config = EvolveConfig(**fields)
     except ValidationError as exc:
