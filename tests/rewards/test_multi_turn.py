@@ -31,6 +31,20 @@ def tasks():
     return bfcl_multi_turn_tasks("multi_turn_base", limit=12)
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """The names of the calls the replays make, in order (the list is cleared by the tests)."""
+    made = []
+    run = multi_turn._run
+
+    async def counted(servers, owner, states, call):
+        made.append(call.name)
+        return await run(servers, owner, states, call)
+
+    monkeypatch.setattr(multi_turn, "_run", counted)
+    return made
+
+
 def as_tuple(outcomes):
     return [(o.steps, o.results, o.truth_calls, o.truth_results, o.differ) for o in outcomes]
 
@@ -47,17 +61,9 @@ async def test_a_kept_ground_truth_gives_the_outcomes_of_a_cold_replay(servers, 
     assert len(warm) == len(tasks)
 
 
-async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, tasks, monkeypatch):
+async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, tasks, calls):
     """BFCL's checker stops at the first failing turn; so does ``verdict_multi_turn``, with the verdict
     of the whole replay."""
-    calls = []
-    run = multi_turn._run
-
-    async def counted(servers, owner, states, call):
-        calls.append(call.name)
-        return await run(servers, owner, states, call)
-
-    monkeypatch.setattr(multi_turn, "_run", counted)
     stopped_early = 0
     for task in tasks:
         for label, steps in mutations(task):
@@ -73,17 +79,9 @@ async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, 
     assert stopped_early > len(tasks)  # the mutations fail at the first busy turn; later turns are skipped
 
 
-async def test_a_right_answer_seen_first_stands_for_both_sides(servers, tasks, monkeypatch):
+async def test_a_right_answer_seen_first_stands_for_both_sides(servers, tasks, calls):
     """The ground truth's own calls, seen first, are replayed once (no second side), and that replay
     is kept; a wrong answer seen first is replayed on both sides and keeps nothing."""
-    calls = []
-    run = multi_turn._run
-
-    async def counted(servers, owner, states, call):
-        calls.append(call.name)
-        return await run(servers, owner, states, call)
-
-    monkeypatch.setattr(multi_turn, "_run", counted)
     for task in tasks:
         (_, right), (_, wrong) = [m for m in mutations(task) if m[0] in ("ground_truth", "empty_turn")]
         cache = TruthCache()
