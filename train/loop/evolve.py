@@ -179,9 +179,10 @@ class Evolve:
         from inftool_env.synth import plan_targets
 
         where = _fresh(self.out / f"round_{r}" / "plan")
+        start = self.start_of(r)
         for slug in self.slugs.values():
             held = load_tasks(self.out / "heldout" / slug / "tasks.jsonl")
-            evaluated = _read_jsonl(self.out / f"round_{self.start_of(r)}" / "eval" / slug / "trajectories.jsonl")
+            evaluated = _read_jsonl(self.out / f"round_{start}" / "eval" / slug / "trajectories.jsonl")
             success = {t["task_id"]: float((t.get("reward") or {}).get("reward", 0.0) >= 1.0) for t in evaluated}
             tasks = list(held)
             if r > 1:
@@ -258,9 +259,11 @@ class Evolve:
     def start_of(self, r: int) -> int:
         """The round whose policy round ``r`` plans from and trains: ``r - 1``, or with ``keep_best`` the
         best on the held-out split among the rounds before (the latest among equals)."""
-        if not self.config.keep_best:
-            return r - 1
-        return max(range(r), key=lambda q: (self.heldout_accuracy(q), q))
+        return self.best_round(r) if self.config.keep_best else r - 1
+
+    def best_round(self, rounds: int) -> int:
+        """The best of rounds 0 .. ``rounds - 1`` on the held-out split, the latest among equals."""
+        return max(range(rounds), key=lambda q: (self.heldout_accuracy(q), q))
 
     def model_dir(self, r: int) -> Path:
         if r == 0:
@@ -350,7 +353,7 @@ class Evolve:
         evals = [m for m in rows if m["kind"] == "eval"]
         title = f"evolve: held-out accuracy, round 0 (before) -> round {evals[-1]['round']} (after)"
         table = R.format_table(R.before_after(rows), title=title)
-        best = max(evals, key=lambda m: (m["overall"]["accuracy"], m["round"]))
+        best = evals[self.best_round(len(evals))]
         if best["round"] != evals[-1]["round"]:
             score = 100 * best["overall"]["accuracy"]
             table += f"\nbest on the held-out split: round {best['round']} ({score:.1f}%), {best['policy']}"
