@@ -154,6 +154,33 @@ def test_a_sample_depends_on_its_seed_and_prompt_only_not_on_its_batch(tiny: Pat
     assert chat.tokens == 6 * 12 - sum(12 - len(i) for i, _ in together + alone) and chat.batches == 4
 
 
+def test_explored_first_token_comes_from_the_top_k_and_records_the_draws_own_logprob(
+    tiny: Path, tokenizer: Any
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.chat import TorchChat
+    from inftool_env.train.grpo.model import sequence_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    chat = TorchChat(model, tokenizer, name="tiny", max_new_tokens=6, explore=(3.0, 4))
+    prompt = chat.render([{"role": "user", "content": "Add a book."}], None)
+    with torch.no_grad():
+        raw = model(torch.tensor([prompt])).logits[0, -1].float().log_softmax(-1)
+    top = raw.topk(4)
+    behaviour = dict(zip(top.indices.tolist(), (top.values / 3.0).log_softmax(-1).tolist(), strict=True))
+    rows = chat._generate_rows([prompt] * 24, list(range(24)), 1.0, 6)
+    firsts = {ids[0] for ids, _ in rows}
+    assert firsts <= set(behaviour) and len(firsts) > 1  # the top 4 only, and more than the likeliest
+    for ids, lps in rows:
+        assert lps[0] == pytest.approx(behaviour[ids[0]], abs=1e-5)  # the draw's logprob, not the raw one
+        with torch.no_grad():
+            (plain,) = sequence_logprobs(model, [prompt + ids], [list(range(len(prompt), len(prompt) + len(ids)))])
+        assert float(plain[0]) == pytest.approx(float(raw[ids[0]]), abs=1e-4)
+        assert lps[1:] == pytest.approx(plain[1:].tolist(), abs=1e-4)  # the rest: raw, as without exploring
+
+
 # -- rollouts through the real env, and the update -------------------------------------------------
 @pytest.mark.anyio
 async def test_rollouts_record_exactly_the_sampled_tokens_and_the_update_follows_the_reward(
@@ -434,7 +461,7 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     out = tmp_path / "run"
     assert run_cli("train", str(TASKS), "--env", ENV, "--policy", f"hf:{tiny}", "--out", str(out), "--steps", "1",
                    "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "4", "--train-layers", "1",
-                   "--device", "cpu") == 0  # fmt: skip
+                   "--device", "cpu", "--explore-first", "2") == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "time split" in printed and "generation" in printed and f"hf:{out / 'checkpoint'}" in printed
     assert len(lines(out / "metrics.jsonl")) == 1 and (out / "checkpoint" / "config.json").is_file()
@@ -446,6 +473,12 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
         run_cli("train", ENV, "--policy", str(tmp_path), "--out", str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="train-layers"):
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "top")
+    import torch
+
+    saved = torch.load(out / "trainer_state" / "state.pt", weights_only=False)["config"]
+    assert (saved["explore_temperature"], saved["explore_top_k"]) == (2.0, 8)
+    with pytest.raises(SystemExit, match="2"):  # argparse: the flag and the value it refused
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-first", "0")
     with pytest.raises(SystemExit, match="between 1 and 2"):
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "5",
                 "--device", "cpu")  # fmt: skip

@@ -8,6 +8,13 @@ sample depends on its own seed and prompt only, never on which requests happened
 batch's prompts — the system prompt with the tools, a whole prompt for a group's first turn, all but
 the last reply and tool result for its later turns — is evaluated once and its KV cache repeated for
 every row: the largest saving on a CPU, where the tools make a prompt several times the reply.
+
+Exploration (``explore=(T, k)``): the first token of every reply decides between a tool call and a
+text answer. A small model is often so sure of that token that all of a group's samples agree, and
+the group carries no signal. With ``explore`` set, that one token is drawn from the policy's top ``k``
+tokens at temperature ``T``, and its record keeps the logprob of that draw (the behaviour policy),
+not the raw one, so the loss's ratio pi/mu is the importance weight that corrects for it. Every
+other token is drawn and recorded as usual.
 """
 
 from __future__ import annotations
@@ -36,12 +43,14 @@ def _common_prefix(prompts: list[list[int]]) -> int:
 class TorchChat(LocalChat):
     seeds_per_request = True
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16,
+                 explore: tuple[float, int] | None = None) -> None:  # fmt: skip
         import torch
 
         self._torch = torch
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.max_new_tokens, self.max_batch = max_new_tokens, max_batch
+        self.explore = explore  # (temperature, top k) of a reply's first token; see the module doc
         self.device = next(model.parameters()).device
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id)
@@ -104,15 +113,22 @@ class TorchChat(LocalChat):
         rows: list[list[int]] = [[] for _ in prompts]
         lps: list[list[float]] = [[] for _ in prompts]
         alive = [True] * len(prompts)
-        for _ in range(max_new):
+        for n in range(max_new):
             raw = logits.float().log_softmax(-1)
-            chosen = [self._choose(raw[i], temperature, gens[i], rows[i], seeds[i]) if alive[i] else self.pad_id
-                      for i in range(len(prompts))]  # fmt: skip
-            for i, token in enumerate(chosen):
-                if alive[i]:
-                    rows[i].append(token)
-                    lps[i].append(float(raw[i, token]))
-                    alive[i] = token not in stops
+            chosen = []
+            for i in range(rows_n):
+                if not alive[i]:
+                    chosen.append(self.pad_id)
+                    continue
+                if n == 0 and self.explore is not None:
+                    token, lp = self._explore(raw[i], *self.explore, gens[i])
+                else:
+                    token = self._choose(raw[i], temperature, gens[i], rows[i], seeds[i])
+                    lp = float(raw[i, token])
+                chosen.append(token)
+                rows[i].append(token)
+                lps[i].append(lp)
+                alive[i] = token not in stops
             if not any(alive) or abandoned():
                 break
             step = torch.tensor(chosen, device=self.device).unsqueeze(-1)
@@ -154,6 +170,16 @@ class TorchChat(LocalChat):
         else:
             gen.manual_seed(int(seed) % (2**63))
         return gen
+
+    def _explore(self, raw_logprobs: Any, temperature: float, k: int, generator: Any) -> tuple[int, float]:
+        """A reply's first token drawn from the top k at ``temperature``, and its logprob under that
+        draw (what the loss's ratio divides by)."""
+        top = raw_logprobs.topk(min(k, raw_logprobs.numel()))
+        behaviour = (top.values / temperature).log_softmax(-1)
+        cdf = behaviour.exp().cumsum(-1)
+        u = self._torch.rand(1, generator=generator, device=cdf.device) * cdf[-1]
+        at = int(self._torch.searchsorted(cdf, u).clamp(max=cdf.numel() - 1))
+        return int(top.indices[at]), float(behaviour[at])
 
     def _choose(
         self, raw_logprobs: Any, temperature: float, generator: Any, so_far: list[int], seed: int | None

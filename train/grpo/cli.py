@@ -42,6 +42,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--sft-decides", choices=("never", "pairs", "always"), default="never",
                    help="where the warm start trains a reply's first token, call or decline: never (GRPO "
                    "decides), on near-miss/twin pairs only, or always")  # fmt: skip
+    p.add_argument("--explore-first", type=_positive, metavar="T",
+                   help="draw each reply's first token (call or answer) from the top --explore-top-k at "
+                   "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
+    p.add_argument("--explore-top-k", type=_count(2), default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
@@ -55,6 +59,16 @@ def _count(least: int) -> Any:
         return int(text)
 
     return parse
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, not {text!r}")
+    return value
 
 
 def training_pool(targets: list[str], env: str | None) -> list[tuple[Any, list[Any]]]:
@@ -100,7 +114,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             group=args.group, lr=args.lr, clip=args.clip, kl=args.kl, temperature=args.temperature,
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
-            sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, seed=args.seed, device=args.device,
+            sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides,
+            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
+            seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -32,6 +32,10 @@ class GRPOConfig(BaseModel):
     sft_decides: Literal["never", "pairs", "always"] = Field(
         default="never", description="where the warm start trains a reply's first token (call or not): never "
         "(it teaches how to call, GRPO whether), only on near-miss/twin pairs, or always")  # fmt: skip
+    explore_temperature: float | None = Field(
+        default=None, gt=0, description="draw each reply's first token (call or answer) from the top "
+        "explore_top_k at this temperature, the loss importance-weighted for it; None: plain sampling")  # fmt: skip
+    explore_top_k: int = Field(default=8, ge=2, description="tokens a reply's explored first token is drawn from")
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"

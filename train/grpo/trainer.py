@@ -65,8 +65,9 @@ async def atrain_grpo(
         M.load_trainable_state(model, saved["trainable"])
         optimizer.load_state_dict(saved["optimizer"])
     ref = M.reference_of(model, config.lora) if config.kl > 0 else None
+    explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
     chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
-                     max_batch=config.tasks_per_step * config.group)  # fmt: skip
+                     max_batch=config.tasks_per_step * config.group, explore=explore)  # fmt: skip
     run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved)
     pool = EnvPool(envs_and_tasks, max_turns=config.max_turns)
     try:
