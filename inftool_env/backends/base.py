@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import marshal
+import pickle
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,9 +39,14 @@ class Backend(Protocol):
 
 def copy_tree(value: Any) -> Any:
     """A deep copy of JSON-shaped data (a call's arguments, a state's records, a conversation), several
-    times faster than ``copy.deepcopy`` (marshal, in C); anything marshal cannot hold (a class instance,
-    a subclass) goes to ``copy.deepcopy``."""
+    times faster than ``copy.deepcopy`` (marshal, in C). What marshal cannot hold (a class instance, a
+    subclass: BFCL's file trees) goes through pickle, also in C and about 3x ``copy.deepcopy``'s speed,
+    with the same sharing kept; what pickle cannot hold either (a local class, a lock) to ``copy.deepcopy``."""
     try:
         return marshal.loads(marshal.dumps(value))  # noqa: S302 - our own bytes, straight back
     except ValueError:
+        pass
+    try:
+        return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own bytes, straight back
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return copy.deepcopy(value)
