@@ -253,6 +253,8 @@ async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_an
     (record,) = lines(result.metrics_path)
     # Random text is a final answer without the call each task needs: every sample scores 0.
     assert record["zero_signal_groups"] == record["groups"] == 2 and record["loss"] is None
+    by_category = record["zero_signal_by_category"]
+    assert sum(n for n, _ in by_category.values()) == sum(of for _, of in by_category.values()) == 2
     assert record["tokens_trained"] == 0 and record["rollout_tokens"] > 0
     assert record["gate_pass_rate"]["format"] == 1.0 and record["reward_mean"] == 0.0
     groups = lines(result.rollouts_path)
@@ -464,6 +466,7 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
                    "--device", "cpu", "--explore-first", "2") == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "time split" in printed and "generation" in printed and f"hf:{out / 'checkpoint'}" in printed
+    assert "by category" in printed
     assert len(lines(out / "metrics.jsonl")) == 1 and (out / "checkpoint" / "config.json").is_file()
     with pytest.raises(SystemExit, match="names no env"):
         run_cli("train", str(TASKS), "--policy", str(tiny), "--out", str(tmp_path / "x"))

@@ -150,7 +150,10 @@ class _Run:
         samples = [t for g in groups for t in g.samples]
         by_category: dict[str, list[float]] = defaultdict(list)
         gates: dict[str, list[bool]] = defaultdict(list)
-        for g in groups:
+        flat: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # category -> [groups without signal, groups]
+        for g, adv in zip(groups, prepared.advantages, strict=True):
+            flat[g.pick.task.category][0] += all(a == 0.0 for a in adv)
+            flat[g.pick.task.category][1] += 1
             for t in g.samples:
                 by_category[g.pick.task.category].append(reward_of(t))
                 for gate, passed in (t.reward.gates if t.reward else {}).items():
@@ -165,6 +168,7 @@ class _Run:
             "gate_pass_rate": {k: _mean([float(x) for x in v]) for k, v in sorted(gates.items())},
             "groups": len(groups),
             "zero_signal_groups": prepared.zero_signal_groups,
+            "zero_signal_by_category": {c: flat[c] for c in sorted(flat)},
             "untrainable_samples": prepared.untrainable_samples,
             "episode_errors": sum(t.error is not None for t in samples),
             **update,
@@ -284,6 +288,12 @@ class _Run:
             zero = sum(r["zero_signal_groups"] for r in self.history)
             groups = sum(r["groups"] for r in self.history)
             rows.append(("zero-signal groups", f"{zero} / {groups} (skipped in the loss)"))
+            flat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            for r in self.history:
+                for c, (n, of) in r.get("zero_signal_by_category", {}).items():
+                    flat[c][0], flat[c][1] = flat[c][0] + n, flat[c][1] + of
+            if flat:
+                rows.append(("  by category", ", ".join(f"{c} {n}/{of}" for c, (n, of) in sorted(flat.items()))))
             split = {k: sum(r["time_s"][k] for r in self.history) for k in ("generation", "env", "optimisation")}
             whole = sum(split.values()) or 1.0
             rows.append(("time split", ", ".join(f"{k} {v:.0f}s ({100 * v / whole:.0f}%)" for k, v in split.items())))
