@@ -6,8 +6,8 @@
 - The loss is PPO's clipped surrogate, ratio = exp(logp_now - logp_rollout), the rollout logprobs
   taken from the episode's token record (raw, temperature 1; for an explored first token, the
   logprob of the draw that chose it, so the ratio is pi/mu, the importance weight: see chat.py).
-  Only the record's assistant tokens
-  (mask 1) are scored; system, user, tool-result and template tokens are context only.
+  Only the record's assistant tokens (mask 1) are scored; system, user, tool-result and template
+  tokens are context only.
 - Token-level mean over the step (every sampled token weighs the same, whatever its episode's
   length), plus ``kl`` times the k3 estimate of KL to the frozen reference when ``kl > 0``.
 """
