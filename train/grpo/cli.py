@@ -45,7 +45,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--explore-first", type=_positive, metavar="T",
                    help="draw each reply's first token (call or answer) from the top --explore-top-k at "
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
-    p.add_argument("--explore-top-k", type=_count(2), default=8)
+    p.add_argument("--explore-top-k", type=_count(2), default=8, metavar="K",
+                   help="the likeliest tokens an explored first token is drawn from (default 8)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
