@@ -61,23 +61,25 @@ class Prepared:
 
     batches: list[list[Row]]
     advantages: list[list[float]]  # per group, every sample (zero for groups without signal)
-    zero_signal_groups: int
+    no_signal: list[bool]  # per group: its samples all scored the same
     untrainable_samples: int  # no token record (broken episode, or a template the record cannot keep)
+
+    @property
+    def zero_signal_groups(self) -> int:
+        return sum(self.no_signal)
 
 
 def prepare(groups: list[Group]) -> Prepared:
-    batches, advantages, zero, untrainable = [], [], 0, 0
+    batches, advantages, no_signal, untrainable = [], [], [], 0
     for group in groups:
         adv = group_advantages([reward_of(t) for t in group.samples])
         advantages.append(adv)
         rows = rows_of(group, adv)
         untrainable += len(group.samples) - len(rows)
-        if all(a == 0.0 for a in adv):
-            zero += 1
-            continue
-        if rows:
+        no_signal.append(all(a == 0.0 for a in adv))
+        if rows and not no_signal[-1]:
             batches.append(rows)
-    return Prepared(batches, advantages, zero, untrainable)
+    return Prepared(batches, advantages, no_signal, untrainable)
 
 
 def policy_loss(

@@ -151,8 +151,8 @@ class _Run:
         by_category: dict[str, list[float]] = defaultdict(list)
         gates: dict[str, list[bool]] = defaultdict(list)
         flat: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # category -> [groups without signal, groups]
-        for g, adv in zip(groups, prepared.advantages, strict=True):
-            flat[g.pick.task.category][0] += all(a == 0.0 for a in adv)
+        for g, no_signal in zip(groups, prepared.no_signal, strict=True):
+            flat[g.pick.task.category][0] += no_signal
             flat[g.pick.task.category][1] += 1
             for t in g.samples:
                 by_category[g.pick.task.category].append(reward_of(t))
