@@ -176,9 +176,7 @@ class TorchChat(LocalChat):
         draw (what the loss's ratio divides by)."""
         top = raw_logprobs.topk(min(k, raw_logprobs.numel()))
         behaviour = (top.values / temperature).log_softmax(-1)
-        cdf = behaviour.exp().cumsum(-1)
-        u = self._torch.rand(1, generator=generator, device=cdf.device) * cdf[-1]
-        at = int(self._torch.searchsorted(cdf, u).clamp(max=cdf.numel() - 1))
+        at = self._draw(behaviour.exp(), generator)
         return int(top.indices[at]), float(behaviour[at])
 
     def _choose(
@@ -188,7 +186,11 @@ class TorchChat(LocalChat):
         (no top-k/top-p, so a sampled token's logprob is the policy's own)."""
         if temperature <= 0:
             return int(raw_logprobs.argmax())
-        # Inverse-CDF with one uniform per token: torch.multinomial over a 150k vocabulary costs ~20 ms.
-        cdf = (raw_logprobs / temperature).softmax(-1).cumsum(-1)
+        return self._draw((raw_logprobs / temperature).softmax(-1), generator)
+
+    def _draw(self, probs: Any, generator: Any) -> int:
+        """An index drawn from ``probs`` by inverse CDF with one uniform: torch.multinomial over a 150k
+        vocabulary costs ~20 ms."""
+        cdf = probs.cumsum(-1)
         u = self._torch.rand(1, generator=generator, device=cdf.device) * cdf[-1]
         return int(self._torch.searchsorted(cdf, u).clamp(max=cdf.numel() - 1))
