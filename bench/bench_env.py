@@ -35,6 +35,7 @@ from inftool_env.trajectory import Trajectory
 
 MIN_STEPS_PER_S = 500.0
 MAX_OVERHEAD = 2.0
+WARM_SEED = 10_000  # warm-up episodes' seeds start here, clear of the timed ones'
 
 
 class Clock:
@@ -57,7 +58,7 @@ async def env_run(env_id: str, episodes: int, concurrency: int) -> tuple[Clock, 
     env = make(env_id)
     clock = Clock()
     try:
-        warm = [(10_000 + i, t.id) for i, t in enumerate(env.tasks)]
+        warm = [(WARM_SEED + i, t.id) for i, t in enumerate(env.tasks)]
         await run_batch(env, OraclePolicy, episodes=warm, concurrency=concurrency)
         plan = [(i, env.tasks[i % len(env.tasks)].id) for i in range(episodes)]
         with clock.timing():
@@ -91,8 +92,11 @@ async def mcp_run(env_id: str, trajectories: list[Trajectory]) -> Clock:
             with clock.timing() if timed else contextlib.nullcontext():
                 for n, (traj, task, calls) in enumerate(plan):
                     key = f"bench-{timed}-{n}"
+                    # The warm pass runs on other seeds, as the env's warm batch does: both timed runs then
+                    # build each episode's world once (a backend keeps recent seeds' worlds).
+                    seed = traj.seed if timed else WARM_SEED + traj.seed
                     episode = {
-                        name: c.for_episode(key, seed=traj.seed, initial_state=task.initial_for(name))
+                        name: c.for_episode(key, seed=seed, initial_state=task.initial_for(name))
                         for name, c in clients.items()
                     }
                     for call in calls:
