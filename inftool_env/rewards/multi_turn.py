@@ -358,14 +358,16 @@ async def _replay_truth(
     results: list[list[str]] = []
     copies: list[dict[str, Any]] = []
     latest: dict[str, Any] = {}  # each called server's latest copy
-    for turn in task.ground_truth:
+    last = max((k for k, turn in enumerate(task.ground_truth) if turn), default=-1)
+    for k, turn in enumerate(task.ground_truth):
         results.append([await _run(servers, owner, states, call) for call in turn])
         if not turn:
             copies.append({})  # an unchecked turn
             continue
         # Only a server called this turn can have changed: the others keep their latest copy (copies are
-        # only read). One never called has none: its state is a fresh one.
+        # only read). One never called has none: its state is a fresh one. After the last turn that
+        # calls, nothing runs on these states again: they are kept as they are, uncopied.
         for n in {owner[c.name] for c in turn if c.name in owner}:
-            latest[n] = _copy_state(servers[n].backend, states[n])
+            latest[n] = states[n] if k == last else _copy_state(servers[n].backend, states[n])
         copies.append(dict(latest))
     return _Truth(results, copies)
