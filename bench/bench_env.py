@@ -5,7 +5,10 @@ Two targets, each measured in this one run (medians of interleaved rounds):
   turns and rewards included), against 500 steps/s;
 - overhead: (env time - MCP time) / MCP time, where MCP time is the same episodes' tool calls made
   straight over one in-process MCP client (fresh episodes, same seeds), against 2x: what the env adds
-  on top of its calls (parsing, bookkeeping, observations, the user's turns, the reward).
+  on top of its calls (parsing, bookkeeping, observations, the user's turns, the reward). The oracle's
+  answers are right: each is scored from its own results, as any episode that makes the ground truth's
+  calls is (multi_turn.results_by_turn). A wrong answer's reward replays the calls on fresh state
+  besides: bench_bfcl_checker.py measures that replay.
 The "direct" column is the same calls on the backend alone (no MCP, no env), for reference.
 
 Time is this process's CPU time by default: on a shared machine wall time also counts everybody

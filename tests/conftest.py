@@ -46,6 +46,22 @@ def shared_corpus_or_skip(env_id: str) -> Iterator[None]:
         raise
 
 
+@pytest.fixture
+def replayed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the calls multi-turn replays make, in order (the tests clear the list)."""
+    from inftool_env.rewards import multi_turn
+
+    made: list[str] = []
+    run = multi_turn._run
+
+    async def counted(servers, owner, states, call):  # type: ignore[no-untyped-def]
+        made.append(call.name)
+        return await run(servers, owner, states, call)
+
+    monkeypatch.setattr(multi_turn, "_run", counted)
+    return made
+
+
 def child_pids() -> set[int]:
     """This process's live child processes (Linux), for no-leak checks."""
     pids: set[int] = set()

@@ -45,7 +45,7 @@ from inftool_env.mcp import (
 from inftool_env.parsing import ParsedCall, ParseResult, get_format
 from inftool_env.parsing.openai import OpenAIFormat
 from inftool_env.rewards import EpisodeOutcome, GatedReward, RewardFn
-from inftool_env.rewards.multi_turn import is_replayable, replay_turns, steps_by_turn
+from inftool_env.rewards.multi_turn import is_replayable, replay_turns, results_by_turn, steps_by_turn
 from inftool_env.tasks import Task
 from inftool_env.trajectory import CallRecord, ErrorKind, Trajectory, TurnRecord, clean_text, failure, scrub
 from inftool_env.users import UserSimulator, get_user
@@ -543,7 +543,8 @@ class ToolEnv:
         servers = {n: self.servers[n] for n in ep.clients}
         try:
             if ep.task.ground_truth and not ep.task.one_shot and is_replayable(servers):
-                turns = await replay_turns(servers, ep.task, steps_by_turn(traj), seed=ep.seed)
+                turns = await replay_turns(servers, ep.task, steps_by_turn(traj), seed=ep.seed,
+                                           live=results_by_turn(traj))  # fmt: skip
             traj.reward = self.reward_fn(EpisodeOutcome(ep.task, traj, turns))
         except Exception as exc:  # a reward's bug: the trajectory is kept, with the failure on it
             logger.warning("%s: scoring %s raised", self.config.id, ep.task.id, exc_info=True)

@@ -19,7 +19,10 @@ as BFCL's checker does); any other is compared by its ``snapshot``. Where every 
 a copy of its states at each checked turn — is kept once the task is seen a second time (a GRPO
 group, an eval of several checkpoints), so later replays run only the model's side. A state is made
 at its first call: a server neither side has called is as fresh on both, and on a deterministic
-backend it is neither made nor compared.
+backend it is neither made nor compared. An episode whose calls were the ground truth's own, each
+answered by the backend itself (none refused, unknown or cut off), on deterministic backends, is not
+replayed at all: a replay would give its results and states again, so its own results (``live``)
+stand for both sides.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from inftool_env.backends.base import copy_tree
 from inftool_env.mcp.server import CompiledServer
 from inftool_env.rewards.bfcl_ast import OK, Verdict
 from inftool_env.tasks import Task, ToolCall
-from inftool_env.trajectory import Trajectory
+from inftool_env.trajectory import CallRecord, Trajectory
 
 Steps = list[list[ToolCall]]  # one user turn: the calls of each assistant step
 TRUTH_CACHE_SIZE = 128  # tasks (seen-once markers included); a GRPO group's rollouts come together
@@ -78,10 +81,25 @@ def is_replayable(servers: Mapping[str, CompiledServer]) -> bool:
 
 def steps_by_turn(trajectory: Trajectory) -> list[Steps]:
     """The trajectory's calls per user turn: an assistant reply without calls ends a turn."""
-    turns: list[Steps] = [[]]
+    return [[[ToolCall(name=c.name, arguments=c.arguments) for c in step] for step in turn]
+            for turn in _records_by_turn(trajectory)]  # fmt: skip
+
+
+def results_by_turn(trajectory: Trajectory) -> list[list[str]] | None:
+    """The results the episode's calls got, per user turn as ``steps_by_turn`` groups them; None if a
+    call was not answered by the backend itself (not offered, refused, timed out, the server's own
+    failure), whose result a replay would not give again."""
+    turns = _records_by_turn(trajectory)
+    if any(c.is_error and c.error_kind != "execution" for turn in turns for step in turn for c in step):
+        return None
+    return [[c.result for step in turn for c in step] for turn in turns]
+
+
+def _records_by_turn(trajectory: Trajectory) -> list[list[list[CallRecord]]]:
+    turns: list[list[list[CallRecord]]] = [[]]
     for record in trajectory.turns:
         if record.calls:
-            turns[-1].append([ToolCall(name=c.name, arguments=c.arguments) for c in record.calls])
+            turns[-1].append(record.calls)
         elif record.parse_error is None:
             turns.append([])
     return turns
@@ -94,10 +112,13 @@ async def replay_turns(
     *,
     seed: int,
     truths: TruthCache | None = None,
+    live: Sequence[Sequence[str]] | None = None,
 ) -> list[TurnOutcome]:
     """Both sides on fresh state with the episode's seed and the task's initial state. ``truths``
-    (default: the process's ``TRUTHS``) may hold the ground truth's side of the task already."""
-    return [turn async for turn in _replay(servers, task, model, seed=seed, truths=truths)]
+    (default: the process's ``TRUTHS``) may hold the ground truth's side of the task already.
+    ``live``: the episode's own results (``results_by_turn``), which stand for both sides where its
+    calls were the ground truth's on deterministic backends."""
+    return [turn async for turn in _replay(servers, task, model, seed=seed, truths=truths, live=live)]
 
 
 async def verdict_multi_turn(
@@ -122,19 +143,30 @@ async def verdict_multi_turn(
 
 
 async def _replay(
-    servers: Mapping[str, CompiledServer], task: Task, model: Sequence[Steps], *, seed: int, truths: TruthCache | None
+    servers: Mapping[str, CompiledServer],
+    task: Task,
+    model: Sequence[Steps],
+    *,
+    seed: int,
+    truths: TruthCache | None,
+    live: Sequence[Sequence[str]] | None = None,
 ) -> AsyncGenerator[TurnOutcome, None]:
     """Each user turn's outcome as soon as both sides have run it."""
     names = task.servers or list(servers)
-    owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
     same = _same_calls(model, task.ground_truth)
-    kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed, same_calls=same)
     turns = range(max(len(task.turns), len(task.ground_truth)))
-    if kept is not None and same:
-        # The ground truth's own calls on the same fresh state: a deterministic backend gives its
-        # results and states again, so the kept side is the model's too (a GRPO group's right answers).
+    owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
+    kept = None
+    if same and live is not None and all(getattr(servers[n].backend, "deterministic", False) for n in names):
+        answered: Sequence[Sequence[str]] | None = live  # the episode's own: nothing to replay
+    else:
+        kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed, same_calls=same)
+        answered = kept.results if kept is not None and same else None
+    if answered is not None:
+        # The ground truth's own calls on the same fresh state: a deterministic backend gives the same
+        # results and states again, so one side's results are both sides' (a GRPO group's right answers).
         for k in turns:
-            results = list(kept.results[k]) if k < len(kept.results) else []
+            results = list(answered[k]) if k < len(answered) else []
             truth_calls = len(task.ground_truth[k]) if k < len(task.ground_truth) else 0
             yield TurnOutcome(list(model[k]) if k < len(model) else [], results, truth_calls, list(results))
         return

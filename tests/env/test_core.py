@@ -283,6 +283,23 @@ async def test_a_read_only_task_is_not_won_by_calling_nothing():
     await env.close()
 
 
+async def test_an_episode_making_the_ground_truths_calls_is_scored_without_a_replay(replayed):
+    env = bookshelf_env([ADD, READ])
+    right, wrong = {"title": "Les Misérables", "author": "Hugo"}, {"title": "Les Misérables", "author": "V. Hugo"}
+    for task, arguments, reward, replays in (
+        ("add", right, 1.0, []),
+        ("add", wrong, 0.0, ["addBook", "addBook"]),  # both sides
+        ("read", {"bookId": 1}, 0.0, ["getBook"]),  # the truth's own call, refused live: replayed once
+    ):
+        del replayed[:]
+        await env.reset(seed=0, options={"task_id": task})
+        name = next(c.name for c in env.task.ground_truth[0])
+        await env.step(call(name, **arguments))
+        done = await env.step("Done.")
+        assert done.reward == reward and replayed == replays, (task, arguments)
+    await env.close()
+
+
 async def test_weights_in_the_manifest_give_partial_credit():
     from inftool_env.env.config import RewardConfig
 

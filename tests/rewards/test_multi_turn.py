@@ -11,10 +11,18 @@ from inftool_env.backends.bfcl import BfclBackend, bfcl_multi_turn_tasks
 from inftool_env.backends.python import PythonBackend, suite_from_class
 from inftool_env.eval.bfcl_data import domain_servers
 from inftool_env.mcp import CompiledServer
-from inftool_env.rewards import multi_turn
-from inftool_env.rewards.multi_turn import TruthCache, check_multi_turn, replay_turns, turn_scores, verdict_multi_turn
+from inftool_env.rewards.multi_turn import (
+    TruthCache,
+    check_multi_turn,
+    replay_turns,
+    results_by_turn,
+    steps_by_turn,
+    turn_scores,
+    verdict_multi_turn,
+)
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.tasks import Task, ToolCall
+from inftool_env.trajectory import CallRecord, Trajectory, TurnRecord
 from tests.rewards.multi_turn_cases import mutations
 
 pytestmark = pytest.mark.anyio
@@ -29,20 +37,6 @@ def servers():
 def tasks():
     # a file system, a two-class entry and a random-drawing class (TravelAPI) among them
     return bfcl_multi_turn_tasks("multi_turn_base", limit=12)
-
-
-@pytest.fixture
-def calls(monkeypatch):
-    """The names of the calls the replays make, in order (the list is cleared by the tests)."""
-    made = []
-    run = multi_turn._run
-
-    async def counted(servers, owner, states, call):
-        made.append(call.name)
-        return await run(servers, owner, states, call)
-
-    monkeypatch.setattr(multi_turn, "_run", counted)
-    return made
 
 
 def as_tuple(outcomes):
@@ -61,36 +55,71 @@ async def test_a_kept_ground_truth_gives_the_outcomes_of_a_cold_replay(servers, 
     assert len(warm) == len(tasks)
 
 
-async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, tasks, calls):
+async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, tasks, replayed):
     """BFCL's checker stops at the first failing turn; so does ``verdict_multi_turn``, with the verdict
     of the whole replay."""
     stopped_early = 0
     for task in tasks:
         for label, steps in mutations(task):
             whole = TruthCache(size=0)
-            del calls[:]
+            del replayed[:]
             expected = check_multi_turn(await replay_turns(servers, task, steps, seed=0, truths=whole))
-            replayed_all = len(calls)
-            del calls[:]
+            replayed_all = len(replayed)
+            del replayed[:]
             assert await verdict_multi_turn(servers, task, steps, seed=0, truths=whole) == expected, (task.id, label)
-            assert len(calls) <= replayed_all
-            stopped_early += len(calls) < replayed_all
+            assert len(replayed) <= replayed_all
+            stopped_early += len(replayed) < replayed_all
             assert expected.valid or label != "ground_truth"
     assert stopped_early > len(tasks)  # the mutations fail at the first busy turn; later turns are skipped
 
 
-async def test_a_right_answer_seen_first_stands_for_both_sides(servers, tasks, calls):
+async def test_a_right_answer_seen_first_stands_for_both_sides(servers, tasks, replayed):
     """The ground truth's own calls, seen first, are replayed once (no second side), and that replay
     is kept; a wrong answer seen first is replayed on both sides and keeps nothing."""
     for task in tasks:
         (_, right), (_, wrong) = [m for m in mutations(task) if m[0] in ("ground_truth", "empty_turn")]
         cache = TruthCache()
-        del calls[:]
+        del replayed[:]
         assert check_multi_turn(await replay_turns(servers, task, right, seed=0, truths=cache)).valid
-        assert len(calls) == sum(map(len, task.ground_truth)) and len(cache) == 1, task.id
+        assert len(replayed) == sum(map(len, task.ground_truth)) and len(cache) == 1, task.id
         cache = TruthCache()
         assert not check_multi_turn(await replay_turns(servers, task, wrong, seed=0, truths=cache)).valid
         assert len(cache) == 0
+
+
+async def test_an_episode_that_made_the_ground_truths_calls_is_scored_from_its_own_results(servers, tasks, replayed):
+    """``live`` (the episode's own results) stands for both sides only where the calls were the ground
+    truth's: then nothing is replayed and the outcomes are a cold replay's; other calls are replayed."""
+    for task in tasks:
+        for label, steps in mutations(task):
+            cold = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0))
+            live = [turn.results for turn in cold]  # what the episode's own calls got
+            del replayed[:]
+            got = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0), live=live)
+            assert as_tuple(got) == as_tuple(cold), (task.id, label)
+            assert (not replayed) == (label in ("ground_truth", "one_call_per_step")), (task.id, label, replayed)
+
+
+def test_results_by_turn_groups_as_steps_by_turn_and_refuses_what_a_replay_would_not_give_again():
+    def record(name, result, kind=None):
+        return CallRecord(name=name, arguments={}, result=result, is_error=kind is not None, error_kind=kind)
+
+    turns = [
+        TurnRecord(step=0, calls=[record("a", "1"), record("b", "no such file", "execution")]),
+        TurnRecord(step=1, calls=[record("c", "3")]),
+        TurnRecord(step=2, content="done"),  # ends the user turn
+        TurnRecord(step=3, parse_error="bad JSON"),  # does not
+        TurnRecord(step=4, calls=[record("d", "4")]),
+    ]
+    trajectory = Trajectory(env_id="e", task_id="t", seed=0, turns=turns)
+    assert [[[c.name for c in step] for step in turn] for turn in steps_by_turn(trajectory)] == [
+        [["a", "b"], ["c"]],
+        [["d"]],
+    ]
+    assert results_by_turn(trajectory) == [["1", "no such file", "3"], ["4"]]
+    for kind in ("unknown_tool", "schema", "timeout", "infrastructure"):
+        turns[4].calls[0] = record("d", "refused", kind)
+        assert results_by_turn(trajectory) is None, kind
 
 
 async def test_a_changed_ground_truth_under_the_same_id_is_replayed_again(servers, tasks):
