@@ -110,6 +110,37 @@ def test_group_advantages_normalise_within_the_group_and_an_all_equal_group_has_
     assert sum(group_advantages([0.2, 0.9, 0.4])) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_the_loss_clips_around_the_proximal_policy_and_weighs_explored_tokens_by_their_truncated_weight() -> None:
+    """Three sampled tokens: the policy's likeliest drawn at a flattened rate (pi/mu = 3), a rare one
+    drawn more often than the policy would (1/4), one drawn at the policy's own rate (1). Each gets
+    the gradient w * A with w = min(pi/mu, 1), whichever the advantage's sign: the plain ratio pi/mu
+    clipped the first when it won and the second when it lost, to no gradient at all."""
+    import math
+
+    import torch
+
+    from inftool_env.train.grpo.loss import Row, policy_loss
+
+    pi, mu = [0.9, 0.05, 0.5], [0.3, 0.2, 0.5]
+    for advantage in (1.0, -1.0):
+        logp = torch.tensor([math.log(p) for p in pi], requires_grad=True)
+        row = Row(ids=[0, 1, 2], targets=[0, 1, 2], old=[math.log(m) for m in mu], advantage=advantage)
+        loss, stats = policy_loss([logp], [row], clip=0.2, kl=0.0, ref=None, normaliser=3)
+        loss.backward()
+        assert logp.grad is not None
+        torch.testing.assert_close(logp.grad, -advantage * torch.tensor([1.0, 0.25, 1.0]) / 3)
+        assert stats["weight_sum"] == pytest.approx(2.25) and stats["truncated"] == 1 and stats["clipped"] == 0
+    # A later update: the clip is around the step's first policy, the weight still from it.
+    logp = torch.tensor([math.log(p) for p in pi], requires_grad=True)
+    prox = [logp.detach() - 0.5]  # the policy has since moved up on every token: ratio e^0.5 > 1.2
+    loss, stats = policy_loss([logp], [row], clip=0.2, kl=0.0, ref=None, normaliser=3, prox=prox)
+    loss.backward()
+    assert logp.grad is not None
+    torch.testing.assert_close(logp.grad, -row.advantage * torch.exp(torch.tensor(0.5)) * torch.tensor([
+        min(math.exp(math.log(p) - 0.5) / m, 1.0) for p, m in zip(pi, mu, strict=True)]) / 3)  # fmt: skip
+    assert stats["clipped"] == 3  # A < 0: the ratio's rise is not clipped (min keeps the worse)
+
+
 def test_shared_prefix_logprobs_equal_a_plain_forward_and_carry_gradients(tiny: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM

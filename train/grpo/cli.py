@@ -47,6 +47,8 @@ def add_commands(subparsers: Any) -> None:
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
     p.add_argument("--explore-top-k", type=_count(2), default=8, metavar="K",
                    help="the likeliest tokens an explored first token is drawn from (default 8)")  # fmt: skip
+    p.add_argument("--is-cap", type=_positive, default=1.0, metavar="C",
+                   help="truncate the loss's importance weight (an explored token's) at C (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
@@ -116,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
             sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides,
-            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
+            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k, is_cap=args.is_cap,
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:

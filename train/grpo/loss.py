@@ -3,9 +3,16 @@
 - Advantages are normalised within a group: (r - mean) / (std + eps). A group whose samples all
   score the same has no signal: its advantages are all 0, it is counted (``zero_signal_groups``) and
   left out of the loss (no forward or backward spent on it).
-- The loss is PPO's clipped surrogate, ratio = exp(logp_now - logp_rollout), the rollout logprobs
-  taken from the episode's token record (raw, temperature 1; for an explored first token, the
-  logprob of the draw that chose it, so the ratio is pi/mu, the importance weight: see chat.py).
+- The loss is PPO's clipped surrogate in its decoupled form: the ratio pi_now / pi_prox is clipped,
+  pi_prox being the policy at the step's first update (so the ratio is 1 there), and each token's
+  surrogate is weighted by w = pi_prox / mu, truncated at ``is_cap`` and not differentiated. mu is the
+  rollout's logprob from the episode's token record: the raw (temperature-1) one, so w is 1 up to
+  float noise, except for an explored first token, whose record keeps the logprob of the draw that
+  chose it (see chat.py): w is then the importance weight for exploring.
+  Why not the plain ratio pi_now / mu: it clips by how far the exploring draw was from the policy.
+  A token drawn more often than the policy would (its likeliest, flattened by the temperature;
+  pi/mu > 1 + clip) got no gradient when it won, and a token drawn more rarely (pi/mu < 1 - clip)
+  none when it lost: the first token was pushed towards answering in text, never back.
   Only the record's assistant tokens (mask 1) are scored; system, user, tool-result and template
   tokens are context only.
 - Token-level mean over the step (every sampled token weighs the same, whatever its episode's
@@ -21,6 +28,7 @@ from typing import Any
 from inftool_env.train.grpo.rollout import Group, reward_of
 
 SIGNAL_EPS = 1e-8
+TRUNCATION_SLACK = 1e-3  # a weight counts as truncated past is_cap by more than float noise
 
 
 @dataclass(frozen=True)
@@ -83,25 +91,39 @@ def prepare(groups: list[Group]) -> Prepared:
 
 
 def policy_loss(
-    new: list[Any], rows: list[Row], *, clip: float, kl: float, ref: list[Any] | None, normaliser: int
+    new: list[Any],
+    rows: list[Row],
+    *,
+    clip: float,
+    kl: float,
+    ref: list[Any] | None,
+    normaliser: int,
+    prox: list[Any] | None = None,
+    is_cap: float = 1.0,
 ) -> tuple[Any, dict[str, float]]:
     """The clipped surrogate (and KL) of one group, divided by ``normaliser`` (the step's token count)
-    so that per-group backward passes add up to the step's token-level mean."""
+    so that per-group backward passes add up to the step's token-level mean. ``prox``: the policy's
+    logprobs at the step's first update; None at that update (``new`` itself)."""
     import torch
 
     total = torch.zeros((), device=new[0].device)
-    clipped = ratio_sum = kl_sum = 0.0
+    clipped = ratio_sum = kl_sum = weight_sum = truncated = 0.0
     for i, (logp, row) in enumerate(zip(new, rows, strict=True)):
-        old = torch.tensor(row.old, device=logp.device)
-        ratio = (logp - old).exp()
+        mu = torch.tensor(row.old, device=logp.device)
+        near = logp.detach() if prox is None else prox[i]
+        weight = (near - mu).exp().clamp(max=is_cap)
+        ratio = (logp - near).exp()
         surrogate = torch.minimum(ratio * row.advantage, ratio.clamp(1 - clip, 1 + clip) * row.advantage)
-        total = total - surrogate.sum()
+        total = total - (weight * surrogate).sum()
         clipped += float(((ratio - 1).abs() > clip).sum())
         ratio_sum += float(ratio.detach().sum())
+        weight_sum += float(weight.sum())
+        truncated += float((near - mu > math.log(is_cap) + TRUNCATION_SLACK).sum())
         if ref is not None:
             log_ref = ref[i] - logp  # k3: exp(d) - d - 1 >= 0, unbiased for KL(policy || reference)
             k3 = log_ref.exp() - log_ref - 1
             total = total + kl * k3.sum()
             kl_sum += float(k3.detach().sum())
-    stats = {"clipped": clipped, "ratio_sum": ratio_sum, "kl_sum": kl_sum}
+    stats = {"clipped": clipped, "ratio_sum": ratio_sum, "kl_sum": kl_sum, "weight_sum": weight_sum,
+             "truncated": truncated}  # fmt: skip
     return total / normaliser, stats

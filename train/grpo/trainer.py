@@ -190,18 +190,23 @@ class _Run:
         rows = [r for batch in prepared.batches for r in batch]
         tokens = sum(len(r.targets) for r in rows)
         if not tokens:  # no group had signal: nothing to learn from this step
-            return {"loss": None, "kl": None, "clip_fraction": None, "ratio_mean": None, "tokens_trained": 0}
+            return {"loss": None, "kl": None, "clip_fraction": None, "ratio_mean": None, "is_weight_mean": None,
+                    "is_truncated": None, "tokens_trained": 0}  # fmt: skip
         self.model.train()
         losses: list[float] = []
         stats: dict[str, float] = defaultdict(float)
-        for _ in range(self.config.updates):
+        prox: list[list[Any]] = []  # each batch's logprobs at the first update: the proximal policy
+        for update in range(self.config.updates):
             self.optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
-            for batch in prepared.batches:
+            for b, batch in enumerate(prepared.batches):
                 seqs, targets = [r.ids for r in batch], [r.targets for r in batch]
                 new = M.sequence_logprobs(self.model, seqs, targets)
+                if update == 0 and self.config.updates > 1:
+                    prox.append([x.detach() for x in new])
                 ref = self._reference(seqs, targets) if self.config.kl > 0 else None
-                loss, s = policy_loss(new, batch, clip=self.config.clip, kl=self.config.kl, ref=ref, normaliser=tokens)
+                loss, s = policy_loss(new, batch, clip=self.config.clip, kl=self.config.kl, ref=ref, normaliser=tokens,
+                                      prox=prox[b] if update else None, is_cap=self.config.is_cap)  # fmt: skip
                 loss.backward()
                 loss_sum += float(loss.detach())
                 for k, v in s.items():
@@ -217,6 +222,8 @@ class _Run:
             "kl": stats["kl_sum"] / seen if self.config.kl > 0 else None,
             "clip_fraction": stats["clipped"] / seen,
             "ratio_mean": stats["ratio_sum"] / seen,
+            "is_weight_mean": stats["weight_sum"] / seen,
+            "is_truncated": stats["truncated"] / seen,
             "tokens_trained": tokens,
         }
 
