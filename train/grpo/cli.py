@@ -47,8 +47,13 @@ def add_commands(subparsers: Any) -> None:
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
     p.add_argument("--explore-top-k", type=_count(2), default=8, metavar="K",
                    help="the likeliest tokens an explored first token is drawn from (default 8)")  # fmt: skip
-    p.add_argument("--is-cap", type=_positive, default=1.0, metavar="C",
-                   help="truncate the loss's importance weight (an explored token's) at C (default 1)")
+    p.add_argument(
+        "--is-cap",
+        type=_positive,
+        default=1.0,
+        metavar="C",
+        help="truncate the loss's importance weight (an explored token's) at C (default 1)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
