@@ -110,11 +110,11 @@ def test_group_advantages_normalise_within_the_group_and_an_all_equal_group_has_
     assert sum(group_advantages([0.2, 0.9, 0.4])) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_the_loss_clips_around_the_proximal_policy_and_weighs_explored_tokens_by_their_truncated_weight() -> None:
+def test_the_two_clipped_ratios_on_explored_tokens() -> None:
     """Three sampled tokens: the policy's likeliest drawn at a flattened rate (pi/mu = 3), a rare one
-    drawn more often than the policy would (1/4), one drawn at the policy's own rate (1). Each gets
-    the gradient w * A with w = min(pi/mu, 1), whichever the advantage's sign: the plain ratio pi/mu
-    clipped the first when it won and the second when it lost, to no gradient at all."""
+    drawn more often than the policy would (1/4), one drawn at the policy's own rate (1). Clipped to
+    the proximal policy, each gets the gradient w * A with w = min(pi/mu, 1) whichever the advantage's
+    sign; the behaviour ratio pi/mu gives the first none when it wins and the second none when it loses."""
     import math
 
     import torch
@@ -122,23 +122,30 @@ def test_the_loss_clips_around_the_proximal_policy_and_weighs_explored_tokens_by
     from inftool_env.train.grpo.loss import Row, policy_loss
 
     pi, mu = [0.9, 0.05, 0.5], [0.3, 0.2, 0.5]
-    for advantage in (1.0, -1.0):
+
+    def gradient(advantage: float, clip_to: str, prox: float | None = None) -> tuple[Any, dict[str, float]]:
         logp = torch.tensor([math.log(p) for p in pi], requires_grad=True)
         row = Row(ids=[0, 1, 2], targets=[0, 1, 2], old=[math.log(m) for m in mu], advantage=advantage)
-        loss, stats = policy_loss([logp], [row], clip=0.2, kl=0.0, ref=None, normaliser=3)
+        near = None if prox is None else [logp.detach() + prox]
+        loss, stats = policy_loss([logp], [row], clip=0.2, kl=0.0, ref=None, normaliser=3, clip_to=clip_to, prox=near)
         loss.backward()
-        assert logp.grad is not None
-        torch.testing.assert_close(logp.grad, -advantage * torch.tensor([1.0, 0.25, 1.0]) / 3)
+        return logp.grad, stats
+
+    for advantage in (1.0, -1.0):
+        grad, stats = gradient(advantage, "proximal")
+        torch.testing.assert_close(grad, -advantage * torch.tensor([1.0, 0.25, 1.0]) / 3)
         assert stats["weight_sum"] == pytest.approx(2.25) and stats["truncated"] == 1 and stats["clipped"] == 0
+    grad, _ = gradient(1.0, "behaviour")
+    torch.testing.assert_close(grad, -torch.tensor([0.0, 0.25, 1.0]) / 3)  # the likeliest's win: clipped
+    grad, _ = gradient(-1.0, "behaviour")
+    torch.testing.assert_close(grad, torch.tensor([3.0, 0.0, 1.0]) / 3)  # the rare one's loss: clipped
     # A later update: the clip is around the step's first policy, the weight still from it.
-    logp = torch.tensor([math.log(p) for p in pi], requires_grad=True)
-    prox = [logp.detach() - 0.5]  # the policy has since moved up on every token: ratio e^0.5 > 1.2
-    loss, stats = policy_loss([logp], [row], clip=0.2, kl=0.0, ref=None, normaliser=3, prox=prox)
-    loss.backward()
-    assert logp.grad is not None
-    torch.testing.assert_close(logp.grad, -row.advantage * torch.exp(torch.tensor(0.5)) * torch.tensor([
-        min(math.exp(math.log(p) - 0.5) / m, 1.0) for p, m in zip(pi, mu, strict=True)]) / 3)  # fmt: skip
+    grad, stats = gradient(-1.0, "proximal", prox=-0.5)  # the policy has since moved up: ratio e^0.5 > 1.2
+    weights = [min(math.exp(math.log(p) - 0.5) / m, 1.0) for p, m in zip(pi, mu, strict=True)]
+    torch.testing.assert_close(grad, math.exp(0.5) * torch.tensor(weights) / 3)
     assert stats["clipped"] == 3  # A < 0: the ratio's rise is not clipped (min keeps the worse)
+    grad, _ = gradient(1.0, "proximal", prox=-0.5)
+    torch.testing.assert_close(grad, torch.zeros(3))  # A > 0: it is
 
 
 def test_shared_prefix_logprobs_equal_a_plain_forward_and_carry_gradients(tiny: Path) -> None:
@@ -494,7 +501,7 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     out = tmp_path / "run"
     assert run_cli("train", str(TASKS), "--env", ENV, "--policy", f"hf:{tiny}", "--out", str(out), "--steps", "1",
                    "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "4", "--train-layers", "1",
-                   "--device", "cpu", "--explore-first", "2") == 0  # fmt: skip
+                   "--device", "cpu", "--explore-first", "2", "--clip-to", "proximal") == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "time split" in printed and "generation" in printed and f"hf:{out / 'checkpoint'}" in printed
     assert "by category" in printed
@@ -510,7 +517,7 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     import torch
 
     saved = torch.load(out / "trainer_state" / "state.pt", weights_only=False)["config"]
-    assert (saved["explore_temperature"], saved["explore_top_k"]) == (2.0, 8)
+    assert (saved["explore_temperature"], saved["explore_top_k"], saved["clip_to"]) == (2.0, 8, "proximal")
     with pytest.raises(SystemExit, match="2"):  # argparse: the flag and the value it refused
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-first", "0")
     with pytest.raises(SystemExit, match="between 1 and 2"):

@@ -47,13 +47,11 @@ def add_commands(subparsers: Any) -> None:
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
     p.add_argument("--explore-top-k", type=_count(2), default=8, metavar="K",
                    help="the likeliest tokens an explored first token is drawn from (default 8)")  # fmt: skip
-    p.add_argument(
-        "--is-cap",
-        type=_positive,
-        default=1.0,
-        metavar="C",
-        help="truncate the loss's importance weight (an explored token's) at C (default 1)",
-    )
+    p.add_argument("--clip-to", choices=("behaviour", "proximal"), default="behaviour",
+                   help="the loss's clipped ratio: pi/mu (behaviour, default), or pi over the step's first policy, "
+                   "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip
+    p.add_argument("--is-cap", type=_positive, default=1.0, metavar="C",
+                   help="with --clip-to proximal: truncate the importance weight pi/mu at C (default 1)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
@@ -123,7 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
             sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides,
-            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k, is_cap=args.is_cap,
+            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k, clip_to=args.clip_to,
+            is_cap=args.is_cap,
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:

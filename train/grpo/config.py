@@ -36,8 +36,10 @@ class GRPOConfig(BaseModel):
         default=None, gt=0, description="draw each reply's first token (call or answer) from the top "
         "explore_top_k at this temperature, the loss importance-weighted for it; None: plain sampling")  # fmt: skip
     explore_top_k: int = Field(default=8, ge=2, description="tokens a reply's explored first token is drawn from")
-    is_cap: float = Field(default=1.0, gt=0, description="truncation of the loss's importance weight pi/mu "
-                          "(an explored token's; about 1 for every other)")  # fmt: skip
+    clip_to: Literal["behaviour", "proximal"] = Field(
+        default="behaviour", description="the clipped ratio: pi/mu (behaviour), or pi over the step's first "
+        "policy with pi/mu as a truncated weight (proximal); they differ on explored tokens only")  # fmt: skip
+    is_cap: float = Field(default=1.0, gt=0, description="with clip_to proximal: truncation of the weight pi/mu")
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"

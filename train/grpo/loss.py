@@ -3,16 +3,20 @@
 - Advantages are normalised within a group: (r - mean) / (std + eps). A group whose samples all
   score the same has no signal: its advantages are all 0, it is counted (``zero_signal_groups``) and
   left out of the loss (no forward or backward spent on it).
-- The loss is PPO's clipped surrogate in its decoupled form: the ratio pi_now / pi_prox is clipped,
-  pi_prox being the policy at the step's first update (so the ratio is 1 there), and each token's
-  surrogate is weighted by w = pi_prox / mu, truncated at ``is_cap`` and not differentiated. mu is the
-  rollout's logprob from the episode's token record: the raw (temperature-1) one, so w is 1 up to
-  float noise, except for an explored first token, whose record keeps the logprob of the draw that
-  chose it (see chat.py): w is then the importance weight for exploring.
-  Why not the plain ratio pi_now / mu: it clips by how far the exploring draw was from the policy.
-  A token drawn more often than the policy would (its likeliest, flattened by the temperature;
-  pi/mu > 1 + clip) got no gradient when it won, and a token drawn more rarely (pi/mu < 1 - clip)
-  none when it lost: the first token was pushed towards answering in text, never back.
+- The loss is PPO's clipped surrogate. Its ratio's denominator mu is the rollout's logprob from the
+  episode's token record: the raw (temperature-1) one, except for an explored first token, whose
+  record keeps the logprob of the draw that chose it (see chat.py). Two forms (``clip_to``):
+  - "behaviour" (default): ratio = pi_now / mu, clipped. For an explored token that ratio is the
+    importance weight, clipped with the rest: a token drawn more often than the policy would (its
+    likeliest, flattened by the temperature; pi/mu > 1 + clip) gets no gradient when it wins, and
+    a rarer one (pi/mu < 1 - clip) none when it loses. That leans the first token away from the
+    policy's likeliest, for this model mostly a call: the measured runs kept irrelevance up with it
+    and lost it without (README, Measured).
+  - "proximal" (decoupled): ratio = pi_now / pi_prox, clipped, pi_prox being the policy at the
+    step's first update (so the ratio is 1 there), and each token's surrogate weighed by
+    w = pi_prox / mu truncated at ``is_cap`` and not differentiated. Every explored token gets
+    its gradient whichever the sign of its advantage. Without exploration the two agree (w is 1
+    up to float noise).
   Only the record's assistant tokens (mask 1) are scored; system, user, tool-result and template
   tokens are context only.
 - Token-level mean over the step (every sampled token weighs the same, whatever its episode's
@@ -98,20 +102,25 @@ def policy_loss(
     kl: float,
     ref: list[Any] | None,
     normaliser: int,
+    clip_to: str = "behaviour",
     prox: list[Any] | None = None,
     is_cap: float = 1.0,
 ) -> tuple[Any, dict[str, float]]:
     """The clipped surrogate (and KL) of one group, divided by ``normaliser`` (the step's token count)
-    so that per-group backward passes add up to the step's token-level mean. ``prox``: the policy's
-    logprobs at the step's first update; None at that update (``new`` itself)."""
+    so that per-group backward passes add up to the step's token-level mean. ``clip_to``: see the
+    module doc; with "proximal", ``prox`` holds the policy's logprobs at the step's first update (None
+    at that update: ``new`` itself)."""
     import torch
 
     total = torch.zeros((), device=new[0].device)
     clipped = ratio_sum = kl_sum = weight_sum = truncated = 0.0
     for i, (logp, row) in enumerate(zip(new, rows, strict=True)):
         mu = torch.tensor(row.old, device=logp.device)
-        near = logp.detach() if prox is None else prox[i]
-        weight = (near - mu).exp().clamp(max=is_cap)
+        if clip_to == "proximal":
+            near = logp.detach() if prox is None else prox[i]
+            weight = (near - mu).exp().clamp(max=is_cap)
+        else:
+            near, weight = mu, torch.ones_like(mu)
         ratio = (logp - near).exp()
         surrogate = torch.minimum(ratio * row.advantage, ratio.clamp(1 - clip, 1 + clip) * row.advantage)
         total = total - (weight * surrogate).sum()

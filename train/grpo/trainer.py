@@ -202,11 +202,12 @@ class _Run:
             for b, batch in enumerate(prepared.batches):
                 seqs, targets = [r.ids for r in batch], [r.targets for r in batch]
                 new = M.sequence_logprobs(self.model, seqs, targets)
-                if update == 0 and self.config.updates > 1:
+                if update == 0 and self.config.updates > 1 and self.config.clip_to == "proximal":
                     prox.append([x.detach() for x in new])
                 ref = self._reference(seqs, targets) if self.config.kl > 0 else None
                 loss, s = policy_loss(new, batch, clip=self.config.clip, kl=self.config.kl, ref=ref, normaliser=tokens,
-                                      prox=prox[b] if update else None, is_cap=self.config.is_cap)  # fmt: skip
+                                      clip_to=self.config.clip_to, prox=prox[b] if prox and update else None,
+                                      is_cap=self.config.is_cap)  # fmt: skip
                 loss.backward()
                 loss_sum += float(loss.detach())
                 for k, v in s.items():
