@@ -326,12 +326,13 @@ def test_train_moves_the_loss_logs_the_split_and_saves_a_loadable_checkpoint(
     assert loaded.tokenizer.chat_template and loaded.model.config.num_hidden_layers == 2
 
 
+@pytest.mark.parametrize("clip_to", ["behaviour", "proximal"])
 def test_kl_to_the_frozen_start_is_zero_at_first_and_grows_with_updates(
-    tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path
+    tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path, clip_to: str
 ) -> None:
     from inftool_env.train.grpo import train_grpo
 
-    cfg = config(tiny, steps=1, kl=0.1, updates=3, lr=1e-2)
+    cfg = config(tiny, steps=1, kl=0.1, updates=3, lr=1e-2, clip_to=clip_to)
     (record,) = lines(train_grpo(cfg, [(ENV, remove_task(tasks))], tmp_path, progress=False).metrics_path)
     assert record["kl"] is not None and record["kl"] > 0  # mean over the 3 updates; the first is at the start
     assert record["loss_last"] < record["loss"]  # the later updates improved the surrogate
