@@ -119,6 +119,7 @@ def policy_loss(
         if clip_to == "proximal":
             near = logp.detach() if prox is None else prox[i]
             weight = (near - mu).exp().clamp(max=is_cap)
+            truncated += float((near - mu > math.log(is_cap) + TRUNCATION_SLACK).sum())
         else:
             near, weight = mu, torch.ones_like(mu)
         ratio = (logp - near).exp()
@@ -127,7 +128,6 @@ def policy_loss(
         clipped += float(((ratio - 1).abs() > clip).sum())
         ratio_sum += float(ratio.detach().sum())
         weight_sum += float(weight.sum())
-        truncated += float((near - mu > math.log(is_cap) + TRUNCATION_SLACK).sum())
         if ref is not None:
             log_ref = ref[i] - logp  # k3: exp(d) - d - 1 >= 0, unbiased for KL(policy || reference)
             k3 = log_ref.exp() - log_ref - 1
