@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,20 @@ from inftool_env.llm.local import Generated, LocalChat, abandoned
 # Plain temperature sampling (llama.cpp's defaults add top-k 40, top-p 0.95 and min-p 0.05), so a
 # sampled token's logprob is the policy's own, as a trainer assumes.
 PLAIN_SAMPLING = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0}
+
+
+def warn_if_amx(llama_cpp: Any) -> None:
+    """llama.cpp's AMX path segfaults in the first decode on some AMX CPUs (seen on a 2-core Xeon VM;
+    llama.cpp issue 20824), a crash with no message: say beforehand what to rebuild if it comes."""
+    if b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info():
+        warnings.warn(
+            "this llama-cpp-python build uses llama.cpp's AMX kernels, which crash on some CPUs; if it "
+            "segfaults, rebuild it without them: CFLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' "
+            'CXXFLAGS="$CFLAGS" pip install --force-reinstall --no-cache-dir llama-cpp-python==0.3.36 '
+            "(the Makefile does)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 class GGUFChat(LocalChat):
@@ -47,6 +62,7 @@ class GGUFChat(LocalChat):
         from inftool_env.llm.embedded import model_path
 
         file, self.name = model_path(path)
+        warn_if_amx(llama_cpp)
         self._llama_cpp, self._np = llama_cpp, np
         self.tokenizer = gguf_tokenizer(file)
         # n_ctx=0: the context the model was trained for; the KV cache is small for small models.

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import warnings
 
 import anyio
 import pytest
@@ -107,3 +108,17 @@ def test_the_demos_model_stage_runs_on_llama_cpp(tmp_path):
     assert row["backend"] == "gguf:embedded" and set(row["categories"]) == {"simple_python", "multiple", "parallel"}
     assert all(c["total"] == 1 for c in row["categories"].values())
     assert (tmp_path / "bfcl" / "report.json").is_file()
+
+
+def test_a_build_with_llama_cpps_amx_kernels_is_warned_of_before_it_can_crash() -> None:
+    from inftool_env.llm.gguf import warn_if_amx
+
+    class Build:
+        def __init__(self, info: bytes) -> None:
+            self.llama_print_system_info = lambda: info
+
+    with pytest.warns(RuntimeWarning, match="-mno-amx-int8"):
+        warn_if_amx(Build(b"CPU : AVX2 = 1 | AMX_INT8 = 1 | REPACK = 1 | "))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_amx(Build(b"CPU : AVX2 = 1 | AVX512 = 1 | REPACK = 1 | "))
