@@ -219,6 +219,42 @@ def test_explored_first_token_comes_from_the_top_k_and_records_the_draws_own_log
         assert lps[1:] == pytest.approx(plain[1:].tolist(), abs=1e-4)  # the rest: raw, as without exploring
 
 
+def test_explore_after_explores_exactly_the_tokens_after_that_text(tiny: Path, tokenizer: Any) -> None:
+    """The token after each occurrence of ``explore_after`` (here "e", which the random model writes
+    often, within a token or at its end) is drawn from the top k with the draw's logprob; the rest raw."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.chat import TorchChat
+
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    chat = TorchChat(model, tokenizer, name="tiny", max_new_tokens=24, explore=(3.0, 4), explore_after="e")
+    prompt = chat.render([{"role": "user", "content": "Add a book."}], None)
+    explored = plain = 0
+    for ids, lps in chat._generate_rows([prompt] * 6, list(range(6)), 1.0, 24):
+        with torch.no_grad():
+            raw = model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1].float().log_softmax(-1)
+        for n, (token, lp) in enumerate(zip(ids, lps, strict=True)):
+            if n == 0 or "e" in tokenizer.decode([ids[n - 1]]):  # a reply's first token, or one after an "e"
+                top = raw[n].topk(4)
+                behaviour = dict(zip(top.indices.tolist(), (top.values / 3.0).log_softmax(-1).tolist(), strict=True))
+                assert lp == pytest.approx(behaviour[token], abs=1e-4), n
+                explored += 1
+            else:
+                assert lp == pytest.approx(float(raw[n, token]), abs=1e-4), n
+                plain += 1
+    assert explored > 6 and plain > 6  # both kinds were seen, beyond the first tokens
+
+    # A tag spanning tokens, its ">" merged with the newline after it: the token after that one is explored.
+    chat.explore_after = "</tool_call>"
+    ids = tokenizer.encode('{"a": 1}}\n</tool_call>\n<tool_call>\n{"b"', add_special_tokens=False)
+    flags, tail = [], ""
+    for token in ids:
+        flag, tail = chat._after(tail, token)
+        flags.append(flag)
+    assert flags.count(True) == 1 and tokenizer.decode(ids[: flags.index(True) + 1]).endswith("</tool_call>\n")
+
+
 # -- rollouts through the real env, and the update -------------------------------------------------
 @pytest.mark.anyio
 async def test_rollouts_record_exactly_the_sampled_tokens_and_the_update_follows_the_reward(
@@ -506,7 +542,8 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     out = tmp_path / "run"
     assert run_cli("train", str(TASKS), "--env", ENV, "--policy", f"hf:{tiny}", "--out", str(out), "--steps", "1",
                    "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "4", "--train-layers", "1",
-                   "--device", "cpu", "--explore-first", "2", "--clip-to", "proximal") == 0  # fmt: skip
+                   "--device", "cpu", "--explore-first", "2", "--explore-after-call",
+                   "--clip-to", "proximal") == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "time split" in printed and "generation" in printed and f"hf:{out / 'checkpoint'}" in printed
     assert "by category" in printed
@@ -523,6 +560,9 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
 
     saved = torch.load(out / "trainer_state" / "state.pt", weights_only=False)["config"]
     assert (saved["explore_temperature"], saved["explore_top_k"], saved["clip_to"]) == (2.0, 8, "proximal")
+    assert saved["explore_after_call"]
+    with pytest.raises(SystemExit, match="set it too"):
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-after-call")
     with pytest.raises(SystemExit, match="2"):  # argparse: the flag and the value it refused
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-first", "0")
     with pytest.raises(SystemExit, match="between 1 and 2"):

@@ -14,7 +14,9 @@ text answer. A small model is often so sure of that token that all of a group's 
 the group carries no signal. With ``explore`` set, that one token is drawn from the policy's top ``k``
 tokens at temperature ``T``, and its record keeps the logprob of that draw (the behaviour policy),
 not the raw one, so the loss's ratio pi/mu is the importance weight that corrects for it. Every
-other token is drawn and recorded as usual.
+other token is drawn and recorded as usual. ``explore_after`` (e.g. ``"</tool_call>"``) explores the
+token after each occurrence of that text too: the one that decides between another call and the end
+of the reply, which is where a model that makes one call where several were asked goes wrong.
 """
 
 from __future__ import annotations
@@ -44,13 +46,15 @@ class TorchChat(LocalChat):
     seeds_per_request = True
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16,
-                 explore: tuple[float, int] | None = None) -> None:  # fmt: skip
+                 explore: tuple[float, int] | None = None, explore_after: str | None = None) -> None:  # fmt: skip
         import torch
 
         self._torch = torch
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.max_new_tokens, self.max_batch = max_new_tokens, max_batch
         self.explore = explore  # (temperature, top k) of a reply's first token; see the module doc
+        self.explore_after = explore_after if explore is not None else None  # also explore the token after this text
+        self._pieces: dict[int, str] = {}  # token id -> its text, to spot explore_after as tokens arrive
         self.device = next(model.parameters()).device
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id)
@@ -113,14 +117,16 @@ class TorchChat(LocalChat):
         rows: list[list[int]] = [[] for _ in prompts]
         lps: list[list[float]] = [[] for _ in prompts]
         alive = [True] * len(prompts)
-        for n in range(max_new):
+        explore_next = [self.explore is not None] * rows_n  # a reply's first token, or one after explore_after
+        tails = [""] * rows_n  # each row's last characters, too few to hold explore_after whole
+        for _ in range(max_new):
             raw = logits.float().log_softmax(-1)
             chosen = []
             for i in range(rows_n):
                 if not alive[i]:
                     chosen.append(self.pad_id)
                     continue
-                if n == 0 and self.explore is not None:
+                if explore_next[i] and self.explore is not None:
                     token, lp = self._explore(raw[i], *self.explore, gens[i])
                 else:
                     token = self._choose(raw[i], temperature, gens[i], rows[i], seeds[i])
@@ -129,6 +135,7 @@ class TorchChat(LocalChat):
                 rows[i].append(token)
                 lps[i].append(lp)
                 alive[i] = token not in stops
+                explore_next[i], tails[i] = self._after(tails[i], token)
             if not any(alive) or abandoned():
                 break
             step = torch.tensor(chosen, device=self.device).unsqueeze(-1)
@@ -170,6 +177,18 @@ class TorchChat(LocalChat):
         else:
             gen.manual_seed(int(seed) % (2**63))
         return gen
+
+    def _after(self, tail: str, token: int) -> tuple[bool, str]:
+        """Whether ``token`` completes an ``explore_after`` (so the next token is explored), and the
+        new tail. A tag may span tokens, and a token may hold its end and more (``>\n``)."""
+        after = self.explore_after
+        if not after:
+            return False, ""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.tokenizer.decode([token])
+        text = tail + piece
+        return after in text, text[-(len(after) - 1) :] if len(after) > 1 else ""
 
     def _explore(self, raw_logprobs: Any, temperature: float, k: int, generator: Any) -> tuple[int, float]:
         """A reply's first token drawn from the top k at ``temperature``, and its logprob under that

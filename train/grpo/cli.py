@@ -47,6 +47,9 @@ def add_commands(subparsers: Any) -> None:
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
     p.add_argument("--explore-top-k", type=_count(2), default=8, metavar="K",
                    help="the likeliest tokens an explored first token is drawn from (default 8)")  # fmt: skip
+    p.add_argument("--explore-after-call", action="store_true",
+                   help="with --explore-first: explore the token after each closed tool call too, the one that "
+                   "decides between another call and the end of the reply")  # fmt: skip
     p.add_argument("--clip-to", choices=("behaviour", "proximal"), default="behaviour",
                    help="the loss's clipped ratio: pi/mu (behaviour, default), or pi over the step's first policy, "
                    "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip
@@ -121,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
             sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides,
-            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k, clip_to=args.clip_to,
+            explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
+            explore_after_call=args.explore_after_call, clip_to=args.clip_to,
             is_cap=args.is_cap,
             seed=args.seed, device=args.device,
         )  # fmt: skip

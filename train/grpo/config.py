@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class GRPOConfig(BaseModel):
@@ -36,6 +36,9 @@ class GRPOConfig(BaseModel):
         default=None, gt=0, description="draw each reply's first token (call or answer) from the top "
         "explore_top_k at this temperature, the loss importance-weighted for it; None: plain sampling")  # fmt: skip
     explore_top_k: int = Field(default=8, ge=2, description="tokens a reply's explored first token is drawn from")
+    explore_after_call: bool = Field(
+        default=False, description="with explore_temperature: explore the token after each closed tool call "
+        "too (another call, or the end of the reply)")  # fmt: skip
     clip_to: Literal["behaviour", "proximal"] = Field(
         default="behaviour", description="the clipped ratio: pi/mu (behaviour), or pi over the step's first "
         "policy with pi/mu as a truncated weight (proximal); they differ on explored tokens only")  # fmt: skip
@@ -43,6 +46,12 @@ class GRPOConfig(BaseModel):
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _explore_after_call_explores(self) -> GRPOConfig:
+        if self.explore_after_call and self.explore_temperature is None:
+            raise ValueError("explore_after_call explores at explore_temperature: set it too (--explore-first T)")
+        return self
 
 
 @dataclass(frozen=True)

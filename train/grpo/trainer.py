@@ -18,6 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from inftool_env.errors import InftoolError
+from inftool_env.parsing.json_formats import CLOSE
 from inftool_env.tasks import Task
 from inftool_env.train.grpo import model as M
 from inftool_env.train.grpo.chat import TorchChat
@@ -66,8 +67,12 @@ async def atrain_grpo(
         optimizer.load_state_dict(saved["optimizer"])
     ref = M.reference_of(model, config.lora) if config.kl > 0 else None
     explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
+    if config.explore_after_call and CLOSE not in (getattr(tokenizer, "chat_template", None) or ""):
+        raise InftoolError(f"explore_after_call looks for {CLOSE} after each call, and {name}'s chat template "
+                           "never writes one (it needs Qwen/Hermes-style calls)")  # fmt: skip
     chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
-                     max_batch=config.tasks_per_step * config.group, explore=explore)  # fmt: skip
+                     max_batch=config.tasks_per_step * config.group, explore=explore,
+                     explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
     run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved)
     pool = EnvPool(envs_and_tasks, max_turns=config.max_turns)
     try:
