@@ -92,11 +92,12 @@ async def multiple(ctx: Context, focus: str | None) -> Task:
 async def parallel(ctx: Context, focus: str | None) -> Task:
     server, tool = _pick(ctx, focus)
     calls: list[ToolCall] = []
-    for _ in range(ctx.rng.randint(2, 3) * 3):
+    wanted = ctx.rng.randint(2, 3)  # two calls or three, as a request for several things usually is
+    for _ in range(wanted * 3):
         call = ctx.make_call(server, tool)
         if informative(tool, call) and all(_distinct(call, c) for c in calls):
             calls.append(call)
-        if len(calls) == 3:
+        if len(calls) == wanted:
             break
     if len(calls) < 2:
         raise Skip("could not find two distinct argument sets")

@@ -18,7 +18,7 @@ from inftool_env.synth import CATEGORIES, SynthError, synthesize
 from inftool_env.synth.cli import add_commands
 from inftool_env.tasks import Task, load_tasks
 from tests.conftest import corpus_dir, shared_corpus_or_skip
-from tests.synth.conftest import REPO, FirstToolEmpty, NeverCalls
+from tests.synth.conftest import BOOKSHELF_ID, REPO, FirstToolEmpty, NeverCalls
 
 pytestmark = pytest.mark.anyio
 BOOKSHELF_SPEC = REPO / "servers" / "bookshelf" / "openapi.yaml"
@@ -37,6 +37,14 @@ def test_every_category_is_made_on_bookshelf(bookshelf_run):
             assert task.initial_state["bookshelf"]["collections"]
     stats = bookshelf_run.stats
     assert stats["tools_covered"] == stats["tools_total"] == 9 and stats["value_diversity"] > 0.5
+
+
+def test_a_parallel_request_asks_for_two_things_or_three():
+    run = synthesize(BOOKSHELF_ID, n=48, seed=3, categories=["parallel"])
+    counts = defaultdict(int)
+    for task in run.tasks:
+        counts[len(task.ground_truth[0])] += 1
+    assert set(counts) == {2, 3} and counts[2] >= 0.35 * len(run.tasks), dict(counts)  # not three nearly always
 
 
 async def _reexecute(tasks: list[Task], target, server: str) -> int:
