@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inftool_env.errors import SpecError
 from inftool_env.registration import default_registry
 from inftool_env.spec.fast_check import compile_check
 from inftool_env.spec.patterns import bounded_validator
@@ -80,8 +81,15 @@ async def test_it_passes_most_valid_values_of_the_registered_envs():
     from inftool_env.spec.sample import sample
 
     passed = valid = compiled = tools = 0
+    without_corpus = []
     for env_id in default_registry().ids():
-        env = make(env_id)
+        try:
+            env = make(env_id)
+        except SpecError as exc:  # its spec is in the shared corpus, absent here (see shared_corpus_or_skip)
+            if "shared/corpus" not in str(exc):
+                raise
+            without_corpus.append(env_id)
+            continue
         try:
             for server in env.servers.values():
                 for tool in server.suite.tools:
@@ -98,7 +106,8 @@ async def test_it_passes_most_valid_values_of_the_registered_envs():
                             passed += check(value)
         finally:
             await env.close()
-    print(f"{compiled}/{tools} tools compiled; {passed}/{valid} valid samples surely valid")
+    print(f"{compiled}/{tools} tools compiled; {passed}/{valid} valid samples surely valid; "
+          f"left out without the shared corpus: {without_corpus or 'none'}")  # fmt: skip
     assert compiled >= 0.8 * tools, (compiled, tools)
     assert valid and passed >= 0.95 * valid, (passed, valid)
 
