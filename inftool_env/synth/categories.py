@@ -91,20 +91,38 @@ async def multiple(ctx: Context, focus: str | None) -> Task:
 
 async def parallel(ctx: Context, focus: str | None) -> Task:
     server, tool = _pick(ctx, focus)
-    calls: list[ToolCall] = []
-    wanted = ctx.rng.randint(2, 3)  # two calls or three, as a request for several things usually is
-    for _ in range(wanted * 3):
-        call = ctx.make_call(server, tool)
-        if informative(tool, call) and all(_distinct(call, c) for c in calls):
-            calls.append(call)
-        if len(calls) == wanted:
-            break
+    calls = _several(ctx, server, tool, ctx.rng.randint(2, 3))  # two or three, as requests for several things are
     if len(calls) < 2:
         raise Skip("could not find two distinct argument sets")
     await ctx.execute([calls], initial=ctx.pin([tool.name]))
-    text = ph.join_parallel([ph.clause(tool, c.arguments, ctx.rng) for c in calls], ctx.rng)
+    text = ph.ask_several(tool, [c.arguments for c in calls], ctx.rng)
     return _task(ctx, "parallel", [text], [calls], [tool.name], one_shot=True,
                  bfcl=reference("parallel", [tool], calls))  # fmt: skip
+
+
+ONE_VALUE_VARIES = 0.5
+
+
+def _several(ctx: Context, server: str, tool: ToolSpec, wanted: int) -> list[ToolCall]:
+    """Up to ``wanted`` distinct informative calls of one tool. Half the time they differ in one
+    required argument only, the rest given alike (the same thing asked for several values), else in
+    whatever independent draws give."""
+    first = ctx.make_call(server, tool)
+    calls = [first] if informative(tool, first) else []
+    required = set(tool.input_schema.get("required", []))
+    varies = [k for k, v in first.arguments.items() if k in required and not inferable(tool, k, v)]
+    vary = ctx.rng.choice(varies) if calls and varies and ctx.rng.random() < ONE_VALUE_VARIES else None
+    for _ in range(wanted * 3):
+        if len(calls) == wanted:
+            break
+        if vary is None:
+            call = ctx.make_call(server, tool)
+        else:  # no optional extras, so the sibling gives exactly the first's arguments
+            fixed = {k: v for k, v in first.arguments.items() if k != vary}
+            call = ctx.make_call(server, tool, fixed=fixed, optional=0.0)
+        if informative(tool, call) and all(_distinct(call, c) for c in calls):
+            calls.append(call)
+    return calls
 
 
 async def parallel_multiple(ctx: Context, focus: str | None) -> Task:

@@ -8,6 +8,7 @@ names the function would teach copying, not understanding (``leaks`` checks it).
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Any
@@ -90,8 +91,7 @@ def say_value(value: Any, rng: random.Random) -> str:
     if isinstance(value, str):
         return rng.choice(["'{}'", '"{}"', "'{}'"]).format(value) if " " in value or rng.random() < 0.6 else value
     if isinstance(value, list):
-        parts = [say_value(v, rng) for v in value]
-        return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        return _series([say_value(v, rng) for v in value])
     if isinstance(value, dict):
         return "(" + ", ".join(f"{' '.join(words_of(k)) or k} {say_value(v, rng)}" for k, v in value.items()) + ")"
     return str(value)
@@ -102,9 +102,7 @@ def details(tool: ToolSpec, arguments: dict[str, Any], rng: random.Random) -> st
     for name, value in arguments.items():
         form = rng.choice(_ARG_FORMS)
         parts.append(form.format(label=label(tool, name), value=say_value(value, rng)))
-    if not parts:
-        return ""
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return _series(parts) if parts else ""
 
 
 def clause(tool: ToolSpec, arguments: dict[str, Any], rng: random.Random, *, reference: str = "") -> str:
@@ -139,6 +137,55 @@ def join_parallel(clauses: list[str], rng: random.Random) -> str:
         return opener(clauses[0], rng) + " " + rng.choice(["Also ", "And also ", "In addition, "]) + clauses[1] + "."
     numbered = " ".join(f"({i}) {c};" for i, c in enumerate(clauses, 1)).rstrip(";") + "."
     return rng.choice(["Please do these: ", "A few things: ", "I need all of this done: "]) + numbered
+
+
+def ask_several(tool: ToolSpec, calls: list[dict[str, Any]], rng: random.Random) -> str:
+    """One operation asked for with several argument sets, as people ask: mostly the action said once and
+    then what differs ("... for Boston, Paris and Tokyo", "..., then again with ...", "... respectively");
+    a third of the time each operation in full. A model that has seen only the full form learns that
+    a numbered list means several calls, not that several values do."""
+    shared, varying = _split(calls)
+    forms = ["full", "again"]
+    if varying and all(_scalar(tool, k) for k in varying):
+        forms += {1: ["list"], 2: ["respectively"]}.get(len(varying), [])
+    form = "full" if rng.random() < 1 / 3 else rng.choice(forms[1:])
+    if form == "full":
+        return join_parallel([clause(tool, args, rng) for args in calls], rng)
+    head = action(tool)
+    if form == "again":
+        sets = [details(tool, args, rng) or "the defaults" for args in calls]
+        glue = rng.choice([", then again with ", ", and once more with ", "; repeat it with "])
+        return opener(f"{head} with {sets[0]}{glue}{sets[1]}" + "".join(f", and with {d}" for d in sets[2:]), rng)
+    said = details(tool, shared, rng) if shared else ""
+    lead = head + (rng.choice([" with ", ", using "]) + said if said else "")
+    if form == "list":
+        (key,) = varying
+        name, values = label(tool, key), _series([say_value(args[key], rng) for args in calls])
+        return opener(lead + rng.choice([f", for {name} {values}", f", once for each {name}: {values}"]), rng)
+    a, b = varying
+    return opener(f"{lead}, for {label(tool, a)} {_series([say_value(x[a], rng) for x in calls])}, with "
+                  f"{label(tool, b)} {_series([say_value(x[b], rng) for x in calls])} respectively", rng)  # fmt: skip
+
+
+def _split(calls: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The arguments every call gives alike, and the names that differ (none where the calls give
+    different arguments: then no one list of names says what differs)."""
+    keys = set(calls[0])
+    if any(set(args) != keys for args in calls):
+        return {}, []
+    same = {k for k in keys if len({json.dumps(args[k], sort_keys=True) for args in calls}) == 1}
+    return {k: v for k, v in calls[0].items() if k in same}, [k for k in calls[0] if k not in same]
+
+
+def _scalar(tool: ToolSpec, param: str) -> bool:
+    """A value listed beside others reads as one per call only where the parameter takes one value
+    (a list parameter would take the whole list in one call)."""
+    schema = tool.input_schema.get("properties", {}).get(param, {})
+    return isinstance(schema, dict) and schema.get("type") in ("string", "integer", "number")
+
+
+def _series(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def leaks(text: str, tool_names: list[str]) -> list[str]:

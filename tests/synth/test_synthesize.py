@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from inftool_env.eval.runner import evaluate
 from inftool_env.mcp import StdioCommand, open_client
 from inftool_env.registration import default_registry, make
 from inftool_env.rewards.bfcl_ast import check_ast
+from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import CATEGORIES, SynthError, synthesize
+from inftool_env.synth import phrasing as ph
 from inftool_env.synth.cli import add_commands
 from inftool_env.tasks import Task, load_tasks
 from tests.conftest import corpus_dir, shared_corpus_or_skip
@@ -39,12 +42,44 @@ def test_every_category_is_made_on_bookshelf(bookshelf_run):
     assert stats["tools_covered"] == stats["tools_total"] == 9 and stats["value_diversity"] > 0.5
 
 
-def test_a_parallel_request_asks_for_two_things_or_three():
+def test_a_parallel_request_asks_for_two_things_or_three_mostly_saying_the_action_once():
     run = synthesize(BOOKSHELF_ID, n=48, seed=3, categories=["parallel"])
-    counts = defaultdict(int)
+    counts, one_differs, said_once = defaultdict(int), 0, 0
     for task in run.tasks:
-        counts[len(task.ground_truth[0])] += 1
-    assert set(counts) == {2, 3} and counts[2] >= 0.35 * len(run.tasks), dict(counts)  # not three nearly always
+        calls = task.ground_truth[0]
+        counts[len(calls)] += 1
+        keys = {k for c in calls for k in c.arguments}
+        differ = [k for k in keys if len({json.dumps(c.arguments.get(k)) for c in calls}) > 1]
+        one_differs += len(differ) == 1 and all(set(c.arguments) == set(calls[0].arguments) for c in calls)
+        said_once += task.turns[0].lower().count(ph.action(run.world.tool(calls[0].name)).lower()) == 1
+    n = len(run.tasks)
+    assert set(counts) == {2, 3} and counts[2] >= 0.35 * n, dict(counts)  # not three nearly always
+    assert one_differs >= 0.3 * n and said_once >= 0.4 * n, (one_differs, said_once, n)
+
+
+def test_several_values_of_one_operation_are_asked_for_as_people_ask():
+    tool = ToolSpec.model_construct(
+        name="get_forecast", original_name="get_forecast", description="Returns the forecast for a city.",
+        input_schema={"type": "object", "required": ["city", "days"], "properties": {
+            "city": {"type": "string", "description": "The city."}, "days": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}}}},
+    )  # fmt: skip
+    one = [{"city": c, "days": 3} for c in ("Lyon", "Oslo", "Quito")]
+    two = [{"city": "Lyon", "days": 2}, {"city": "Oslo", "days": 5}]
+    a_list = [{"city": "Lyon", "days": 4, "tags": ["sun"]}, {"city": "Lyon", "days": 4, "tags": ["rain"]}]
+    rng, texts = random.Random(0), defaultdict(list)
+    for name, calls in {"one": one, "two": two, "a_list": a_list}.items():
+        for _ in range(40):
+            text = ph.ask_several(tool, calls, rng)
+            assert all(str(v) in text for args in calls for v in args.values() if not isinstance(v, list)), text
+            assert all(t in text for args in calls for t in args.get("tags", [])), text
+            texts[name].append(text)
+    assert any("Lyon, Oslo and Quito" in t and t.count("3") == 1 for t in texts["one"]), texts["one"]  # the list
+    assert any("respectively" in t for t in texts["two"]), texts["two"]
+    assert not any("respectively" in t or "once for each" in t or "for tags" in t for t in texts["a_list"])
+    for name, said in texts.items():  # a third in full, each with its action; the rest say it once
+        once = sum(t.lower().count("return the forecast") == 1 for t in said)
+        assert 0.4 * len(said) <= once < len(said), (name, said)
 
 
 async def _reexecute(tasks: list[Task], target, server: str) -> int:
