@@ -22,8 +22,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # Built with -march=native, llama.cpp also takes its AMX path where the CPU lists AMX, and on a Xeon that does
 # (a VM's 2 cores) llama.cpp 0.3.36 segfaults in its first decode: native, less AMX.
 ifeq ($(shell uname -m),x86_64)
-export CFLAGS += -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-export CXXFLAGS += -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CFLAGS += $(NO_AMX)
+export CXXFLAGS += $(NO_AMX)
 endif
 
 .PHONY: demo test lint bench clean models prepare cold-check venv-verifiers
