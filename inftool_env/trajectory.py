@@ -103,6 +103,7 @@ class Trajectory(BaseModel):
     reward: RewardBreakdown | None = None
     error: str | None = Field(default=None, description="broken infrastructure, recorded once")
     user_usage: dict[str, int] = Field(default_factory=dict, description="a model-backed user's tokens, summed")
+    replies_cut: int = Field(default=0, description="assistant replies the policy's token limit cut short")
     # Filled by policies that can give them; never re-rendered from text.
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None

@@ -61,6 +61,8 @@ async def run_episode(
             tokens = getattr(policy, "tokens", None)
             if tokens is not None:
                 tokens.fill(finished)
+            samples = getattr(policy, "samples", None) or []  # a chat policy's completions
+            finished.replies_cut = sum(getattr(s, "finish_reason", None) == "length" for s in samples)
             return finished
 
 

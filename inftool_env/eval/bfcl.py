@@ -83,12 +83,14 @@ def verdicts(data: CategoryData, trajectories: list[Trajectory]) -> list[EntryVe
         error_type = (reward.error_type if reward else None) or ("" if valid else "inference_error")
         if traj.error:
             errors.append(traj.error)
+        if traj.replies_cut:
+            errors.append(f"{traj.replies_cut} reply cut at the token limit (max_tokens)")
         called = [c.name for t in traj.turns for c in t.calls]
-        out.append(_verdict(task, Verdict(valid, error_type, errors), called))
+        out.append(_verdict(task, Verdict(valid, error_type, errors), called, cut=traj.replies_cut > 0))
     return out
 
 
-def _verdict(task: Task, verdict: Verdict, called: list[str]) -> EntryVerdict:
+def _verdict(task: Task, verdict: Verdict, called: list[str], *, cut: bool = False) -> EntryVerdict:
     ref = task.bfcl
     names = ref.tool_names if ref else {}
     expected = [names.get(c.name, c.name) for turn in task.ground_truth for c in turn]
@@ -97,7 +99,7 @@ def _verdict(task: Task, verdict: Verdict, called: list[str]) -> EntryVerdict:
     if not known and ref and ref.category == "live_relevance":
         known = "no ground truth: BFCL ships no answer for relevance entries"
     return EntryVerdict(task.id, ref.category if ref else task.category, verdict.valid, verdict.error_type or "",
-                        list(verdict.errors), tools, known)  # fmt: skip
+                        list(verdict.errors), tools, known, cut)  # fmt: skip
 
 
 def write_results(out: Path, data: CategoryData, trajectories: list[Trajectory]) -> Path:

@@ -21,6 +21,7 @@ class EntryVerdict:
     errors: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)  # the expected tools (else the ones called)
     known_issue: str = ""  # the ground truth cannot pass BFCL's own checker, or there is none
+    cut: bool = False  # a reply ran into the policy's token limit (max_tokens)
 
 
 @dataclass
@@ -37,7 +38,8 @@ class BfclReport:
             by[e.category].append(e)
         return {
             c: {"accuracy": sum(e.valid for e in es) / len(es), "correct": sum(e.valid for e in es), "total": len(es),
-                "known_issues": sum(bool(e.known_issue) for e in es)}
+                "known_issues": sum(bool(e.known_issue) for e in es),
+                "failed_cut": sum(e.cut and not e.valid for e in es)}
             for c, es in sorted(by.items(), key=lambda kv: list(CATEGORIES).index(kv[0]))
         }  # fmt: skip
 
@@ -95,7 +97,8 @@ def format_report(report: BfclReport) -> str:
     lines = [f"BFCL v4 — policy {report.policy}", f"{'category':<26}{'accuracy':>10}{'correct':>10}{'total':>8}"]
     for name, s in report.accuracy().items():
         known = f"  ({s['known_issues']} known issue{'s' * (s['known_issues'] != 1)})" if s["known_issues"] else ""
-        lines.append(f"{name:<26}{s['accuracy']:>10.1%}{s['correct']:>10}{s['total']:>8}{known}")
+        cut = f"  ({s['failed_cut']} failed with a reply cut at the token limit)" if s["failed_cut"] else ""
+        lines.append(f"{name:<26}{s['accuracy']:>10.1%}{s['correct']:>10}{s['total']:>8}{known}{cut}")
     for name, reason in report.not_run.items():
         lines.append(f"{name:<26}{'not run':>10}  {reason}")
     for name, count in report.missing.items():

@@ -154,7 +154,8 @@ class LocalChat:
                 for i, c in enumerate(parsed.calls)
             ]  # fmt: skip
         stopped = bool(ids) and ids[-1] in self.stop_ids()
-        finish = "tool_calls" if "tool_calls" in message else ("stop" if stopped else "length")
+        # Cut at max_tokens is "length" even where the calls before the cut parse (as OpenAI says it).
+        finish = "length" if not stopped else ("tool_calls" if "tool_calls" in message else "stop")
         return Completion(message, Usage(len(prompt), len(ids), 1), finish, token_ids=ids, logprobs=lps)
 
     def _start_drain(self, key: tuple[float, int, int | None]) -> None:

@@ -16,7 +16,8 @@ from inftool_env.cli import main
 from inftool_env.eval.bfcl import evaluate_bfcl, score_path
 from inftool_env.eval.bfcl_data import CATEGORIES, GROUPS, resolve_categories
 from inftool_env.eval.bfcl_known import UNPASSABLE
-from inftool_env.eval.bfcl_report import BfclReport, bfcl_aggregates
+from inftool_env.eval.bfcl_report import BfclReport, bfcl_aggregates, format_report
+from inftool_env.llm import Completion
 from inftool_env.tasks import Task
 from tests.rewards.cases import other_value
 from tests.rewards.official import official_python
@@ -95,6 +96,41 @@ def test_no_call_wins_only_irrelevance_and_garbage_wins_nothing(text, fmt, irrel
     assert acc == {"simple_python": 0.0, "irrelevance": 1.0 if irrelevance_ok else 0.0, "multi_turn_base": 0.0}
     errors = report.errors_by_tool()
     assert sum(errors.get("calculate_triangle_area", {}).values()) == 1  # simple_python_0's function
+
+
+class _CutShort:
+    """A chat policy whose every reply ran into its token limit after the first of its calls (the one
+    the entry's ground truth names first), as a completion with finish_reason "length" says."""
+
+    def __init__(self) -> None:
+        self.samples: list[Completion] = []
+
+    def __call__(self, task: Task) -> _CutShort:
+        fresh = _CutShort()
+        fresh.task = task
+        return fresh
+
+    async def act(self, observation: dict[str, Any]) -> dict[str, Any]:
+        first = self.task.ground_truth[0][0]
+        call = {"id": "c0", "type": "function", "function": {"name": first.name, "arguments": first.arguments}}
+        message = {"role": "assistant", "content": "", "tool_calls": [call]}
+        self.samples.append(Completion(message, finish_reason="length" if not self.samples else "stop"))
+        return message if len(self.samples) == 1 else {"role": "assistant", "content": "Done."}
+
+
+def test_failures_with_a_reply_cut_at_the_token_limit_are_counted_and_said(tmp_path):
+    categories = resolve_categories(["simple_python", "parallel"])
+    report = anyio.run(lambda: evaluate_bfcl("cut", _CutShort(), categories, limit=6, progress=False))
+    acc = report.accuracy()
+    # Parallel asks for several calls and got one: each failure was cut. Simple's one call is whole, but its
+    # reply was cut all the same (no stop token), so its failures, if any, are counted too.
+    assert acc["parallel"]["correct"] == 0 and acc["parallel"]["failed_cut"] == 6
+    assert acc["simple_python"]["failed_cut"] == acc["simple_python"]["total"] - acc["simple_python"]["correct"]
+    assert all(e.cut for e in report.entries)
+    assert any("cut at the token limit" in err for e in report.entries if not e.valid for err in e.errors)
+    assert "6 failed with a reply cut at the token limit" in format_report(report)
+    fine = anyio.run(lambda: evaluate_bfcl("says", _Says("No."), categories, limit=2, progress=False))
+    assert not any(e.cut for e in fine.entries) and "cut" not in format_report(fine)
 
 
 def test_bfcl_prompting_style_results_are_scored(tmp_path):

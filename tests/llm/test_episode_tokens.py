@@ -87,10 +87,21 @@ async def test_a_turn_cut_by_max_tokens_is_closed_by_an_unmasked_end_token(token
     model = ScriptedLocal(tokenizer, [("I will add", True), ("Added.", False)])
     traj, policy = await play(model)
     cut = policy.samples[0]
-    assert cut.finish_reason == "length" and cut.token_ids[-1] != model.end_of_turn_id()
+    assert cut.finish_reason == "length" and cut.token_ids[-1] != model.end_of_turn_id() and traj.replies_cut == 1
     at = len(model.prompts[0]) + len(cut.token_ids)
     assert traj.token_ids[at] == model.end_of_turn_id() and traj.assistant_mask[at] == 0
     assert traj.assistant_mask[at - 1] == 1
+
+
+async def test_a_reply_cut_after_a_whole_call_makes_the_call_and_says_length(tokenizer):
+    """Cut at max_tokens inside a second call: the first, whole, is made; the reply still finished on length."""
+    model = ScriptedLocal(tokenizer, [(CALL + '\n<tool_call>\n{"name": "addB', True), ("Added.", False)])
+    traj, policy = await play(model)
+    assert [s.finish_reason for s in policy.samples] == ["length", "stop"] and traj.replies_cut == 1
+    assert [c.name for c in traj.turns[0].calls] == ["addBook"]
+    model = ScriptedLocal(tokenizer, [(CALL, False), ("Added.", False)])
+    traj, policy = await play(model)
+    assert [s.finish_reason for s in policy.samples] == ["tool_calls", "stop"] and traj.replies_cut == 0
 
 
 async def test_tools_offered_mid_episode_or_a_rewriting_template_end_the_record_with_a_reason(tokenizer):
