@@ -370,13 +370,8 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
 
 
 async def off_domain_irrelevance(ctx: Context, focus: str | None) -> Task:
-    """A request no tool of the source speaks to. The offer is as large as a call category's: one tool
-    half the time (as simple and parallel offer), else two to all of them. Offered every tool, a model
-    could learn to decline only where many tools are on offer, and call wherever one is."""
-    tools = [t.name for _, t in ctx.tools()]
-    ctx.rng.shuffle(tools)
-    offered = tools[: 1 if ctx.rng.random() < 0.5 else ctx.rng.randint(min(2, len(tools)), len(tools))]
-    vocab = vocabulary([t for _, t in ctx.tools()])  # the request avoids every tool's words, offered or not
+    offered = [t.name for _, t in ctx.tools()]
+    vocab = vocabulary([t for _, t in ctx.tools()])
     fits = []
     for template, keywords in _OFF_DOMAIN:
         words = {w for w in words_of(template + " " + keywords) if len(w) >= 4 and w not in _STOP}

@@ -10,7 +10,7 @@ from inftool_env.eval.runner import evaluate
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import make
 from inftool_env.synth import SynthError, TargetPlan, plan_targets, synthesize, verify_task
-from inftool_env.synth.categories import near_miss_irrelevance, off_domain_irrelevance, resource
+from inftool_env.synth.categories import near_miss_irrelevance, resource
 from inftool_env.synth.context import Context, Skip
 from inftool_env.synth.target import ANY_TOOL, cell_of
 from inftool_env.synth.verify import near_duplicates
@@ -130,24 +130,6 @@ async def test_near_miss_irrelevance_offers_only_other_resources():
             single_offers += len(offered) == 1
             assert [c.name for c in pair.ground_truth[0]] == [task.provenance["near_miss_of"]]
     assert made >= 6 and twinned >= made // 2 and single_offers, (made, twinned, single_offers)
-
-
-async def test_an_off_domain_request_is_offered_as_many_tools_as_a_call_would_be():
-    """One tool half the time, else two to all: the offer's size is no cue to decline."""
-    world = open_world(BOOKSHELF_ID)
-    sizes = []
-    for seed in range(40):
-        ctx = Context.create(world, seed=seed)
-        names = {t.name for _, t in ctx.tools()}
-        try:
-            task = await off_domain_irrelevance(ctx, None)
-        except Skip:
-            continue
-        offered = names - set(task.excluded_tools)
-        assert task.category == "irrelevance" and task.ground_truth == [] and offered
-        sizes.append(len(offered))
-    assert len(sizes) >= 30 and 0.3 <= sizes.count(1) / len(sizes) <= 0.7, sizes
-    assert len(set(sizes)) >= 4 and len(names) in sizes, sizes  # up to the whole source
 
 
 def test_synthesis_keeps_a_near_miss_beside_its_twin():
