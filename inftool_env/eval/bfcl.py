@@ -84,7 +84,8 @@ def verdicts(data: CategoryData, trajectories: list[Trajectory]) -> list[EntryVe
         if traj.error:
             errors.append(traj.error)
         if traj.replies_cut:
-            errors.append(f"{traj.replies_cut} reply cut at the token limit (max_tokens)")
+            n = traj.replies_cut
+            errors.append(f"{n} repl{'y' if n == 1 else 'ies'} cut at the token limit (max_tokens)")
         called = [c.name for t in traj.turns for c in t.calls]
         out.append(_verdict(task, Verdict(valid, error_type, errors), called, cut=traj.replies_cut > 0))
     return out
