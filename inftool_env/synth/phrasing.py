@@ -145,10 +145,10 @@ def ask_several(tool: ToolSpec, calls: list[dict[str, Any]], rng: random.Random)
     a third of the time each operation in full. A model that has seen only the full form learns that
     a numbered list means several calls, not that several values do."""
     shared, varying = _split(calls)
-    forms = ["full", "again"]
+    compact = ["again"]
     if varying and all(_scalar(tool, k) for k in varying):
-        forms += {1: ["list"], 2: ["respectively"]}.get(len(varying), [])
-    form = "full" if rng.random() < 1 / 3 else rng.choice(forms[1:])
+        compact += {1: ["list"], 2: ["respectively"]}.get(len(varying), [])
+    form = "full" if rng.random() < 1 / 3 else rng.choice(compact)
     if form == "full":
         return join_parallel([clause(tool, args, rng) for args in calls], rng)
     head = action(tool)
