@@ -419,6 +419,34 @@ def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, toke
     records = lines(result.metrics_path)
     assert [r["phase"] for r in records] == ["sft"] * 3 and all(r["examples"] == 5 for r in records)
     assert records[2]["loss"] < records[1]["loss"] < records[0]["loss"]  # the same five episodes, learnt
+    # How calls open is trained too (by default), apart from whether: after two steps the tag's share among
+    # the tokens a call can open with is higher than without it (measured before each step's update).
+    off = train_grpo(cfg.model_copy(update={"sft_call_form": False}), [(ENV, tasks)], tmp_path / "off",
+                     progress=False)  # fmt: skip
+    without = lines(off.metrics_path)
+    assert records[0]["call_form_p"] == pytest.approx(without[0]["call_form_p"])  # the same start
+    assert records[2]["call_form_p"] > without[2]["call_form_p"]
+
+
+def test_call_form_loss_is_blind_to_how_likely_a_call_is(tokenizer: Any) -> None:
+    import torch
+
+    from inftool_env.train.grpo.sft import call_form_nll, call_openers
+
+    openers = call_openers(tokenizer)
+    texts = {tokenizer.decode([i]) for i in openers}
+    assert {"<", "```", "<tool_call>"} <= texts and all(t.strip()[0] in "<`" for t in texts)
+    tag = tokenizer.convert_tokens_to_ids("<")
+    logits = torch.randn(3, len(tokenizer), generator=torch.Generator().manual_seed(0))
+    chosen, among = torch.tensor([tag] * 3), torch.tensor(openers)
+    loss = call_form_nll(logits, chosen, among)
+    more_calls = logits.clone()
+    more_calls[:, among] += 5.0  # every way to open a call likelier at once: the choice to call, not how
+    assert torch.allclose(call_form_nll(more_calls, chosen, among), loss)
+    assert torch.allclose(loss, -(logits[:, tag] - logits[:, among].logsumexp(-1)))
+    fence = logits.clone()
+    fence[:, tokenizer.convert_tokens_to_ids("```")] += 5.0  # the fence likelier than the tag: worse
+    assert bool((call_form_nll(fence, chosen, among) > loss).all())
 
 
 @pytest.mark.anyio
@@ -441,6 +469,7 @@ async def test_sft_examples_score_the_assistant_turns_only(tiny: Path, tokenizer
     # tokenizer: that token decides to call, so it is context, and the rest of the call is scored.
     openers = [i for i in range(1, len(example.ids)) if i not in example.targets and i + 1 in example.targets]
     assert len(openers) == 2 and all(tokenizer.decode(example.ids[i]) == "<" for i in openers)
+    assert example.openers == openers  # trained on how the call opens only (call_form)
     assert scored.count("tool_call>\n{") == 2 and "<tool_call>" not in scored
     assert '"registerMember"' in scored and '"borrowBook"' in scored
     assert "Done." not in scored and "Done." in tokenizer.decode(example.ids)  # the closing remark: context only
@@ -467,6 +496,7 @@ async def test_sft_on_irrelevance_scores_the_declining_answer(tiny: Path, tokeni
     assert tokenizer.decode([decided.ids[i] for i in decided.targets]) == DECLINE + "<|im_end|>"
     # By default the reply's first token, where declining is decided, is context: GRPO decides.
     assert example.ids == decided.ids and example.targets == decided.targets[1:]
+    assert example.openers == decided.openers == []  # no call: nothing about how one opens
     assert tokenizer.decode(example.ids[decided.targets[0]]).strip() == DECLINE.split()[0]
 
 

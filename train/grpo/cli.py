@@ -42,6 +42,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--sft-decides", choices=("never", "pairs", "always"), default="never",
                    help="where the warm start trains a reply's first token, call or decline: never (GRPO "
                    "decides), on near-miss/twin pairs only, or always")  # fmt: skip
+    p.add_argument("--sft-call-form", action=argparse.BooleanOptionalAction, default=True,
+                   help="train how a call reply opens (the template's tag, not a code fence) where --sft-decides "
+                   "leaves its first token out, without training whether to call (default on)")  # fmt: skip
     p.add_argument("--explore-first", type=_positive, metavar="T",
                    help="draw each reply's first token (call or answer) from the top --explore-top-k at "
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
@@ -123,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             group=args.group, lr=args.lr, clip=args.clip, kl=args.kl, temperature=args.temperature,
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
-            sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides,
+            sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, sft_call_form=args.sft_call_form,
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
             explore_after_call=args.explore_after_call, clip_to=args.clip_to,
             is_cap=args.is_cap,

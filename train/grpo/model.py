@@ -114,7 +114,15 @@ def reference_of(model: Any, lora: int | None) -> Any:
 
 def sequence_logprobs(model: Any, seqs: list[list[int]], targets: list[list[int]]) -> list[Any]:
     """Log-probabilities (temperature 1, as the rollout record keeps them) of ``seqs[i][t]`` for each
-    ``t`` in ``targets[i]``, as one tensor per row; differentiable.
+    ``t`` in ``targets[i]``, as one tensor per row; differentiable."""
+    logits, chosen = target_logits(model, seqs, targets)
+    lps = logits.log_softmax(-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+    return list(lps.split([len(t) for t in targets]))
+
+
+def target_logits(model: Any, seqs: list[list[int]], targets: list[list[int]]) -> tuple[Any, Any]:
+    """The logits (float32, one row per target, rows' targets in order) that predict ``seqs[i][t]`` for
+    each ``t`` in ``targets[i]``, and those tokens' ids; differentiable.
 
     The rows' longest common prefix (a group's prompt) is run once and its KV cache repeated for every
     row; the LM head is applied only at the positions that predict a target.
@@ -144,9 +152,7 @@ def sequence_logprobs(model: Any, seqs: list[list[int]], targets: list[list[int]
     # Row i's token t is predicted by the state at t-1: the prefix's last one, or suffix position t-1-prefix.
     where = [0 if t - 1 < prefix else 1 + i * width + (t - 1 - prefix) for i, ts in enumerate(targets) for t in ts]
     chosen = torch.tensor([s[t] for s, ts in zip(seqs, targets, strict=True) for t in ts], device=device)
-    logits = head(states.index_select(0, torch.tensor(where, device=device))).float()
-    lps = logits.log_softmax(-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
-    return list(lps.split([len(t) for t in targets]))
+    return head(states.index_select(0, torch.tensor(where, device=device))).float(), chosen
 
 
 def save_checkpoint(model: Any, tokenizer: Any, target: Path) -> Path:

@@ -16,16 +16,23 @@ and GRPO's gated reward, which depends on the offer, teaches whether. ``"pairs"`
 only on synthesis's contrastive pairs (a near miss to decline and its twin to call: the same words,
 different offers), whose rate is one half whatever the mix, so only the offer lowers their loss;
 ``"always"`` trains it everywhere.
+
+How a call opens is trained apart from whether (``call_form``): where a call reply's first token is left
+out, the loss on it is renormalised over the tokens that can open a call (the template's ``<tool_call>``,
+its pieces, a code fence), so it is indifferent to the mass those tokens hold in all, which is the choice
+to call, and teaches the template's tag over the code fence the base model often puts first: a fenced
+reply spends tokens of its ``max_tokens`` on the fence, and a reply cut there loses its last call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from inftool_env.env.batch import run_episode
+from inftool_env.parsing.json_formats import OPEN
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.tasks import Task
 from inftool_env.train.grpo.rollout import EnvPool, is_success
@@ -36,6 +43,7 @@ class Example:
     task_id: str
     ids: list[int]
     targets: list[int]  # positions of assistant tokens
+    openers: list[int] = field(default_factory=list)  # call replies' first tokens not in targets (call_form)
 
 
 Decides = Literal["never", "pairs", "always"]
@@ -105,6 +113,7 @@ def render_example(
     ``decides=False`` leaves out the first token of each reply to the user (see the module's docstring)."""
     ids: list[int] = []
     targets: list[int] = []
+    openers: list[int] = []
     end = chat.end_of_turn_id()
     rendered = ""
     calls = any(m.get("tool_calls") for m in messages if m["role"] == "assistant")
@@ -118,9 +127,30 @@ def render_example(
                 span = span[: span.index(end) + 1]  # the turn's own tokens, through its end-of-turn
             if message.get("tool_calls") or not calls:
                 to_user = k > 0 and messages[k - 1]["role"] == "user"
-                targets += range(len(ids) + (0 if decides or not to_user else 1), len(ids) + len(span))
+                undecided = to_user and not decides
+                targets += range(len(ids) + (1 if undecided else 0), len(ids) + len(span))
+                if undecided and message.get("tool_calls"):
+                    openers.append(len(ids))
             ids += span
             rendered = chat.tokenizer.decode(ids, skip_special_tokens=False)
             if not through.startswith(rendered):
                 return None  # the template rewrites earlier turns: not a prefix-stable rendering
-    return Example(task_id, ids, targets) if targets else None
+    return Example(task_id, ids, targets, openers) if targets else None
+
+
+FENCE = "```"
+
+
+def call_openers(tokenizer: Any) -> list[int]:
+    """The tokens that can open a tool call: the tag (whole, where the tokenizer keeps it whole, or its
+    first piece: "<", "<tool"), a code fence, each with or without leading whitespace."""
+    texts = tokenizer.batch_decode([[token_id] for token_id in range(len(tokenizer))])
+    return [i for i, text in enumerate(texts) if (t := text.lstrip()) and (OPEN.startswith(t) or t.startswith(FENCE))]
+
+
+def call_form_nll(logits: Any, chosen: Any, openers: Any) -> Any:
+    """Each row's negative log-probability of its chosen token among ``openers`` alone (the chosen one
+    is among them): unchanged by adding one constant to the openers' logits, so no push to call more or
+    less, only how."""
+    among = logits.index_select(-1, openers).logsumexp(-1)
+    return among - logits.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)

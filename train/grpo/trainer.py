@@ -25,7 +25,7 @@ from inftool_env.train.grpo.chat import TorchChat
 from inftool_env.train.grpo.config import GRPOConfig, TrainResult
 from inftool_env.train.grpo.loss import Prepared, policy_loss, prepare
 from inftool_env.train.grpo.rollout import EnvPool, EnvSource, Group, is_success, reward_of, rollout_groups, schedule
-from inftool_env.train.grpo.sft import Example, oracle_examples
+from inftool_env.train.grpo.sft import Example, call_form_nll, call_openers, oracle_examples
 from inftool_env.train.grpo.state import append_log, cut_log, load_state, read_log, save_state, state_file
 
 
@@ -96,6 +96,7 @@ class _Run:
         self.sft_done = saved["sft_done"] if saved else 0
         self.success: dict[str, list[int]] = saved["success"] if saved else {}
         self.history: list[dict[str, Any]] = []
+        self.openers: list[int] = []  # the tokens a call can open with (the warm start's call form)
         if saved:  # the logs past the saved state belong to steps that will be redone
             cut_log(self.metrics_path, lambda r: _done_by(r, self.sft_done, self.step))
             cut_log(self.rollouts_path, lambda r: r["step"] < self.step)
@@ -114,6 +115,7 @@ class _Run:
                 examples = await oracle_examples(pool, self.chat, seed=config.seed, decides=config.sft_decides)
                 if not examples:
                     raise InftoolError("sft warm start: the oracle verified none of the training tasks")
+                self.openers = await asyncio.to_thread(call_openers, self.tokenizer)
                 while self.sft_done < config.sft_warmup_steps:
                     record = await asyncio.to_thread(self._sft_step, examples)
                     append_log(self.metrics_path, [record])
@@ -263,20 +265,33 @@ class _Run:
         started = time.perf_counter()
         n = self.config.sft_batch
         batch = [examples[(self.sft_done * n + i) % len(examples)] for i in range(n)]
-        tokens = sum(len(e.targets) for e in batch)
+        allowed = set(self.openers)
+        forms = [[t for t in e.openers if e.ids[t] in allowed] for e in batch]  # measured; trained with call_form
+        trained = self.config.sft_call_form
+        tokens = sum(len(e.targets) + (len(f) if trained else 0) for e, f in zip(batch, forms, strict=True))
+        openers = torch.tensor(self.openers, dtype=torch.long)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        nll = 0.0
-        for e in batch:
-            (logp,) = M.sequence_logprobs(self.model, [e.ids], [e.targets])
-            loss = -logp.sum() / tokens
+        nll, form_nll, form_p = 0.0, 0.0, []
+        for e, form in zip(batch, forms, strict=True):
+            logits, chosen = M.target_logits(self.model, [e.ids], [e.targets + form])
+            k = len(e.targets)
+            token_nll = -logits[:k].log_softmax(-1).gather(-1, chosen[:k].unsqueeze(-1)).sum()
+            opening = call_form_nll(logits[k:], chosen[k:], openers.to(logits.device)) if form else None
+            loss = (token_nll + (opening.sum() if opening is not None and trained else 0.0)) / tokens
             loss.backward()
-            nll += float(loss.detach())
+            nll += float(token_nll.detach()) / tokens
+            if opening is not None:
+                form_nll += float(opening.detach().sum()) / tokens
+                form_p += (-opening.detach()).exp().tolist()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
                                        self.config.max_grad_norm)  # fmt: skip
         self.optimizer.step()
-        return {"sft_step": self.sft_done, "phase": "sft", "loss": nll, "tokens_trained": tokens,
-                "examples": len(examples), "time_s": {"optimisation": time.perf_counter() - started}}  # fmt: skip
+        record = {"sft_step": self.sft_done, "phase": "sft", "loss": nll, "tokens_trained": tokens,
+                  "examples": len(examples), "time_s": {"optimisation": time.perf_counter() - started}}  # fmt: skip
+        if form_p:  # the call form's loss (trained or not), and the template's tag's share among the openers
+            record.update(call_form_loss=form_nll, call_form_p=sum(form_p) / len(form_p))
+        return record
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _save(self, *, force: bool) -> None:
