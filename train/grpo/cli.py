@@ -42,9 +42,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--sft-decides", choices=("never", "pairs", "always"), default="never",
                    help="where the warm start trains a reply's first token, call or decline: never (GRPO "
                    "decides), on near-miss/twin pairs only, or always")  # fmt: skip
-    p.add_argument("--sft-call-form", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--sft-call-form", action="store_true",
                    help="train how a call reply opens (the template's tag, not a code fence) where --sft-decides "
-                   "leaves its first token out, without training whether to call (default on)")  # fmt: skip
+                   "leaves its first token out, renormalised over the tokens a call opens with (measured: it "
+                   "still made the model call more)")  # fmt: skip
     p.add_argument("--explore-first", type=_positive, metavar="T",
                    help="draw each reply's first token (call or answer) from the top --explore-top-k at "
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip

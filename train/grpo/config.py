@@ -33,9 +33,9 @@ class GRPOConfig(BaseModel):
         default="never", description="where the warm start trains a reply's first token (call or not): never "
         "(it teaches how to call, GRPO whether), only on near-miss/twin pairs, or always")  # fmt: skip
     sft_call_form: bool = Field(
-        default=True, description="where the warm start leaves a call reply's first token out: train how the "
-        "call opens (the template's tag, not a code fence), renormalised over the tokens a call can open with, "
-        "so not whether to call")  # fmt: skip
+        default=False, description="where the warm start leaves a call reply's first token out: train how the "
+        "call opens (the template's tag, not a code fence), renormalised over the tokens a call can open with "
+        "(measured: it still raised how often the model calls)")  # fmt: skip
     explore_temperature: float | None = Field(
         default=None, gt=0, description="draw each reply's first token (call or answer) from the top "
         "explore_top_k at this temperature, the loss importance-weighted for it; None: plain sampling")  # fmt: skip

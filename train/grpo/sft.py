@@ -17,11 +17,13 @@ only on synthesis's contrastive pairs (a near miss to decline and its twin to ca
 different offers), whose rate is one half whatever the mix, so only the offer lowers their loss;
 ``"always"`` trains it everywhere.
 
-How a call opens is trained apart from whether (``call_form``): where a call reply's first token is left
-out, the loss on it is renormalised over the tokens that can open a call (the template's ``<tool_call>``,
-its pieces, a code fence), so it is indifferent to the mass those tokens hold in all, which is the choice
-to call, and teaches the template's tag over the code fence the base model often puts first: a fenced
-reply spends tokens of its ``max_tokens`` on the fence, and a reply cut there loses its last call.
+How a call opens can be trained apart from whether (``call_form``, off by default): where a call reply's
+first token is left out, the loss on it is renormalised over the tokens that can open a call (the
+template's ``<tool_call>``, its pieces, a code fence). That loss is indifferent to the mass those tokens
+hold in all (the choice to call) and teaches the template's tag over the code fence the base model often
+puts first, which spends tokens of a reply's ``max_tokens``. Indifferent at the logits is not in effect:
+the tag's logit rises at every reply's start, and an evolve run with it called a tool on 42 of BFCL's
+first 50 irrelevance entries, against 30 without.
 """
 
 from __future__ import annotations
