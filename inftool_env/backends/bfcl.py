@@ -2,7 +2,9 @@
 
 Both ship in the ``bfcl-eval`` wheel (``pip install --no-deps bfcl-eval==2026.3.23`` plus mpmath).
 Every episode gets a fresh instance loaded through the class's own ``_load_scenario`` — never the
-module-global instance cache BFCL's harness keeps — so rollouts cannot see each other's writes.
+module-global instance cache BFCL's harness keeps — so rollouts cannot see each other's writes. A
+scenario seen again is a copy of the instance its first load made, taken before any call (pickle, in C:
+loading again costs a deep copy of the class's default state, the checker's largest per-case cost).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import ast
 import functools
 import importlib
 import json
+import marshal
+import pickle
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from types import SimpleNamespace
@@ -37,6 +42,7 @@ BFCL_DOMAINS: dict[str, tuple[str, str]] = {
 }
 INSTALL_HINT = "install it with: pip install --no-deps bfcl-eval==2026.3.23 mpmath"
 _ABSENT = object()
+LOADED_KEPT = 64  # loaded scenarios kept per backend (a GRPO group's rollouts share one; long-context ones are large)
 
 
 def _domain(class_name: str) -> tuple[str, str]:
@@ -79,6 +85,7 @@ class BfclBackend(PythonBackend):
         self.long_context = long_context
         cls = bfcl_class(class_name)
         super().__init__(cls, load_state=self._load_scenario)
+        self._loaded: OrderedDict[bytes, bytes] = OrderedDict()  # scenario -> its freshly loaded instance, pickled
 
     def _load_scenario(self, instance: Any, initial: Mapping[str, Any]) -> None:
         loader = getattr(instance, "_load_scenario", None)
@@ -89,9 +96,24 @@ class BfclBackend(PythonBackend):
         # BFCL's scenarios carry their own random_seed; the episode seed does not override it, so
         # ground-truth replays match BFCL's. An empty scenario still goes through _load_scenario, on a
         # copy: the classes keep (and later change) the lists and dicts they are given.
+        key = _scenario_key(initial)
+        if key is not None and (loaded := self._loaded.get(key)) is not None:
+            self._loaded.move_to_end(key)
+            return pickle.loads(loaded)  # noqa: S301 - our own bytes, pickled just after a load
         instance = self.factory()
         self._load_scenario(instance, copy_tree(initial) if initial is not None else {})
+        if key is not None:
+            try:
+                self._loaded[key] = pickle.dumps(instance, pickle.HIGHEST_PROTOCOL)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                return instance  # a class pickle cannot copy: each of its states is loaded anew
+            if len(self._loaded) > LOADED_KEPT:
+                self._loaded.popitem(last=False)
         return instance
+
+    def forget_loaded(self) -> None:
+        """Drop the kept scenarios (a benchmark's round starts cold, as a fresh process would)."""
+        self._loaded.clear()
 
     # The same calls on a new state of the same scenario give the same results and state (the classes
     # draw from their own seeded random.Random): a checker may keep a ground truth's side.
@@ -110,6 +132,16 @@ class BfclBackend(PythonBackend):
         """The public attributes, deep-copied, for ``state_matches`` to take as ``expected`` long after
         ``state`` has moved on (only compared with ``==``, so parts shared in ``state`` need not be)."""
         return SimpleNamespace(**{k: copy_tree(v) for k, v in vars(state).items() if not k.startswith("_")})
+
+
+def _scenario_key(initial: Mapping[str, Any] | None) -> bytes | None:
+    """The scenario's identity: its data, not its object (equal bytes decode to equal data). Format 2,
+    which has no back-references, so a copy of the data gives the same bytes. None where marshal cannot
+    hold it (then every state is loaded)."""
+    try:
+        return marshal.dumps(dict(initial) if initial is not None else None, 2)
+    except ValueError:
+        return None
 
 
 # -- BFCL's data -----------------------------------------------------------------------------------

@@ -68,3 +68,31 @@ async def test_ground_truth_over_mcp_matches_direct_execution(question, answer):
     for c in classes:
         backend = servers[c].backend
         assert backend.snapshot(servers[c].episode_state()) == backend.snapshot(direct[c])
+
+
+@pytest.mark.parametrize("domain", ["GorillaFileSystem", "TradingBot", "TravelAPI"])
+async def test_a_scenario_seen_again_is_a_fresh_copy_of_its_first_load(domain):
+    question = next(q for q, _ in entries("multi_turn_base", 200) if domain in q["involved_classes"])
+    initial = question["initial_config"].get(domain, {})
+    backend = BfclBackend(domain)
+    first = backend.new_state(seed=0, initial=initial)
+    pristine = backend.snapshot(first)
+    for name, value in list(vars(first).items()):  # the first state moves on ...
+        if isinstance(value, dict | list):
+            value.clear()  # in place, where a shallow copy would share it
+        elif not name.startswith("_"):
+            setattr(first, name, "changed")
+    assert backend.snapshot(first) != pristine
+    again = backend.new_state(seed=1, initial=copy.deepcopy(initial))  # the same scenario, another object
+    assert again is not first and backend.snapshot(again) == pristine  # ... the copy is as loaded
+    loaded = bfcl_class(domain)()
+    loaded._load_scenario(copy.deepcopy(initial), long_context=False)
+    assert backend.snapshot(again) == backend.snapshot(loaded)  # and is what a load gives
+    other = backend.new_state(seed=0, initial={})  # another scenario is loaded, not copied
+    assert backend.snapshot(other) == backend.snapshot(_loaded_empty(domain))
+
+
+def _loaded_empty(domain):
+    instance = bfcl_class(domain)()
+    instance._load_scenario({}, long_context=False)
+    return instance
