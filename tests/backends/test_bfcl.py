@@ -85,14 +85,12 @@ async def test_a_scenario_seen_again_is_a_fresh_copy_of_its_first_load(domain):
     assert backend.snapshot(first) != pristine
     again = backend.new_state(seed=1, initial=copy.deepcopy(initial))  # the same scenario, another object
     assert again is not first and backend.snapshot(again) == pristine  # ... the copy is as loaded
-    loaded = bfcl_class(domain)()
-    loaded._load_scenario(copy.deepcopy(initial), long_context=False)
-    assert backend.snapshot(again) == backend.snapshot(loaded)  # and is what a load gives
+    assert backend.snapshot(again) == backend.snapshot(loaded(domain, initial))  # and is what a load gives
     other = backend.new_state(seed=0, initial={})  # another scenario is loaded, not copied
-    assert backend.snapshot(other) == backend.snapshot(_loaded_empty(domain))
+    assert backend.snapshot(other) == backend.snapshot(loaded(domain, {}))
 
 
-def _loaded_empty(domain):
+def loaded(domain: str, initial: dict) -> object:
     instance = bfcl_class(domain)()
-    instance._load_scenario({}, long_context=False)
+    instance._load_scenario(copy.deepcopy(initial), long_context=False)
     return instance
