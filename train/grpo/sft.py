@@ -152,7 +152,7 @@ def call_openers(tokenizer: Any) -> list[int]:
 
 def call_form_nll(logits: Any, chosen: Any, openers: Any) -> Any:
     """Each row's negative log-probability of its chosen token among ``openers`` alone (the chosen one
-    is among them): unchanged by adding one constant to the openers' logits, so no push to call more or
-    less, only how."""
+    is among them): unchanged by adding one constant to the openers' logits, so at the logits it says how
+    to call, not whether (its update still moves whether: see the module's docstring)."""
     among = logits.index_select(-1, openers).logsumexp(-1)
     return among - logits.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
