@@ -116,8 +116,12 @@ def sequence_logprobs(model: Any, seqs: list[list[int]], targets: list[list[int]
     """Log-probabilities (temperature 1, as the rollout record keeps them) of ``seqs[i][t]`` for each
     ``t`` in ``targets[i]``, as one tensor per row; differentiable."""
     logits, chosen = target_logits(model, seqs, targets)
-    lps = logits.log_softmax(-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
-    return list(lps.split([len(t) for t in targets]))
+    return list(chosen_logprobs(logits, chosen).split([len(t) for t in targets]))
+
+
+def chosen_logprobs(logits: Any, chosen: Any) -> Any:
+    """Each row's log-probability of its chosen token, over the whole vocabulary."""
+    return logits.log_softmax(-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
 
 
 def target_logits(model: Any, seqs: list[list[int]], targets: list[list[int]]) -> tuple[Any, Any]:

@@ -276,7 +276,7 @@ class _Run:
         for e, form in zip(batch, forms, strict=True):
             logits, chosen = M.target_logits(self.model, [e.ids], [e.targets + form])
             k = len(e.targets)
-            token_nll = -logits[:k].log_softmax(-1).gather(-1, chosen[:k].unsqueeze(-1)).sum()
+            token_nll = -M.chosen_logprobs(logits[:k], chosen[:k]).sum()
             opening = call_form_nll(logits[k:], chosen[k:], openers.to(logits.device)) if form else None
             loss = (token_nll + (opening.sum() if opening is not None and trained else 0.0)) / tokens
             loss.backward()
