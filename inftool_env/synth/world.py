@@ -89,7 +89,8 @@ def open_world(source: str | Path | ManifestSource, *, model: str | None = None)
     text = str(source)
     from inftool_env.registration import ID_RE, default_registry, is_manifest_path
 
-    if is_manifest_path(text) or ID_RE.match(text) and text in default_registry().ids():
+    # An id that is not registered, and no file of that name: the registry's error (close ids), not "no such spec".
+    if is_manifest_path(text) or ID_RE.match(text) and (text in default_registry().ids() or not Path(text).exists()):
         entry = default_registry().resolve(text)
         return _from_config(entry.config, entry.base_dir)
     return _from_spec(text, model)

@@ -13,7 +13,7 @@ import pytest
 from inftool_env import compile_spec
 from inftool_env.eval.runner import evaluate
 from inftool_env.mcp import StdioCommand, open_client
-from inftool_env.registration import default_registry, make
+from inftool_env.registration import RegistrationError, default_registry, make
 from inftool_env.rewards.bfcl_ast import check_ast
 from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import CATEGORIES, SynthError, synthesize
@@ -218,6 +218,11 @@ def test_user_mistakes_are_clear_errors():
         synthesize("inftool/Bookshelf-v0", n=4, categories=["simple", "telepathy"])
     with pytest.raises(SystemExit):
         _cli(["synth", "inftool/Bookshelf-v0", "--n", "0", "--out", "x"])
+    # A mistyped env id is named as an id, with the close ones, not looked for as a spec file.
+    with pytest.raises(
+        RegistrationError, match=r"no environment 'inftool/Bookshelv-v0'\. Did you mean inftool/Bookshelf-v0"
+    ):
+        synthesize("inftool/Bookshelv-v0", n=4)
 
 
 def test_comma_and_space_separated_categories(tmp_path):
