@@ -386,6 +386,8 @@ def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], fo
     from inftool_env.train.grpo import train_grpo
 
     pool = [(ENV, remove_task(tasks))]
+    with pytest.raises(InftoolError, match="nothing to resume"):
+        train_grpo(config(tiny, steps=2), pool, tmp_path / "never_started", resume=True, progress=False)
     whole = train_grpo(config(tiny, steps=2), pool, tmp_path / "whole", progress=False)
     train_grpo(config(tiny, steps=1), pool, tmp_path / "cut", progress=False)  # "interrupted" after step 0
     with pytest.raises(InftoolError, match="already holds a training run"):

@@ -52,6 +52,9 @@ async def atrain_grpo(
     import torch
 
     out = Path(out_dir)
+    if resume and not out.is_dir():
+        raise InftoolError(f"{out}: nothing to resume (no training run was started there); "
+                           "run without --resume to start one")  # fmt: skip
     if not resume and state_file(out).exists():
         raise InftoolError(f"{out} already holds a training run; resume it (--resume) or pick another --out")
     out.mkdir(parents=True, exist_ok=True)

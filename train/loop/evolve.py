@@ -77,6 +77,9 @@ class Evolve:
             _refuse_bfcl(source)
         self._check_grpo()
         state_path = self.out / "state.json"
+        if resume and not (self.out / "config.json").exists():  # written before the first stage starts
+            raise InftoolError(f"{self.out}: nothing to resume (no evolve run was started there); "
+                               "run without --resume to start one")  # fmt: skip
         if state_path.exists() and not resume:
             raise InftoolError(f"{self.out} already holds an evolve run; continue it (--resume) or pick another --out")
         if resume and state_path.exists():
