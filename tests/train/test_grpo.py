@@ -586,6 +586,8 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
         run_cli("train", "inftool/Bookshelv-v0", "--policy", str(tiny), "--out", str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="not an HF model directory"):
         run_cli("train", ENV, "--policy", str(tmp_path), "--out", str(tmp_path / "x"))
+    with pytest.raises(SystemExit, match="for this model: 'hf:/models/q'"):
+        run_cli("train", ENV, "--policy", "vllm:/models/q?compile=0", "--out", str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="train-layers"):
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "top")
     import torch

@@ -178,6 +178,13 @@ def test_bfcl_sources_are_refused_and_bad_settings_fail_before_any_work(tiny: Pa
             E.evolve(config(tiny, sources=[source]), tmp_path / "x", progress=False)
     with pytest.raises(InftoolError, match="grpo settings: group"):
         E.evolve(config(tiny, grpo={"group": 1}), tmp_path / "x", progress=False)
+    # A generation-only model string names no weights to train: refused before a run folder exists, so the
+    # corrected command is not told the folder already holds a run.
+    with pytest.raises(InftoolError, match="for this model: 'embedded'"):
+        E.evolve(config(tiny, policy="gguf:embedded?max_tokens=128"), tmp_path / "x", progress=False)
+    with pytest.raises(InftoolError, match="not an HF model directory"):
+        E.evolve(config(tiny, policy=str(tmp_path)), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
     # --resume where no run was started (a mistyped --out) must not start a new one.
     with pytest.raises(InftoolError, match="nothing to resume"):
         E.evolve(config(tiny), tmp_path / "x", resume=True, progress=False)

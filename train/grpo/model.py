@@ -18,22 +18,40 @@ from typing import Any
 
 from inftool_env.errors import InftoolError
 
+TRAINABLE = "'embedded', 'hf:PATH' or an HF model directory"
+OTHER_MODEL_KINDS = ("gguf", "vllm", "openai", "scripted")  # model strings (inftool_env.llm) that name no HF weights
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def resolve_model_dir(model: str) -> Path:
     """``embedded`` (the embedded model's exported HF directory), ``hf:PATH`` or PATH: an HF directory."""
+    check_trainable(model)
     name = model.removeprefix("hf:")
     if name == "embedded":
         from inftool_env.llm.embedded import export_hf
 
         return export_hf()
+    return Path(name)
+
+
+def check_trainable(model: str) -> None:
+    """Refuse a model string training cannot load, loading and exporting nothing (a loop checks before it starts)."""
+    scheme, sep, rest = model.partition(":")
+    if sep and scheme in OTHER_MODEL_KINDS:  # a policy string for generation, not weights to train
+        where = rest.split("?")[0]
+        alike = "'embedded'" if where == "embedded" else f"'hf:{where}'" if scheme == "vllm" else None
+        hint = f"; for this model: {alike}" if alike else ""
+        raise InftoolError(f"policy {model!r}: training loads weights with transformers and takes {TRAINABLE}{hint}")
+    name = model.removeprefix("hf:")
+    if name == "embedded":
+        return
     path = Path(name)
     if path.suffix == ".gguf":
         raise InftoolError(f"policy {model!r}: training needs an HF directory, not a GGUF file (use 'embedded')")
     if not (path / "config.json").is_file():
-        raise InftoolError(f"policy {model!r}: {path} is not an HF model directory (no config.json)")
-    return path
+        raise InftoolError(
+            f"policy {model!r}: {path} is not an HF model directory (no config.json); training takes {TRAINABLE}"
+        )
 
 
 def pick_device(device: str) -> str:

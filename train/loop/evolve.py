@@ -313,8 +313,10 @@ class Evolve:
             raise InftoolError("grpo settings: 'model' is set by the loop (--policy, then each round's checkpoint)")
         try:
             from inftool_env.train.grpo import GRPOConfig
+            from inftool_env.train.grpo.model import check_trainable
         except ImportError as exc:
             raise InftoolError(f"evolve needs the GRPO trainer's dependencies ({exc})") from None
+        check_trainable(self.config.policy)  # a model string training cannot load fails now, before any stage
         from pydantic import ValidationError
 
         try:  # a bad field fails now, not after the first evaluation
