@@ -16,7 +16,7 @@ import anyio
 
 from inftool_env.argtypes import positive_int
 from inftool_env.compiler import BACKEND_KINDS, compile_spec, load_suite
-from inftool_env.errors import InftoolError
+from inftool_env.errors import InftoolError, os_reason
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES
 
 SPEC_HELP = "a spec file (OpenAPI 2/3/3.1, OpenAI/BFCL function JSON), bfcl:CLASS, python:MODULE:CLASS, stdio:COMMAND or an MCP URL"  # noqa: E501
@@ -35,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head`
         return 0
+    except OSError as exc:
+        if exc.filename is None:  # not a file the user named or we were told to write (a socket, a bug): raise
+            raise
+        # A path that cannot be made, read or written (an --out under a file, a read-only or full disk): which and why.
+        print(f"inftool: error: {exc.filename}: {os_reason(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

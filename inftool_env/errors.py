@@ -21,6 +21,21 @@ def first_invalid(exc: ValidationError, *, root: str = "") -> str:
     return f"{where}: {first['msg']}"
 
 
+def os_reason(exc: OSError) -> str:
+    """Why a path could not be made or written, in words: ``mkdir`` under a file says only "File exists"
+    or "Not a directory", and not which part of the path is the file."""
+    from pathlib import Path
+
+    if exc.filename is not None and isinstance(exc, FileExistsError | NotADirectoryError):
+        where = Path(exc.filename)
+        for part in (where, *where.parents):
+            if part.exists():
+                if part.is_dir():
+                    break
+                return "a file, where a folder is needed" if part == where else f"{part} is a file, not a folder"
+    return exc.strerror or str(exc)
+
+
 class InftoolError(Exception):
     """Base of every error this library raises on purpose."""
 

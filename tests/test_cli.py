@@ -53,6 +53,25 @@ def test_user_mistakes_are_one_line_errors(argv, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("command", [
+    ["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--n", "1"],
+    ["synth", "inftool/Bookshelf-v0", "--n", "2"],
+    ["rollout", "inftool/Bookshelf-v0", "--policy", "oracle", "--n", "1"],
+    ["export-openrlhf", "inftool/Bookshelf-v0"],
+    ["demo"],
+])  # fmt: skip
+def test_an_out_that_cannot_be_made_is_a_one_line_error(command, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main([*command, "--out", str(blocker / "out")]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after any progress bar
+    assert (
+        last.startswith("inftool: error:")
+        and str(blocker) in last
+        and last.endswith(("a folder is needed", "is a file, not a folder"))
+    )
+
+
 def test_function_docs_without_an_executor_say_what_to_do(tmp_path):
     docs = tmp_path / "f.json"
     docs.write_text(json.dumps([{"name": "f", "parameters": {"type": "object", "properties": {}}}]))

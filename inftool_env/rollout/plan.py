@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from inftool_env.errors import InftoolError
+from inftool_env.errors import InftoolError, os_reason
 from inftool_env.trajectory import Trajectory
 
 # truncation_reason of an episode lost with its worker (the Ray actor died while it ran)
@@ -71,7 +71,7 @@ class JsonlSink:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = path.open("w", encoding="utf-8")
             except OSError as exc:
-                raise InftoolError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
+                raise InftoolError(f"--out {path}: cannot write: {os_reason(exc)}") from None
 
     def write(self, finished: Finished) -> None:
         if self._file is None:
