@@ -184,10 +184,14 @@ class LocalChat:
                     raise
                 except Exception as exc:  # the model broke: every waiting request hears why
                     for r in batch:
-                        r.future.set_exception(PolicyError(f"{self.name}: generation failed: {exc}"))
+                        if not r.future.done():
+                            r.future.set_exception(PolicyError(f"{self.name}: generation failed: {exc}"))
                     continue
+                # A request cancelled while its batch ran (its episode's deadline) has a done future: setting
+                # it would raise and end this drain, leaving the batch's other requests waiting forever.
                 for r, result in zip(batch, results, strict=True):
-                    r.future.set_result(result)
+                    if not r.future.done():
+                        r.future.set_result(result)
 
 
 def _as_object(arguments: Any) -> Any:

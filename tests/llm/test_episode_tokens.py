@@ -144,3 +144,33 @@ def _completion(tokenizer, text):
 
     ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
     return Completion({"role": "assistant", "content": text}, token_ids=ids, logprobs=[-1.0] * len(ids))
+
+
+async def test_a_request_cancelled_while_its_batch_generates_leaves_the_rest_answered(tokenizer):
+    """An episode past its deadline cancels its request mid-batch; the batch's other requests still get
+    their replies (the drain once died setting the cancelled one's result, and they waited forever)."""
+    import asyncio
+    import threading
+
+    running, release = threading.Event(), threading.Event()
+
+    class Held(ScriptedLocal):
+        def _generate(self, prompts, temperature, max_new, seed):
+            running.set()
+            release.wait(30)
+            replies = [self.encode(f"reply {i}") + [self.end_of_turn_id()] for i in range(len(prompts))]
+            return [(ids, [-0.5] * len(ids)) for ids in replies]
+
+    model = Held(tokenizer, [])
+    model.max_batch = 2
+    prompt = model.encode("hello")
+    cancelled = asyncio.create_task(model.complete_tokens(prompt))  # first in the batch
+    answered = asyncio.create_task(model.complete_tokens(prompt))
+    assert await asyncio.to_thread(running.wait, 30)
+    cancelled.cancel()
+    release.set()
+    reply = await asyncio.wait_for(answered, 30)
+    assert reply.message["content"] == "reply 1" and cancelled.cancelled()
+    # The model still serves the next request (its drain did not die holding work).
+    running.clear()
+    assert (await asyncio.wait_for(model.complete_tokens(prompt), 30)).message["content"] == "reply 0"
