@@ -329,11 +329,33 @@ async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_an
     assert record["zero_signal_groups"] == record["groups"] == 2 and record["loss"] is None
     by_category = record["zero_signal_by_category"]
     assert sum(n for n, _ in by_category.values()) == sum(of for _, of in by_category.values()) == 2
-    assert record["tokens_trained"] == 0 and record["rollout_tokens"] > 0
+    assert record["tokens_trained"] == 0 and record["rollout_tokens"] > 0 and record["episode_timeouts"] == 0
     assert record["gate_pass_rate"]["format"] == 1.0 and record["reward_mean"] == 0.0
     groups = lines(result.rollouts_path)
     assert all(g["advantages"] == [0.0, 0.0] for g in groups) and all(len(g["breakdowns"]) == 2 for g in groups)
     assert set(result.task_success) == {g["task_id"] for g in groups}
+
+
+@pytest.mark.anyio
+async def test_training_episodes_have_no_deadline_unless_asked_and_timeouts_are_counted(
+    tiny: Path, tasks: list[Any], tmp_path: Path
+) -> None:
+    from inftool_env.registration import make
+    from inftool_env.train.grpo import atrain_grpo
+    from inftool_env.train.grpo.rollout import NO_DEADLINE_S, EnvPool
+
+    # The env's own 600 s (for hung endpoints) cut a step's batched episodes on a busy CPU mid-reply.
+    pool = EnvPool([(ENV, tasks)])
+    try:
+        assert make(ENV).config.limits.episode_timeout_s == 600.0
+        assert pool.envs[0].config.limits.episode_timeout_s == NO_DEADLINE_S
+    finally:
+        await pool.close()
+    # Asked for, a limit cuts episodes (cancelling their requests mid-batch) and each cut is counted.
+    cfg = config(tiny, steps=1, tasks_per_step=2, group=2, max_new_tokens=8, episode_timeout_s=0.001)
+    result = await atrain_grpo(cfg, [(ENV, tasks)], tmp_path, progress=False)
+    (record,) = lines(result.metrics_path)
+    assert record["episode_timeouts"] == 4 and record["zero_signal_groups"] == 2
 
 
 # -- the trainer end to end ------------------------------------------------------------------------

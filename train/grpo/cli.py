@@ -35,6 +35,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=_count(1), default=128, help="per assistant turn")
     p.add_argument("--max-turns", type=_count(1), help="assistant turns per episode (default: the env's own limit)")
+    p.add_argument(
+        "--episode-timeout",
+        type=_positive,
+        metavar="SECONDS",
+        help="an episode's wall-clock limit (default: none; an episode past it is scored as it stands)",
+    )
     p.add_argument("--train-layers", default="4", help="top N decoder layers to train, or 'all' (default 4)")
     p.add_argument("--lora", type=_count(1), help="LoRA rank instead of full weights (merged into the checkpoint)")
     p.add_argument("--updates", type=_count(1), default=1, help="optimiser steps per batch of rollouts")
@@ -125,7 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = GRPOConfig(
             model=args.policy.removeprefix("hf:"), steps=args.steps, tasks_per_step=args.tasks_per_step,
             group=args.group, lr=args.lr, clip=args.clip, kl=args.kl, temperature=args.temperature,
-            max_new_tokens=args.max_new_tokens, max_turns=args.max_turns, train_layers=train_layers, lora=args.lora,
+            max_new_tokens=args.max_new_tokens, max_turns=args.max_turns,
+            episode_timeout_s=args.episode_timeout, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
             sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, sft_call_form=args.sft_call_form,
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,

@@ -23,6 +23,10 @@ class GRPOConfig(BaseModel):
     temperature: float = Field(default=1.0, ge=0)
     max_new_tokens: int = Field(default=128, ge=1, description="per assistant turn")
     max_turns: int | None = Field(default=None, ge=1, description="assistant turns per episode; None: the env's own")
+    episode_timeout_s: float | None = Field(
+        default=None, gt=0, description="an episode's wall-clock limit; None: none. The env's own (600 s, for hung "
+        "endpoints) cut a step's batched episodes on a slow or shared CPU and scored their cut replies as failures",
+    )  # fmt: skip
     train_layers: int | None = Field(default=4, ge=1, description="top N decoder layers trainable; None: all")
     lora: int | None = Field(default=None, ge=1, description="LoRA rank (adapters merged into checkpoints)")
     updates: int = Field(default=1, ge=1, description="optimiser steps on each step's rollouts (clipping bites from 2)")

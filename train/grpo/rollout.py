@@ -26,6 +26,10 @@ from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
 
 EnvSource = str | EnvConfig | ToolEnv
+# No wall-clock limit on a training episode by default: its generation is ours, in process and bounded by
+# max_new_tokens, and a step's episodes all wait on one batched generate, so on a slow or shared CPU the env's
+# own limit (made for hung endpoints) cut them mid-reply, and the cut replies were scored as the model's failures.
+NO_DEADLINE_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,11 @@ class EnvPool:
     pool of spawned workers per source kept open for the whole run."""
 
     def __init__(
-        self, envs_and_tasks: Sequence[tuple[EnvSource, Sequence[Task]]], *, max_turns: int | None = None
+        self,
+        envs_and_tasks: Sequence[tuple[EnvSource, Sequence[Task]]],
+        *,
+        max_turns: int | None = None,
+        episode_timeout_s: float | None = None,
     ) -> None:
         if not envs_and_tasks:
             raise InftoolError("no training envs given")
@@ -73,8 +81,10 @@ class EnvPool:
                 raise InftoolError(f"training env #{index + 1} ({_name(source)}) has no tasks")
             base = _build(source)
             config = base.config
+            limits: dict[str, Any] = {"episode_timeout_s": episode_timeout_s or NO_DEADLINE_S}
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
-                config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})
+                limits["max_turns"] = max_turns
+            config = config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
             self.envs.append(ToolEnv(config, list(tasks), base.servers, user=base.user, reward_fn=base.reward_fn))
             self._workers.append([])
             self.picks += [Pick(index, t) for t in tasks]

@@ -77,7 +77,7 @@ async def atrain_grpo(
                      max_batch=config.tasks_per_step * config.group, explore=explore,
                      explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
     run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved)
-    pool = EnvPool(envs_and_tasks, max_turns=config.max_turns)
+    pool = EnvPool(envs_and_tasks, max_turns=config.max_turns, episode_timeout_s=config.episode_timeout_s)
     try:
         await run.train(pool, progress)
     finally:
@@ -181,6 +181,7 @@ class _Run:
             "zero_signal_by_category": {c: flat[c] for c in sorted(flat)},
             "untrainable_samples": prepared.untrainable_samples,
             "episode_errors": sum(t.error is not None for t in samples),
+            "episode_timeouts": sum(t.truncation_reason == "episode_timeout" for t in samples),
             **update,
             "rollout_tokens": generated,
             "rollout_tokens_per_s": generated / generation_s if generation_s else 0.0,
