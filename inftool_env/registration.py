@@ -95,14 +95,16 @@ class Registry:
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise NameNotFound(f"no environment {env_id!r}.{hint} (`inftool list` shows them all)")
 
-    def make(self, env_id: str | Path, **overrides: Any) -> Any:
+    def make(self, env_id: str | Path, *, trainer_driven: bool = False, **overrides: Any) -> Any:
         """A fresh async ``ToolEnv`` from a registered id or a manifest file (``out/synth/Spotify-v0.toml``);
-        ``overrides`` replace manifest fields (``transport="http"``)."""
+        ``overrides`` replace manifest fields (``transport="http"``). ``trainer_driven``: for a trainer's
+        adapter, no wall-clock limit on an episode (``inftool_env.env.config.trainer_driven``)."""
         from inftool_env.env.build import build_env
+        from inftool_env.env.config import trainer_driven as driven
 
         entry = self.resolve(env_id)
         config = entry.config.model_copy(update=overrides) if overrides else entry.config
-        return build_env(config, entry.base_dir)
+        return build_env(driven(config) if trainer_driven else config, entry.base_dir)
 
 
 _DEFAULT: Registry | None = None
@@ -124,8 +126,8 @@ def default_registry() -> Registry:
     return _DEFAULT
 
 
-def make(env_id: str | Path, **overrides: Any) -> Any:
-    return default_registry().make(env_id, **overrides)
+def make(env_id: str | Path, *, trainer_driven: bool = False, **overrides: Any) -> Any:
+    return default_registry().make(env_id, trainer_driven=trainer_driven, **overrides)
 
 
 def is_manifest_path(env_id: str | Path) -> bool:

@@ -68,6 +68,26 @@ async def test_the_episode_timeout_bounds_the_whole_episode():
     await env.close()
 
 
+async def test_a_trainer_driven_episode_has_no_wall_clock_limit_between_its_steps():
+    """The time between steps is the agent's: where a trainer generates it, a long batch must not cut the
+    episode (the env's 600 s did, and the cut replies were scored as failures)."""
+    import anyio
+
+    from inftool_env.env.config import trainer_driven
+
+    plain = sleeper_env(call_timeout_s=10, episode_timeout_s=0.3)
+    env = ToolEnv(trainer_driven(plain.config), plain.tasks, plain.servers)
+    for each, cut in ((plain, True), (env, False)):
+        await each.reset(seed=0)
+        await anyio.sleep(0.4)  # the trainer generating the next turn
+        step = await each.step(nap(0.01))
+        assert step.truncated == cut and step.info.get("truncation_reason") == ("episode_timeout" if cut else None)
+        await each.close()
+    # One given is kept (a trainer's own budget), and calls keep their own limit either way.
+    assert trainer_driven(plain.config, 42.0).limits.episode_timeout_s == 42.0
+    assert env.config.limits.call_timeout_s == 10
+
+
 async def test_template_user_answers_from_hidden_facts_and_knows_when_it_is_done():
     user = TemplateUser()
     task = Task(id="t", turns=["unused"], goal="Book me a table.", facts={"party_size": 4, "date": "2025-05-01"})

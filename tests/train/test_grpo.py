@@ -340,9 +340,10 @@ async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_an
 async def test_training_episodes_have_no_deadline_unless_asked_and_timeouts_are_counted(
     tiny: Path, tasks: list[Any], tmp_path: Path
 ) -> None:
+    from inftool_env.env.config import NO_DEADLINE_S
     from inftool_env.registration import make
     from inftool_env.train.grpo import atrain_grpo
-    from inftool_env.train.grpo.rollout import NO_DEADLINE_S, EnvPool
+    from inftool_env.train.grpo.rollout import EnvPool
 
     # The env's own 600 s (for hung endpoints) cut a step's batched episodes on a busy CPU mid-reply.
     pool = EnvPool([(ENV, tasks)])

@@ -236,6 +236,11 @@ def test_a_scripted_multi_turn_task_scores_like_inftool_eval(executor, rows, tok
 
 
 def test_a_group_of_rollouts_are_isolated_episodes(executor, rows, tokenizer):
+    from inftool_env.env.config import NO_DEADLINE_S
+    from inftool_env.train.openrlhf.episode import base_env
+
+    # OpenRLHF's generation between steps is not the env's to bound (no 600 s cut mid-batch).
+    assert base_env("inftool/Bookshelf-v0", "hermes").config.limits.episode_timeout_s == NO_DEADLINE_S
     row = rows["bookshelf-add"]
     replies = [call("addBook", title="Dune", author="Frank Herbert", genre="fiction", copies=2), "Added."]
     engine = Engine(tokenizer, scripted(tokenizer, replies))

@@ -12,6 +12,7 @@ import pytest
 
 skyrl_gym = pytest.importorskip("skyrl_gym", reason="skyrl-gym is not installed (pip install skyrl-gym==0.4.0)")
 
+from inftool_env.env.config import NO_DEADLINE_S  # noqa: E402
 from inftool_env.eval.runner import evaluate  # noqa: E402
 from inftool_env.policies import close_policy, resolve_policy  # noqa: E402
 from inftool_env.registration import make  # noqa: E402
@@ -88,6 +89,8 @@ def test_bad_text_fails_the_format_gate_and_episodes_are_isolated():
     try:
         for env in envs:
             env.init([])
+        # The trainer's generation between steps is not the env's to bound (no 600 s cut mid-batch).
+        assert envs[0].core.config.limits.episode_timeout_s == NO_DEADLINE_S
         first = envs[0].step(RIGHT[0])
         second = envs[1].step(RIGHT[0])  # the same call in another episode: its own state, same member id
         assert first["observations"][0]["content"] == second["observations"][0]["content"]

@@ -23,6 +23,7 @@ pytest.importorskip("trl", reason="needs the trl extra")
 
 from trl.chat_template_utils import add_response_schema, parse_response  # noqa: E402
 
+from inftool_env.env.config import NO_DEADLINE_S  # noqa: E402
 from inftool_env.eval.runner import evaluate  # noqa: E402
 from inftool_env.registration import make  # noqa: E402
 from inftool_env.tasks import Task  # noqa: E402
@@ -169,6 +170,7 @@ def test_grpo_trainer_step(tiny_model: Path, tmp_path: Path) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     factory = environment_factory(ENV_ID)
+    assert factory.env.config.limits.episode_timeout_s == NO_DEADLINE_S  # TRL's generation is not the env's time
     multi_turn = [t for t in factory.env.tasks if len(t.turns) > 1]
     dataset = build_dataset(ENV_ID, tasks=multi_turn, seed=7)
     args = GRPOConfig(

@@ -18,7 +18,7 @@ from typing import Any
 from tqdm import tqdm
 
 from inftool_env.env.batch import run_episode
-from inftool_env.env.config import EnvConfig
+from inftool_env.env.config import EnvConfig, trainer_driven
 from inftool_env.env.core import ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.policies.chat import ChatPolicy
@@ -26,10 +26,6 @@ from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
 
 EnvSource = str | EnvConfig | ToolEnv
-# No wall-clock limit on a training episode by default: its generation is ours, in process and bounded by
-# max_new_tokens, and a step's episodes all wait on one batched generate, so on a slow or shared CPU the env's
-# own limit (made for hung endpoints) cut them mid-reply, and the cut replies were scored as the model's failures.
-NO_DEADLINE_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -80,11 +76,9 @@ class EnvPool:
             if not tasks:
                 raise InftoolError(f"training env #{index + 1} ({_name(source)}) has no tasks")
             base = _build(source)
-            config = base.config
-            limits: dict[str, Any] = {"episode_timeout_s": episode_timeout_s or NO_DEADLINE_S}
+            config = trainer_driven(base.config, episode_timeout_s)  # no wall-clock cut unless asked
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
-                limits["max_turns"] = max_turns
-            config = config.model_copy(update={"limits": config.limits.model_copy(update=limits)})
+                config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})
             self.envs.append(ToolEnv(config, list(tasks), base.servers, user=base.user, reward_fn=base.reward_fn))
             self._workers.append([])
             self.picks += [Pick(index, t) for t in tasks]

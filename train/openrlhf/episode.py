@@ -41,7 +41,7 @@ def base_env(env_id: str, fmt: str) -> ToolEnv:
         from inftool_env.registration import make
 
         check_text_format(fmt)
-        _BASES[key] = make(env_id, format=fmt)
+        _BASES[key] = make(env_id, trainer_driven=True, format=fmt)
     return _BASES[key]
 
 

@@ -40,7 +40,7 @@ def base_env(env_id: str, fmt: str | None = None) -> ToolEnv:
         if key not in _BASE:
             from inftool_env.registration import make
 
-            _BASE[key] = make(env_id, **({"format": fmt} if fmt else {}))
+            _BASE[key] = make(env_id, trainer_driven=True, **({"format": fmt} if fmt else {}))
         return _BASE[key]
 
 

@@ -261,14 +261,15 @@ def environment_factory(
 ) -> TrlEnvFactory:  # fmt: skip
     """``GRPOTrainer(environment_factory=environment_factory("inftool/Bookshelf-v0"), ...)``.
 
-    ``env``: a registered env id (``overrides`` replace manifest fields) or a ``ToolEnv``; ``tasks``: a
+    ``env``: a registered env id (``overrides`` replace manifest fields; its episodes get no wall-clock
+    limit, ``trainer_driven``) or a ``ToolEnv`` (kept as configured); ``tasks``: a
     tasks JSONL file or tasks instead of the env's own (give ``build_dataset`` the same); ``user_tool``:
     offer ``message_user`` (default: when some task has several user turns, or the user is not scripted).
     """
     if isinstance(env, str):
         from inftool_env.registration import make
 
-        core: ToolEnv = make(env, **overrides)
+        core: ToolEnv = make(env, trainer_driven=True, **overrides)
     elif overrides:
         raise TypeError("overrides apply to an env id, not to a ToolEnv")
     else:
