@@ -76,7 +76,7 @@ NO_DEADLINE_S = 7 * 24 * 3600.0  # "no wall-clock limit", as a number the env's 
 def trainer_driven(config: EnvConfig, episode_timeout_s: float | None = None) -> EnvConfig:
     """``config`` for episodes a trainer drives, with no wall-clock limit unless one is given. The env's
     own (``episode_timeout_s``, 600 s, for hung endpoints) counts the time between steps, which there is
-    the trainer's generation: a long batch on a busy machine cut its episodes mid-reply and they were
-    scored as failures. Each tool call keeps its own limit (``call_timeout_s``)."""
+    the trainer's generation: a long batch on a busy machine cut its episodes mid-reply, and they were
+    scored as they stood. Each tool call keeps its own limit (``call_timeout_s``)."""
     limits = config.limits.model_copy(update={"episode_timeout_s": episode_timeout_s or NO_DEADLINE_S})
     return config.model_copy(update={"limits": limits})

@@ -25,7 +25,7 @@ class GRPOConfig(BaseModel):
     max_turns: int | None = Field(default=None, ge=1, description="assistant turns per episode; None: the env's own")
     episode_timeout_s: float | None = Field(
         default=None, gt=0, description="an episode's wall-clock limit; None: none. The env's own (600 s, for hung "
-        "endpoints) cut a step's batched episodes on a slow or shared CPU and scored their cut replies as failures",
+        "endpoints) cut a step's batched episodes mid-reply on a slow or shared CPU, scored as they stood",
     )  # fmt: skip
     train_layers: int | None = Field(default=4, ge=1, description="top N decoder layers trainable; None: all")
     lora: int | None = Field(default=None, ge=1, description="LoRA rank (adapters merged into checkpoints)")
