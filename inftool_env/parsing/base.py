@@ -125,6 +125,27 @@ def call_from_json(obj: Any, where: str) -> ParsedCall | str:
     return ParsedCall(obj["name"], args, obj.get("id") if isinstance(obj.get("id"), str) else None)
 
 
+MAX_CALL_SCANS = 16  # '{' positions call_in_text tries: a text of many braces costs a bounded number of decodes
+
+
+def call_in_text(text: str) -> bool:
+    """Whether prose holds a call written as JSON (``{"name": …, "arguments": …}``, in a code fence or
+    bare) that the format did not take for a call: a reply shaped like a call that makes none."""
+    if '"name"' not in text or ('"arguments"' not in text and '"parameters"' not in text):
+        return False
+    at = 0
+    for _ in range(MAX_CALL_SCANS):
+        start = text.find("{", at)
+        if start == -1:
+            return False
+        value, why = decode_prefix(text[start:])
+        if why is None and isinstance(value, dict) and isinstance(value.get("name"), str):
+            if isinstance(value.get("arguments", value.get("parameters")), dict | str):
+                return True
+        at = start + 1
+    return False
+
+
 def strip_code_fence(text: str) -> str:
     """The body of a whole-text ```json fence (models often wrap JSON in one); other text as is.
     String operations, not a regex: a lazy group before ``\\s*```$`` backtracks quadratically."""

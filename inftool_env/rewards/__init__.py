@@ -11,7 +11,8 @@ logged either way. Components, each in [0, 1] and present only where it applies:
 
 The manifest's ``reward`` table picks the gates, the basis (which components count) and optional
 partial-credit weights; without weights the reward is all-or-nothing over the basis (its minimum),
-which for a BFCL entry is exactly BFCL's verdict.
+which for a BFCL entry is exactly BFCL's verdict (``correct``), but for one thing: a call written as text
+(outside the format's call syntax) fails the format gate, where BFCL reads it as no call at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from inftool_env.parsing.base import call_in_text
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
 from inftool_env.rewards.multi_turn import TurnOutcome, check_multi_turn, turn_scores
 from inftool_env.tasks import Task
@@ -61,13 +63,18 @@ class GatedReward:
     def __call__(self, outcome: EpisodeOutcome) -> RewardBreakdown:
         turns = outcome.trajectory.turns
         calls = [c for t in turns for c in t.calls]
+        # A call written as text (a ```json fence, no tags) makes no call, so a relevance check would take it
+        # for a decline: a policy learnt to write its calls so on irrelevance tasks (README, Measured).
+        as_text = [t.step for t in turns if t.parse_error is None and call_in_text(t.content)]
         gates = {
-            "format": all(t.parse_error is None for t in turns) and bool(turns),
+            "format": all(t.parse_error is None for t in turns) and bool(turns) and not as_text,
             "schema": not any(c.error_kind in ("unknown_tool", "schema") for c in calls),
             "execution": not any(c.error_kind in ("execution", "timeout", "infrastructure") for c in calls),
         }
         components, verdict = correctness(outcome)
         notes = [] if verdict is None or verdict.valid else [f"{verdict.error_type}: {'; '.join(verdict.errors)}"]
+        if as_text:
+            notes.append(f"format: turn {as_text[0]} writes a call as text, outside the call syntax; no call was made")
         if outcome.turns is None and outcome.task.ground_truth and not outcome.task.one_shot:
             notes.append("state and response unavailable: a server cannot be replayed (live proxy)")
         scored = {k: v for k in self.basis if (v := components.get(k)) is not None}

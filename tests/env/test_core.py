@@ -113,6 +113,27 @@ async def test_format_errors_and_unknown_tools_are_recorded_not_raised():
     await env.close()
 
 
+async def test_a_call_written_as_text_fails_the_format_gate_and_bfcls_verdict_stands():
+    """A fenced JSON call makes no call, so relevance reads it as a decline; rewarded, a policy learnt to write
+    its calls so (README, Measured). The gate refuses it; the verdict (``correct``) stays BFCL's."""
+    from inftool_env.parsing.base import call_in_text
+
+    task = Task(id="irr", category="irrelevance", turns=["What is the capital of Peru?"], one_shot=True)
+    fenced = '```json\n{"name": "listBooks", "arguments": {}}\n```'
+    for reply, reward in ((fenced, 0.0), ("I cannot look that up with these tools.", 1.0)):
+        env = bookshelf_env([task])
+        await env.reset(seed=0)
+        breakdown = (await env.step({"role": "assistant", "content": reply})).info["reward_breakdown"]
+        assert breakdown["reward"] == reward and breakdown["correct"] is True
+        assert breakdown["gates"]["format"] == (reward == 1.0)
+        assert any("writes a call as text" in n for n in breakdown["notes"]) == (reward == 0.0)
+        await env.close()
+    assert call_in_text('Sure: {"name": "f", "parameters": "{}"} done') and call_in_text(
+        '{"name": "f", "arguments": {}}'
+    )
+    assert not call_in_text('{"name": "Ann", "age": 3} and "arguments" aside') and not call_in_text("{" * 10_000)
+
+
 async def test_the_manifest_chooses_the_gates():
     from inftool_env.env.config import RewardConfig
 
