@@ -47,3 +47,13 @@ def test_async_vector_env_without_shared_memory():
         assert rewards.shape == (2,)
     finally:
         envs.close()
+
+
+def test_gymnasium_make_takes_trainer_driven():
+    from inftool_env.env.config import NO_DEADLINE_S
+
+    env = gymnasium.make("inftool_env.envs:inftool/Bookshelf-v0", trainer_driven=True)
+    try:
+        assert env.unwrapped.core.config.limits.episode_timeout_s == NO_DEADLINE_S
+    finally:
+        env.close()
