@@ -129,8 +129,11 @@ MAX_CALL_SCANS = 16  # '{' positions call_in_text tries: a text of many braces c
 
 
 def call_in_text(text: str) -> bool:
-    """Whether prose holds a call written as JSON (``{"name": …, "arguments": …}``, in a code fence or
-    bare) that the format did not take for a call: a reply shaped like a call that makes none."""
+    """Whether prose holds a call the format did not take for one: a reply shaped like a call that makes
+    none. A ``<tool_call>`` tag left in the text (a local model's call its parser could not read, e.g. XML
+    inside the tags), or JSON ``{"name": …, "arguments": …}`` in a code fence or bare."""
+    if "<tool_call>" in text:
+        return True
     if '"name"' not in text or ('"arguments"' not in text and '"parameters"' not in text):
         return False
     at = 0

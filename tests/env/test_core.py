@@ -131,6 +131,8 @@ async def test_a_call_written_as_text_fails_the_format_gate_and_bfcls_verdict_st
     assert call_in_text('Sure: {"name": "f", "parameters": "{}"} done') and call_in_text(
         '{"name": "f", "arguments": {}}'
     )
+    # GRPO then found the next form: XML inside the tags, which the local model's parser leaves as text.
+    assert call_in_text("```xml\n<tool_call>\n  <name>addBook</name>\n  <arguments>…</arguments>\n</tool_call>\n```")
     assert not call_in_text('{"name": "Ann", "age": 3} and "arguments" aside') and not call_in_text("{" * 10_000)
 
 
