@@ -63,7 +63,7 @@ class GatedReward:
     def __call__(self, outcome: EpisodeOutcome) -> RewardBreakdown:
         turns = outcome.trajectory.turns
         calls = [c for t in turns for c in t.calls]
-        # A call written as text (a ```json fence, no tags) makes no call, so a relevance check would take it
+        # A call written as text (a ```json fence, tags the parser could not read) makes no call, so relevance takes it
         # for a decline: a policy learnt to write its calls so on irrelevance tasks (README, Measured).
         as_text = [t.step for t in turns if t.parse_error is None and call_in_text(t.content)]
         gates = {
