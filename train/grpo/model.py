@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from inftool_env.errors import InftoolError
+from inftool_env.llm import MODEL_KINDS
 
 TRAINABLE = "'embedded', 'hf:PATH' or an HF model directory"
-OTHER_MODEL_KINDS = ("gguf", "vllm", "openai", "scripted")  # model strings (inftool_env.llm) that name no HF weights
+# The model strings' schemes (inftool_env.llm) that name no HF weights to train: all but hf:.
+OTHER_MODEL_KINDS = frozenset(kind.partition(":")[0] for kind in MODEL_KINDS) - {"hf"}
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
