@@ -26,6 +26,7 @@ from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.eval.bfcl_report import BfclReport, EntryVerdict, save_report
 from inftool_env.eval.bfcl_results import decode_step, decode_turns, encode, read_results, result_file
 from inftool_env.eval.runner import infrastructure_failures
+from inftool_env.parsing.base import call_in_text
 from inftool_env.policies import close_policy
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
 from inftool_env.rewards.multi_turn import verdict_multi_turn
@@ -87,11 +88,15 @@ def verdicts(data: CategoryData, trajectories: list[Trajectory]) -> list[EntryVe
             n = traj.replies_cut
             errors.append(f"{n} repl{'y' if n == 1 else 'ies'} cut at the token limit (max_tokens)")
         called = [c.name for t in traj.turns for c in t.calls]
-        out.append(_verdict(task, Verdict(valid, error_type, errors), called, cut=traj.replies_cut > 0))
+        as_text = any(t.parse_error is None and call_in_text(t.content) for t in traj.turns)
+        verdict = Verdict(valid, error_type, errors)
+        out.append(_verdict(task, verdict, called, cut=traj.replies_cut > 0, as_text=as_text))
     return out
 
 
-def _verdict(task: Task, verdict: Verdict, called: list[str], *, cut: bool = False) -> EntryVerdict:
+def _verdict(
+    task: Task, verdict: Verdict, called: list[str], *, cut: bool = False, as_text: bool = False
+) -> EntryVerdict:
     ref = task.bfcl
     names = ref.tool_names if ref else {}
     expected = [names.get(c.name, c.name) for turn in task.ground_truth for c in turn]
@@ -100,7 +105,7 @@ def _verdict(task: Task, verdict: Verdict, called: list[str], *, cut: bool = Fal
     if not known and ref and ref.category == "live_relevance":
         known = "no ground truth: BFCL ships no answer for relevance entries"
     return EntryVerdict(task.id, ref.category if ref else task.category, verdict.valid, verdict.error_type or "",
-                        list(verdict.errors), tools, known, cut)  # fmt: skip
+                        list(verdict.errors), tools, known, cut, as_text)  # fmt: skip
 
 
 def write_results(out: Path, data: CategoryData, trajectories: list[Trajectory]) -> Path:

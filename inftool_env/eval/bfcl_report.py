@@ -22,6 +22,9 @@ class EntryVerdict:
     tools: list[str] = field(default_factory=list)  # the expected tools (else the ones called)
     known_issue: str = ""  # the ground truth cannot pass BFCL's own checker, or there is none
     cut: bool = False  # a reply ran into the policy's token limit (max_tokens)
+    # A reply wrote a call as text the format does not read (a fenced JSON call, leftover tags): BFCL sees
+    # no call, so on irrelevance it passes as a decline. Counted so such passes are not taken for declines.
+    call_as_text: bool = False
 
 
 @dataclass
@@ -39,7 +42,8 @@ class BfclReport:
         return {
             c: {"accuracy": sum(e.valid for e in es) / len(es), "correct": sum(e.valid for e in es), "total": len(es),
                 "known_issues": sum(bool(e.known_issue) for e in es),
-                "failed_cut": sum(e.cut and not e.valid for e in es)}
+                "failed_cut": sum(e.cut and not e.valid for e in es),
+                "call_as_text": sum(e.call_as_text for e in es)}
             for c, es in sorted(by.items(), key=lambda kv: list(CATEGORIES).index(kv[0]))
         }  # fmt: skip
 
@@ -98,7 +102,9 @@ def format_report(report: BfclReport) -> str:
     for name, s in report.accuracy().items():
         known = f"  ({s['known_issues']} known issue{'s' * (s['known_issues'] != 1)})" if s["known_issues"] else ""
         cut = f"  ({s['failed_cut']} failed with a reply cut at the token limit)" if s["failed_cut"] else ""
-        lines.append(f"{name:<26}{s['accuracy']:>10.1%}{s['correct']:>10}{s['total']:>8}{known}{cut}")
+        n = s["call_as_text"]
+        as_text = f"  ({n} with a call written as text, which makes no call)" if n else ""
+        lines.append(f"{name:<26}{s['accuracy']:>10.1%}{s['correct']:>10}{s['total']:>8}{known}{cut}{as_text}")
     for name, reason in report.not_run.items():
         lines.append(f"{name:<26}{'not run':>10}  {reason}")
     for name, count in report.missing.items():

@@ -133,6 +133,20 @@ def test_failures_with_a_reply_cut_at_the_token_limit_are_counted_and_said(tmp_p
     assert not any(e.cut for e in fine.entries) and "cut" not in format_report(fine)
 
 
+def test_replies_that_write_a_call_as_text_are_counted_and_said():
+    # BFCL reads a fenced JSON call as no call at all: a pass on irrelevance, a failure where a call was
+    # asked. The report keeps the verdict and says how many such replies it holds.
+    fenced = '```json\n{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}\n```'
+    categories = resolve_categories(["simple_python", "irrelevance"])
+    report = anyio.run(lambda: evaluate_bfcl("as-text", _Says(fenced), categories, limit=3, progress=False))
+    acc = report.accuracy()
+    assert acc["irrelevance"]["correct"] == 3 and acc["irrelevance"]["call_as_text"] == 3
+    assert acc["simple_python"]["correct"] == 0 and acc["simple_python"]["call_as_text"] == 3
+    assert format_report(report).count("3 with a call written as text") == 2
+    prose = anyio.run(lambda: evaluate_bfcl("says", _Says("No."), categories, limit=2, progress=False))
+    assert not any(e.call_as_text for e in prose.entries) and "as text" not in format_report(prose)
+
+
 def test_bfcl_prompting_style_results_are_scored(tmp_path):
     results = tmp_path / "BFCL_v4_simple_python_result.json"
     results.write_text(
