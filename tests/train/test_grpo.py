@@ -158,12 +158,18 @@ def test_shared_prefix_logprobs_equal_a_plain_forward_and_carry_gradients(tiny: 
     prompt = list(range(1000, 1040))
     seqs = [prompt + [7, 8, 9, 10], prompt + [7, 11], prompt + [12, 13, 14, 15, 16, 17]]
     targets = [[40, 41, 43], [40, 41], [40, 42, 45]]  # position 40 is predicted by the prompt's last state
+
+    def plain(seqs: list[list[int]], targets: list[list[int]]) -> None:
+        got = sequence_logprobs(model, seqs, targets)
+        for seq, ts, lp in zip(seqs, targets, got, strict=True):
+            with torch.no_grad():
+                full = model(input_ids=torch.tensor([seq])).logits[0].log_softmax(-1)
+            want = torch.stack([full[t - 1, seq[t]] for t in ts])
+            torch.testing.assert_close(lp.detach(), want, atol=1e-5, rtol=1e-5)
+
+    plain([[5, 6, 7, 8], [9, 6, 7, 8]], [[2, 3], [2, 3]])  # rows that share no first token
+    plain(seqs, targets)
     got = sequence_logprobs(model, seqs, targets)
-    for seq, ts, lp in zip(seqs, targets, got, strict=True):
-        with torch.no_grad():
-            full = model(input_ids=torch.tensor([seq])).logits[0].log_softmax(-1)
-        want = torch.stack([full[t - 1, seq[t]] for t in ts])
-        torch.testing.assert_close(lp.detach(), want, atol=1e-5, rtol=1e-5)
     sum(x.sum() for x in got).backward()
     layers = model.get_decoder().layers
     weight = layers[-1].self_attn.k_proj.weight  # reaches the loss through the shared prefix's cached keys too
@@ -409,15 +415,19 @@ def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], fo
     from inftool_env.train.grpo import train_grpo
 
     pool = [(ENV, remove_task(tasks))]
+
+    def cfg(**overrides: Any) -> Any:  # with a KL term: the resumed run's reference is the start, not the save
+        return config(tiny, kl=0.05, **overrides)
+
     with pytest.raises(InftoolError, match="nothing to resume"):
-        train_grpo(config(tiny, steps=2), pool, tmp_path / "never_started", resume=True, progress=False)
-    whole = train_grpo(config(tiny, steps=2), pool, tmp_path / "whole", progress=False)
-    train_grpo(config(tiny, steps=1), pool, tmp_path / "cut", progress=False)  # "interrupted" after step 0
+        train_grpo(cfg(steps=2), pool, tmp_path / "never_started", resume=True, progress=False)
+    whole = train_grpo(cfg(steps=2), pool, tmp_path / "whole", progress=False)
+    train_grpo(cfg(steps=1), pool, tmp_path / "cut", progress=False)  # "interrupted" after step 0
     with pytest.raises(InftoolError, match="already holds a training run"):
-        train_grpo(config(tiny, steps=2), pool, tmp_path / "cut", progress=False)
+        train_grpo(cfg(steps=2), pool, tmp_path / "cut", progress=False)
     with pytest.raises(InftoolError, match="other settings"):
-        train_grpo(config(tiny, steps=2, lr=1e-2), pool, tmp_path / "cut", resume=True, progress=False)
-    resumed = train_grpo(config(tiny, steps=2), pool, tmp_path / "cut", resume=True, progress=False)
+        train_grpo(cfg(steps=2, lr=1e-2), pool, tmp_path / "cut", resume=True, progress=False)
+    resumed = train_grpo(cfg(steps=2), pool, tmp_path / "cut", resume=True, progress=False)
 
     def comparable(path: Path) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k not in ("time_s", "rollout_tokens_per_s")} for r in lines(path)]
@@ -433,6 +443,22 @@ def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], fo
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
     start = weights(tiny)
     assert any(not torch.equal(start[k], b[k]) for k in b)  # and both did train
+
+
+def test_a_checkpoint_replaces_the_last_one_whole_and_clears_a_killed_save(tiny: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inftool_env.train.grpo.model import save_checkpoint
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny), AutoTokenizer.from_pretrained(tiny)
+    target = tmp_path / "checkpoint"
+    save_checkpoint(model, tokenizer, target)
+    (tmp_path / "checkpoint.partial-99999").mkdir()  # a save killed half-way
+    (target / "left-from-the-last-save").write_text("x")
+    assert save_checkpoint(model, tokenizer, target) == target
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert not (target / "left-from-the-last-save").exists()
+    assert AutoModelForCausalLM.from_pretrained(target).config.num_hidden_layers == model.config.num_hidden_layers
 
 
 def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, tokenizer: Any, tasks: list[Any],

@@ -161,6 +161,9 @@ def target_logits(model: Any, seqs: list[list[int]], targets: list[list[int]]) -
     shortest = min(len(s) for s in seqs)
     while common < shortest and all(s[common] == seqs[0][common] for s in seqs):
         common += 1
+    if common == 0 and len(seqs) > 1:  # no shared first token to run once: each row on its own
+        parts = [target_logits(model, [s], [t]) for s, t in zip(seqs, targets, strict=True)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     prefix = max(1, min(common, first))  # every target lies after the prefix's last position
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     out = decoder(input_ids=torch.tensor([seqs[0][:prefix]], device=device), use_cache=True)
@@ -182,11 +185,16 @@ def target_logits(model: Any, seqs: list[list[int]], targets: list[list[int]]) -
 def save_checkpoint(model: Any, tokenizer: Any, target: Path) -> Path:
     """An HF directory (merged LoRA, the tokenizer and its chat template), written atomically."""
     merged = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    for stale in target.parent.glob(f"{target.name}.partial-*"):  # an earlier save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
     merged.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    # The old checkpoint is moved aside, not deleted, until the new one stands in its place (a kill in
+    # between leaves it whole under the aside name; training's state, not this folder, is what resumes).
+    aside = target.with_name(f"{target.name}.partial-old-{os.getpid()}")
     if target.exists():
-        shutil.rmtree(target)
+        target.replace(aside)
     partial.replace(target)
+    shutil.rmtree(aside, ignore_errors=True)
     return target

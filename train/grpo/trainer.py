@@ -64,11 +64,12 @@ async def atrain_grpo(
     model = M.make_trainable(model, train_layers=config.train_layers, lora=config.lora)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    # The KL's reference is the starting weights, so it is taken before a resumed run loads its own.
+    ref = M.reference_of(model, config.lora) if config.kl > 0 else None
     saved = load_state(out, config) if resume and state_file(out).exists() else None
     if saved is not None:
         M.load_trainable_state(model, saved["trainable"])
         optimizer.load_state_dict(saved["optimizer"])
-    ref = M.reference_of(model, config.lora) if config.kl > 0 else None
     explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
     if config.explore_after_call and CLOSE not in (getattr(tokenizer, "chat_template", None) or ""):
         raise InftoolError(f"explore_after_call looks for {CLOSE} after each call, and {name}'s chat template "
