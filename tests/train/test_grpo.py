@@ -110,6 +110,25 @@ def test_group_advantages_normalise_within_the_group_and_an_all_equal_group_has_
     assert sum(group_advantages([0.2, 0.9, 0.4])) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_an_episode_that_broke_before_scoring_moves_neither_the_advantages_nor_the_loss() -> None:
+    from inftool_env.train.grpo.loss import prepare
+    from inftool_env.train.grpo.rollout import Group
+    from inftool_env.trajectory import RewardBreakdown, Trajectory
+
+    def sample(reward: float | None) -> Trajectory:
+        scored = None if reward is None else RewardBreakdown(reward=reward)
+        return Trajectory(env_id="e", task_id="t", seed=0, reward=scored, error="boom" if reward is None else None,
+                          token_ids=[1, 2, 3], assistant_mask=[0, 1, 1], logprobs=[0.0, -1.0, -1.0])  # fmt: skip
+
+    # Three equally good answers beside a crash: no signal, where counting the crash as a 0 would give some.
+    flat = prepare([Group(pick=None, env_id="e", samples=tuple(map(sample, [None, 0.5, 0.5, 0.5])))])  # type: ignore[arg-type]
+    assert flat.no_signal == [True] and flat.advantages == [[0.0] * 4] and flat.batches == []
+    mixed = prepare([Group(pick=None, env_id="e", samples=tuple(map(sample, [1.0, None, 0.0])))])  # type: ignore[arg-type]
+    assert mixed.advantages[0] == pytest.approx([1.0, 0.0, -1.0], abs=1e-5)
+    assert [r.advantage for r in mixed.batches[0]] == pytest.approx([1.0, -1.0], abs=1e-5)  # the crash is no row
+    assert mixed.untrainable_samples == 1
+
+
 def test_the_two_clipped_ratios_on_explored_tokens() -> None:
     """Three sampled tokens: the policy's likeliest drawn at a flattened rate (pi/mu = 3), a rare one
     drawn more often than the policy would (1/4), one drawn at the policy's own rate (1). Clipped to
@@ -459,6 +478,23 @@ def test_a_checkpoint_replaces_the_last_one_whole_and_clears_a_killed_save(tiny:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
     assert not (target / "left-from-the-last-save").exists()
     assert AutoModelForCausalLM.from_pretrained(target).config.num_hidden_layers == model.config.num_hidden_layers
+
+
+def test_a_step_whose_every_episode_broke_stops_the_run_with_its_reason(
+    tiny: Path, tasks: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo import train_grpo, trainer
+    from inftool_env.train.grpo.rollout import Group
+    from inftool_env.trajectory import Trajectory
+
+    async def broken(pool: Any, chat: Any, picks: list[Any], *, group: int, **_: Any) -> list[Group]:
+        return [Group(p, ENV, tuple(Trajectory(env_id=ENV, task_id=p.task.id, seed=0, error="policy: out of memory")
+                                    for _ in range(group))) for p in picks]  # fmt: skip
+
+    monkeypatch.setattr(trainer, "rollout_groups", broken)
+    with pytest.raises(InftoolError, match=r"GRPO step 0: all 4 episodes broke .*policy: out of memory.*--resume"):
+        train_grpo(config(tiny, steps=2), [(ENV, remove_task(tasks))], tmp_path, progress=False)
 
 
 def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, tokenizer: Any, tasks: list[Any],

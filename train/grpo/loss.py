@@ -1,6 +1,7 @@
 """The GRPO objective on exactly the sampled tokens.
 
-- Advantages are normalised within a group: (r - mean) / (std + eps). A group whose samples all
+- Advantages are normalised within a group: (r - mean) / (std + eps), over the samples the env
+  scored (one that broke on infrastructure is left out, not counted as a 0). A group whose samples all
   score the same has no signal: its advantages are all 0, it is counted (``zero_signal_groups``) and
   left out of the loss (no forward or backward spent on it).
 - The loss is PPO's clipped surrogate. Its ratio's denominator mu is the rollout's logprob from the
@@ -54,12 +55,23 @@ def group_advantages(rewards: list[float], eps: float = 1e-6) -> list[float]:
     return [(r - mean) / (std + eps) for r in rewards]
 
 
+def scored_advantages(group: Group) -> list[float]:
+    """Advantages normalised over the samples the env scored; one that broke before it was scored (an
+    infrastructure failure, not the policy's answer) gets 0 and moves neither the mean nor the spread."""
+    scored = [i for i, t in enumerate(group.samples) if t.reward is not None]
+    out = [0.0] * len(group.samples)
+    if scored:
+        for i, a in zip(scored, group_advantages([reward_of(group.samples[i]) for i in scored]), strict=True):
+            out[i] = a
+    return out
+
+
 def rows_of(group: Group, advantages: list[float]) -> list[Row]:
-    """The group's trainable samples: those with a token record and at least one sampled token."""
+    """The group's trainable samples: those scored, with a token record and at least one sampled token."""
     rows = []
     for trajectory, advantage in zip(group.samples, advantages, strict=True):
         ids, mask, lps = trajectory.token_ids, trajectory.assistant_mask, trajectory.logprobs
-        if not ids or mask is None or lps is None:
+        if trajectory.reward is None or not ids or mask is None or lps is None:
             continue
         targets = [i for i, m in enumerate(mask) if m]
         if targets:
@@ -84,7 +96,7 @@ class Prepared:
 def prepare(groups: list[Group]) -> Prepared:
     batches, advantages, no_signal, untrainable = [], [], [], 0
     for group in groups:
-        adv = group_advantages([reward_of(t) for t in group.samples])
+        adv = scored_advantages(group)
         advantages.append(adv)
         rows = rows_of(group, adv)
         untrainable += len(group.samples) - len(rows)

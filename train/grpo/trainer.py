@@ -153,6 +153,7 @@ class _Run:
         )  # fmt: skip
         rollout_s = time.perf_counter() - started
         generation_s, generated = self.chat.seconds, self.chat.tokens
+        _check_scored(self.step, groups)
         prepared = prepare(groups)
         opt_started = time.perf_counter()
         update = await asyncio.to_thread(self._update, prepared)
@@ -182,6 +183,7 @@ class _Run:
             "zero_signal_by_category": {c: flat[c] for c in sorted(flat)},
             "untrainable_samples": prepared.untrainable_samples,
             "episode_errors": sum(t.error is not None for t in samples),
+            "episodes_unscored": sum(t.reward is None for t in samples),
             "episode_timeouts": sum(t.truncation_reason == "episode_timeout" for t in samples),
             **update,
             "rollout_tokens": generated,
@@ -330,11 +332,24 @@ class _Run:
             split = {k: sum(r["time_s"][k] for r in self.history) for k in ("generation", "env", "optimisation")}
             whole = sum(split.values()) or 1.0
             rows.append(("time split", ", ".join(f"{k} {v:.0f}s ({100 * v / whole:.0f}%)" for k, v in split.items())))
+            errors, unscored = (sum(r.get(k, 0) for r in self.history) for k in ("episode_errors", "episodes_unscored"))
+            if errors:
+                rows.append(("episode errors", f"{errors} ({unscored} broke before scoring: not in the advantages)"))
             gen_tokens = sum(r["rollout_tokens"] for r in self.history)
             rows.append(("rollout tokens/s", f"{gen_tokens / split['generation']:.1f}" if split["generation"] else "-"))
         rows += [("metrics", str(self.metrics_path)), ("checkpoint", f"{checkpoint}  (hf:{checkpoint})")]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _check_scored(step: int, groups: list[Group]) -> None:
+    """A step none of whose episodes was scored has nothing to learn from, and the next would fare
+    alike: stop (the last saved state resumes) rather than train on nothing to the end."""
+    samples = [t for g in groups for t in g.samples]
+    if samples and all(t.reward is None for t in samples):
+        first = next((t.error for t in samples if t.error), "no reason given")
+        raise InftoolError(f"GRPO step {step}: all {len(samples)} episodes broke before they were scored "
+                           f"(first: {first}); fix that and continue with --resume")  # fmt: skip
 
 
 def _done_by(record: dict[str, Any], sft_done: int, step: int) -> bool:
