@@ -16,9 +16,13 @@ if TYPE_CHECKING:
 def first_invalid(exc: ValidationError, *, root: str = "") -> str:
     """``where: what`` of a pydantic error's first complaint (``root`` names a top-level one), for a
     one-line message that says which field of which input is wrong."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or root
-    return f"{where}: {first['msg']}"
+    where = ".".join(str(p) for p in exc.errors()[0]["loc"]) or root
+    return f"{where}: {invalid_why(exc)}" if where else invalid_why(exc)
+
+
+def invalid_why(exc: ValidationError) -> str:
+    """The first complaint's words, without pydantic's "Value error, " before a validator's own."""
+    return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
 
 
 def os_reason(exc: OSError) -> str:

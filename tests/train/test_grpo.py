@@ -680,13 +680,30 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     saved = torch.load(out / "trainer_state" / "state.pt", weights_only=False)["config"]
     assert (saved["explore_temperature"], saved["explore_top_k"], saved["clip_to"]) == (2.0, 8, "proximal")
     assert saved["explore_after_call"]
-    with pytest.raises(SystemExit, match="set it too"):
+    with pytest.raises(SystemExit, match="^error: training settings: .*set it too"):  # a check of two flags together
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-after-call")
+    with pytest.raises(SystemExit, match="^error: training settings: temperature 0 .*no group carries a signal"):
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--temperature", "0")
+    with pytest.raises(SystemExit, match="^error: --clip: Input should be greater than 0"):
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--clip", "0")
     with pytest.raises(SystemExit, match="2"):  # argparse: the flag and the value it refused
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-first", "0")
+    assert "--explore-first: expected a number above 0, not '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="between 1 and 2"):
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--train-layers", "5",
                 "--device", "cpu")  # fmt: skip
+    assert not (tmp_path / "x").exists()  # each refused before the run's folder was made
+
+
+def test_training_without_its_libraries_is_one_line_that_names_the_extra(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now raises ImportError
+    with pytest.raises(SystemExit, match=r"training needs torch and transformers, the `train` extra"):
+        run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--device", "cpu")
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_generation_given_up_stops_at_its_next_token(tiny: Path):

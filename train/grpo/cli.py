@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from inftool_env.errors import InftoolError
+from inftool_env.errors import InftoolError, invalid_why
 
 
 def add_commands(subparsers: Any) -> None:
@@ -80,6 +80,9 @@ def _count(least: int) -> Any:
     return parse
 
 
+FLAGS = {"model": "--policy", "episode_timeout_s": "--episode-timeout", "explore_temperature": "--explore-first"}
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -141,8 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InftoolError(f"--{'-'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+        field = ".".join(str(x) for x in exc.errors()[0]["loc"])
+        where = FLAGS.get(field, f"--{field.replace('_', '-')}") if field else "training settings"
+        raise InftoolError(f"{where}: {invalid_why(exc)}") from None
     pool = training_pool(args.targets, args.env)
     names = ", ".join(e.config.id for e, _ in pool)
     print(f"training {args.policy} on {sum(len(t) for _, t in pool)} tasks of {names}")

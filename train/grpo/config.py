@@ -59,6 +59,9 @@ class GRPOConfig(BaseModel):
     def _explore_after_call_explores(self) -> GRPOConfig:
         if self.explore_after_call and self.explore_temperature is None:
             raise ValueError("explore_after_call explores at explore_temperature: set it too (--explore-first T)")
+        if self.temperature == 0 and self.explore_temperature is None and self.steps:
+            raise ValueError("temperature 0 samples every group's replies alike, so no group carries a signal: "
+                             "set it above 0, or explore the first token (--explore-first T)")  # fmt: skip
         return self
 
 

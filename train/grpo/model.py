@@ -14,10 +14,13 @@ import copy
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inftool_env.errors import InftoolError
 from inftool_env.llm import MODEL_KINDS
+
+if TYPE_CHECKING:
+    from inftool_env.train.grpo.config import GRPOConfig
 
 TRAINABLE = "'embedded', 'hf:PATH' or an HF model directory"
 # The model strings' schemes (inftool_env.llm) that name no HF weights to train: all but hf:.
@@ -34,6 +37,37 @@ def resolve_model_dir(model: str) -> Path:
 
         return export_hf()
     return Path(name)
+
+
+def check_can_train(config: GRPOConfig) -> None:
+    """What would otherwise fail only once training starts (in a loop, after its first stages), checked
+    now, loading no weights: the libraries, the device, LoRA's peft, the model and its layer count."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise InftoolError(f"training needs torch and transformers, the `train` extra (pip install "
+                           f"'inftool-env[train]'): {exc}") from None  # fmt: skip
+    if config.lora is not None:
+        try:
+            import peft  # noqa: F401
+        except ImportError:
+            raise InftoolError("lora needs peft: pip install peft==0.21.2 (the `train` extra)") from None
+    pick_device(config.device)
+    check_trainable(config.model)
+    from transformers import AutoConfig, AutoTokenizer
+
+    where = resolve_model_dir(config.model)
+    layers = getattr(AutoConfig.from_pretrained(where), "num_hidden_layers", None)
+    wanted = config.train_layers
+    if wanted is not None and layers is not None and wanted > layers:
+        raise InftoolError(f"train_layers must be between 1 and {layers} (the model's layers), not {wanted}")
+    if config.explore_after_call:
+        from inftool_env.parsing.json_formats import CLOSE
+
+        if CLOSE not in (AutoTokenizer.from_pretrained(where).chat_template or ""):
+            raise InftoolError(f"explore_after_call looks for {CLOSE} after each call, and {where.name}'s chat "
+                               "template never writes one (it needs Qwen/Hermes-style calls)")  # fmt: skip
 
 
 def check_trainable(model: str) -> None:
@@ -84,7 +118,10 @@ def make_trainable(model: Any, *, train_layers: int | None, lora: int | None) ->
     """Freeze what does not train. ``train_layers=K``: the top K decoder layers (and the final norm);
     None: every weight. ``lora=r``: rank-r adapters on the attention and MLP projections (of the top
     K layers only when both are given), everything else frozen."""
-    layers = model.get_decoder().layers
+    layers = getattr(model.get_decoder(), "layers", None)
+    if layers is None:  # which layers are the top ones, and what LoRA targets, assume that layout
+        raise InftoolError(f"{type(model).__name__}: training takes a decoder whose blocks are `.layers` "
+                           "(Llama, Qwen, Mistral, Gemma and kin)")  # fmt: skip
     if train_layers is not None and not 1 <= train_layers <= len(layers):
         raise InftoolError(f"train_layers must be between 1 and {len(layers)} (the model's layers), not {train_layers}")
     if lora is not None:

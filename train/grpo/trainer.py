@@ -49,6 +49,7 @@ async def atrain_grpo(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
+    M.check_can_train(config)
     import torch
 
     out = Path(out_dir)
@@ -71,9 +72,6 @@ async def atrain_grpo(
         M.load_trainable_state(model, saved["trainable"])
         optimizer.load_state_dict(saved["optimizer"])
     explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
-    if config.explore_after_call and CLOSE not in (getattr(tokenizer, "chat_template", None) or ""):
-        raise InftoolError(f"explore_after_call looks for {CLOSE} after each call, and {name}'s chat template "
-                           "never writes one (it needs Qwen/Hermes-style calls)")  # fmt: skip
     chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
                      max_batch=config.tasks_per_step * config.group, explore=explore,
                      explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
@@ -206,7 +204,9 @@ class _Run:
         if not tokens:  # no group had signal: nothing to learn from this step
             return {"loss": None, "kl": None, "clip_fraction": None, "ratio_mean": None, "is_weight_mean": None,
                     "is_truncated": None, "tokens_trained": 0}  # fmt: skip
-        self.model.train()
+        # Dropout off (eval mode still keeps gradients): the ratio must be 1 where the weights are the
+        # rollout's, not noise for the clip to bite on. (Qwen has none; GPT-2-style configs have 0.1.)
+        self.model.eval()
         losses: list[float] = []
         stats: dict[str, float] = defaultdict(float)
         prox: list[list[Any]] = []  # each batch's logprobs at the first update: the proximal policy

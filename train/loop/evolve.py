@@ -313,16 +313,17 @@ class Evolve:
             raise InftoolError("grpo settings: 'model' is set by the loop (--policy, then each round's checkpoint)")
         try:
             from inftool_env.train.grpo import GRPOConfig
-            from inftool_env.train.grpo.model import check_trainable
+            from inftool_env.train.grpo.model import check_can_train, check_trainable
         except ImportError as exc:
             raise InftoolError(f"evolve needs the GRPO trainer's dependencies ({exc})") from None
         check_trainable(self.config.policy)  # a model string training cannot load fails now, before any stage
         from pydantic import ValidationError
 
         try:  # a bad field fails now, not after the first evaluation
-            GRPOConfig(**{**self.config.grpo, "model": self.config.policy})
+            config = GRPOConfig(**{**self.config.grpo, "model": self.config.policy})
         except ValidationError as exc:
             raise InftoolError(f"grpo settings: {first_invalid(exc)}") from None
+        check_can_train(config)  # the libraries, device and layers the first training stage will need
 
     # -- metrics, plot, table ---------------------------------------------------------------------
     def metrics(self) -> list[dict[str, Any]]:
