@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import threading
 import weakref
@@ -158,6 +159,12 @@ class LocalChat:
         finish = "length" if not stopped else ("tool_calls" if "tool_calls" in message else "stop")
         return Completion(message, Usage(len(prompt), len(ids), 1), finish, token_ids=ids, logprobs=lps)
 
+    async def settle(self) -> None:
+        """Wait until no generation runs (requests given up on stop at their next token): a trainer
+        changes the weights only after this, never under a generation still reading them."""
+        while self._drains:
+            await asyncio.gather(*list(self._drains), return_exceptions=True)
+
     def _start_drain(self, key: tuple[float, int, int | None]) -> None:
         task = asyncio.get_running_loop().create_task(self._drain(key))
         self._drains.add(task)
@@ -167,10 +174,17 @@ class LocalChat:
         lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         async with lock:  # one generate() at a time per loop; the model is not re-entrant
             while self._queues.get(key):
-                batch, self._queues[key] = self._queues[key][: self.max_batch], self._queues[key][self.max_batch :]
+                # A request whose episode gave up (its deadline) while it queued is not generated at all.
+                waiting = [r for r in self._queues[key] if not r.future.done()]
+                batch, self._queues[key] = waiting[: self.max_batch], waiting[self.max_batch :]
+                if not batch:
+                    continue
                 prompts = [r.prompt for r in batch]
                 stop = threading.Event()
                 _STOP.set(stop)  # this task's context, copied into the thread by to_thread
+                unwanted = functools.partial(_stop_when_all_done, batch, stop)  # every caller gave up: stop early
+                for r in batch:
+                    r.future.add_done_callback(unwanted)
                 try:
                     if self.seeds_per_request:
                         seeds = [r.seed for r in batch]
@@ -192,6 +206,11 @@ class LocalChat:
                 for r, result in zip(batch, results, strict=True):
                     if not r.future.done():
                         r.future.set_result(result)
+
+
+def _stop_when_all_done(batch: list[_Request], stop: threading.Event, _: object) -> None:
+    if all(r.future.done() for r in batch):
+        stop.set()
 
 
 def _as_object(arguments: Any) -> Any:

@@ -174,3 +174,39 @@ async def test_a_request_cancelled_while_its_batch_generates_leaves_the_rest_ans
     # The model still serves the next request (its drain did not die holding work).
     running.clear()
     assert (await asyncio.wait_for(model.complete_tokens(prompt), 30)).message["content"] == "reply 0"
+
+
+async def test_requests_given_up_are_not_generated_and_a_batch_nobody_waits_on_stops(tokenizer):
+    """A request cancelled while it queued is left out of the next batch; a batch all of whose callers gave
+    up stops at its next token, and ``settle`` returns once no generation runs (a trainer updates after it)."""
+    import asyncio
+    import threading
+
+    from inftool_env.llm.local import abandoned
+
+    running, release = threading.Event(), threading.Event()
+    batches: list[int] = []
+    stopped: list[bool] = []
+
+    class Held(ScriptedLocal):
+        def _generate(self, prompts, temperature, max_new, seed):
+            batches.append(len(prompts))
+            running.set()
+            while not release.is_set() and not abandoned():  # a generation, token by token
+                release.wait(0.01)
+            stopped.append(abandoned())
+            replies = [self.encode(f"reply {i}") + [self.end_of_turn_id()] for i in range(len(prompts))]
+            return [(ids, [-0.5] * len(ids)) for ids in replies]
+
+    model = Held(tokenizer, [])
+    model.max_batch = 1
+    prompt = model.encode("hello")
+    first = asyncio.create_task(model.complete_tokens(prompt))
+    queued = asyncio.create_task(model.complete_tokens(prompt))  # waits behind the first's batch
+    assert await asyncio.to_thread(running.wait, 30)
+    queued.cancel()
+    first.cancel()  # now nobody waits on the running batch
+    await asyncio.wait_for(model.settle(), 30)
+    assert batches == [1] and stopped == [True]  # stopped early; the queued request was never generated
+    release.set()
+    assert (await asyncio.wait_for(model.complete_tokens(prompt), 30)).message["content"] == "reply 0"

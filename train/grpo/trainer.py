@@ -152,6 +152,7 @@ class _Run:
         rollout_s = time.perf_counter() - started
         generation_s, generated = self.chat.seconds, self.chat.tokens
         _check_scored(self.step, groups)
+        await self.chat.settle()  # an episode cut by its deadline may have left a generation running
         prepared = prepare(groups)
         opt_started = time.perf_counter()
         update = await asyncio.to_thread(self._update, prepared)
