@@ -446,6 +446,11 @@ def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], fo
         train_grpo(cfg(steps=2), pool, tmp_path / "cut", progress=False)
     with pytest.raises(InftoolError, match="other settings"):
         train_grpo(cfg(steps=2, lr=1e-2), pool, tmp_path / "cut", resume=True, progress=False)
+    other = [(ENV, [t.model_copy(update={"goal": "Remove every book."}) for t in remove_task(tasks)])]
+    with pytest.raises(InftoolError, match=r"trained on other tasks \(1 of .*as many but not the same"):
+        train_grpo(cfg(steps=2), other, tmp_path / "cut", resume=True, progress=False)
+    with (tmp_path / "cut" / "metrics.jsonl").open("a") as log:
+        log.write('{"step": 1, "phase": "gr')  # a kill mid-write tore the next step's line
     resumed = train_grpo(cfg(steps=2), pool, tmp_path / "cut", resume=True, progress=False)
 
     def comparable(path: Path) -> list[dict[str, Any]]:
@@ -478,6 +483,14 @@ def test_a_checkpoint_replaces_the_last_one_whole_and_clears_a_killed_save(tiny:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
     assert not (target / "left-from-the-last-save").exists()
     assert AutoModelForCausalLM.from_pretrained(target).config.num_hidden_layers == model.config.num_hidden_layers
+
+
+def test_a_task_id_given_twice_is_refused_not_trained_once(tasks: list[Any]) -> None:
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo.rollout import EnvPool
+
+    with pytest.raises(InftoolError, match=r"task id 'bookshelf-remove' is given twice"):
+        EnvPool([(ENV, [*tasks, *remove_task(tasks)])])
 
 
 def test_a_step_whose_every_episode_broke_stops_the_run_with_its_reason(

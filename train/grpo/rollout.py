@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,13 @@ class EnvPool:
         self._workers: list[list[ToolEnv]] = []
         for index, (source, tasks) in enumerate(envs_and_tasks):
             if not tasks:
-                raise InftoolError(f"training env #{index + 1} ({_name(source)}) has no tasks")
+                raise InftoolError(f"training env #{index + 1} ({env_name(source)}) has no tasks")
+            twice = [i for i, n in Counter(t.id for t in tasks).items() if n > 1]
+            if twice:  # the env finds a task by its id: one of the two would never be trained
+                raise InftoolError(
+                    f"training env #{index + 1} ({env_name(source)}): task id {twice[0]!r} is given twice "
+                    "(a task file repeats one of the env's own, or a target is listed twice)"
+                )
             base = _build(source)
             config = trainer_driven(base.config, episode_timeout_s)  # no wall-clock cut unless asked
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
@@ -99,7 +106,7 @@ class EnvPool:
             await env.close()
 
 
-def _name(source: EnvSource) -> str:
+def env_name(source: EnvSource) -> str:
     return source if isinstance(source, str) else source.id if isinstance(source, EnvConfig) else source.config.id
 
 

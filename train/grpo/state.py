@@ -6,13 +6,16 @@ these restored the next step is the one an uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from inftool_env.errors import InftoolError
+from inftool_env.tasks import Task
 from inftool_env.train.grpo.config import GRPOConfig
 
 # Fields a resumed run may change: how long it runs and how often it saves.
@@ -36,7 +39,18 @@ def save_state(out: Path, payload: dict[str, Any]) -> None:
     partial.replace(target)  # atomic: an interruption leaves the previous state whole
 
 
-def load_state(out: Path, config: GRPOConfig) -> dict[str, Any]:
+def pool_fingerprint(envs_and_tasks: Sequence[tuple[str, Sequence[Task]]]) -> dict[str, Any]:
+    """Which tasks a run trains on, in order, and a digest of what they say: a resumed run's schedule
+    indexes into its pool, so another pool (a regenerated task file, another env) is another run."""
+    digest = hashlib.sha256()
+    for env, tasks in envs_and_tasks:
+        for task in tasks:
+            digest.update(f"{env}\0{task.model_dump_json()}\0".encode())
+    return {"envs": [env for env, _ in envs_and_tasks], "tasks": sum(len(t) for _, t in envs_and_tasks),
+            "sha256": digest.hexdigest()}  # fmt: skip
+
+
+def load_state(out: Path, config: GRPOConfig, pool: dict[str, Any] | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
@@ -51,6 +65,13 @@ def load_state(out: Path, config: GRPOConfig) -> dict[str, Any]:
             f"{out} was trained with other settings ({', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); "
             "resume with the same ones, or train into a new --out"
         )
+    was = payload.get("pool")  # absent in states saved before it was kept
+    if pool is not None and was is not None and was != pool:
+        alike = ", as many but not the same" if was["tasks"] == pool["tasks"] else ""
+        raise InftoolError(
+            f"{out} was trained on other tasks ({was['tasks']} of {', '.join(was['envs'])}; now {pool['tasks']} of "
+            f"{', '.join(pool['envs'])}{alike}); resume with the same envs and task files, or train into a new --out"
+        )
     random.setstate(payload["rng"]["python"])
     np.random.set_state(payload["rng"]["numpy"])
     torch.set_rng_state(payload["rng"]["torch"])
@@ -58,11 +79,14 @@ def load_state(out: Path, config: GRPOConfig) -> dict[str, Any]:
 
 
 def cut_log(path: Path, keep: Any) -> None:
-    """Keep the JSON lines for which ``keep(record)`` holds (the steps a resumed state already covers)."""
+    """Keep the JSON lines for which ``keep(record)`` holds (the steps a resumed state already covers),
+    rewritten atomically: a kill during the rewrite leaves the old log whole."""
     if not path.is_file():
         return
     kept = [record for record in read_log(path) if keep(record)]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+    partial.replace(path)
 
 
 def append_log(path: Path, records: list[dict[str, Any]]) -> None:
@@ -72,6 +96,20 @@ def append_log(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
+    """The log's records. A last line without its newline that does not decode was torn by a kill mid-write
+    (its step is redone on resume) and is dropped; any other line that does not decode is an error."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(lines) and not text.endswith("\n"):
+                break
+            raise InftoolError(f"{path}: line {number} is not JSON ({exc.msg}): the log was damaged") from None
+    return records

@@ -24,9 +24,26 @@ from inftool_env.train.grpo import model as M
 from inftool_env.train.grpo.chat import TorchChat
 from inftool_env.train.grpo.config import GRPOConfig, TrainResult
 from inftool_env.train.grpo.loss import Prepared, policy_loss, prepare
-from inftool_env.train.grpo.rollout import EnvPool, EnvSource, Group, is_success, reward_of, rollout_groups, schedule
+from inftool_env.train.grpo.rollout import (
+    EnvPool,
+    EnvSource,
+    Group,
+    env_name,
+    is_success,
+    reward_of,
+    rollout_groups,
+    schedule,
+)
 from inftool_env.train.grpo.sft import Example, call_form_nll, call_openers, oracle_examples
-from inftool_env.train.grpo.state import append_log, cut_log, load_state, read_log, save_state, state_file
+from inftool_env.train.grpo.state import (
+    append_log,
+    cut_log,
+    load_state,
+    pool_fingerprint,
+    read_log,
+    save_state,
+    state_file,
+)
 
 
 def train_grpo(
@@ -67,7 +84,8 @@ async def atrain_grpo(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     # The KL's reference is the starting weights, so it is taken before a resumed run loads its own.
     ref = M.reference_of(model, config.lora) if config.kl > 0 else None
-    saved = load_state(out, config) if resume and state_file(out).exists() else None
+    tasks_trained = pool_fingerprint([(env_name(source), tasks) for source, tasks in envs_and_tasks])
+    saved = load_state(out, config, tasks_trained) if resume and state_file(out).exists() else None
     if saved is not None:
         M.load_trainable_state(model, saved["trainable"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -75,7 +93,7 @@ async def atrain_grpo(
     chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
                      max_batch=config.tasks_per_step * config.group, explore=explore,
                      explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
-    run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved)
+    run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved, tasks_trained)
     pool = EnvPool(envs_and_tasks, max_turns=config.max_turns, episode_timeout_s=config.episode_timeout_s)
     try:
         await run.train(pool, progress)
@@ -89,8 +107,8 @@ async def atrain_grpo(
 
 class _Run:
     def __init__(self, config: GRPOConfig, out: Path, model: Any, tokenizer: Any, optimizer: Any, ref: Any,
-                 chat: TorchChat, saved: dict[str, Any] | None) -> None:  # fmt: skip
-        self.config, self.out, self.model, self.tokenizer = config, out, model, tokenizer
+                 chat: TorchChat, saved: dict[str, Any] | None, pool: dict[str, Any]) -> None:  # fmt: skip
+        self.config, self.out, self.model, self.tokenizer, self.pool = config, out, model, tokenizer, pool
         self.optimizer, self.ref, self.chat = optimizer, ref, chat
         self.metrics_path = out / "metrics.jsonl"
         self.rollouts_path = out / "rollouts.jsonl"
@@ -309,7 +327,7 @@ class _Run:
         save_state(self.out, {
             "step": self.step, "sft_done": self.sft_done, "config": self.config.model_dump(),
             "trainable": M.trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
-            "success": self.success,
+            "success": self.success, "pool": self.pool,
         })  # fmt: skip
 
     def task_success(self) -> dict[str, float]:
