@@ -111,8 +111,33 @@ def test_two_rounds_follow_the_report_write_every_file_and_resume_after_an_inter
         E.evolve(config(tiny), out, progress=False)
     with pytest.raises(InftoolError, match="different settings"):
         E.evolve(config(tiny, tasks_per_round=11), out, resume=True, progress=False)
+    # Ctrl-C again, in round 2's training after its last step was saved and before its checkpoint was written:
+    # the next resume continues that training run (same tasks, so its state is taken) to the same end.
+    M = importlib.import_module("inftool_env.train.grpo.model")
+    real_save, cut = M.save_checkpoint, []
+
+    def save_checkpoint(model: Any, tokenizer: Any, target: Path) -> Path:
+        if "round_2" in str(target) and not cut:
+            cut.append(target)
+            raise KeyboardInterrupt
+        return real_save(model, tokenizer, target)
+
+    monkeypatch.setattr(M, "save_checkpoint", save_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        E.evolve(config(tiny), out, resume=True, progress=False)
+    assert "2/train" not in json.loads((out / "state.json").read_text())["done"]
+    T = importlib.import_module("inftool_env.train.grpo.trainer")
+    real_rollouts, steps_played = T.rollout_groups, []
+
+    async def rollout_groups(*args: Any, **kwargs: Any) -> Any:
+        steps_played.append(kwargs["step"])
+        return await real_rollouts(*args, **kwargs)
+
+    monkeypatch.setattr(T, "rollout_groups", rollout_groups)
     table = E.evolve(config(tiny), out, resume=True, progress=False)
     assert calls == {0: 1, 1: 1, 2: 2}  # finished stages were not redone; the interrupted one was
+    assert cut and steps_played == []  # round 2's saved step was not played again
+    assert [m["step"] for m in lines(out / "round_2" / "train" / "metrics.jsonl")] == [0]
 
     # every stage's files, per round
     source = "0-inftool-Bookshelf-v0"

@@ -231,9 +231,10 @@ class Evolve:
 
     def train(self, r: int) -> None:
         from inftool_env.train.grpo import GRPOConfig, train_grpo
+        from inftool_env.train.grpo.state import state_file
 
         where = self.out / f"round_{r}" / "train"
-        resume = (where / "trainer_state.pt").exists() or any(where.glob("trainer_state*"))
+        resume = state_file(where).exists()  # an interrupted stage continues from its last saved step
         if not resume:
             _fresh(where)
         pool = []
