@@ -5,6 +5,8 @@ runner (``inftool eval``) gives for the same text actions."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -116,3 +118,45 @@ def test_dataset_rows_and_generic_id():
         assert prompt == rows[3]["prompt"] and info["task_id"] == TASK
     finally:
         env.close()
+
+
+def _trajectory(actions: list[str]) -> tuple[float, str | None]:
+    """One trajectory as SkyRL's generator runs it: a fresh env, init, steps until done, close."""
+    env = skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": 3, "format": "hermes"})
+    try:
+        env.init([])
+        for action in actions:
+            out = env.step(action)
+            if out["done"]:
+                return float(out["reward"]), out["metadata"]["truncation_reason"]
+        raise AssertionError("the episode did not end")
+    finally:
+        env.close()
+
+
+def test_closing_one_env_leaves_its_siblings_running():
+    register_envs([ENV])
+    first, second = (skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": 3, "format": "hermes"}) for _ in range(2))
+    try:
+        first.init([])
+        second.init([])
+        second.step(RIGHT[0])
+        first.close()  # its trajectory is over; the sibling's tool calls go on over the same servers
+        for action in RIGHT[1:]:
+            out = second.step(action)
+        assert out["done"] and out["metadata"]["truncation_reason"] is None and out["reward"] == 1.0
+    finally:
+        first.close()
+        second.close()
+
+
+def test_trajectories_on_a_thread_pool_each_get_their_own_reward():
+    # SkyRL's generator calls init/step/close through run_in_executor and closes each env as its
+    # trajectory ends, while the others are still running.
+    register_envs([ENV])
+    plays = [(RIGHT, 1.0), (WRONG_DUE, 0.5), (["I cannot help with that."] * 3, 0.0)] * 6
+    threads = threading.active_count()
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(_trajectory, [actions for actions, _ in plays]))
+    assert results == [(expected, None) for _, expected in plays]  # no server_error, no one else's state
+    assert threading.active_count() <= threads + 1  # closed envs leave no thread behind (one loop at most)

@@ -12,24 +12,76 @@ observations (chat messages) to the conversation it renders with the model's cha
   (role ``user``) as the observations;
 - the reward is 0 until the episode ends, then our gated reward (breakdown in ``metadata``).
 
-Our env is async; as in the Gymnasium adapter, each instance drives it from its own event loop in a
-portal thread, so SkyRL may call it from any thread.
+Our env is async. Every instance in the process runs its core on one event loop, on a daemon thread
+that outlives them all, so SkyRL may call any instance from any thread (its generator uses a thread
+pool). One loop, not one per instance: in-process, the cores spawned from one base env share its
+connections, kept by a task on the loop that opened them; a loop per instance would run every sibling
+over the first instance's loop, from other threads, and kill them all when that instance closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
-from anyio.from_thread import start_blocking_portal
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
 
+T = TypeVar("T")
+
 _BASE: dict[tuple[str, str | None], ToolEnv] = {}
 _BASE_LOCK = threading.Lock()
+_LOOP: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the process's one loop for these envs (started on first use) and wait for it."""
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="inftool-skyrl", daemon=True)
+            thread.start()
+            _LOOP = loop, thread
+            atexit.register(_shutdown)
+        loop, thread = _LOOP
+    if loop.is_closed() or threading.current_thread() is thread:
+        coro.close()
+        why = "has shut down" if loop.is_closed() else "cannot be called from its own event loop"
+        raise InftoolError(f"the SkyRL environments' event loop {why}")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+def _shutdown() -> None:
+    """At exit: close the base envs (their connections), end what an unclosed env left running (a
+    stdio server's keeper, which then stops its subprocess), and stop the loop."""
+    if _LOOP is None or _LOOP[0].is_closed():
+        return
+    loop, thread = _LOOP
+    try:
+        with _BASE_LOCK:
+            bases = list(_BASE.values())
+            _BASE.clear()
+        for env in bases:
+            run(env.close())  # never raises
+        run(_cancel_the_rest())
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def base_env(env_id: str, fmt: str | None = None) -> ToolEnv:
@@ -76,22 +128,20 @@ class InftoolTextEnv(BaseTextEnv):
         self.seed = int(_setting("seed", extras, env_config, 0))
         self.core = base_env(self.env_id, _setting("format", extras, env_config)).spawn()
         self.max_turns = self.core.limits.max_turns
-        self._portal_cm = start_blocking_portal(backend="asyncio")
-        self._portal = self._portal_cm.__enter__()
         self._closed = False
         self._shown = 0  # messages of our conversation already handed to SkyRL
         self._final: dict[str, Any] = {}
 
     def init(self, prompt: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         options = {"task_id": self.task_id} if self.task_id else None
-        obs, info = self._portal.call(lambda: self.core.reset(seed=self.seed, options=options))
+        obs, info = run(self.core.reset(seed=self.seed, options=options))
         messages = [_chat(m) for m in obs["messages"]]
         self._shown = len(obs["messages"])
         return messages, {**info, "tools": obs["tools"]}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:
         self.turns += 1
-        result = self._portal.call(self.core.step, action)
+        result = run(self.core.step(action))
         messages = result.observation["messages"]
         # Our conversation holds the assistant turn we were given (SkyRL already has it) and, after
         # it, what the env answered: those are the observations.
@@ -119,10 +169,8 @@ class InftoolTextEnv(BaseTextEnv):
         if self._closed:
             return
         self._closed = True
-        try:
-            self._portal.call(self.core.close)
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+        if _LOOP is not None and not _LOOP[0].is_closed():  # else its core went with the loop at exit
+            run(self.core.close())  # this episode and any connections of its own; never the shared ones
 
 
 def _chat(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,9 +29,7 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
 def dataset_rows(env_id: str, *, seed: int = 0, fmt: str | None = None) -> list[dict[str, Any]]:
     """One SkyRL dataset row per task: ``env_class`` our env id, the task and seed in the row (SkyRL
     hands the row to the env as ``extras``), and the prompt the env's ``init`` will return."""
-    import anyio
-
-    from inftool_env.train.skyrl.env import base_env
+    from inftool_env.train.skyrl.env import base_env, run
 
     env = base_env(env_id, fmt).spawn()
 
@@ -47,4 +45,4 @@ def dataset_rows(env_id: str, *, seed: int = 0, fmt: str | None = None) -> list[
             await env.close()
         return out
 
-    return anyio.run(rows)
+    return run(rows())  # on the envs' loop, where the base env's connections then stay open
