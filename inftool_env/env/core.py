@@ -142,6 +142,11 @@ class ToolEnv:
     # -- lifecycle ------------------------------------------------------------------------------
     async def _connect(self) -> None:
         lender = self._lender
+        keeper = lender._keeper if lender is not None else None
+        if keeper is not None and not keeper.done() and keeper.get_loop() is not asyncio.get_running_loop():
+            # The lender's connections live on another event loop (each Gymnasium env has its own): used
+            # from here they would run from two threads and die with that loop. This worker opens its own.
+            self._lender = lender = None
         if lender is not None:
             if lender._closed:
                 raise InftoolError("the environment this worker was spawned from is closed")

@@ -57,3 +57,21 @@ def test_gymnasium_make_takes_trainer_driven():
         assert env.unwrapped.core.config.limits.episode_timeout_s == NO_DEADLINE_S
     finally:
         env.close()
+
+
+def test_gym_envs_over_workers_of_one_env_each_keep_their_connection():
+    # Each GymToolEnv runs its own event loop; workers spawned from one env share its connections only on
+    # the loop that opened them. Sharing across loops ran siblings over the first env's loop, and closing
+    # that env ended their episodes with a server error.
+    from inftool_env.registration import make
+
+    base = make("inftool/Bookshelf-v0")
+    first, second = GymToolEnv(env=base.spawn()), GymToolEnv(env=base.spawn())
+    for env in (first, second):
+        env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+    first.step(oracle_call())
+    first.close()
+    second.step(oracle_call())
+    _, reward, terminated, truncated, info = second.step("Done.")
+    assert (reward, terminated, truncated) == (1.0, True, False), info
+    second.close()
