@@ -4,8 +4,9 @@ Two halves. A real ``GRPOTrainer`` trains one step with our ``environment_factor
 randomly initialised Qwen2 (the embedded model's architecture and tokenizer); every episode it ran is
 then replayed through ``inftool eval``'s runner and must score the same. A random model never makes a
 valid call, so the same environment class is also driven the way TRL's tool loop drives it: the model's
-text is parsed by TRL's own ``parse_response``, each call dispatched to the method of that name, then
-``get_reward()`` — and the reward must equal ``evaluate()``'s for the same assistant turns.
+text is parsed by TRL's own ``parse_response``, each call dispatched to the method of that name, then the
+rollout scored (``final_reply``, then ``get_reward()``) — and the reward must equal ``evaluate()``'s for the
+same assistant turns.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,15 @@ pytest.importorskip("trl", reason="needs the trl extra")
 
 from trl.chat_template_utils import add_response_schema, parse_response  # noqa: E402
 
+from inftool_env import compile_spec  # noqa: E402
+from inftool_env.env import EnvConfig, ServerConfig, TaskSource, ToolEnv  # noqa: E402
 from inftool_env.env.config import NO_DEADLINE_S  # noqa: E402
+from inftool_env.errors import InftoolError  # noqa: E402
 from inftool_env.eval.runner import evaluate  # noqa: E402
 from inftool_env.registration import make  # noqa: E402
+from inftool_env.rollout import SharedServersEnv  # noqa: E402
 from inftool_env.tasks import Task  # noqa: E402
-from inftool_env.train.trl import USER_TOOL, build_dataset, environment_factory  # noqa: E402
+from inftool_env.train.trl import USER_TOOL, build_dataset, environment_factory, final_reply  # noqa: E402
 from inftool_env.trajectory import RewardBreakdown, Trajectory  # noqa: E402
 from tests.train.tiny import tiny_qwen2  # noqa: E402
 
@@ -87,6 +93,8 @@ def call(tool: str, /, **arguments: Any) -> str:
     return f"<tool_call>\n{json.dumps({'name': tool, 'arguments': arguments})}\n</tool_call>"
 
 
+# The closing brace is missing: TRL's parse_response falls back to plain text and ends the rollout there.
+MALFORMED = '<tool_call>\n{"name": "removeBook", "arguments": {"bookId": "boo_1"\n</tool_call>'
 REGISTER = call("registerMember", name="Ada Lovelace", email="ada@example.com")
 BORROW = call("borrowBook", memberId="mem_7", bookId="boo_2", due="2025-03-01")
 ARIEL = call("addBook", title="Ariel", author="Sylvia Plath", genre="poetry")
@@ -101,6 +109,8 @@ SCRIPTS = {
     "schema-error": ("bookshelf-add", [call("addBook", title="Dune", genre="fiction", copies=2), "Sorry."], 0.0),
     # The model stops after the first request: the user's second turn then goes unanswered.
     "stops-early": ("bookshelf-register-and-borrow", [REGISTER, "Registered."], 0.5),  # 1 of 2 turns right
+    # The right call, then a call written as text in the last reply: eval's format gate fails the episode.
+    "malformed-last-reply": ("bookshelf-remove", [call("removeBook", bookId="boo_1"), MALFORMED], 0.0),
 }  # fmt: skip
 
 
@@ -121,22 +131,28 @@ def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
                                                tokenize=True, return_dict=True)["input_ids"]  # fmt: skip
         eval_turns: list[dict[str, Any]] = []
         results: list[str] = []
+        completion: list[dict[str, Any]] = []  # what TRL hands the reward functions
         for text in texts:
             message = parse_response(parser, tokenizer.encode(text + "<|im_end|>"), prefix=prefix,
                                      tools=list(tools.values()))  # fmt: skip
+            completion.append(message)
             batch = []
             for tool_call in message.get("tool_calls") or []:
                 function = tool_call["function"]
                 results.append(tools[function["name"]](**function["arguments"]))  # TRL's sync tool dispatch
+                completion.append({"role": "tool", "name": function["name"], "content": results[-1]})
                 if function["name"] == USER_TOOL:  # in eval, a reply to the user is a turn without calls
                     eval_turns.append({"role": "assistant", "content": function["arguments"]["message"]})
                 else:
                     batch.append({"type": "function", "function": dict(function)})
             if batch:
                 eval_turns.append({"role": "assistant", "content": "", "tool_calls": batch})
-            if not message.get("tool_calls"):
+            if not message.get("tool_calls"):  # TRL's rollout ends here
                 assert message["content"] == text
                 eval_turns.append({"role": "assistant", "content": message["content"]})
+                break
+        # TRL calls the reward functions, then get_reward.
+        assert final_reply(completions=[completion], environments=[env], prompts=[row["prompt"]]) == [None]
         reward = env.get_reward()
         breakdown = env.reward_breakdown
     assert reward == expected, breakdown
@@ -147,6 +163,68 @@ def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
     if case == "schema-error":
         assert breakdown is not None and breakdown.gates["schema"] is False
         assert "'author' is a required property" in results[0]
+    if case == "malformed-last-reply":
+        assert breakdown is not None and breakdown.gates == {"format": False, "schema": True, "execution": True}
+
+
+def test_final_reply_must_come_before_get_reward() -> None:
+    with environment_factory(ENV_ID) as factory:
+        env = factory()
+        env.reset(**build_dataset(ENV_ID)[0])
+        assert env.get_reward() == 0.0  # get_reward alone still scores (blind to the last reply)
+        with pytest.raises(InftoolError, match="get_reward\\(\\) ran before final_reply"):
+            final_reply(completions=[[{"role": "assistant", "content": "Done."}]], environments=[env])
+        with pytest.raises(InftoolError, match="needs GRPOTrainer\\(environment_factory"):
+            final_reply(completions=[[{"role": "assistant", "content": "Done."}]])
+
+
+def test_tasks_offered_fewer_tools_are_refused() -> None:
+    """TRL offers every method of the class, the same tools at every turn: a task offered fewer is refused,
+    by build_dataset and (for a hand-made row) by reset, rather than trained on a listing eval never shows."""
+    base = Task.model_validate_json(build_dataset(ENV_ID)[0]["task"])
+    limited: dict[str, dict[str, Any]] = {
+        "excludes tools ['removeBook'], but": {"excluded_tools": ["removeBook"]},
+        "withholds tools until a later user turn": {"tools_added": {1: ["removeBook"]}},
+        "uses only servers []": {"servers": []},
+        "is one-shot": {"one_shot": True},
+    }
+    for why, change in limited.items():
+        task = base.model_copy(update={"id": "limited", **change})
+        with pytest.raises(InftoolError, match=f"^inftool/Bookshelf-v0: task limited {re.escape(why)}"):
+            build_dataset(ENV_ID, tasks=[task])
+        with environment_factory(ENV_ID, tasks=[task]) as factory:
+            with pytest.raises(InftoolError, match=f"task 'limited' {re.escape(why)}"):
+                factory().reset(task=task.model_dump_json(), seed=0)
+    # Naming every server limits nothing.
+    assert len(build_dataset(ENV_ID, tasks=[base.model_copy(update={"servers": ["bookshelf"]})])) == 1
+
+
+def test_a_given_env_stays_its_callers() -> None:
+    """The factory runs (and closes) a copy of a given ToolEnv; the caller's env can still be used and closed."""
+    row = next(r for r in build_dataset(ENV_ID) if r["task_id"] == "bookshelf-remove")
+    removal = {"type": "function", "function": {"name": "removeBook", "arguments": {"bookId": "boo_1"}}}
+    remove = {"role": "assistant", "content": "", "tool_calls": [removal]}
+
+    async def use_then_close(env: ToolEnv) -> Any:
+        with anyio.fail_after(30):
+            await env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+            step = await env.step(remove)
+            await env.close()
+        return step
+
+    for tasks in (None, "given"):  # tasks= also made the factory build a ToolEnv of its own it never closed
+        mine = make(ENV_ID, trainer_driven=True)
+        with environment_factory(mine, tasks=None if tasks is None else mine.tasks) as factory:
+            env = factory()
+            env.reset(**row)
+            assert env.get_reward() == 0.0
+        step = anyio.run(use_then_close, mine)
+        assert json.loads(step.info["calls"][0]["result"])["id"] == "boo_1"
+        assert factory.env is not mine
+        with pytest.raises(InftoolError, match="the environment is closed"):
+            anyio.run(factory.env.reset)
+    with pytest.raises(InftoolError, match="a SharedServersEnv cannot be"):
+        environment_factory(SharedServersEnv(make(ENV_ID), {"bookshelf": "http://127.0.0.1:9/mcp"}))
 
 
 def test_row_must_match_the_environment() -> None:
@@ -178,11 +256,19 @@ def test_grpo_trainer_step(tiny_model: Path, tmp_path: Path) -> None:
         max_completion_length=8, max_tool_calling_iterations=2, learning_rate=1e-3, use_cpu=True, bf16=False,
         report_to="none", logging_steps=1, save_strategy="no", seed=0, dataloader_num_workers=0,
     )  # fmt: skip
+    replies: list[tuple[Any, Any]] = []  # (environment, the completion's last message)
+
+    def record(completions: list[Any], environments: list[Any], **_: Any) -> list[float | None]:
+        replies.extend((env, completion[-1]) for env, completion in zip(environments, completions, strict=True))
+        return [None for _ in completions]
+
     try:
-        trainer = GRPOTrainer(model=str(tiny_model), args=args, train_dataset=dataset, environment_factory=factory)
+        trainer = GRPOTrainer(model=str(tiny_model), args=args, train_dataset=dataset, environment_factory=factory,
+                              reward_funcs=[final_reply, record])  # fmt: skip
         output = trainer.train()
         # Read before close(): closing ends each instance's episode.
-        trajectories = [e.trajectory for e in factory.instances if e.trajectory is not None]
+        trajectory_of = {id(e): e.trajectory for e in factory.instances if e.trajectory is not None}
+        trajectories = list(trajectory_of.values())
     finally:
         factory.close()
     assert output.global_step == 1
@@ -198,8 +284,15 @@ def test_grpo_trainer_step(tiny_model: Path, tmp_path: Path) -> None:
         task = next(t for t in multi_turn if t.id == trajectory.task_id)
         assert trajectory.reward == eval_reward(task, 7, assistant_turns(trajectory))
         rewards.append(trajectory.reward.reward)
-    # TRL scored each rollout with get_reward() and logged it under the env class's name.
+    # TRL scored each rollout with get_reward() and logged it under the env class's name; final_reply scores nothing.
     assert math.isclose(logged["rewards/Bookshelf_v0/mean"], sum(rewards) / len(rewards), abs_tol=1e-6)
+    assert logged["rewards/final_reply/mean"] is None  # NaN: no reward
+    # Each rollout's last reply (a random model's text) reached its episode as an assistant turn.
+    assert len(replies) == 2 and any(last.get("content") for _, last in replies)
+    for env, last in replies:
+        assert last["role"] == "assistant" and not last.get("tool_calls")
+        said = [m["content"] for m in trajectory_of[id(env)].messages if m["role"] == "assistant"]
+        assert said[0] == last["content"]
 
 
 def test_tool_method_schema_round_trip() -> None:
@@ -244,3 +337,26 @@ def test_tool_method_schema_round_trip() -> None:
     assert json.loads(bound(book_id="b1", from_=3)) == ["search", {"book-id": "b1", "from": 3}]
     with pytest.raises(InftoolError, match="reserved"):
         tool_method("reset", "", {}, "_forward")
+    # A property named like the method's own first parameter.
+    selfish = tool_method("own", "", {"type": "object", "properties": {"self": {"type": "string"}}}, "_forward")
+    own = selfish.function.__get__(Holder())
+    assert list(get_json_schema(own)["function"]["parameters"]["properties"]) == ["self_"]
+    assert json.loads(own(self_="me")) == ["own", {"self": "me"}]
+    assert json.loads(own(**{"self": "me"})) == ["own", {"self": "me"}]  # off-schema: the env's schema gate judges
+
+
+class Shadowing:
+    """A python: backend whose tool is named like a property every TRL environment has."""
+
+    def trajectory(self) -> str:
+        """Show the trip."""
+        return "trip"
+
+
+def test_a_tool_cannot_replace_the_environments_own_names() -> None:
+    spec = f"python:{__name__}:Shadowing"
+    config = EnvConfig(id="test/Shadowing-v0", servers=[ServerConfig(name="s", spec=spec)],
+                       tasks=TaskSource(source="-"))  # fmt: skip
+    env = ToolEnv(config, [Task(id="t", turns=["go"])], {"s": compile_spec(spec)})
+    with pytest.raises(InftoolError, match="tool 'trajectory' would replace the TRL environment's own 'trajectory'"):
+        environment_factory(env)

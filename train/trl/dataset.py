@@ -7,7 +7,7 @@ starts), its ``task_id`` and the episode ``seed``. TRL passes every column to ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,8 @@ def build_dataset(
     """A ``datasets.Dataset`` of our tasks for ``GRPOTrainer(train_dataset=...)``.
 
     ``env``: a registered env id or a ``ToolEnv``; ``tasks``: a tasks JSONL file or tasks instead of the
-    env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``. One-shot tasks
-    (BFCL's single-turn entries) are refused: they end after the first assistant turn, which TRL's tool loop
-    never hands over whole (it runs each call as it comes and keeps generating).
+    env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``. Tasks TRL cannot
+    run as ``inftool eval`` does are refused (``unsupported``): one-shot ones, and ones offered fewer tools.
     """
     try:
         from datasets import Dataset
@@ -35,9 +34,11 @@ def build_dataset(
         raise InftoolError(f"repeats must be at least 1, not {repeats}")
     config, own = _config_and_tasks(env)
     chosen = own if tasks is None else (load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks))
-    one_shot = [t.id for t in chosen if t.one_shot]
-    if one_shot:
-        raise InftoolError(f"{config.id}: one-shot tasks have no TRL episode: {', '.join(one_shot[:5])}")
+    servers = [s.name for s in config.servers]
+    refused = [(t.id, why) for t in chosen if (why := unsupported(t, servers))]
+    if refused:
+        more = f" ({len(refused) - 1} more such tasks)" if len(refused) > 1 else ""
+        raise InftoolError(f"{config.id}: task {refused[0][0]} {refused[0][1]}{more}")
     if not chosen:
         raise InftoolError(f"{config.id}: no tasks")
     rows = []
@@ -46,6 +47,22 @@ def build_dataset(
             rows.append({"prompt": prompt(config, task), "task": task.model_dump_json(), "task_id": task.id,
                          "seed": seed + r * len(chosen) + i})  # fmt: skip
     return Dataset.from_list(rows)
+
+
+def unsupported(task: Task, servers: Collection[str]) -> str | None:
+    """Why TRL cannot run ``task`` the way ``inftool eval`` does, or None. TRL offers one environment's
+    public methods, the same tools to every rollout and at every turn, so a task offered fewer is refused
+    (the env would still refuse the calls, but the model would be trained on a listing eval never shows)."""
+    if task.one_shot:  # BFCL's single-turn entries
+        return ("is one-shot: it ends after the first assistant turn, which TRL's tool loop never hands over "
+                "whole (it runs each call as it comes and keeps generating)")  # fmt: skip
+    if task.excluded_tools:
+        return f"excludes tools {task.excluded_tools}, but TRL offers every tool of the env to every rollout"
+    if task.tools_added:
+        return "withholds tools until a later user turn, but TRL offers the same tools for a whole rollout"
+    if task.servers is not None and set(task.servers) != set(servers):
+        return f"uses only servers {task.servers}, but TRL offers every server's tools to every rollout"
+    return None
 
 
 def prompt(config: EnvConfig, task: Task) -> list[dict[str, str]]:

@@ -38,11 +38,12 @@ class ToolMethod:
 
 
 def python_name(prop: str) -> str:
-    """A schema property as a parameter name (``\\w+``, no keyword), which ``get_json_schema`` also needs."""
+    """A schema property as a parameter name (``\\w+``, no keyword, not the method's ``self``), which
+    ``get_json_schema`` also needs."""
     name = re.sub(r"\W", "_", prop)
     if not name or name[0].isdigit():
         name = f"_{name}" if name else "_"
-    return f"{name}_" if keyword.iskeyword(name) else name
+    return f"{name}_" if keyword.iskeyword(name) or name == "self" else name
 
 
 def hint(schema: Any) -> Any:
@@ -126,7 +127,7 @@ def tool_method(name: str, description: str, input_schema: Mapping[str, Any], ca
         docs.append(f"    {pname}: {describe(prop, props[prop])}")
     annotations["return"] = str
 
-    def method(self: Any, **arguments: Any) -> str:
+    def method(self: Any, /, **arguments: Any) -> str:  # positional-only: an argument named "self" reaches the env
         return str(getattr(self, call)(name, {back.get(k, k): v for k, v in arguments.items()}))
 
     summary = _one_line(description) or f"Call the {name} tool."
