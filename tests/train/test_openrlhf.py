@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import copy
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -282,6 +283,74 @@ def test_an_episode_out_of_context_ends_with_no_reward(executor, rows, tokenizer
     check_tokens(result, engine.calls, tokenizer)
     assert result["reward"] == 0.0 and result["extra_logs"]["context_exhausted"] == 1.0
     assert len(result["action_ranges"]) == 1
+
+
+def test_a_call_marker_the_tokenizer_flags_special_reaches_the_parser(executor, rows, tokenizer):
+    # As Mistral's [TOOL_CALLS] is, and <tool_call> in some Hermes-style models: decoding with
+    # skip_special_tokens would hand the env the call's JSON without its markers.
+    marked = copy.deepcopy(tokenizer)
+    marked.add_special_tokens({"additional_special_tokens": ["<tool_call>", "</tool_call>"]})
+    assert marked.decode(marked(text=call("removeBook"))["input_ids"], skip_special_tokens=True).startswith("\n{")
+    row = rows["bookshelf-remove"]
+    replies = [call("removeBook", bookId="boo_1"), "Removed."]
+    engine = Engine(marked, scripted(marked, replies))
+    (result,) = asyncio.run(rollouts(executor, row, marked, engine, n=1, max_length=8192))
+    check_tokens(result, engine.calls, marked)
+    assert result["extra_logs"]["tool_calls"] == result["extra_logs"]["gate_format"] == 1.0
+    assert result["reward"] == asyncio.run(replay_reward(row, replies)).reward.reward == 1.0
+
+
+@pytest.mark.parametrize(("transport", "connections"), [("inprocess", 1), ("stdio", 3)])
+def test_rollouts_reuse_their_process_connections(executor, rows, tokenizer, monkeypatch, transport, connections):
+    # An episode's env is a worker spawned once per concurrent rollout and kept: one connection (tools
+    # listing, output schemas compiled) for the in-process server, one server subprocess per worker over stdio.
+    from inftool_env.env import core
+    from inftool_env.registration import make
+    from inftool_env.train.openrlhf import episode
+
+    env = make(BOOKSHELF, trainer_driven=True, format="hermes", transport=transport)
+    monkeypatch.setitem(episode._BASES, (BOOKSHELF, "hermes"), env)
+    opened, worker_of_each_episode = [], []
+    open_client, reset = core.open_client, core.ToolEnv.reset
+
+    def counted_open(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args[0])
+        return open_client(*args, **kwargs)
+
+    async def counted_reset(self: Any, **kwargs: Any) -> Any:
+        worker_of_each_episode.append(self)
+        return await reset(self, **kwargs)
+
+    monkeypatch.setattr(core, "open_client", counted_open)
+    monkeypatch.setattr(core.ToolEnv, "reset", counted_reset)
+    row = rows["bookshelf-add"]
+    replies = [call("addBook", title="Dune", author="Frank Herbert", genre="fiction", copies=2), "Added."]
+
+    async def two_groups() -> list[dict[str, Any]]:
+        engine = Engine(tokenizer, scripted(tokenizer, replies))
+        first = await rollouts(executor, row, tokenizer, engine, n=3, max_length=8192)
+        return first + await rollouts(executor, row, tokenizer, engine, n=3, max_length=8192)
+
+    results = asyncio.run(two_groups())
+    assert [r["reward"] for r in results] == [1.0] * 6  # a reused worker's episode is as fresh as a new one's
+    assert len(worker_of_each_episode) == 6 and len(set(map(id, worker_of_each_episode))) == 3
+    assert len(opened) == connections
+
+
+BROKEN_TEMPLATE = (  # drops what earlier assistant turns said
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+    "{% if m.role == 'assistant' and not loop.last %}(said){% else %}{{ m.content }}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_template_that_cannot_continue_an_episode_fails_before_any_generation(executor, rows, tokenizer):
+    broken = copy.deepcopy(tokenizer)
+    broken.chat_template = BROKEN_TEMPLATE
+    engine = Engine(broken, scripted(broken, [call("removeBook", bookId="boo_1"), "Removed."]))
+    with pytest.raises(InftoolError, match="renders earlier turns differently"):
+        asyncio.run(rollouts(executor, rows["bookshelf-remove"], broken, engine, n=2, max_length=8192))
+    assert engine.calls == []  # found at the episode's start: no generation spent
 
 
 # -- the dataset and its command ------------------------------------------------------------------

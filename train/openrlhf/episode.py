@@ -5,8 +5,15 @@ tokenization of each ``environment_feedback`` text. So the feedback here is exac
 chat template writes between the end of the assistant's turn and the start of its next one — the
 turn's closing tail (``\\n`` after ``<|im_end|>``), the tool results or the user's reply as the template
 renders them, and the next generation prompt — with the end-of-turn token prepended only when the
-model stopped on another token. The model's text reaches the env decoded from its sampled ids; nothing
-it said is ever re-tokenized.
+model stopped on another token. The model's text reaches the env decoded from its sampled ids, special
+tokens kept (a call marker may be one: Mistral's ``[TOOL_CALLS]``) but the end-of-turn token it stopped on;
+nothing it said is ever re-tokenized. The template is checked at each episode's start: one that cannot
+continue a conversation as one token sequence fails there, before any generation.
+
+An episode's env is a worker spawned from the process's compiled env and given back when the episode
+ends, so the process keeps one worker per concurrent rollout: over the in-process transport they share
+one connection (one tools listing), over stdio each is one server subprocess, reused. Connections belong
+to the event loop that opened them; OpenRLHF runs an engine's rollouts as tasks on its actor's one loop.
 
 The reward is the env's gated reward, given on the episode's last step (0 before); its breakdown goes
 to ``extra_logs`` with the same keys on every step, since OpenRLHF logs the last step's.
@@ -14,9 +21,10 @@ to ``extra_logs`` with the same keys on every step, since OpenRLHF logs the last
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inftool_env.env.core import StepResult, ToolEnv
@@ -45,6 +53,38 @@ def base_env(env_id: str, fmt: str) -> ToolEnv:
     return _BASES[key]
 
 
+@dataclass
+class _Workers:
+    """One event loop's envs for an (env, format): ``lender`` holds the in-process connection its
+    spawned workers share; ``idle`` are workers between episodes."""
+
+    lender: ToolEnv
+    idle: list[ToolEnv] = field(default_factory=list)
+
+    def take(self) -> ToolEnv:
+        return self.idle.pop() if self.idle else self.lender.spawn()
+
+
+class _Pools:
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.by_env: dict[tuple[str, str], _Workers] = {}
+
+    def get(self, env_id: str, fmt: str) -> _Workers:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # a new loop (a test's asyncio.run): the old one closed its connections
+            self.loop, self.by_env = loop, {}
+        key = (env_id, fmt)
+        if key not in self.by_env:
+            base = base_env(env_id, fmt)
+            lender = ToolEnv(base.config, base.tasks, base.servers, user=base.user, reward_fn=base.reward_fn)
+            self.by_env[key] = _Workers(lender)
+        return self.by_env[key]
+
+
+_POOLS = _Pools()
+
+
 class ChatTemplate:
     """The trained model's chat template, for the env's side of the conversation."""
 
@@ -53,6 +93,9 @@ class ChatTemplate:
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.end_id, self.end_text = self._end_of_turn()
+        added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+        self.special_ids = {i for i, t in added.items() if getattr(t, "special", False)}
+        self.special_ids |= {self.end_id, *(getattr(tokenizer, "all_special_ids", []) or [])}
 
     def render(self, messages: list[dict[str, Any]], *, generation_prompt: bool) -> str:
         # The env renders the tools into the system message (its text format), so none go to the template.
@@ -62,6 +105,26 @@ class ChatTemplate:
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text=text, add_special_tokens=False)["input_ids"])
+
+    def text_of(self, token_ids: list[int]) -> str:
+        """What a turn that stopped wrote, special tokens included (``skip_special_tokens`` would drop a
+        call marker the tokenizer flags special), less the token it stopped on: vLLM keeps an EOS or
+        stop-token id (``<|im_end|>``, Llama's ``<|eom_id|>``) at the end, and parsers take no text after a call."""
+        if token_ids and token_ids[-1] in self.special_ids:
+            token_ids = token_ids[:-1]
+        return str(self.tokenizer.decode(token_ids, skip_special_tokens=False))
+
+    def check(self, opening: list[dict[str, Any]]) -> None:
+        """Raise what ``feedback`` would only raise mid-rollout: the opening, then a tool call, its
+        result, an answer and the user's reply must each render as a continuation."""
+        call = {"id": "call_0", "type": "function", "function": {"name": self.PROBE, "arguments": "{}"}}
+        turns = [
+            *opening, {"role": "assistant", "content": self.PROBE, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_0", "name": self.PROBE, "content": self.PROBE},
+            {"role": "assistant", "content": self.PROBE}, {"role": "user", "content": self.PROBE},
+        ]  # fmt: skip
+        self.feedback(turns[: len(opening) + 2], len(opening), self.end_id)
+        self.feedback(turns, len(opening) + 2, self.end_id)
 
     def feedback(self, messages: list[dict[str, Any]], assistant_at: int, last_sampled: int | None) -> str:
         """The template's text after the assistant turn ``messages[assistant_at]`` up to the next
@@ -109,20 +172,24 @@ class StepOutcome:
 
 
 class Episode:
-    """One rollout: its own env (own server state), the template, the latest generation."""
+    """One rollout: a worker env (the episode's own server state), the template, the latest generation.
+    Built inside the rollout's task (the worker belongs to its event loop)."""
 
     def __init__(self, label: str, tokenizer: Any, max_length: int) -> None:
         self.label = EpisodeLabel.from_json(label)
         self.template = ChatTemplate(tokenizer)
         self.max_length = max_length
-        base = base_env(self.label.env_id, self.label.format)
-        self.env = ToolEnv(base.config, [self.label.task], base.servers, user=base.user, reward_fn=base.reward_fn)
+        self._workers = _POOLS.get(self.label.env_id, self.label.format)
+        self.env = self._workers.take()
         self.generation: Generation | None = None
         self._seen = 0  # messages before the assistant's current turn
+        self._ended = False  # a step said done: the worker is fit for the next episode
+        self._closed = False
 
     async def start(self, prompt: str | None = None) -> str:
         """Reset the env to the label's task and seed; the first prompt as the template renders it."""
-        obs, _ = await self.env.reset(seed=self.label.seed, options={"task_id": self.label.task.id})
+        obs, _ = await self.env.reset(seed=self.label.seed, options={"task": self.label.task})
+        self.template.check(obs["messages"])
         self._seen = len(obs["messages"])
         text = self.template.render(obs["messages"], generation_prompt=True)
         if prompt is not None and prompt != text:
@@ -139,8 +206,7 @@ class Episode:
             raise InftoolError("step() before the model generated anything")
         if gen.finish_reason == "length":  # the budget ran out mid-turn: OpenRLHF generates no more
             return self._cut()
-        text = str(self.template.tokenizer.decode(gen.token_ids, skip_special_tokens=True))
-        result = await self.env.step(text)
+        result = await self.env.step(self.template.text_of(gen.token_ids))
         if result.terminated or result.truncated:
             return self._final(result)
         messages = result.observation["messages"]
@@ -152,13 +218,22 @@ class Episode:
         return StepOutcome(feedback, False, 0.0, self._logs(None))
 
     async def close(self) -> None:
-        await self.env.close()
+        """Give the worker back; one left mid-step (an error, a cancel) is closed instead."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._ended:
+            self._workers.idle.append(self.env)
+        else:
+            await self.env.close()
 
     def _final(self, result: StepResult) -> StepOutcome:
+        self._ended = True
         return StepOutcome("", True, float(result.reward), self._logs(result.info["reward_breakdown"]))
 
     def _cut(self) -> StepOutcome:
         """Out of context before the episode ended: no reward (the env never judged it)."""
+        self._ended = True
         logs = self._logs(None)
         logs["truncated"] = logs["context_exhausted"] = 1.0
         return StepOutcome("", True, 0.0, logs)
