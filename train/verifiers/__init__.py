@@ -1,8 +1,9 @@
 """verifiers 0.4 adapter: our env, tasks, MCP server and gated reward under verifiers' v1 API.
 
-Use: ``vf-eval inftool_env.train.verifiers.taskset --env.taskset.env inftool/Bookshelf-v0 …`` in a
-virtualenv holding verifiers (and this package installed with ``--no-deps``), with ``$INFTOOL_PYTHON``
-naming the interpreter of the virtualenv where inftool-env is installed.
+Use: ``vf-eval inftool_verifiers --env.taskset.env inftool/Bookshelf-v0 …`` in a virtualenv holding
+verifiers (and this package installed with ``--no-deps``), with ``$INFTOOL_PYTHON`` naming the
+interpreter of the virtualenv where inftool-env is installed. verifiers imports a taskset id as a
+top-level module, so ``inftool_verifiers`` (``vf_entry/``) re-exports ``taskset.py`` under that name.
 
 Why two processes. verifiers 0.4 pins ``mcp==2.0.0`` and ``numpy>=2.1``; inftool pins ``mcp==2.3.0``.
 Rather than run our servers and reward on an SDK they were not built for, the split is:

@@ -1,8 +1,8 @@
-"""verifiers 0.4 (v1 API) side of the adapter: ``vf-eval inftool_env.train.verifiers.taskset``.
+"""verifiers 0.4 (v1 API) side of the adapter, loaded as ``vf-eval inftool_verifiers`` (``vf_entry/``).
 
 Runs in verifiers' own virtualenv (it pins mcp 2.0; inftool pins mcp 2.3). Nothing here runs our
 servers or reward: every call goes to the bridge (``bridge.py``), a subprocess started from
-inftool's interpreter (``--env.taskset.python`` or ``$INFTOOL_PYTHON``) and reached on loopback.
+inftool's interpreter (``--env.taskset.task.python`` or ``$INFTOOL_PYTHON``) and reached on loopback.
 
 - ``InftoolTaskset``: the env's tasks as verifiers tasks (seed ``config.seed + i`` for the i-th, as
   ``inftool eval`` seeds them);
@@ -11,10 +11,14 @@ inftool's interpreter (``--env.taskset.python`` or ``$INFTOOL_PYTHON``) and reac
   answers without a tool call, the env's user simulator (on the bridge) replies, until it is done;
 - ``InftoolTask.gated_reward``: our gated reward for the finished trace, its gates and components
   recorded as metrics.
+
+A bridge that died is restarted off the event loop for the next rollout; the episodes it was running
+fail, saying so (their server state went with it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import os
@@ -57,7 +61,7 @@ class InftoolTask(vf.Task[InftoolTaskData, vf.State, InftoolTaskConfig]):
 
     @vf.reward
     async def gated_reward(self, trace: vf.Trace) -> float:
-        bridge = bridge_for(self.data.env_id, self.config.python)
+        bridge = await running_bridge(self.data.env_id, self.config.python)
         messages = unprefixed([message_to_wire(m) for m in trace.messages], self.data.servers)
         body = {"task_id": self.data.task_id, "seed": self.data.seed, "messages": messages}
         scored = await bridge.call("POST", "/score", body)
@@ -100,7 +104,7 @@ class InftoolEnv(vf.Env[InftoolEnvConfig]):
         data = task.data
         if not isinstance(data, InftoolTaskData) or not isinstance(task.config, InftoolTaskConfig):
             raise TypeError(f"InftoolEnv plays InftoolTaskset's tasks, not {type(task).__name__}")
-        bridge = bridge_for(data.env_id, task.config.python)
+        bridge = await running_bridge(data.env_id, task.config.python)
         episode = await bridge.call("POST", "/episodes", {"task_id": data.task_id, "seed": data.seed})
         key = episode["episode"]
         system = "\n\n".join(m["content"] for m in episode["messages"] if m["role"] == "system") or None
@@ -120,9 +124,13 @@ class InftoolEnv(vf.Env[InftoolEnvConfig]):
                     if reply["done"]:
                         break
                     segment = await chat.turn(reply["message"])
+        except Exception:
+            bridge.check_alive()  # a dead bridge is the cause: say so
+            raise
         finally:
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(httpx.HTTPError, BridgeExited):
                 await bridge.call("DELETE", f"/episodes/{key}")
+        bridge.check_alive()  # the chat may end on its own after tool calls to a dead bridge
 
 
 def unprefixed(messages: list[dict[str, Any]], servers: list[str]) -> list[dict[str, Any]]:
@@ -178,9 +186,19 @@ class BridgeProcess:
         return _checked(response, self.env_id)
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(timeout=120.0) as client:
-            response = await client.request(method, self.url + path, json=body)
+        try:
+            async with httpx.AsyncClient(timeout=120.0) as client:
+                response = await client.request(method, self.url + path, json=body)
+        except httpx.TransportError:
+            self.check_alive()
+            raise
         return _checked(response, self.env_id)
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise BridgeExited(f"inftool bridge for {self.env_id} exited (code {code}); the episodes it was running "
+                               f"are lost, and the next rollout restarts it (its log: {self.log})")  # fmt: skip
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -189,6 +207,10 @@ class BridgeProcess:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+class BridgeExited(RuntimeError):
+    """The bridge process is gone, and with it its live episodes' server state."""
 
 
 def _checked(response: httpx.Response, env_id: str) -> Any:
@@ -210,3 +232,9 @@ def bridge_for(env_id: str, python: str | None) -> BridgeProcess:
         if key not in _BRIDGES or _BRIDGES[key].process.poll() is not None:
             _BRIDGES[key] = BridgeProcess(env_id, python)
         return _BRIDGES[key]
+
+
+async def running_bridge(env_id: str, python: str | None) -> BridgeProcess:
+    """``bridge_for`` from a rollout: a (re)start waits up to ``BRIDGE_START_TIMEOUT_S`` for the port,
+    in a thread, so the other rollouts go on meanwhile."""
+    return await asyncio.to_thread(bridge_for, env_id, python)
