@@ -31,12 +31,13 @@ from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
+from inftool_env.train.loop_thread import LoopThread
 
 T = TypeVar("T")
 
 _BASE: dict[tuple[str, str | None], ToolEnv] = {}
 _BASE_LOCK = threading.Lock()
-_LOOP: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
+_LOOP: LoopThread | None = None
 _LOOP_LOCK = threading.Lock()
 
 
@@ -45,25 +46,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     global _LOOP
     with _LOOP_LOCK:
         if _LOOP is None:
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="inftool-skyrl", daemon=True)
-            thread.start()
-            _LOOP = loop, thread
+            _LOOP = LoopThread("inftool-skyrl", "the SkyRL environments' event loop")
             atexit.register(_shutdown)
-        loop, thread = _LOOP
-    if loop.is_closed() or threading.current_thread() is thread:
-        coro.close()
-        why = "has shut down" if loop.is_closed() else "cannot be called from its own event loop"
-        raise InftoolError(f"the SkyRL environments' event loop {why}")
-    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        loop = _LOOP
+    return loop.run(coro)
 
 
 def _shutdown() -> None:
     """At exit: close the base envs (their connections), end what an unclosed env left running (a
     stdio server's keeper, which then stops its subprocess), and stop the loop."""
-    if _LOOP is None or _LOOP[0].is_closed():
+    if _LOOP is None or _LOOP.loop.is_closed():
         return
-    loop, thread = _LOOP
     try:
         with _BASE_LOCK:
             bases = list(_BASE.values())
@@ -72,9 +65,7 @@ def _shutdown() -> None:
             run(env.close())  # never raises
         run(_cancel_the_rest())
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+        _LOOP.stop()
 
 
 async def _cancel_the_rest() -> None:
@@ -169,7 +160,7 @@ class InftoolTextEnv(BaseTextEnv):
         if self._closed:
             return
         self._closed = True
-        if _LOOP is not None and not _LOOP[0].is_closed():  # else its core went with the loop at exit
+        if _LOOP is not None and not _LOOP.loop.is_closed():  # else its core went with the loop at exit
             run(self.core.close())  # this episode and any connections of its own; never the shared ones
 
 

@@ -26,11 +26,9 @@ nothing of ours ever runs on TRL's own asyncio loop, so neither can block the ot
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import re
-import threading
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -38,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from inftool_env.env.core import StepResult, ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.tasks import Task, load_tasks
+from inftool_env.train.loop_thread import LoopThread
 from inftool_env.train.trl.dataset import unsupported
 from inftool_env.train.trl.tools import tool_method
 from inftool_env.trajectory import RewardBreakdown, Trajectory
@@ -46,29 +45,6 @@ T = TypeVar("T")
 
 USER_TOOL = "message_user"
 ENDED = "The conversation has ended ({reason}); nothing more is executed."
-
-
-class _Loop:
-    """One asyncio loop on a daemon thread: a process can exit even if nobody closes it."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if threading.current_thread() is self.thread or self.loop.is_closed():
-            coro.close()
-            why = "is closed" if self.loop.is_closed() else "cannot be called from its own event loop"
-            raise InftoolError(f"the TRL environment {why}")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
 
 
 class InftoolTrlEnv:
@@ -241,7 +217,7 @@ class TrlEnvFactory:
         self.tasks = {t.id: t for t in chosen}
         if user_tool is None:
             user_tool = env.config.user != "scripted" or any(len(t.turns) > 1 for t in chosen)
-        self._loop = _Loop(f"inftool-trl-{env.config.id}")
+        self._loop = LoopThread(f"inftool-trl-{env.config.id}", "the TRL environment")
         self._cores: list[ToolEnv] = []
         self.instances: list[InftoolTrlEnv] = []  # every instance made, in order (TRL pools and reuses them)
         self.env_class = self._make_class(user_tool)
