@@ -17,12 +17,15 @@ that outlives them all, so SkyRL may call any instance from any thread (its gene
 pool). One loop, not one per instance: in-process, the cores spawned from one base env share its
 connections, kept by a task on the loop that opened them; a loop per instance would run every sibling
 over the first instance's loop, from other threads, and kill them all when that instance closed.
+A forked process starts afresh (its own loop and base envs, made on first use); an instance made
+before the fork is its parent's, and using it there is an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import threading
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
@@ -50,6 +53,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             atexit.register(_shutdown)
         loop = _LOOP
     return loop.run(coro)
+
+
+def _forget_the_parents() -> None:
+    """In a forked child: the parent's loop has no thread here and its envs' connections are the parent's."""
+    global _LOOP, _LOOP_LOCK, _BASE_LOCK
+    _LOOP, _LOOP_LOCK = None, threading.Lock()  # a lock another thread held at the fork stays held: new ones
+    _BASE.clear()
+    _BASE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents)
 
 
 def _shutdown() -> None:
@@ -118,12 +132,14 @@ class InftoolTextEnv(BaseTextEnv):
         self.task_id: str | None = _setting("task_id", extras, env_config)
         self.seed = int(_setting("seed", extras, env_config, 0))
         self.core = base_env(self.env_id, _setting("format", extras, env_config)).spawn()
+        self._pid = os.getpid()
         self.max_turns = self.core.limits.max_turns
         self._closed = False
         self._shown = 0  # messages of our conversation already handed to SkyRL
         self._final: dict[str, Any] = {}
 
     def init(self, prompt: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        self._check_process()
         options = {"task_id": self.task_id} if self.task_id else None
         obs, info = run(self.core.reset(seed=self.seed, options=options))
         messages = [_chat(m) for m in obs["messages"]]
@@ -131,6 +147,7 @@ class InftoolTextEnv(BaseTextEnv):
         return messages, {**info, "tools": obs["tools"]}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:
+        self._check_process()
         self.turns += 1
         result = run(self.core.step(action))
         messages = result.observation["messages"]
@@ -157,11 +174,18 @@ class InftoolTextEnv(BaseTextEnv):
         return {"turns": self.turns, "reward": self._final["reward"], **gates, **components}
 
     def close(self) -> None:
-        if self._closed:
+        if self._closed or os.getpid() != self._pid:  # a fork's copy: the core is the parent's to close
             return
         self._closed = True
         if _LOOP is not None and not _LOOP.loop.is_closed():  # else its core went with the loop at exit
             run(self.core.close())  # this episode and any connections of its own; never the shared ones
+
+    def _check_process(self) -> None:
+        if os.getpid() != self._pid:
+            raise InftoolError(
+                f"this {self.env_id} env was made in process {self._pid}, and this process is a fork of it, where "
+                "its connections do not run: make the env in this process (skyrl_gym.make)"
+            )
 
 
 def _chat(message: Mapping[str, Any]) -> dict[str, Any]:

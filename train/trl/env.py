@@ -276,7 +276,7 @@ class TrlEnvFactory:
         return chosen
 
     def close(self) -> None:
-        if self._loop.loop.is_closed():
+        if not self._loop.usable:  # closed, or this is a fork, whose parent owns the loop and connections
             return
         try:
             for core in self._cores:
