@@ -8,6 +8,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -19,6 +20,7 @@ from inftool_env.eval.runner import evaluate  # noqa: E402
 from inftool_env.policies import close_policy, resolve_policy  # noqa: E402
 from inftool_env.registration import make  # noqa: E402
 from inftool_env.train.skyrl import dataset_rows, register_envs  # noqa: E402
+from tests.train.forking import in_fork  # noqa: E402
 
 ENV = "inftool/Bookshelf-v0"
 TASK = "bookshelf-register-and-borrow"
@@ -162,37 +164,26 @@ def test_trajectories_on_a_thread_pool_each_get_their_own_reward():
     assert threading.active_count() <= threads + 1  # closed envs leave no thread behind (one loop at most)
 
 
-def _in_fork(parents: object, queue: object) -> None:
+def _in_fork(parents: Any) -> tuple[str, tuple[float, str | None]]:
     """A forked worker: the parent's env refuses to run; one made here plays its episode."""
     from inftool_env.errors import InftoolError
 
     try:
-        parents.step(RIGHT[0])  # type: ignore[attr-defined]
+        parents.step(RIGHT[0])
         refused = "ran"
     except InftoolError as exc:
         refused = str(exc)
-    queue.put((refused, _trajectory(RIGHT)))  # type: ignore[attr-defined]
+    return refused, _trajectory(RIGHT)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # forking a process with threads (Python 3.12+)
 def test_a_forked_process_makes_its_own_loop_and_refuses_the_parents_env():
     # The parent's loop thread does not exist in a fork: before, a call there waited forever.
-    import multiprocessing
-
     register_envs([ENV])
     parents = skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": 3, "format": "hermes"})
     try:
         parents.init([])
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        child = context.Process(target=_in_fork, args=(parents, queue), daemon=True)
-        child.start()
-        try:
-            refused, played = queue.get(timeout=120)
-            child.join(timeout=30)
-        finally:
-            child.kill()  # one that hangs must not outlive the test
-        assert child.exitcode == 0
+        refused, played = in_fork(_in_fork, parents)
         assert "is a fork of it" in refused
         assert played == (1.0, None)
         for action in RIGHT:  # the parent's own env is untouched
