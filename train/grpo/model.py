@@ -49,25 +49,34 @@ def check_can_train(config: GRPOConfig) -> None:
         raise InftoolError(f"training needs torch and transformers, the `train` extra (pip install "
                            f"'inftool-env[train]'): {exc}") from None  # fmt: skip
     if config.lora is not None:
-        try:
-            import peft  # noqa: F401
-        except ImportError:
-            raise InftoolError("lora needs peft: pip install peft==0.21.2 (the `train` extra)") from None
+        _peft()
     pick_device(config.device)
     check_trainable(config.model)
     from transformers import AutoConfig, AutoTokenizer
 
     where = resolve_model_dir(config.model)
     layers = getattr(AutoConfig.from_pretrained(where), "num_hidden_layers", None)
-    wanted = config.train_layers
-    if wanted is not None and layers is not None and wanted > layers:
-        raise InftoolError(f"train_layers must be between 1 and {layers} (the model's layers), not {wanted}")
+    if layers is not None:
+        _check_layers(config.train_layers, layers)
     if config.explore_after_call:
         from inftool_env.parsing.json_formats import CLOSE
 
         if CLOSE not in (AutoTokenizer.from_pretrained(where).chat_template or ""):
             raise InftoolError(f"explore_after_call looks for {CLOSE} after each call, and {where.name}'s chat "
                                "template never writes one (it needs Qwen/Hermes-style calls)")  # fmt: skip
+
+
+def _check_layers(train_layers: int | None, layers: int) -> None:
+    if train_layers is not None and not 1 <= train_layers <= layers:
+        raise InftoolError(f"train_layers must be between 1 and {layers} (the model's layers), not {train_layers}")
+
+
+def _peft() -> Any:
+    try:
+        import peft
+    except ImportError:
+        raise InftoolError("lora needs peft: pip install peft==0.21.2 (the `train` extra)") from None
+    return peft
 
 
 def check_trainable(model: str) -> None:
@@ -122,17 +131,13 @@ def make_trainable(model: Any, *, train_layers: int | None, lora: int | None) ->
     if layers is None:  # which layers are the top ones, and what LoRA targets, assume that layout
         raise InftoolError(f"{type(model).__name__}: training takes a decoder whose blocks are `.layers` "
                            "(Llama, Qwen, Mistral, Gemma and kin)")  # fmt: skip
-    if train_layers is not None and not 1 <= train_layers <= len(layers):
-        raise InftoolError(f"train_layers must be between 1 and {len(layers)} (the model's layers), not {train_layers}")
+    _check_layers(train_layers, len(layers))
     if lora is not None:
-        try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError:
-            raise InftoolError("lora needs peft: pip install peft==0.21.2 (the `train` extra)") from None
+        peft = _peft()
         top = list(range(len(layers) - train_layers, len(layers))) if train_layers else None
-        config = LoraConfig(r=lora, lora_alpha=2 * lora, lora_dropout=0.0, target_modules=LORA_TARGETS,
-                            layers_to_transform=top)  # fmt: skip
-        return get_peft_model(model, config)
+        config = peft.LoraConfig(r=lora, lora_alpha=2 * lora, lora_dropout=0.0, target_modules=LORA_TARGETS,
+                                 layers_to_transform=top)  # fmt: skip
+        return peft.get_peft_model(model, config)
     for p in model.parameters():
         p.requires_grad_(train_layers is None)
     if train_layers is not None:
