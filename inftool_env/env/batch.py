@@ -100,6 +100,7 @@ async def run_batch(
             return Trajectory(env_id=env.config.id, task_id=task_id or "?", seed=seed, truncated=True,
                               truncation_reason="error", error=failure(exc, RolloutError))  # fmt: skip
         finally:
+            await worker.end_episode()  # its state goes now, not at the worker's next reset
             workers.put_nowait(worker)
             bar.update(1)
 

@@ -234,6 +234,13 @@ class ToolEnv:
         self._episode = None
         await self._disconnect()
 
+    async def end_episode(self) -> None:
+        """Let the episode go, as a pooled worker between episodes should: the servers drop its state and
+        the env no longer holds its trajectory (``trajectory`` and ``state()`` are None after). The env
+        stays open for the next ``reset``; never raises."""
+        await self._release()
+        self._episode = None
+
     async def _release(self) -> None:
         """Tell each server to drop this episode's state (over the wire: every transport); never raises.
         A shared server is told as the episode ends; an in-process one, whose states only this env can

@@ -68,8 +68,10 @@ class RolloutWorker:
         except Exception as exc:  # the env broke: data, as in run_batch
             trajectory = broken(self.env.config.id, episode, "error", f"{type(exc).__name__}: {exc}")
         finally:
+            key = worker.episode_id
+            await worker.end_episode()  # an idle worker holds no episode's state
             self.idle.append(worker)
-        return Finished(episode.index, self.name, trajectory, worker.episode_id)
+        return Finished(episode.index, self.name, trajectory, key)
 
     async def close(self) -> None:
         from inftool_env.policies import close_policy

@@ -89,3 +89,22 @@ async def test_spawned_workers_share_one_connection_per_server(monkeypatch):
     late = env.spawn()
     with pytest.raises(InftoolError, match="spawned from is closed"):
         await late.reset(seed=1)
+
+
+async def test_end_episode_lets_a_pooled_worker_hold_nothing_between_episodes():
+    env = bookshelf_env([ADD])
+    try:
+        worker = env.spawn()
+        server = env.servers["shelf"]
+        for seed in (1, 2):
+            await worker.reset(seed=seed)
+            await worker.step({"role": "assistant", "content": "", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "addBook",
+                 "arguments": '{"title": "Les Misérables", "author": "Hugo"}'}}]})  # fmt: skip
+            assert server.live_episodes == 1 and worker.trajectory is not None
+            await worker.end_episode()
+            assert server.live_episodes == 0  # without it, the state stayed until the worker's next reset
+            assert worker.trajectory is None and worker.state() is None
+            await worker.end_episode()  # idempotent
+    finally:
+        await env.close()

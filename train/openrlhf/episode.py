@@ -223,6 +223,7 @@ class Episode:
             return
         self._closed = True
         if self._ended:
+            await self.env.end_episode()  # an idle worker holds no episode's state
             self._workers.idle.append(self.env)
         else:
             await self.env.close()
