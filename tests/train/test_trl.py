@@ -5,8 +5,9 @@ randomly initialised Qwen2 (the embedded model's architecture and tokenizer); ev
 then replayed through ``inftool eval``'s runner and must score the same. A random model never makes a
 valid call, so the same environment class is also driven the way TRL's tool loop drives it: the model's
 text is parsed by TRL's own ``parse_response``, each call dispatched to the method of that name, then the
-rollout scored (``final_reply``, then ``get_reward()``) — and the reward must equal ``evaluate()``'s for the
-same assistant turns.
+rollout scored by ``gated_reward`` — and the reward must equal ``evaluate()``'s for the same assistant turns,
+for multi-turn tasks and for synthesized single-turn ones (each offered only its own tools, scored on its
+first turn).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from inftool_env.eval.runner import evaluate  # noqa: E402
 from inftool_env.registration import make  # noqa: E402
 from inftool_env.rollout import SharedServersEnv  # noqa: E402
 from inftool_env.tasks import Task  # noqa: E402
-from inftool_env.train.trl import USER_TOOL, build_dataset, environment_factory, final_reply  # noqa: E402
+from inftool_env.train.trl import USER_TOOL, build_dataset, environment_factory, gated_reward  # noqa: E402
 from inftool_env.trajectory import RewardBreakdown, Trajectory  # noqa: E402
 from tests.train.tiny import tiny_qwen2  # noqa: E402
 
@@ -114,46 +114,55 @@ SCRIPTS = {
 }  # fmt: skip
 
 
+def tools_of(env: Any) -> dict[str, Any]:
+    """The methods TRL offers and dispatches to, listed the way GRPOTrainer lists them."""
+    return {name: getattr(env, name) for name, _ in inspect.getmembers(type(env), predicate=inspect.isfunction)
+            if name not in ("reset", "get_reward") and not name.startswith("_")}  # fmt: skip
+
+
+def drive(env: Any, row: dict[str, Any], texts: list[str], tokenizer: Any) -> tuple[float, list[dict], list[str]]:
+    """One rollout the way TRL's tool loop runs it: each text parsed by TRL's own ``parse_response``, each call
+    dispatched to its method, then ``gated_reward``. Returns the reward, the same turns as eval takes them (a
+    message's calls together, a ``message_user`` call as text) and the tools' results."""
+    parser = add_response_schema(tokenizer)  # what GRPOTrainer does to a Qwen2.5 tokenizer
+    tools = tools_of(env)
+    assert env.reset(**{k: v for k, v in row.items() if k != "environment"}) is None  # the prompt holds the opening
+    # TRL parses each generation after the rendered chat that ends in the assistant header.
+    prefix = tokenizer.apply_chat_template(row["prompt"], tools=list(tools.values()), add_generation_prompt=True,
+                                           tokenize=True, return_dict=True)["input_ids"]  # fmt: skip
+    eval_turns: list[dict[str, Any]] = []
+    results: list[str] = []
+    completion: list[dict[str, Any]] = []  # what TRL hands the reward functions
+    for text in texts:
+        message = parse_response(parser, tokenizer.encode(text + "<|im_end|>"), prefix=prefix,
+                                 tools=list(tools.values()))  # fmt: skip
+        completion.append(message)
+        batch = []
+        for tool_call in message.get("tool_calls") or []:
+            function = tool_call["function"]
+            results.append(tools[function["name"]](**function["arguments"]))  # TRL's sync tool dispatch
+            completion.append({"role": "tool", "name": function["name"], "content": results[-1]})
+            if function["name"] == USER_TOOL:  # in eval, a reply to the user is a turn without calls
+                eval_turns.append({"role": "assistant", "content": function["arguments"]["message"]})
+            else:
+                batch.append({"type": "function", "function": dict(function)})
+        if batch:
+            eval_turns.append({"role": "assistant", "content": "", "tool_calls": batch})
+        if not message.get("tool_calls"):  # TRL's rollout ends here
+            assert message["content"] == text
+            eval_turns.append({"role": "assistant", "content": message["content"]})
+            break
+    (reward,) = gated_reward(completions=[completion], environments=[env], prompts=[row["prompt"]])
+    return reward, eval_turns, results
+
+
 @pytest.mark.parametrize("case", list(SCRIPTS))
 def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
     task_id, texts, expected = SCRIPTS[case]
-    parser = add_response_schema(tokenizer)  # what GRPOTrainer does to a Qwen2.5 tokenizer
     with environment_factory(ENV_ID) as factory:
-        rows = build_dataset(ENV_ID, seed=100)
-        row = next(r for r in rows if r["task_id"] == task_id)
-        env = factory()
-        # The methods TRL offers and dispatches to, listed the way GRPOTrainer lists them.
-        tools = {name: getattr(env, name) for name, _ in inspect.getmembers(type(env), predicate=inspect.isfunction)
-                 if name not in ("reset", "get_reward") and not name.startswith("_")}  # fmt: skip
-        assert env.reset(**row) is None  # the row's prompt already holds the user's opening
-        # TRL parses each generation after the rendered chat that ends in the assistant header.
-        prefix = tokenizer.apply_chat_template(row["prompt"], tools=list(tools.values()), add_generation_prompt=True,
-                                               tokenize=True, return_dict=True)["input_ids"]  # fmt: skip
-        eval_turns: list[dict[str, Any]] = []
-        results: list[str] = []
-        completion: list[dict[str, Any]] = []  # what TRL hands the reward functions
-        for text in texts:
-            message = parse_response(parser, tokenizer.encode(text + "<|im_end|>"), prefix=prefix,
-                                     tools=list(tools.values()))  # fmt: skip
-            completion.append(message)
-            batch = []
-            for tool_call in message.get("tool_calls") or []:
-                function = tool_call["function"]
-                results.append(tools[function["name"]](**function["arguments"]))  # TRL's sync tool dispatch
-                completion.append({"role": "tool", "name": function["name"], "content": results[-1]})
-                if function["name"] == USER_TOOL:  # in eval, a reply to the user is a turn without calls
-                    eval_turns.append({"role": "assistant", "content": function["arguments"]["message"]})
-                else:
-                    batch.append({"type": "function", "function": dict(function)})
-            if batch:
-                eval_turns.append({"role": "assistant", "content": "", "tool_calls": batch})
-            if not message.get("tool_calls"):  # TRL's rollout ends here
-                assert message["content"] == text
-                eval_turns.append({"role": "assistant", "content": message["content"]})
-                break
-        # TRL calls the reward functions, then get_reward.
-        assert final_reply(completions=[completion], environments=[env], prompts=[row["prompt"]]) == [None]
-        reward = env.get_reward()
+        row = next(r for r in build_dataset(ENV_ID, seed=100) if r["task_id"] == task_id)
+        env = factory[row["environment"]]()
+        reward, eval_turns, results = drive(env, row, texts, tokenizer)
         breakdown = env.reward_breakdown
     assert reward == expected, breakdown
     assert breakdown == eval_reward(Task.model_validate_json(row["task"]), row["seed"], eval_turns)
@@ -167,36 +176,84 @@ def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
         assert breakdown is not None and breakdown.gates == {"format": False, "schema": True, "execution": True}
 
 
-def test_final_reply_must_come_before_get_reward() -> None:
+@pytest.fixture(scope="module")
+def single_turn() -> dict[str, Task]:
+    """Synthesized one-shot tasks, each offered only its own tools (BFCL's single-turn form)."""
+    from inftool_env.synth import synthesize
+
+    run = synthesize(ENV_ID, n=6, categories=["parallel", "irrelevance", "simple"], seed=5)
+    return {t.category + ("-narrow" if t.excluded_tools else ""): t for t in run.tasks}
+
+
+def _calls(task: Task) -> list[str]:
+    return [call(c.name, **c.arguments) for c in task.ground_truth[0]]
+
+
+ONE_SHOT = {  # category -> (the replies, the reward eval gives their first turn)
+    "all calls in the first reply": ("parallel-narrow", lambda t: ["\n".join(_calls(t)), "Done."], 1.0),
+    "a call a reply (eval ends after the first)": ("parallel-narrow", lambda t: [*_calls(t), "Done."], 0.0),
+    "declines what no tool does": ("irrelevance", lambda t: ["I cannot translate; no tool here does that."], 1.0),
+    "calls where no tool fits": ("irrelevance", lambda t: [call("listBooks"), "Here are the books."], 0.0),
+    "the one call, malformed": ("simple-narrow", lambda t: [_calls(t)[0].replace("}\n", "\n", 1)], 0.0),
+    "the one call": ("simple-narrow", lambda t: [_calls(t)[0], "Here it is."], 1.0),
+}
+
+
+@pytest.mark.parametrize("case", list(ONE_SHOT))
+def test_one_shot_tasks_score_their_first_turn_with_their_own_tools(case, single_turn, tokenizer) -> None:
+    kind, replies, expected = ONE_SHOT[case]
+    task = single_turn[kind]
+    texts = replies(task)
+    with environment_factory(ENV_ID, tasks=list(single_turn.values())) as factory:
+        rows = build_dataset(ENV_ID, tasks=list(single_turn.values()), seed=100)
+        row = next(r for r in rows if r["task_id"] == task.id)
+        env = factory[row["environment"]]()
+        offered = {t.name for t in factory.env.servers["bookshelf"].suite.tools} - set(task.excluded_tools)
+        assert set(tools_of(env)) == offered  # what eval offers this task, no more
+        reward, eval_turns, _ = drive(env, row, texts, tokenizer)
+        breakdown = env.reward_breakdown
+    assert reward == expected, breakdown
+    assert breakdown == eval_reward(task, row["seed"], eval_turns)
+
+
+def test_gated_reward_scores_each_rollout_once() -> None:
+    done = [{"role": "assistant", "content": "Done."}]
     with environment_factory(ENV_ID) as factory:
         env = factory()
+        with pytest.raises(InftoolError, match="before reset"):
+            gated_reward(completions=[done], environments=[env])
         env.reset(**build_dataset(ENV_ID)[0])
-        assert env.get_reward() == 0.0  # get_reward alone still scores (blind to the last reply)
-        with pytest.raises(InftoolError, match="get_reward\\(\\) ran before final_reply"):
-            final_reply(completions=[[{"role": "assistant", "content": "Done."}]], environments=[env])
+        assert gated_reward(completions=[done], environments=[env]) == [0.0]
+        with pytest.raises(InftoolError, match="scored already; reset\\(\\) starts another"):
+            gated_reward(completions=[done], environments=[env])
+        assert gated_reward(completions=[done], environments=[object()]) == [None]  # another library's env
         with pytest.raises(InftoolError, match="needs GRPOTrainer\\(environment_factory"):
-            final_reply(completions=[[{"role": "assistant", "content": "Done."}]])
+            gated_reward(completions=[done])
 
 
-def test_tasks_offered_fewer_tools_are_refused() -> None:
-    """TRL offers every method of the class, the same tools at every turn: a task offered fewer is refused,
-    by build_dataset and (for a hand-made row) by reset, rather than trained on a listing eval never shows."""
+def test_each_tool_offer_gets_its_own_environment() -> None:
+    """TRL offers an environment's methods for a whole rollout: a task offered fewer tools (a single-turn
+    category's) gets a class of its own, routed by the row's ``environment``; tools that change between turns
+    are refused, by build_dataset and the factory, rather than trained on a listing eval never shows."""
     base = Task.model_validate_json(build_dataset(ENV_ID)[0]["task"])
-    limited: dict[str, dict[str, Any]] = {
-        "excludes tools ['removeBook'], but": {"excluded_tools": ["removeBook"]},
-        "withholds tools until a later user turn": {"tools_added": {1: ["removeBook"]}},
-        "uses only servers []": {"servers": []},
-        "is one-shot": {"one_shot": True},
-    }
-    for why, change in limited.items():
-        task = base.model_copy(update={"id": "limited", **change})
-        with pytest.raises(InftoolError, match=f"^inftool/Bookshelf-v0: task limited {re.escape(why)}"):
-            build_dataset(ENV_ID, tasks=[task])
-        with environment_factory(ENV_ID, tasks=[task]) as factory:
-            with pytest.raises(InftoolError, match=f"task 'limited' {re.escape(why)}"):
-                factory().reset(task=task.model_dump_json(), seed=0)
-    # Naming every server limits nothing.
-    assert len(build_dataset(ENV_ID, tasks=[base.model_copy(update={"servers": ["bookshelf"]})])) == 1
+    narrow = base.model_copy(update={"id": "narrow", "excluded_tools": ["removeBook"]})
+    every = base.model_copy(update={"id": "every", "servers": ["bookshelf"]})  # naming every server limits nothing
+    rows = build_dataset(ENV_ID, tasks=[base, narrow, every])
+    assert rows["environment"][0] == rows["environment"][2] == ENV_ID != rows["environment"][1]
+    with environment_factory(ENV_ID, tasks=[base, narrow, every]) as factory:
+        assert set(factory) == {ENV_ID, rows["environment"][1]}
+        wide, small = factory[ENV_ID](), factory[rows["environment"][1]]()
+        assert set(tools_of(wide)) - set(tools_of(small)) == {"removeBook"}
+        with pytest.raises(InftoolError, match="is offered the tools of .*not this environment's"):
+            wide.reset(**rows[1])  # a row sent to the wrong offer
+        with pytest.raises(InftoolError, match="different sets of tools: name the offer"):
+            factory()
+    later = base.model_copy(update={"id": "later", "tools_added": {1: ["removeBook"]}})
+    why = "withholds tools until a later user turn"
+    with pytest.raises(InftoolError, match=f"^inftool/Bookshelf-v0: task later {why}"):
+        build_dataset(ENV_ID, tasks=[later])
+    with pytest.raises(InftoolError, match=f"^inftool/Bookshelf-v0: task later {why}"):
+        environment_factory(ENV_ID, tasks=[later])
 
 
 def test_a_given_env_stays_its_callers() -> None:
@@ -217,7 +274,7 @@ def test_a_given_env_stays_its_callers() -> None:
         with environment_factory(mine, tasks=None if tasks is None else mine.tasks) as factory:
             env = factory()
             env.reset(**row)
-            assert env.get_reward() == 0.0
+            assert gated_reward(completions=[[{"role": "assistant", "content": ""}]], environments=[env]) == [0.0]
         step = anyio.run(use_then_close, mine)
         assert json.loads(step.info["calls"][0]["result"])["id"] == "boo_1"
         assert factory.env is not mine
@@ -236,26 +293,31 @@ def test_row_must_match_the_environment() -> None:
         stale = json.loads(row["task"]) | {"turns": ["Something else."]}
         with pytest.raises(Exception, match="differs from its namesake"):
             env.reset(**(row | {"task": json.dumps(stale)}))
-        with pytest.raises(Exception, match="before reset"):
-            env.get_reward()
 
 
 # --- inside a real GRPOTrainer ----------------------------------------------------------------------------
 
 
+def one_step(tmp_path: Path, *, batch: int) -> Any:
+    """A GRPOConfig for one CPU step of a tiny model, groups of two."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=batch, num_generations=2,
+        max_completion_length=8, max_tool_calling_iterations=2, learning_rate=1e-3, use_cpu=True, bf16=False,
+        report_to="none", logging_steps=1, save_strategy="no", seed=0, dataloader_num_workers=0,
+    )  # fmt: skip
+
+
 @pytest.mark.filterwarnings("ignore:You are using 'environment_factory', which is an experimental feature")
 def test_grpo_trainer_step(tiny_model: Path, tmp_path: Path) -> None:
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     factory = environment_factory(ENV_ID)
     assert factory.env.config.limits.episode_timeout_s == NO_DEADLINE_S  # TRL's generation is not the env's time
     multi_turn = [t for t in factory.env.tasks if len(t.turns) > 1]
     dataset = build_dataset(ENV_ID, tasks=multi_turn, seed=7)
-    args = GRPOConfig(
-        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, num_generations=2,
-        max_completion_length=8, max_tool_calling_iterations=2, learning_rate=1e-3, use_cpu=True, bf16=False,
-        report_to="none", logging_steps=1, save_strategy="no", seed=0, dataloader_num_workers=0,
-    )  # fmt: skip
+    args = one_step(tmp_path, batch=2)
     replies: list[tuple[Any, Any]] = []  # (environment, the completion's last message)
 
     def record(completions: list[Any], environments: list[Any], **_: Any) -> list[float | None]:
@@ -264,7 +326,7 @@ def test_grpo_trainer_step(tiny_model: Path, tmp_path: Path) -> None:
 
     try:
         trainer = GRPOTrainer(model=str(tiny_model), args=args, train_dataset=dataset, environment_factory=factory,
-                              reward_funcs=[final_reply, record])  # fmt: skip
+                              reward_funcs=[record, gated_reward])  # fmt: skip
         output = trainer.train()
         # Read before close(): closing ends each instance's episode.
         trajectory_of = {id(e): e.trajectory for e in factory.instances if e.trajectory is not None}
@@ -284,15 +346,45 @@ def test_grpo_trainer_step(tiny_model: Path, tmp_path: Path) -> None:
         task = next(t for t in multi_turn if t.id == trajectory.task_id)
         assert trajectory.reward == eval_reward(task, 7, assistant_turns(trajectory))
         rewards.append(trajectory.reward.reward)
-    # TRL scored each rollout with get_reward() and logged it under the env class's name; final_reply scores nothing.
-    assert math.isclose(logged["rewards/Bookshelf_v0/mean"], sum(rewards) / len(rewards), abs_tol=1e-6)
-    assert logged["rewards/final_reply/mean"] is None  # NaN: no reward
+    # TRL scored each rollout with gated_reward, the only reward: no get_reward column beside it.
+    assert math.isclose(logged["rewards/gated_reward/mean"], sum(rewards) / len(rewards), abs_tol=1e-6)
+    assert not any(key.startswith("rewards/Bookshelf") for key in logged)
     # Each rollout's last reply (a random model's text) reached its episode as an assistant turn.
     assert len(replies) == 2 and any(last.get("content") for _, last in replies)
     for env, last in replies:
         assert last["role"] == "assistant" and not last.get("tool_calls")
         said = [m["content"] for m in trajectory_of[id(env)].messages if m["role"] == "assistant"]
         assert said[0] == last["content"]
+
+
+@pytest.mark.filterwarnings("ignore:You are using 'environment_factory', which is an experimental feature")
+def test_grpo_trainer_step_on_single_turn_tasks(single_turn, tiny_model: Path, tmp_path: Path) -> None:
+    """Synthesized single-turn tasks, each offered only its own tools, in one batch: TRL renders each row's
+    offer, and each rollout's reward is eval's for its first assistant turn."""
+    from trl import GRPOTrainer
+
+    tasks = [single_turn["parallel-narrow"], single_turn["irrelevance"]]
+    factory = environment_factory(ENV_ID, tasks=tasks)
+    dataset = build_dataset(ENV_ID, tasks=tasks, seed=7)
+    args = one_step(tmp_path, batch=4)
+    try:
+        trainer = GRPOTrainer(model=str(tiny_model), args=args, train_dataset=dataset, environment_factory=factory,
+                              reward_funcs=gated_reward)  # fmt: skip
+        assert trainer.train().global_step == 1
+        judged = [(e.trajectory, e._seed) for e in factory.instances if e.trajectory is not None]
+    finally:
+        factory.close()
+    for offer, tools in trainer._env_tools.items():  # what TRL renders for each row of that offer
+        task = next(t for t in tasks if dataset["environment"][tasks.index(t)] == offer)
+        assert {tool.__name__ for tool in tools} == {t.name for t in factory.env.servers["bookshelf"].suite.tools
+                                                      if t.name not in task.excluded_tools}  # fmt: skip
+    assert len(judged) == 4  # two rollouts of each task
+    by_id = {t.id: t for t in tasks}
+    for trajectory, seed in judged:
+        assert trajectory.reward is not None and len(assistant_turns(trajectory)) == 1  # the first turn alone
+        assert trajectory.reward == eval_reward(by_id[trajectory.task_id], seed, assistant_turns(trajectory))
+    rewards = {trajectory.task_id: trajectory.reward.reward for trajectory, _ in judged}
+    assert rewards == {tasks[0].id: 0.0, tasks[1].id: 1.0}  # a random model's text: no call, a decline
 
 
 def test_tool_method_schema_round_trip() -> None:

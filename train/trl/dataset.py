@@ -2,11 +2,14 @@
 
 Each row carries the conversational ``prompt`` (the env's and the task's system prompt, then the user's
 opening; TRL renders the tools itself through the chat template), the ``task`` as JSON (what ``reset``
-starts), its ``task_id`` and the episode ``seed``. TRL passes every column to ``reset(**row)``.
+starts), its ``task_id``, the episode ``seed``, and the ``environment`` TRL routes it to: the key of the
+task's tool offer in ``environment_factory``'s dict. TRL passes the other columns to ``reset(**row)``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ def build_dataset(
 
     ``env``: a registered env id or a ``ToolEnv``; ``tasks``: a tasks JSONL file or tasks instead of the
     env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``. Tasks TRL cannot
-    run as ``inftool eval`` does are refused (``unsupported``): one-shot ones, and ones offered fewer tools.
+    run as ``inftool eval`` does are refused (``unsupported``). One-shot tasks (the single-turn categories)
+    are scored on their first assistant turn, by ``gated_reward``.
     """
     try:
         from datasets import Dataset
@@ -35,34 +39,47 @@ def build_dataset(
     config, own = _config_and_tasks(env)
     chosen = own if tasks is None else (load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks))
     servers = [s.name for s in config.servers]
-    refused = [(t.id, why) for t in chosen if (why := unsupported(t, servers))]
-    if refused:
-        more = f" ({len(refused) - 1} more such tasks)" if len(refused) > 1 else ""
-        raise InftoolError(f"{config.id}: task {refused[0][0]} {refused[0][1]}{more}")
+    check_supported(config.id, chosen, servers)
     if not chosen:
         raise InftoolError(f"{config.id}: no tasks")
     rows = []
     for r in range(repeats):
         for i, task in enumerate(chosen):
             rows.append({"prompt": prompt(config, task), "task": task.model_dump_json(), "task_id": task.id,
-                         "seed": seed + r * len(chosen) + i})  # fmt: skip
+                         "seed": seed + r * len(chosen) + i,
+                         "environment": offer_name(config.id, task, servers)})  # fmt: skip
     return Dataset.from_list(rows)
 
 
 def unsupported(task: Task, servers: Collection[str]) -> str | None:
-    """Why TRL cannot run ``task`` the way ``inftool eval`` does, or None. TRL offers one environment's
-    public methods, the same tools to every rollout and at every turn, so a task offered fewer is refused
-    (the env would still refuse the calls, but the model would be trained on a listing eval never shows)."""
-    if task.one_shot:  # BFCL's single-turn entries
-        return ("is one-shot: it ends after the first assistant turn, which TRL's tool loop never hands over "
-                "whole (it runs each call as it comes and keeps generating)")  # fmt: skip
-    if task.excluded_tools:
-        return f"excludes tools {task.excluded_tools}, but TRL offers every tool of the env to every rollout"
+    """Why TRL cannot run ``task`` the way ``inftool eval`` does, or None. TRL offers an environment's
+    public methods for a whole rollout, so a task whose tools change between turns is refused (the env would
+    still refuse the calls, but the model would be trained on a listing eval never shows)."""
     if task.tools_added:
         return "withholds tools until a later user turn, but TRL offers the same tools for a whole rollout"
-    if task.servers is not None and set(task.servers) != set(servers):
-        return f"uses only servers {task.servers}, but TRL offers every server's tools to every rollout"
+    unknown = sorted(set(task.servers or ()) - set(servers))
+    if unknown:
+        return f"names servers {unknown} the env does not have"
     return None
+
+
+def check_supported(env_id: str, tasks: Sequence[Task], servers: Collection[str]) -> None:
+    """Raise naming the first task ``unsupported`` refuses (and how many more there are)."""
+    refused = [(t.id, why) for t in tasks if (why := unsupported(t, servers))]
+    if refused:
+        more = f" ({len(refused) - 1} more such tasks)" if len(refused) > 1 else ""
+        raise InftoolError(f"{env_id}: task {refused[0][0]} {refused[0][1]}{more}")
+
+
+def offer_name(env_id: str, task: Task, servers: Collection[str]) -> str:
+    """The key of the tools ``task`` is offered (its servers' tools less the excluded ones): the env id when
+    that is every tool, else the id and a digest, so the dataset and the factory agree without listing tools."""
+    chosen = sorted(set(task.servers if task.servers is not None else servers))
+    excluded = sorted(set(task.excluded_tools))
+    if chosen == sorted(set(servers)) and not excluded:
+        return env_id
+    digest = hashlib.sha256(json.dumps([chosen, excluded]).encode()).hexdigest()[:12]
+    return f"{env_id}#{digest}"
 
 
 def prompt(config: EnvConfig, task: Task) -> list[dict[str, str]]:

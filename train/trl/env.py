@@ -2,8 +2,10 @@
 
 TRL makes one instance per rollout (pooled and reused across batches), offers the instance's public
 methods as tools, calls ``reset(**row)`` with the dataset row before generating, runs each tool call the
-model makes by calling the method of that name, and scores the finished rollout: first the reward functions,
-``final_reply`` among them, then ``get_reward()``.
+model makes by calling the method of that name, and scores the finished rollout with the reward functions:
+``gated_reward`` is ours. The factory is a dict, TRL's multi-environment form: one environment class per
+tool offer among the tasks (a single-turn task is offered only its own tools), and ``build_dataset`` routes
+each row to its offer (the ``environment`` column), so the model is shown what ``inftool eval`` shows it.
 Here each instance drives one episode of our async ``ToolEnv`` at a time, on a real MCP server:
 
 - ``reset`` starts the row's task (carried in the row as JSON) with the row's seed;
@@ -14,10 +16,13 @@ Here each instance drives one episode of our async ``ToolEnv`` at a time, on a r
   answer comes back as the tool's result. TRL's loop ends a rollout at the first reply without a tool
   call, so there is no other way for a user's next turn to reach the model;
 - TRL ends a rollout at the model's first reply it cannot read as a tool call — a malformed call too — and
-  keeps that reply to itself: ``final_reply`` (a reward function) hands it to the env as the assistant turn
-  it is, so the format gate judges it as in ``inftool eval``;
-- ``get_reward`` closes the episode (the user's remaining turns answered by empty assistant turns) and
-  returns the gated reward.
+  keeps that reply to itself: ``gated_reward`` hands it to the env as the assistant turn it is (so the
+  format gate judges it as in ``inftool eval``), closes the episode (the user's remaining turns answered by
+  empty assistant turns) and returns the gated reward;
+- a one-shot task (``inftool synth``'s single-turn categories) ends in eval after the first assistant turn,
+  all its calls together; TRL runs each call as it comes and generates on. So its tools answer from an
+  episode that goes on, as TRL expects, and ``gated_reward`` scores the completion's first assistant
+  message, as that one turn, on a fresh episode of the task: the reward ``inftool eval`` gives it.
 
 Every instance of one factory shares one event loop on a daemon thread, the way the Gymnasium adapter
 runs the core on a loop of its own: TRL calls the (synchronous) methods from its training thread, and
@@ -27,9 +32,10 @@ nothing of ours ever runs on TRL's own asyncio loop, so neither can block the ot
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import re
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -37,7 +43,7 @@ from inftool_env.env.core import StepResult, ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.loop_thread import LoopThread
-from inftool_env.train.trl.dataset import unsupported
+from inftool_env.train.trl.dataset import check_supported, offer_name
 from inftool_env.train.trl.tools import tool_method
 from inftool_env.trajectory import RewardBreakdown, Trajectory
 
@@ -49,14 +55,19 @@ ENDED = "The conversation has ended ({reason}); nothing more is executed."
 
 class InftoolTrlEnv:
     """One rollout's environment. The factory makes a subclass per env whose methods are its tools;
-    everything else here is ``reset``, ``get_reward``, properties or private, which TRL does not offer."""
+    everything else here is ``reset``, properties or private, which TRL does not offer."""
 
     _factory: ClassVar[TrlEnvFactory]
+    _offer: ClassVar[str]  # the offer this class's tools are (offer_name)
 
     def __init__(self) -> None:
         self._core = self._factory.spawn_core()
         self._result: StepResult | None = None
-        self._scored = False  # get_reward ran: a final reply arriving now would not count
+        self._scored = False  # gated_reward ran: the rollout is over
+        self._task: Task | None = None
+        self._seed: int | None = None
+        self._judge: ToolEnv | None = None  # a one-shot task's first turn is scored here
+        self._judged: StepResult | None = None
 
     # -- what TRL calls -------------------------------------------------------------------------
     def reset(self, task: str | dict[str, Any] | None = None, seed: int | None = None, prompt: Any = None,
@@ -64,9 +75,16 @@ class InftoolTrlEnv:
         """Start the row's task. Returns None when the row's prompt already holds the user's opening,
         else the opening (TRL appends it to the prompt's last user message)."""
         chosen = self._factory.task_of(task)
-        self._result = None
+        offer = offer_name(self._factory.env.config.id, chosen, self._factory.env.servers)
+        if offer != self._offer:
+            raise InftoolError(f"task {chosen.id!r} is offered the tools of {offer!r}, not this environment's "
+                               f"{self._offer!r}: give the row the 'environment' build_dataset wrote")  # fmt: skip
+        self._result = self._judged = None
         self._scored = False
-        observation, _ = self._factory.run(self._core.reset(seed=seed, options={"task_id": chosen.id}))
+        self._task, self._seed = chosen, seed
+        # A one-shot task's tools answer from an episode that goes on past the first turn, as TRL's loop does.
+        options = {"task": chosen.model_copy(update={"one_shot": False})} if chosen.one_shot else {"task_id": chosen.id}
+        observation, _ = self._factory.run(self._core.reset(seed=seed, options=options))
         opening = str(observation["messages"][-1]["content"])
         given = _last_user_text(prompt)
         if given == opening:
@@ -78,13 +96,20 @@ class InftoolTrlEnv:
             "build the dataset with inftool_env.train.trl.build_dataset from the same env and tasks"
         )
 
-    def get_reward(self) -> float:
-        """The episode's gated reward (closing it first if the model stopped before the user was done).
-
-        Alone it never sees the model's last reply (TRL keeps it), so a malformed call there passes the format
-        gate: train with ``reward_funcs=final_reply``, which hands that reply over before this runs."""
+    def _score(self, completion: Any) -> float:
+        """The rollout's gated reward: its last reply handed over, the episode closed if the model stopped
+        before the user was done; a one-shot task's first turn scored on its own."""
         trajectory = self._trajectory()
+        if self._scored:
+            raise InftoolError(f"the rollout of task {trajectory.task_id} was scored already; reset() starts another")
         self._scored = True
+        if self._one_shot:
+            self._judge_first_turn(completion)
+            assert self._judged is not None  # noqa: S101 - just judged
+            return float(self._judged.reward)
+        text = _reply_text(completion)
+        if text is not None and not self._done:  # else the episode ended first (the user was done, or a limit)
+            self._step({"role": "assistant", "content": text})
         # Each empty turn lets the user say their next line or finish; max_turns bounds the loop anyway.
         for _ in range(self._core.limits.max_turns + 1):
             if self._done:
@@ -97,14 +122,21 @@ class InftoolTrlEnv:
     # -- what a trainer or test may read ----------------------------------------------------------
     @property
     def trajectory(self) -> Trajectory | None:
+        """The scored episode: for a one-shot task, its first turn's (once ``gated_reward`` has run)."""
+        if self._one_shot:
+            return self._judged.info["trajectory"] if self._judged is not None else None
         return self._core.trajectory
 
     @property
     def reward_breakdown(self) -> RewardBreakdown | None:
-        trajectory = self._core.trajectory
+        trajectory = self.trajectory
         return trajectory.reward if trajectory else None
 
     # -- the tools' implementation --------------------------------------------------------------
+    @property
+    def _one_shot(self) -> bool:
+        return self._task is not None and self._task.one_shot
+
     @property
     def _done(self) -> bool:
         return self._result is not None and (self._result.terminated or self._result.truncated)
@@ -123,14 +155,20 @@ class InftoolTrlEnv:
         reason = self._trajectory().truncation_reason or "the user is done"
         return ENDED.format(reason=reason)
 
-    def _final_reply(self, text: str) -> None:
-        """The reply that ended TRL's rollout, as the assistant turn ``inftool eval`` would take."""
-        self._trajectory()
-        if self._scored:
-            raise InftoolError("get_reward() ran before final_reply saw the rollout's last reply; list "
-                               "final_reply in reward_funcs (TRL calls those before get_reward)")  # fmt: skip
-        if not self._done:  # else the episode ended first (the user was done, or a limit): eval stops there too
-            self._step({"role": "assistant", "content": text})
+    def _judge_first_turn(self, completion: Any) -> None:
+        first = next((m for m in completion if isinstance(m, dict) and m.get("role") == "assistant"), None)
+        if first is None:
+            raise InftoolError("gated_reward got a completion without an assistant message")
+        if self._judge is None:
+            self._judge = self._factory.spawn_core()
+        judge, task, seed = self._judge, self._task, self._seed
+
+        async def judged() -> StepResult:
+            # The task as given and the row's seed: the episode the live one started as.
+            await judge.reset(seed=seed, options={"task": task})
+            return await judge.step(_as_one_turn(first))
+
+        self._judged = self._factory.run(judged())
 
     def _call_tool(self, name: str, arguments: dict[str, Any]) -> str:
         """One assistant step with this one call; the call's result (an error result too) as text."""
@@ -172,22 +210,33 @@ def message_user(self, message: str) -> str:  # an annotated self would become a
 OWN_NAMES = frozenset(name for name in dir(InftoolTrlEnv) if not name.startswith("_"))
 
 
-def final_reply(
+def gated_reward(
     completions: Sequence[Any], environments: Sequence[Any] | None = None, **_: Any
 ) -> list[float | None]:  # TRL's RewardFunc type
-    """``GRPOTrainer(reward_funcs=final_reply, ...)``: hands each rollout's last reply to its environment
-    before ``get_reward`` scores it. It scores nothing itself (None, which TRL leaves out of the sum and logs
-    as an empty ``rewards/final_reply``): the reward is ``get_reward``'s, logged under the env's class name.
+    """``GRPOTrainer(reward_funcs=gated_reward, ...)``: each rollout's gated reward, as ``inftool eval`` gives
+    it for the same assistant turns (logged as ``rewards/gated_reward``); None for another library's env.
 
     A rollout cut by ``max_tool_calling_iterations`` ends on calls TRL never ran; they are not run here either.
     """
     if environments is None:
-        raise InftoolError("final_reply needs GRPOTrainer(environment_factory=...) from inftool_env.train.trl")
-    for completion, env in zip(completions, environments, strict=True):
-        text = _reply_text(completion)
-        if isinstance(env, InftoolTrlEnv) and text is not None:
-            env._final_reply(text)
-    return [None for _ in completions]
+        raise InftoolError("gated_reward needs GRPOTrainer(environment_factory=...) from inftool_env.train.trl")
+    return [env._score(completion) if isinstance(env, InftoolTrlEnv) else None
+            for completion, env in zip(completions, environments, strict=True)]  # fmt: skip
+
+
+def _as_one_turn(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message of TRL's, its calls together in one turn; a ``message_user`` call in it is
+    text to the user, as eval reads a turn without calls."""
+    calls: list[dict[str, Any]] = []
+    said = [str(message.get("content") or "")]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        if function.get("name") == USER_TOOL:
+            said.append(str((function.get("arguments") or {}).get("message", "")))
+        else:
+            calls.append({"id": f"call_{len(calls)}", "type": "function", "function": dict(function)})
+    turn: dict[str, Any] = {"role": "assistant", "content": "\n".join(s for s in said if s)}
+    return {**turn, "tool_calls": calls} if calls else turn
 
 
 def _reply_text(completion: Any) -> str | None:
@@ -201,9 +250,11 @@ def _reply_text(completion: Any) -> str | None:
     return content if isinstance(content, str) else ""
 
 
-class TrlEnvFactory:
-    """Callable with no arguments, as ``GRPOTrainer(environment_factory=...)`` wants: each call makes an
-    instance of ``env_class``. ``close()`` ends every instance's connections and the shared loop.
+class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
+    """What ``GRPOTrainer(environment_factory=...)`` takes: a dict (TRL's multi-environment form) of one
+    factory per tool offer among the tasks, keyed by ``offer_name``, each making instances of that offer's
+    class (``classes``); ``build_dataset`` writes each row's key. Called with no argument, the factory
+    makes an instance of its only offer. ``close()`` ends every instance's connections and the shared loop.
 
     ``env`` is copied (its config, compiled servers, user and reward; ``tasks`` instead of its own if given):
     the copy's connections live on the factory's loop and close with it, and ``env`` stays its caller's."""
@@ -217,22 +268,41 @@ class TrlEnvFactory:
         self.tasks = {t.id: t for t in chosen}
         if user_tool is None:
             user_tool = env.config.user != "scripted" or any(len(t.turns) > 1 for t in chosen)
+        check_supported(env.config.id, chosen, env.servers)
+        super().__init__()
+        self.classes: dict[str, type[InftoolTrlEnv]] = {}
+        for task in chosen:
+            offer = offer_name(env.config.id, task, env.servers)
+            if offer not in self.classes:
+                self.classes[offer] = self._make_class(offer, task, user_tool)
+                self[offer] = functools.partial(self._make, offer)
         self._loop = LoopThread(f"inftool-trl-{env.config.id}", "the TRL environment")
         self._cores: list[ToolEnv] = []
         self.instances: list[InftoolTrlEnv] = []  # every instance made, in order (TRL pools and reuses them)
-        self.env_class = self._make_class(user_tool)
         atexit.register(self.close)
 
-    def __call__(self) -> InftoolTrlEnv:
-        instance = self.env_class()
+    def __call__(self, offer: str | None = None) -> InftoolTrlEnv:
+        if offer is None:
+            if len(self) != 1:
+                raise InftoolError(f"the tasks are offered {len(self)} different sets of tools: name the offer, "
+                                   f"one of {list(self)}")  # fmt: skip
+            offer = next(iter(self))
+        return self._make(offer)
+
+    def _make(self, offer: str) -> InftoolTrlEnv:
+        instance = self.classes[offer]()
         self.instances.append(instance)
         return instance
 
-    def _make_class(self, user_tool: bool) -> type[InftoolTrlEnv]:
-        namespace: dict[str, Any] = {"_factory": self, "__module__": __name__,
-                                     "__doc__": f"{self.env.config.id} for TRL: one episode per reset()."}  # fmt: skip
-        for server in self.env.servers.values():
-            for spec in server.suite.tools:
+    def _make_class(self, offer: str, task: Task, user_tool: bool) -> type[InftoolTrlEnv]:
+        """The class whose public methods are the tools ``task`` is offered (and ``message_user``)."""
+        namespace: dict[str, Any] = {"_factory": self, "_offer": offer, "__module__": __name__,
+                                     "__doc__": f"{offer} for TRL: one episode per reset()."}  # fmt: skip
+        excluded = set(task.excluded_tools)
+        for name in task.servers if task.servers is not None else self.env.servers:
+            for spec in self.env.servers[name].suite.tools:
+                if spec.name in excluded:
+                    continue
                 if spec.name in namespace:
                     raise InftoolError(f"{self.env.config.id}: two servers offer a tool named {spec.name!r}")
                 if spec.name in OWN_NAMES:
@@ -244,8 +314,7 @@ class TrlEnvFactory:
             if USER_TOOL in namespace:
                 raise InftoolError(f"{self.env.config.id} has a tool named {USER_TOOL!r}; pass user_tool=False")
             namespace[USER_TOOL] = message_user
-        # TRL logs the reward under the class name (``rewards/Bookshelf_v0``).
-        name = re.sub(r"\W", "_", self.env.config.id.split("/")[-1])
+        name = re.sub(r"\W", "_", offer.split("/")[-1])
         return type(name, (InftoolTrlEnv,), namespace)
 
     def spawn_core(self) -> ToolEnv:
@@ -270,9 +339,6 @@ class TrlEnvFactory:
             why = "is not among" if known is None else "differs from its namesake in"
             raise InftoolError(f"task {chosen.id!r} {why} the environment's tasks; pass the same tasks to "
                                "build_dataset and environment_factory")  # fmt: skip
-        why = unsupported(chosen, self.env.servers)
-        if why:
-            raise InftoolError(f"task {chosen.id!r} {why}")
         return chosen
 
     def close(self) -> None:
@@ -303,7 +369,7 @@ def environment_factory(
     limit, ``trainer_driven``) or a ``ToolEnv`` (copied as configured, and left open: see ``TrlEnvFactory``);
     ``tasks``: a tasks JSONL file or tasks instead of the env's own (give ``build_dataset`` the same);
     ``user_tool``: offer ``message_user`` (default: when some task has several user turns, or the user is not
-    scripted). Pass ``final_reply`` in ``reward_funcs`` too, so the model's last reply reaches the env.
+    scripted). Pass ``gated_reward`` in ``reward_funcs``: it is the reward.
     """
     if isinstance(env, str):
         from inftool_env.registration import make
