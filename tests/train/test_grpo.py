@@ -738,3 +738,21 @@ def test_a_generation_given_up_stops_at_its_next_token(tiny: Path):
     with pytest.raises(TimeoutError):
         asyncio.run(main())  # returns once the worker thread has ended
     assert chat.batches == 1 and 0 < chat.tokens < 2000, chat.tokens
+
+
+def test_training_refuses_bfcl_envs_however_named(tmp_path: Path) -> None:
+    # BFCL is for evaluation only: an env built from BFCL's data is refused where training envs are built,
+    # whether it came as an id, a manifest's path, a config or a ToolEnv, and so are BFCL's own tasks.
+    from inftool_env.errors import InftoolError
+    from inftool_env.registration import default_registry, make
+    from inftool_env.train.grpo.rollout import EnvPool
+
+    entry = default_registry().entry("inftool/BfclMathAPI-v0")
+    env = make("inftool/BfclMathAPI-v0")
+    for source in ("inftool/BfclMathAPI-v0", str(entry.base_dir / "BfclMathAPI-v0.toml"), entry.config, env):
+        with pytest.raises(InftoolError, match=r"server '\w+' \(spec bfcl:\w+\) is BFCL's"):
+            EnvPool([(source, env.tasks)])
+    bookshelf = make("inftool/Bookshelf-v0")
+    tainted = env.tasks[0].model_copy(update={"provenance": {"source": "bfcl-eval 2026.3.23 multi_turn_base"}})
+    with pytest.raises(InftoolError, match=f"task {tainted.id} is BFCL's"):
+        EnvPool([(bookshelf, [*bookshelf.tasks, tainted])])

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from inftool_env.errors import InftoolError
+from inftool_env.registration import default_registry
 from inftool_env.tasks import Task, load_tasks
 from tests.train.tiny import tiny_qwen2
 
@@ -198,7 +199,8 @@ def test_two_rounds_follow_the_report_write_every_file_and_resume_after_an_inter
 def test_bfcl_sources_are_refused_and_bad_settings_fail_before_any_work(tiny: Path, tmp_path: Path) -> None:
     E = importlib.import_module(EVOLVE)
 
-    for source in ("bfcl:MathAPI", "inftool/BfclMathAPI-v0"):
+    manifest = default_registry().entry("inftool/BfclMathAPI-v0").base_dir / "BfclMathAPI-v0.toml"
+    for source in ("bfcl:MathAPI", "inftool/BfclMathAPI-v0", str(manifest), "stdio:inftool serve bfcl:MathAPI"):
         with pytest.raises(InftoolError, match="BFCL"):
             E.evolve(config(tiny, sources=[source]), tmp_path / "x", progress=False)
     with pytest.raises(InftoolError, match="grpo settings: group"):

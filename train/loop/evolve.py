@@ -375,18 +375,22 @@ def evolve(config: EvolveConfig, out: str | Path, *, resume: bool = False, progr
 
 # -- helpers -----------------------------------------------------------------------------------------
 def _refuse_bfcl(source: str) -> None:
-    """BFCL is for evaluation only: its data and its own APIs are never synthesis sources."""
-    if source.startswith("bfcl:"):
-        raise InftoolError(f"{source}: BFCL's APIs are evaluation material; evolve synthesizes over other specs")
-    if "/" in source and not Path(source).exists():
-        from inftool_env.registration import default_registry
+    """BFCL is for evaluation only: its data and its own APIs are never synthesis sources, whether named
+    by id, by a manifest's path or as a spec (a stdio wrapper of ``inftool serve bfcl:…`` included)."""
+    from inftool_env.eval.bfcl_guard import MARK, bfcl_origin
+    from inftool_env.registration import ID_RE, default_registry, is_manifest_path
 
-        try:
-            config = default_registry().entry(source).config
-        except InftoolError:
-            return  # not a registered id: synthesis reports what it is
-        if config.tasks.source.startswith("bfcl:") or any(s.spec.startswith("bfcl:") for s in config.servers):
-            raise InftoolError(f"{source} is built from BFCL's data; BFCL is for evaluation only")
+    if MARK in source:
+        raise InftoolError(f"{source}: BFCL's APIs are evaluation material; evolve synthesizes over other specs")
+    if not (is_manifest_path(source) or ID_RE.match(source)):
+        return
+    try:
+        config = default_registry().resolve(source).config
+    except InftoolError:
+        return  # not a registered id or a readable manifest: synthesis reports what it is
+    origin = bfcl_origin(config)
+    if origin is not None:
+        raise InftoolError(f"{source}: {origin} is BFCL's, and BFCL is for evaluation only")
 
 
 def _slug(source: str, index: int) -> str:
