@@ -387,3 +387,15 @@ def test_the_export_command(tmp_path, capsys):
     assert EpisodeLabel.from_json(row["label"]).task.id == "only"
     printed = capsys.readouterr().out
     assert f"{BOOKSHELF}     1" in printed and str(AGENT_FILE) in printed
+
+
+def test_a_manifest_given_by_a_relative_path_is_labelled_absolute(tmp_path, monkeypatch):
+    # A label is read by OpenRLHF's workers, which need not run where the export did.
+    from inftool_env.registration import default_registry
+
+    manifest = default_registry().entry(BOOKSHELF).base_dir / "Bookshelf-v0.toml"
+    monkeypatch.chdir(manifest.parent)
+    export_dataset(["Bookshelf-v0.toml"], tmp_path / "d.jsonl")
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    labels = [EpisodeLabel.from_json(json.loads(line)["label"]) for line in lines]
+    assert labels and {label.env_id for label in labels} == {str(manifest)}

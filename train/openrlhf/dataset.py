@@ -96,7 +96,11 @@ def export_dataset(
 ) -> ExportSummary:
     """Write OpenRLHF's prompt dataset (JSONL: ``prompt``, ``label``, ``datasource``) for every task of
     ``env_ids``, or for the tasks in the JSONL file ``tasks`` (one env then)."""
-    ids = [env_ids] if isinstance(env_ids, str) else list(env_ids)
+    from inftool_env.registration import is_manifest_path
+
+    # A manifest by path goes into every label absolute: OpenRLHF's workers need not share this directory.
+    given = [env_ids] if isinstance(env_ids, str) else list(env_ids)
+    ids = [str(Path(e).resolve()) if is_manifest_path(e) else e for e in given]
     if not ids:
         raise InftoolError("name at least one environment id")
     if tasks is not None and len(ids) != 1:
