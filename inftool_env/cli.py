@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from inftool_env.argtypes import positive_int
+from inftool_env.argtypes import port, positive_int
 from inftool_env.compiler import BACKEND_KINDS, compile_spec, load_suite
 from inftool_env.errors import InftoolError, os_reason
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES
@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", help=f"what executes calls: {', '.join(BACKEND_KINDS)} (default: by source)")
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: loopback only)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=port, default=8000)
     serve.add_argument("--seed", type=int, default=0, help="seed of the default episode's state")
     serve.add_argument("--token", default=os.environ.get("INFTOOL_TOKEN"),
                        help="HTTP: require 'Authorization: Bearer TOKEN' (default: $INFTOOL_TOKEN, "
@@ -182,11 +182,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     compiled.limits = ServerLimits(call_timeout_s=args.call_timeout or None, max_episodes=args.max_episodes,
                                    episode_ttl_s=args.episode_ttl or None)  # fmt: skip
 
+    suite = compiled.suite
+    if not suite.tools:
+        raise InftoolError(f"{args.spec}: no operation could be served{_skipped(suite, 3)}")
     where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
     if not args.quiet:
-        print(
-            f"inftool: serving {len(compiled.suite.tools)} tools of {compiled.suite.name} on {where}", file=sys.stderr
-        )
+        print(f"inftool: serving {len(suite.tools)} tools of {suite.name} on {where}{_skipped(suite, 3)}",
+              file=sys.stderr)  # fmt: skip
     if args.transport == "stdio":
         anyio.run(serve_stdio, compiled)
     else:
@@ -197,6 +199,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         anyio.run(run_http)
     return 0
+
+
+def _skipped(suite: Any, shown: int) -> str:
+    """ "; 2 operations skipped: a (why), b (why)" for a start-up line (``inspect`` lists them all)."""
+    if not suite.skipped:
+        return ""
+    named = ", ".join(f"{s.name} ({s.reason})" for s in suite.skipped[:shown])
+    more = f" and {len(suite.skipped) - shown} more" if len(suite.skipped) > shown else ""
+    return f"; {len(suite.skipped)} operations skipped: {named}{more} (inftool inspect lists them)"
 
 
 def cmd_list(args: argparse.Namespace) -> int:

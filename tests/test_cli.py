@@ -44,6 +44,7 @@ def test_inspect_json_round_trips():
         (["serve", str(BOOKSHELF), "--backend", "nope"], "unknown backend 'nope'"),
         (["serve", "bfcl:NoSuchAPI"], "unknown BFCL domain 'NoSuchAPI'"),
         (["serve", "python:os.path:join"], "is not a class"),
+        (["serve", str(BOOKSHELF), "--transport", "http", "--port", "99999"], "expected a port number from 0 to 65535"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(argv, message):
@@ -83,6 +84,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+BROKEN_REF = """openapi: 3.0.0
+info: {title: Refs, version: "1"}
+paths:
+  /a:
+    get:
+      operationId: getA
+      parameters: [{name: q, in: query, schema: {$ref: "#/components/schemas/Gone"}}]
+      responses: {"200": {description: ok}}
+"""
+
+
+def test_serve_names_the_operations_it_skipped(tmp_path):
+    # Served without a word, a spec that lost operations to broken $refs looked whole; one that lost all served nothing.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_REF)
+    proc = subprocess.run([*INFTOOL, "serve", str(broken)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no operation could be served; 1 operations skipped: GET /a ($ref '#/components/schemas/Gone'" in proc.stderr
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(
+        BROKEN_REF
+        + """  /b:
+    get:
+      operationId: getB
+      responses: {"200": {description: ok}}
+"""
+    )
+    proc = subprocess.run([*INFTOOL, "serve", str(partial)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    assert "serving 1 tools of Refs on stdio; 1 operations skipped: GET /a" in proc.stderr
 
 
 def test_serve_http_subprocess_and_a_busy_port():

@@ -144,8 +144,8 @@ async def serve_http(
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError as exc:
-            raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
+            raise ServerError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         app = http_app(compiled, host=host, token=token, allowed_hosts=allowed_hosts)
         await uvicorn.Server(uvicorn_config(app, host=host, port=port)).serve()

@@ -67,13 +67,20 @@ def run_synth(args: argparse.Namespace) -> int:
         tasks = _target_tasks(args)
         plan = plan_targets(args.target, tasks, n=args.n, seed=args.seed)
         print(plan.describe())
+    out = Path(args.out)
     run = synthesize(args.source, n=args.n, categories=args.categories, generator=args.generator, seed=args.seed,
                      plan=plan, round=args.round, progress=True)  # fmt: skip
-    manifest = run.write(Path(args.out))
     print(run.table())
-    print(f"tasks: {Path(args.out) / 'tasks.jsonl'}; manifest: {manifest}")
+    if not run.tasks:  # an empty tasks.jsonl would replace whatever --out held
+        raise InftoolError(f"{args.source}: no task was verified, so nothing was written (the table says why)")
+    ours = f"{run.env_config.id.rsplit('/', 1)[-1]}.toml"
+    others = sorted(p.name for p in out.glob("*.toml") if p.name != ours) if out.is_dir() else []
+    if others:  # its manifest would point at this run's tasks.jsonl
+        raise InftoolError(f"{out} holds another env's synthesized tasks ({others[0]}); pick another --out")
+    manifest = run.write(out)
+    print(f"tasks: {out / 'tasks.jsonl'}; manifest: {manifest}")
     print(f"next: inftool eval {manifest} --policy oracle")
-    return 0 if run.tasks else 1
+    return 0
 
 
 def _target_tasks(args: argparse.Namespace) -> list[Task]:

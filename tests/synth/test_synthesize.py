@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from inftool_env import compile_spec
+from inftool_env.errors import InftoolError
 from inftool_env.eval.runner import evaluate
 from inftool_env.mcp import StdioCommand, open_client
 from inftool_env.registration import RegistrationError, default_registry, make
@@ -229,3 +230,18 @@ def test_comma_and_space_separated_categories(tmp_path):
     assert _cli(["synth", "inftool/Bookshelf-v0", "--n", "4", "--categories", "simple,parallel", "irrelevance",
                  "--out", str(tmp_path)]) == 0  # fmt: skip
     assert {t.category for t in load_tasks(tmp_path / "tasks.jsonl")} == {"simple", "parallel", "irrelevance"}
+
+
+def test_synth_never_overwrites_what_out_holds_with_nothing_or_with_another_env(tmp_path, capsys):
+    spec = tmp_path / "functions.json"
+    spec.write_text(json.dumps(FUNCTIONS))
+    out = tmp_path / "out"
+    assert _cli(["synth", "inftool/Bookshelf-v0", "--n", "4", "--out", str(out)]) == 0
+    before = (out / "tasks.jsonl").read_text()
+    # No task verified (function docs cannot run a multi-step chain): a clear error, and out is left alone.
+    with pytest.raises(InftoolError, match="no task was verified, so nothing was written"):
+        _cli(["synth", str(spec), "--n", "4", "--categories", "multi_step", "--out", str(out)])
+    # Another env's tasks into the same folder: Bookshelf-v0.toml would then point at them.
+    with pytest.raises(InftoolError, match="holds another env's synthesized tasks \\(Bookshelf-v0.toml\\)"):
+        _cli(["synth", str(spec), "--n", "4", "--out", str(out)])
+    assert (out / "tasks.jsonl").read_text() == before

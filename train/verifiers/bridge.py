@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from inftool_env.argtypes import port
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.mcp import http_app
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inftool_env.train.verifiers.bridge")
     parser.add_argument("env_id")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port", type=port, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     args = parser.parse_args(argv)
     try:
