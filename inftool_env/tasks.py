@@ -17,7 +17,7 @@ Category = Literal[
 
 
 class ToolCall(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt field is an error, not a dropped value
 
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
@@ -27,7 +27,7 @@ class BfclReference(BaseModel):
     """What BFCL's checker needs of an entry: its category as BFCL names it and, for the AST
     categories, the function docs as written and the possible answers (lists of options)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: str
     language: Literal["python", "java", "javascript"] = "python"
@@ -40,6 +40,8 @@ class Task(BaseModel):
     """One episode's goal. ``turns`` are what a scripted user says, one per user turn (BFCL's
     multi-turn questions are exactly this); ``facts`` are hidden from the assistant and given by a
     goal-driven user only when asked; ``ground_truth`` holds the calls of each user turn."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("ground_truht") is an error, not an empty one
 
     id: str
     category: Category = "multi_turn"
@@ -73,11 +75,16 @@ def load_tasks(path: str | Path) -> list[Task]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read tasks: {exc}", source=str(path)) from None
     tasks = []
+    seen: dict[str, int] = {}  # id -> line: an env finds a task by its id, so a second one is never reached
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             tasks.append(Task.model_validate(json.loads(line)))
+            if tasks[-1].id in seen:
+                raise SpecError(f"line {number}: task id {tasks[-1].id!r} is also on line {seen[tasks[-1].id]}",
+                                source=str(path))  # fmt: skip
+            seen[tasks[-1].id] = number
         except json.JSONDecodeError as exc:
             raise SpecError(f"line {number}: invalid JSON ({exc.msg})", source=str(path)) from None
         except ValidationError as exc:

@@ -94,3 +94,25 @@ async def test_a_synthesized_task_source(tmp_path):
 def test_registry_and_builder_do_not_import_each_other():
     source = (REPO / "inftool_env" / "env" / "build.py").read_text()
     assert "registration" not in source
+
+
+def test_a_task_file_with_a_misspelt_field_or_a_repeated_id_is_refused_by_line(tmp_path):
+    # Silently dropped before: a misspelt ground truth made a task whose oracle "failed", and of two tasks
+    # with one id the env only ever reached the second.
+    import json
+
+    from inftool_env.errors import SpecError
+    from inftool_env.tasks import load_tasks
+
+    good = _new_task().model_dump(exclude_defaults=True)
+    typo = {**{k: v for k, v in good.items() if k != "ground_truth"}, "id": "typo", "ground_truht": []}
+    call_typo = {**good, "id": "call-typo", "ground_truth": [[{"name": "addBook", "argument": {}}]]}
+    for lines, message in (
+        ([good, typo], r"line 2: .*ground_truht"),
+        ([good, call_typo], r"line 2: .*argument"),
+        ([good, {**good, "turns": ["Again."]}], r"line 2: task id 'handed-in' is also on line 1"),
+    ):
+        path = tmp_path / "tasks.jsonl"
+        path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+        with pytest.raises(SpecError, match=message):
+            load_tasks(path)
