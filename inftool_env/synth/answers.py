@@ -44,6 +44,8 @@ def bfcl_doc(tool: ToolSpec, example: dict[str, Any] | None = None) -> dict[str,
     properties = {}
     for name, schema in root.get("properties", {}).items():
         schema = _resolve(schema, root)
+        if not isinstance(schema, dict):  # JSON Schema allows `true` (anything) and `false` for a property
+            schema = {}
         value = example.get(name)
         entry: dict[str, Any] = {"type": bfcl_type(schema, value), "description": str(schema.get("description", ""))}
         if entry["type"] == "array":

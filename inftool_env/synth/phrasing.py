@@ -3,7 +3,7 @@
 The action comes from the summary (or the description's first sentence), turned into the imperative;
 each argument is said through its description (or its name in words) with its value verbatim, in one
 of several phrasings; openers and joins vary. The tool's identifier never appears: a request that
-names the function would teach copying, not understanding (``leaks`` checks it).
+names the function would teach copying, not understanding (``leaks`` checks it, and the HTTP path).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from inftool_env.spec.ir import ToolSpec
@@ -22,15 +24,33 @@ _ARG_FORMS = ["{label} {value}", "{label}: {value}", "{label} set to {value}", "
               "the {label} being {value}"]  # fmt: skip
 _VERB_FIX = {"is": "check whether it is", "are": "check whether they are", "has": "check whether it has"}
 _SENTENCE = re.compile(r"(?<=[.!?])\s")
+# A blank line, or a line that starts afresh (capital, bullet, heading): the summary ends there. A line
+# that goes on in lower case is a hard wrap of the same sentence.
+_BREAK = re.compile(r"\n\s*\n|\n(?=\s*[A-Z#*>|-])")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_METHODS = r"(?:get|put|post|patch|delete|head|options)"
+_ROUTE = re.compile(rf"^(?:({_METHODS})\s+)?((?:https?://|/)\S*)", re.I)
 
 
 def action(tool: ToolSpec) -> str:
-    """The operation as an imperative clause: "Returns the books of a member." -> "return the books of a member"."""
-    text = _summary(tool.description) or " ".join(words_of(tool.original_name or tool.name))
-    text = re.sub(r"`[^`]*`|\[[^\]]*\]\([^)]*\)|<[^>]+>", "", text).strip().rstrip(".:;")
+    """The operation as an imperative clause: "Returns the books of a member." -> "return the books of a member".
+    A summary that is only an endpoint path or URL says nothing a user would say: the route's method
+    and nouns stand in ("get the reviews of a business"), else the operation's name in words."""
+    summary = _summary(tool.description)
+    if summary and not _ROUTE.match(summary):
+        text = _imperative(summary)
+    else:
+        text = _route_action(tool) or _imperative(" ".join(words_of(_route_free(tool.original_name or tool.name))))
+    return text or " ".join(words_of(tool.name)) or "do it"
+
+
+def _imperative(text: str) -> str:
+    text = re.sub(r"`[^`]*`|<[^>]+>", "", text).strip().rstrip(".:;")
     words = text.split()
     if not words:
-        return "do it"
+        return ""
+    if _is_heading(words):
+        words = _unheading(words)
     head = words[0]
     lower = head.lower()
     if lower in _VERB_FIX:
@@ -48,12 +68,30 @@ def action(tool: ToolSpec) -> str:
         words[1] = words[1].lower()
     clause = " ".join(words)
     clause = re.sub(r"\b(this (endpoint|operation|method|function|api)|the api)\b", "", clause, flags=re.I)
-    return re.sub(r"\s+", " ", clause).strip()[:160] or "do it"
+    clause = re.sub(r",\s*(and\s+)?returns?\b.*$", "", clause)  # "…, returns a summary of the build": the result
+    return re.sub(r"\s+", " ", clause).strip()[:160]
+
+
+def _is_heading(words: list[str]) -> bool:
+    """Title Case ("Get an Artist's Top Tracks"): most longer words after the first are capitalised."""
+    longer = [w for w in words[1:] if len(w) > 3 and w[0].isalpha()]
+    return bool(longer) and 2 * sum(w[0].isupper() for w in longer) >= len(longer)
+
+
+def _unheading(words: list[str]) -> list[str]:
+    return [w if w.isupper() else w.lower() for w in words]  # acronyms (JWT, API) keep their capitals
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences in order, a paragraph or fresh line ending one too (a summary runs into its description
+    otherwise); a markdown link keeps its text (a heading, lower-cased: Spotify's only summary)."""
+    text = _LINK.sub(lambda m: " ".join(_unheading(m.group(1).split())), text or "")
+    return [s.strip() for block in _BREAK.split(text) for s in _SENTENCE.split(" ".join(block.split())) if s.strip()]
 
 
 def _first_sentence(text: str) -> str:
-    text = " ".join((text or "").split())
-    return _SENTENCE.split(text, maxsplit=1)[0] if text else ""
+    sentences = _sentences(text)
+    return sentences[0] if sentences else ""
 
 
 _PREAMBLE = re.compile(r"^(this|these) (tool|endpoint|operation|method|function|api)s?\b", re.I)
@@ -64,8 +102,7 @@ _NOT_A_VERB = {"the", "a", "an", "this", "these", "that", "it", "its", "their", 
 def _summary(text: str) -> str:
     """The sentence that says what the operation does: past a preamble about the tool itself
     ("This tool belongs to …"), and past a label ("Tool description: …")."""
-    sentences = [s.strip() for s in _SENTENCE.split(" ".join((text or "").split())) if s.strip()]
-    for sentence in sentences:
+    for sentence in _sentences(text):
         if ";" in sentence and _PREAMBLE.match(sentence):
             sentence = sentence.split(";", 1)[1].strip()
         sentence = _LABEL.sub("", sentence)
@@ -74,14 +111,99 @@ def _summary(text: str) -> str:
     return ""
 
 
+_VERSION = re.compile(r"^(v\d+(\.\d+)*|api|rest)$", re.I)
+_DOING = {"search", "autocomplete", "lookup", "find", "query", "match", "validate", "verify", "cancel", "retry",
+          "refresh", "count", "export", "import", "upload", "download", "publish", "archive", "restore"}  # fmt: skip
+_METHOD_VERB = {"get": "get", "post": "create", "put": "replace", "patch": "update", "delete": "delete"}
+
+
+def _route_action(tool: ToolSpec) -> str:
+    """The route as a request: "GET /businesses/{id}/reviews" -> "get the reviews of a business",
+    "/businesses/search/phone" -> "search businesses by phone". A route written as the summary or
+    operation name is preferred (it keeps ``{id}`` where the real path may have a literal)."""
+    written = next((m for m in map(_ROUTE.match, (_summary(tool.description), tool.original_name)) if m), None)
+    method = ((written and written.group(1)) or (tool.http.method if tool.http else "")).lower()
+    path = written.group(2) if written else tool.http.path if tool.http else ""
+    nouns: list[tuple[str, bool]] = []  # (words, names one record)
+    for segment in re.sub(r"^https?://[^/]*", "", path).split("?")[0].split("/"):
+        if re.fullmatch(r"\{[^}]*\}|:\w+", segment):
+            if nouns:
+                nouns[-1] = (nouns[-1][0], True)
+        elif segment and not _VERSION.match(segment) and words_of(segment):
+            nouns.append((" ".join(words_of(segment)), False))
+    if not nouns:
+        return ""
+    doing = next((i for i in reversed(range(len(nouns))) if nouns[i][0] in _DOING), None)
+    if doing is not None:
+        by = " and ".join(n for n, _ in nouns[doing + 1 :])
+        return " ".join([nouns[doing][0], *(n for n, _ in nouns[:doing]), *([f"by {by}"] if by else [])])
+    last, one = nouns[-1]
+    owner, owner_is_one = nouns[-2] if len(nouns) > 1 else ("", False)
+    if owner and not owner_is_one:
+        last, owner = f"{owner} {last}", ""  # "/oauth2/token": an oauth2 token
+    thing = _a(_singular(last)) if one or method == "post" else f"the {last}"
+    return f"{_METHOD_VERB.get(method, 'get')} {thing}" + (f" of {_a(_singular(owner))}" if owner else "")
+
+
+def _route_free(name: str) -> str:
+    """An operation name that is a route ("GET /albums") is no better than the route: empty."""
+    return "" if _ROUTE.match(name) else name
+
+
+def _singular(noun: str) -> str:
+    *rest, word = noun.split()
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "ches", "shes", "xes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    return " ".join([*rest, word])
+
+
+def _a(noun: str) -> str:
+    vowel = noun[:1] in "aeiou" and not noun.startswith(("uni", "use", "usu", "one"))
+    return ("an " if vowel else "a ") + noun
+
+
 def label(tool: ToolSpec, param: str) -> str:
     """How a user would name the parameter: its short description, else its name in words."""
-    schema = tool.input_schema.get("properties", {}).get(param, {})
+    return _labels(tool).get(param) or " ".join(words_of(param)) or param
+
+
+def _labels(tool: ToolSpec) -> dict[str, str]:
+    """Every parameter's label, no two alike: a label two parameters share (CircleCI describes both
+    ``username`` and ``project`` as "XXXXXXXXX") would not say which value goes where, so those fall
+    back to their names in words, and then to the names themselves."""
+    props = tool.input_schema.get("properties", {})
+    labels = {p: _described(schema) or " ".join(words_of(p)) or p for p, schema in props.items()}
+    for fallback in (lambda p: " ".join(words_of(p)) or p, lambda p: p):
+        counts = Counter(labels.values())
+        labels = {p: fallback(p) if counts[text] > 1 else text for p, text in labels.items()}
+    return labels
+
+
+def _described(schema: Any) -> str:
+    """The description as a label when it is short and made of words, else ""."""
     desc = _first_sentence(str(schema.get("description", "")) if isinstance(schema, dict) else "").rstrip(".")
-    words = desc.split()
-    if 1 <= len(words) <= 6 and not re.search(r"[`{}<>|]", desc):
-        return re.sub(r"^(the|a|an) ", "", desc[0].lower() + desc[1:])
-    return " ".join(words_of(param)) or param
+    if not 1 <= len(desc.split()) <= 6 or re.search(r"[`{}<>|]", desc) or not _is_words(desc):
+        return ""
+    first = desc.split()[0]
+    if not (first.isupper() and len(first) > 1):  # "UUID of the call" keeps its acronym
+        desc = desc[0].lower() + desc[1:]
+    return re.sub(r"^(the|a|an) ", "", desc)
+
+
+_PLACEHOLDERS = {"todo", "tbd", "fixme", "xxx", "na", "none", "null", "string", "integer", "number", "boolean",
+                 "object", "array", "description", "placeholder", "lorem", "ipsum", "foo", "bar", "baz"}  # fmt: skip
+
+
+def _is_words(text: str) -> bool:
+    """Some real word and no filler: "XXXXXXXXX", "TODO", "string" or "N/A" describe nothing."""
+    tokens = re.findall(r"[A-Za-z]+", text)
+    filler = [t for t in tokens if len(t) > 2 and len(set(t.lower())) == 1]
+    real = [t for t in tokens if len(t) > 1 and re.search(r"[aeiouy]", t, re.I) and t.lower() not in _PLACEHOLDERS]
+    return bool(real) and not filler
 
 
 def say_value(value: Any, rng: random.Random) -> str:
@@ -91,18 +213,21 @@ def say_value(value: Any, rng: random.Random) -> str:
     if isinstance(value, str):
         return rng.choice(["'{}'", '"{}"', "'{}'"]).format(value) if " " in value or rng.random() < 0.6 else value
     if isinstance(value, list):
-        return _series([say_value(v, rng) for v in value])
+        return _series([say_value(v, rng) for v in value]) or "an empty list"
     if isinstance(value, dict):
+        if not value:
+            return "an empty object"
         return "(" + ", ".join(f"{' '.join(words_of(k)) or k} {say_value(v, rng)}" for k, v in value.items()) + ")"
     return str(value)
 
 
 def details(tool: ToolSpec, arguments: dict[str, Any], rng: random.Random) -> str:
     parts = []
+    labels = _labels(tool)
     for name, value in arguments.items():
         form = rng.choice(_ARG_FORMS)
-        parts.append(form.format(label=label(tool, name), value=say_value(value, rng)))
-    return _series(parts) if parts else ""
+        parts.append(form.format(label=labels.get(name) or label(tool, name), value=say_value(value, rng)))
+    return _series(parts)
 
 
 def clause(tool: ToolSpec, arguments: dict[str, Any], rng: random.Random, *, reference: str = "") -> str:
@@ -185,15 +310,32 @@ def _scalar(tool: ToolSpec, param: str) -> bool:
 
 
 def _series(parts: list[str]) -> str:
+    if not parts:
+        return ""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def leaks(text: str, tool_names: list[str]) -> list[str]:
-    """Identifiers of tools that appear in the text (plain dictionary words like ``mean`` cannot be helped)."""
+def leaks(text: str, tools: Iterable[str | ToolSpec]) -> list[str]:
+    """Identifiers of tools that appear in the text (plain dictionary words like ``mean`` cannot be helped),
+    and, for a tool given as a ToolSpec, its HTTP path or a route its summary spells ("/businesses/{id}")."""
     found = []
     lower = text.lower()
-    for name in tool_names:
+    for tool in tools:
+        name = tool if isinstance(tool, str) else tool.name
         is_identifier = bool(re.search(r"[_\d]|[a-z][A-Z]", name)) or name.isupper()
         if is_identifier and re.search(r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?![a-z0-9])", lower):
             found.append(name)
+        if not isinstance(tool, str):
+            found += [r for r in _routes(tool) if _spells(lower, r)]
     return found
+
+
+def _spells(text: str, route: str) -> bool:
+    return bool(re.search(r"(?<![\w/.-])" + re.escape(route.lower()) + r"(?![\w-])", text))
+
+
+def _routes(tool: ToolSpec) -> list[str]:
+    """The paths a request could spell for the tool (the bare root "/" says nothing)."""
+    written = [m.group(2) for m in map(_ROUTE.match, (_summary(tool.description), tool.original_name)) if m]
+    routes = {tool.http.path if tool.http else "", *written}
+    return sorted(r for r in routes if re.search(r"\w", r))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
+import textwrap
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ import anyio
 from tqdm import tqdm
 
 from inftool_env.env.config import EnvConfig, Limits, TaskSource
+from inftool_env.errors import RolloutError
 from inftool_env.llm import ChatModel
 from inftool_env.synth.categories import BUILDERS, CATEGORIES
 from inftool_env.synth.context import Context, NotApplicable, Skip
@@ -31,6 +34,7 @@ from inftool_env.synth.world import ManifestSource, SynthError, World, open_worl
 from inftool_env.tasks import Task
 
 ATTEMPTS_PER_TASK = 6
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -153,29 +157,42 @@ async def _fill(
                     built = await agents.attempt(ctx, category, None if focus == ANY_TOOL else focus)
                 else:
                     built = await BUILDERS[category](ctx, None if focus == ANY_TOOL else focus)
+                task, *companions = built if isinstance(built, list) else [built]
+                parent = parents.get((focus, category))
+                origin = {"generator": generator, "seed": seed, "round": round, "attempt": attempt,
+                          "parent": parent.id if parent else None}  # fmt: skip
+                if not await _keep(task, world, origin, fresh, dedup, kept, dropped, round, seed):
+                    continue
+                made += 1
+                bar.update(1)
+                paired = {**origin, "companion_of": kept[-1].id}
+                for companion in companions:  # beyond the quota: the bar grows with them
+                    if await _keep(companion, world, paired, fresh, dedup, kept, dropped, round, seed):
+                        bar.total += 1
+                        bar.update(1)
             except NotApplicable as exc:
                 run.not_applicable[category] = str(exc)
                 break
             except Skip as exc:
                 dropped[f"{category}: {exc}"] += 1
-                continue
-            task, *companions = built if isinstance(built, list) else [built]
-            parent = parents.get((focus, category))
-            origin = {"generator": generator, "seed": seed, "round": round, "attempt": attempt,
-                      "parent": parent.id if parent else None}  # fmt: skip
-            if not await _keep(task, world, origin, fresh, dedup, kept, dropped, round, seed):
-                continue
-            made += 1
-            bar.update(1)
-            paired = {**origin, "companion_of": kept[-1].id}
-            for companion in companions:  # beyond the quota: the bar grows with them
-                if await _keep(companion, world, paired, fresh, dedup, kept, dropped, round, seed):
-                    bar.total += 1
-                    bar.update(1)
+            except RolloutError:  # the model's endpoint or a server is down: every attempt would fail alike
+                raise
+            except Exception as exc:  # a bug met by one odd tool or value costs this attempt, not the run
+                _internal_error(category, exc, dropped)
         if made == 0 and category not in run.not_applicable and count:
             top = next((r for r, _ in dropped.most_common() if r.startswith(f"{category}:")), "no attempt")
             run.not_applicable.setdefault(category, f"no candidate verified ({top.split(': ', 1)[-1]})")
     run.tasks = kept
+
+
+def _internal_error(category: str, exc: Exception, dropped: Counter[str]) -> None:
+    """Count an unexpected exception as a drop reason; the first of each kind is logged with its traceback."""
+    kind = type(exc).__name__
+    message = textwrap.shorten(str(exc), 80, placeholder=" …")
+    reason = f"{category}: internal error ({kind}: {message})" if message else f"{category}: internal error ({kind})"
+    if not dropped[reason]:
+        logger.warning("synth %s", reason, exc_info=exc)
+    dropped[reason] += 1
 
 
 async def _keep(task: Task, world: World, origin: dict[str, Any], fresh: dict[str, Any], dedup: Deduper,
