@@ -59,13 +59,13 @@ def _count(text: str) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from inftool_env.synth.run import synthesize
+    from inftool_env.synth.run import parse_categories, synthesize
     from inftool_env.synth.target import plan_targets
 
     plan = None
     if args.target:
         tasks = _target_tasks(args)
-        plan = plan_targets(args.target, tasks, n=args.n, seed=args.seed)
+        plan = plan_targets(args.target, tasks, n=args.n, seed=args.seed, categories=parse_categories(args.categories))
         print(plan.describe())
     out = Path(args.out)
     run = synthesize(args.source, n=args.n, categories=args.categories, generator=args.generator, seed=args.seed,

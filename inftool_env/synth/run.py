@@ -106,7 +106,7 @@ async def synthesize_async(
     attempts_per_task: int = ATTEMPTS_PER_TASK,
 ) -> SynthRun:
     """``generator``: "schema", a model string, or a ChatModel object (both agent roles play on it)."""
-    wanted = _categories(categories)
+    wanted = parse_categories(categories)
     if n < 0 or attempts_per_task < 1:
         raise SynthError(f"n must be at least 0 and attempts_per_task at least 1, not {n} and {attempts_per_task}")
     model = None if generator == "schema" else generator
@@ -116,7 +116,9 @@ async def synthesize_async(
     fresh = world.fresh()
     dropped: Counter[str] = Counter()
     kept: list[Task] = []
-    parents = {cell_of(t): t for t in (plan.hard_tasks if plan else [])}
+    parents: dict[tuple[str, str], Task] = {}
+    for hard in plan.hard_tasks if plan else []:  # hardest first: a cell's parent is its hardest task
+        parents.setdefault(cell_of(hard), hard)
     bar = tqdm(total=sum(quota.values()), desc=f"synth {world.name}", disable=not progress, unit="task")
     agents = None
     if model is not None:
@@ -213,7 +215,8 @@ async def _keep(task: Task, world: World, origin: dict[str, Any], fresh: dict[st
     return True
 
 
-def _categories(categories: list[str] | None) -> list[str]:
+def parse_categories(categories: list[str] | None) -> list[str]:
+    """Names given as items or comma-separated ("simple,parallel"); all of them for None."""
     if not categories:
         return list(CATEGORIES)
     names = [c.strip() for item in categories for c in item.split(",") if c.strip()]
@@ -225,7 +228,11 @@ def _categories(categories: list[str] | None) -> list[str]:
 
 def _quota(categories: list[str], n: int, plan: TargetPlan | None) -> dict[tuple[str, str], int]:
     if plan is not None:
-        return {(t, c): k for (t, c), k in plan.cells.items() if c in categories and k > 0}
+        outside = sorted({c for (_, c), k in plan.cells.items() if k > 0 and c not in categories})
+        if outside:  # its tasks would be dropped unseen: the plan must be made for these categories
+            raise SynthError(f"the plan gives tasks to {', '.join(outside)}, which this run does not make; "
+                             "plan with plan_targets(..., categories=) set to the run's")  # fmt: skip
+        return {(t, c): k for (t, c), k in plan.cells.items() if k > 0}
     base, extra = divmod(n, len(categories))
     return {(ANY_TOOL, c): base + (i < extra) for i, c in enumerate(categories)}
 

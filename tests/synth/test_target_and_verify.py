@@ -9,7 +9,7 @@ import pytest
 from inftool_env.eval.runner import evaluate
 from inftool_env.policies.oracle import OraclePolicy
 from inftool_env.registration import make
-from inftool_env.synth import SynthError, TargetPlan, plan_targets, synthesize, verify_task
+from inftool_env.synth import CATEGORIES, SynthError, TargetPlan, plan_targets, synthesize, verify_task
 from inftool_env.synth.categories import near_miss_irrelevance, resource
 from inftool_env.synth.context import Context, Skip
 from inftool_env.synth.target import ANY_TOOL, cell_of
@@ -75,10 +75,42 @@ def test_plan_errors(bookshelf_run):
 
 def test_a_bfcl_report_targets_categories(tmp_path, bookshelf_run):
     report = {"categories": {"simple_python": {"accuracy": 0.9}, "parallel": {"accuracy": 0.2},
-                             "multi_turn_base": {"accuracy": 0.1}}}  # fmt: skip
+                             "multi_turn_base": {"accuracy": 0.1}, "live_relevance": {"accuracy": 0.0},
+                             "multi_turn_long_context": {"accuracy": 0.0}},
+              "aggregates": {}, "entries": []}  # fmt: skip
     (tmp_path / "report.json").write_text(json.dumps(report))
     plan = plan_targets(tmp_path, bookshelf_run.tasks, n=40)
     assert plan.cells[(ANY_TOOL, "multi_turn")] > plan.cells[(ANY_TOOL, "simple")]
+    # BFCL's categories synthesis does not make get no share (they took the largest, then were dropped unseen).
+    assert set(plan.ignored) == {"relevance", "long_context"} and sum(plan.cells.values()) == 40
+    assert {c for _, c in plan.cells} <= set(CATEGORIES)
+
+
+def test_a_plan_covers_only_the_runs_categories_and_an_evolve_report_steers_by_cell(tmp_path, bookshelf_run):
+    report = {"round": 1, "categories": {}, "overall": {}, "cells": [
+        {"tool": "addBook", "category": "multi_step", "n": 2, "accuracy": 0.0},
+        {"tool": "(no tool)", "category": "irrelevance", "n": 4, "accuracy": 0.25},
+        {"tool": "getBook", "category": "simple", "n": 1, "accuracy": 1.0}]}  # fmt: skip
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    plan = plan_targets(tmp_path, bookshelf_run.tasks, n=40)  # was read as a BFCL report: "shares no task"
+    assert plan.cells[("addBook", "multi_step")] > plan.cells[("getBook", "simple")] > 0
+    # Restricted to two categories: irrelevance's share and the simple cell go to them, nothing is lost.
+    narrow = plan_targets(tmp_path, bookshelf_run.tasks, n=40, categories=["multi_step", "parallel"])
+    assert {c for _, c in narrow.cells} == {"multi_step"} and sum(narrow.cells.values()) == 40
+    assert narrow.ignored == dict.fromkeys(["irrelevance", "simple"], "not among this run's categories")
+    run = synthesize("inftool/Bookshelf-v0", n=40, categories=["multi_step", "parallel"], plan=narrow, seed=1)
+    assert len(run.tasks) >= 30
+    with pytest.raises(SynthError, match="the plan gives tasks to irrelevance, simple, which this run does not make"):
+        synthesize("inftool/Bookshelf-v0", n=40, categories=["multi_step"], plan=plan, seed=1)
+
+
+def test_a_cells_parent_is_its_hardest_task(bookshelf_run):
+    first = next(t for t in bookshelf_run.tasks if t.category == "simple")
+    twin = first.model_copy(update={"id": f"{first.id}-b"})  # the same cell, easier
+    plan = plan_targets({first.id: 0.0, twin.id: 0.4}, [first, twin], n=8, categories=["simple"])
+    run = synthesize("inftool/Bookshelf-v0", n=8, categories=["simple"], plan=plan, seed=2)
+    parents = {t.provenance.get("parent") for t in run.tasks if t.provenance.get("parent")}
+    assert parents == {first.id}
 
 
 async def test_the_verifier_refuses_bad_tasks(bookshelf_run):

@@ -194,7 +194,8 @@ class Evolve:
                 tasks += [t for t in trained if t.id in rates]
                 success.update({k: v for k, v in rates.items() if k in {t.id for t in trained}})
             plan = plan_targets(success, tasks, n=self.config.tasks_per_round, keep_share=self.config.keep_share,
-                                irrelevance_share=self.config.irrelevance_share, seed=self.config.seed + r)  # fmt: skip
+                                irrelevance_share=self.config.irrelevance_share, seed=self.config.seed + r,
+                                categories=self.config.categories)  # fmt: skip
             held_ids = {t.id for t in held}
             plan = plan.model_copy(update={"hard_tasks": [t for t in plan.hard_tasks if t.id not in held_ids]})
             (where / f"{slug}.json").write_text(plan.model_dump_json(indent=1))

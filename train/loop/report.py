@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from inftool_env.synth.target import NO_TOOL
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
-
-NO_TOOL = "(no tool)"
 
 
 def error_type(trajectory: Trajectory) -> str:
