@@ -59,18 +59,23 @@ def load_manifest(path: Path) -> EnvEntry:
 class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, EnvEntry] = {}
+        self._origins: dict[str, str] = {}  # id -> the manifest (or caller) that registered it
 
-    def register(self, entry: EnvEntry | EnvConfig, base_dir: Path | None = None) -> None:
+    def register(self, entry: EnvEntry | EnvConfig, base_dir: Path | None = None, *, origin: str = "") -> None:
         if isinstance(entry, EnvConfig):
             entry = EnvEntry(entry, base_dir or Path.cwd())
-        parse_id(entry.config.id)
-        if entry.config.id in self._entries:
-            raise RegistrationError(f"{entry.config.id} is already registered")
-        self._entries[entry.config.id] = entry
+        env_id = entry.config.id
+        parse_id(env_id)
+        if env_id in self._entries:
+            first = self._origins[env_id]
+            where = f" (by {first}{f', then by {origin}' if origin else ''})" if first else ""
+            raise RegistrationError(f"{env_id} is already registered{where}")
+        self._entries[env_id] = entry
+        self._origins[env_id] = origin
 
     def register_dir(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.toml")):
-            self.register(load_manifest(path))
+            self.register(load_manifest(path), origin=str(path))
 
     def ids(self) -> list[str]:
         return sorted(self._entries)
@@ -91,7 +96,11 @@ class Registry:
         same_name = [i for i in self._entries if parse_id(i)[:2] == (ns, name)]
         if same_name:
             raise VersionNotFound(f"{env_id}: no version {version}; registered: {', '.join(sorted(same_name))}")
-        close = difflib.get_close_matches(env_id, self._entries, n=3, cutoff=0.6)
+        # Names compared within the namespace: every id shares "inftool/", which made any two look alike.
+        known = {i: parse_id(i) for i in self._entries}
+        names = {f"{n}-v{v}": i for i, (space, n, v) in known.items() if space == ns}
+        close = [names[m] for m in difflib.get_close_matches(f"{name}-v{version}", names, n=3, cutoff=0.6)]
+        close = close or difflib.get_close_matches(env_id, self._entries, n=3, cutoff=0.9)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise NameNotFound(f"no environment {env_id!r}.{hint} (`inftool list` shows them all)")
 
@@ -117,11 +126,18 @@ def default_registry() -> Registry:
         if MANIFEST_DIR.is_dir():
             registry.register_dir(MANIFEST_DIR)
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            target = ep.load()
-            if callable(target):
-                target(registry)
-            else:
-                registry.register_dir(Path(target))
+            # Every command builds this registry: a broken plugin must say which package to fix or remove.
+            package = f"entry point {ep.name!r} = {ep.value} (package {ep.dist.name if ep.dist else 'unknown'})"
+            try:
+                target = ep.load()
+                if callable(target):
+                    target(registry)
+                else:
+                    registry.register_dir(Path(target))
+            except RegistrationError as exc:
+                raise RegistrationError(f"{package}: {exc}") from None
+            except Exception as exc:  # an import error in the plugin's package
+                raise RegistrationError(f"{package} cannot be loaded: {type(exc).__name__}: {exc}") from None
         _DEFAULT = registry
     return _DEFAULT
 

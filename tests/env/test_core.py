@@ -280,8 +280,18 @@ def test_registry_errors_suggest_names(tmp_path):
         registry.entry("ns/Shelv-v1")
     with pytest.raises(VersionNotFound, match="registered: ns/Shelf-v1"):
         registry.entry("ns/Shelf-v2")
-    with pytest.raises(RegistrationError, match="already registered"):
+    with pytest.raises(RegistrationError, match=r"already registered \(by .*a.toml, then by .*a.toml\)"):
         registry.register_dir(tmp_path)
+    # Names are compared within the namespace: every id sharing "ns/" made unrelated ones look close.
+    (tmp_path / "c.toml").write_text(
+        'id = "ns/Catalogue-v1"\nservers = [{name = "s", spec = "x.yaml"}]\n[tasks]\nsource = "t.jsonl"\n'
+    )
+    wider = Registry()
+    wider.register_dir(tmp_path)
+    with pytest.raises(NameNotFound, match=r"no environment 'ns/Weather-v1'\. \(`inftool list`"):
+        wider.entry("ns/Weather-v1")
+    with pytest.raises(NameNotFound, match="Did you mean ns/Catalogue-v1"):
+        wider.entry("ns/Catalog-v1")
     (tmp_path / "b.toml").write_text('id = "ns/Bad-v0"\nservers = []\n[tasks]\nsource = "t.jsonl"\n')
     with pytest.raises(RegistrationError, match=r"b.toml: servers: List should have at least 1 item"):
         Registry().register_dir(tmp_path)
@@ -356,3 +366,29 @@ async def test_withheld_tools_are_offered_from_their_turn_and_one_shot_tasks_end
     done = await once.step(call("getBook", bookId=1))
     assert done.terminated and len(done.info["trajectory"].turns) == 1
     await once.close()
+
+
+def test_a_broken_plugin_names_its_package(monkeypatch, tmp_path):
+    # Every command builds the default registry: its error must say which installed package to fix.
+    from types import SimpleNamespace
+
+    from inftool_env import registration
+
+    def broken_load() -> None:
+        raise ImportError("No module named 'my_tools'")
+
+    (tmp_path / "dup.toml").write_text(
+        'id = "inftool/Bookshelf-v0"\nservers = [{name = "s", spec = "x.yaml"}]\n[tasks]\nsource = "t.jsonl"\n'
+    )
+    plugins = {
+        "cannot be loaded: ImportError: No module named 'my_tools'": broken_load,
+        "inftool/Bookshelf-v0 is already registered (by ": lambda: tmp_path,
+    }
+    for message, load in plugins.items():
+        ep = SimpleNamespace(name="mine", value="my_tools:MANIFESTS", dist=SimpleNamespace(name="my-tools"), load=load)
+        monkeypatch.setattr(registration.metadata, "entry_points", lambda group, ep=ep: [ep])
+        monkeypatch.setattr(registration, "_DEFAULT", None)
+        with pytest.raises(RegistrationError) as caught:
+            registration.default_registry()
+        assert str(caught.value).startswith("entry point 'mine' = my_tools:MANIFESTS (package my-tools)")
+        assert message in str(caught.value)
