@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     list_cmd = add("list", "the registered environments", ("inftool list",))
     list_cmd.set_defaults(run=cmd_list)
 
-    check = add("check", "run Gymnasium's check_env and one oracle episode on an environment",
+    check = add("check", "run Gymnasium's check_env, and the oracle on every task of an environment",
                 ("inftool check inftool/Bookshelf-v0",))  # fmt: skip
     check.add_argument("env_id")
     check.set_defaults(run=cmd_check)
@@ -225,7 +225,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from gymnasium.utils.env_checker import check_env
 
-    from inftool_env.env.batch import run_episode
+    from inftool_env.env.batch import run_batch
     from inftool_env.env.gym import GymToolEnv
     from inftool_env.policies.oracle import OraclePolicy
     from inftool_env.registration import make
@@ -241,22 +241,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         gym_env.close()
 
-    async def oracle_episode() -> tuple[str, Any]:
+    async def oracle_episodes() -> list[Any]:
+        # Every task's ground truth, played: a task file's mistakes (a tool the env lacks, arguments its
+        # schema refuses) show here by task, not later as the policy's failures.
         env = make(args.env_id)
         try:
-            task = env.tasks[0]
-            return task.id, await run_episode(env, OraclePolicy, seed=0, task_id=task.id)
+            return await run_batch(env, OraclePolicy, episodes=[(0, t.id) for t in env.tasks], concurrency=16,
+                                   progress=True)  # fmt: skip
         finally:
             await env.close()
 
-    task_id, trajectory = anyio.run(oracle_episode)
-    reward = trajectory.reward
-    if trajectory.error is None and reward is not None and reward.reward == 1.0:
-        print(f"PASS  oracle episode on {task_id}: reward 1.0")
+    trajectories = anyio.run(oracle_episodes)
+    wrong = [t for t in trajectories if t.error is not None or t.reward is None or t.reward.reward != 1.0]
+    if not wrong:
+        print(f"PASS  the oracle solves all {len(trajectories)} tasks (reward 1.0)")
     else:
         failures += 1
-        detail = trajectory.error or (reward.model_dump() if reward else trajectory.truncation_reason)
-        print(f"FAIL  oracle episode on {task_id}: {detail}")
+        print(f"FAIL  the oracle solves {len(trajectories) - len(wrong)} of {len(trajectories)} tasks; not:")
+        for t in wrong[:5]:
+            detail = t.error or (f"reward {t.reward.reward:g}; {'; '.join(t.reward.notes) or t.reward.gates}"
+                                 if t.reward else t.truncation_reason)  # fmt: skip
+            print(f"      {t.task_id}: {detail}")
+        if len(wrong) > 5:
+            print(f"      and {len(wrong) - 5} more")
     return 1 if failures else 0
 
 

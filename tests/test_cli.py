@@ -201,12 +201,32 @@ def test_repo_layout_installs_policies_and_train_under_the_namespace():
     assert inftool_env.train.__file__.startswith(str(REPO / "train"))
 
 
+def test_check_names_each_task_its_own_ground_truth_fails(capsys, tmp_path):
+    # It played the first task only: a task file's later mistakes passed, then read as the policy's failures.
+    from inftool_env.env.config import TaskSource
+    from inftool_env.registration import default_registry
+    from inftool_env.synth.run import to_toml
+
+    shelf = default_registry().entry("inftool/Bookshelf-v0")
+    tasks = [json.loads(line) for line in (shelf.base_dir / shelf.config.tasks.source).read_text().splitlines()]
+    tasks.append({**tasks[0], "id": "ghost-tool", "ground_truth": [[{"name": "noSuchTool", "arguments": {}}]]})
+    (tmp_path / "tasks.jsonl").write_text("\n".join(json.dumps(t) for t in tasks) + "\n")
+    manifest = shelf.config.model_copy(update={"id": "test/Shelf-v0", "tasks": TaskSource(source="tasks.jsonl")})
+    servers = [s.model_copy(update={"spec": str((shelf.base_dir / s.spec).resolve())}) for s in shelf.config.servers]
+    manifest = manifest.model_copy(update={"servers": servers})
+    (tmp_path / "Shelf-v0.toml").write_text(to_toml(manifest, tmp_path))
+    assert main(["check", str(tmp_path / "Shelf-v0.toml")]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  the oracle solves {len(tasks) - 1} of {len(tasks)} tasks; not:" in out
+    assert "ghost-tool: reward 0" in out
+
+
 def test_list_check_and_eval(capsys, tmp_path):
     assert main(["list"]) == 0
     assert "inftool/BfclMathAPI-v0" in capsys.readouterr().out
     assert main(["check", "inftool/Bookshelf-v0"]) == 0
     out = capsys.readouterr().out
-    assert "PASS  check_env(inftool/Bookshelf-v0)" in out and "PASS  oracle episode" in out
+    assert "PASS  check_env(inftool/Bookshelf-v0)" in out and "PASS  the oracle solves all 5 tasks" in out
 
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(
