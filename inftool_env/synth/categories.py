@@ -16,8 +16,8 @@ from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import phrasing as ph
 from inftool_env.synth.answers import reference
 from inftool_env.synth.context import Context, NotApplicable, Skip
-from inftool_env.synth.values import CITIES, COUNTRIES, FIRST, TOPICS, words_of
-from inftool_env.synth.world import needs_created_record
+from inftool_env.synth.values import CITIES, COUNTRIES, FIRST, TOPICS, singular, words_of
+from inftool_env.synth.world import IDLIKE, change_params, needs_created_record, updates_in_place
 from inftool_env.tasks import Category, Task, ToolCall
 
 CATEGORIES: tuple[Category, ...] = (
@@ -28,12 +28,17 @@ CATEGORIES: tuple[Category, ...] = (
 Builder = Callable[[Context, "str | None"], Awaitable["Task | list[Task]"]]
 
 
-def _pick(ctx: Context, focus: str | None, *, executable: bool = False) -> tuple[str, ToolSpec]:
-    tools = [
+def _askable(ctx: Context, *, executable: bool = False) -> list[tuple[str, ToolSpec]]:
+    """Tools a request can ask for: they take arguments, and no earlier call has to create their record."""
+    return [
         (s, t)
         for s, t in ctx.tools(executable=executable)
         if t.input_schema.get("properties") and not needs_created_record(ctx.world, s, t)
     ]
+
+
+def _pick(ctx: Context, focus: str | None, *, executable: bool = False) -> tuple[str, ToolSpec]:
+    tools = _askable(ctx, executable=executable)
     if not tools:
         raise NotApplicable("no tool takes any argument" if ctx.tools() else "the source has no tools")
     if focus is not None:
@@ -120,7 +125,7 @@ def _several(ctx: Context, server: str, tool: ToolSpec, wanted: int) -> list[Too
         else:  # no optional extras, so the sibling gives exactly the first's arguments
             fixed = {k: v for k, v in first.arguments.items() if k != vary}
             call = ctx.make_call(server, tool, fixed=fixed, optional=0.0)
-        if informative(tool, call) and all(_distinct(call, c) for c in calls):
+        if informative(tool, call) and all(_distinct(tool, call, c) for c in calls):
             calls.append(call)
     return calls
 
@@ -135,7 +140,7 @@ async def parallel_multiple(ctx: Context, focus: str | None) -> Task:
     calls: list[ToolCall] = []
     for server, tool in picks:
         call = ctx.make_call(server, tool)
-        if not informative(tool, call) or not all(_distinct(call, c) for c in calls):
+        if not informative(tool, call) or not all(_distinct(tool, call, c) for c in calls):
             raise Skip("a call with only default arguments, or twice the same call")
         calls.append(call)
     names = sorted({c.name for c in calls})
@@ -148,18 +153,22 @@ async def parallel_multiple(ctx: Context, focus: str | None) -> Task:
 
 
 def informative(tool: ToolSpec, call: ToolCall) -> bool:
-    """Some argument a solver must be told (an empty or all-default call would pass for a lucky guess)."""
-    return any(not inferable(tool, k, v) for k, v in call.arguments.items())
+    """Some argument a solver must be told (an empty or all-default call would pass for a lucky guess);
+    for an update, something to change besides the record's id (an empty PATCH is no sensible answer)."""
+    told = {k for k, v in call.arguments.items() if not inferable(tool, k, v)}
+    return bool(told & set(change_params(tool))) if updates_in_place(tool) else bool(told)
 
 
-def _distinct(a: ToolCall, b: ToolCall) -> bool:
-    return a.name != b.name or json.dumps(a.arguments, sort_keys=True) != json.dumps(b.arguments, sort_keys=True)
+def _distinct(tool: ToolSpec, a: ToolCall, b: ToolCall) -> bool:
+    """Different requests (``a`` calls ``tool``): ``offset=0`` given or left to its default is one call."""
+    return a.name != b.name or _told(tool, a) != _told(tool, b)
+
+
+def _told(tool: ToolSpec, call: ToolCall) -> str:
+    return json.dumps({k: v for k, v in call.arguments.items() if not inferable(tool, k, v)}, sort_keys=True)
 
 
 # -- chains: a value one call returns feeds the next ------------------------------------------------
-_IDLIKE = re.compile(r"(^|_)(id|uuid|key|code)$|[a-z](Id|ID|Uuid|Key)$")
-
-
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
@@ -170,14 +179,14 @@ def _yields(value: Any, initial_text: str) -> list[tuple[str, Any, str]]:
     out: list[tuple[str, Any, str]] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if _IDLIKE.search(key) and isinstance(item, str | int) and not isinstance(item, bool):
+            if IDLIKE.search(key) and isinstance(item, str | int) and not isinstance(item, bool):
                 if json.dumps(item) not in initial_text and str(item) not in initial_text:
                     out.append((key, item, "created"))
         lists = [v for v in value.values() if isinstance(v, list)]
         value = lists[0] if len(lists) == 1 and not out else None
     if isinstance(value, list) and value and isinstance(value[0], dict):
         for key, item in value[0].items():
-            if _IDLIKE.search(key) and isinstance(item, str | int) and not isinstance(item, bool):
+            if IDLIKE.search(key) and isinstance(item, str | int) and not isinstance(item, bool):
                 out.append((key, item, "first"))
     return out
 
@@ -203,6 +212,8 @@ async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], l
     if not ctx.executable():
         raise NotApplicable("needs an executor: calls with no results cannot feed one another")
     tools = ctx.tools(executable=True)
+    if len(tools) < 2 or not any(_takes_an_id(t) for _, t in tools):
+        raise NotApplicable("no tool takes a record's id for another to hand on")
     producers = [p for p in tools if p[1].name == focus] or list(tools)
     ctx.rng.shuffle(producers)
     found_any = False
@@ -236,15 +247,18 @@ async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], l
             value = str(value)
         try:
             second = ctx.make_call(cserver, consumer, fixed={param: value})
+            if not informative(consumer, second):  # an update that says only which record
+                continue
             await ctx.execute([[first, second]], initial=initial)
         except Skip:
             continue
         return [first, second], [producer, consumer], param, how
-    if not found_any and focus is None:
-        if len(producers) <= 8:  # every tool was tried as the producer: this source has no chain
-            raise NotApplicable("no tool's result names a record another tool takes")
-        raise Skip("no call's result names a record another tool takes")
-    raise Skip("the chained call failed on the server")
+    # Which ids a result holds depends on the drawn call (a filter may match nothing): another draw may chain.
+    raise Skip("the chained call failed on the server" if found_any else "no result named a record another takes")
+
+
+def _takes_an_id(tool: ToolSpec) -> bool:
+    return any(_norm(p).endswith(("id", "uuid", "key", "code")) for p in tool.input_schema.get("properties", {}))
 
 
 def _reference(how: str, ctx: Context) -> str:
@@ -281,6 +295,8 @@ async def multi_turn(ctx: Context, focus: str | None) -> Task:
         for i in range(ctx.rng.randint(2, 3)):
             server, tool = _pick(ctx, focus if i == 0 else None, executable=True)
             call = ctx.make_call(server, tool)
+            if not informative(tool, call) or not all(_distinct(tool, call, c) for (c,) in truth):
+                raise Skip("a turn with only default arguments, or one repeating another") from None
             truth.append([call])
             turns.append(ph.opener(ph.clause(tool, call.arguments, ctx.rng), ctx.rng))
         if all(ctx.world.tool(c[0].name).annotations.read_only for c in truth):
@@ -328,20 +344,70 @@ async def irrelevance(ctx: Context, focus: str | None) -> Task | list[Task]:
             return await near_miss_irrelevance(ctx, focus)
         except (NotApplicable, Skip):
             pass
-    return await off_domain_irrelevance(ctx, focus)
+    try:
+        return await off_domain_irrelevance(ctx, focus)
+    except NotApplicable as off:  # every off-domain request touches these tools: near misses only
+        try:
+            return await near_miss_irrelevance(ctx, focus)
+        except NotApplicable as near:
+            raise NotApplicable(f"{off}; and {near}") from None
 
 
 NEAR_MISS_SHARE = 0.5
 
 
+_PREFIX = re.compile(r"v\d+(\.\d+)*|api|rest", re.I)
+
+
 def resource(tool: ToolSpec) -> str:
-    """What a tool acts on: its path's first literal segment, else its name's last word (``getBook`` -> book)."""
+    """What a tool acts on, singular: its path's first literal segment past version and API prefixes
+    (``/v3/businesses/search`` -> business), else its name's last word (``get_files`` -> file)."""
     if tool.http is not None:
-        literal = [p for p in tool.http.path.strip("/").split("/") if p and not p.startswith("{")]
+        segments = tool.http.path.strip("/").split("/")
+        literal = [p for p in segments if p and not p.startswith("{") and not _PREFIX.fullmatch(p)]
         if literal:
-            return literal[0].lower()
+            return singular(literal[0].lower())
     words = words_of(tool.name)
-    return words[-1] if words else tool.name
+    return singular(words[-1]) if words else tool.name
+
+
+_VERBS = {
+    **dict.fromkeys(("get", "list", "search", "find", "fetch", "retrieve", "read", "show", "view", "lookup", "query",
+                     "describe", "browse"), "read"),
+    **dict.fromkeys(("create", "add", "insert", "make", "register"), "create"),
+    **dict.fromkeys(("update", "edit", "modify", "change", "patch", "set", "rename"), "update"),
+    **dict.fromkeys(("delete", "remove", "destroy", "erase"), "delete"),
+}  # fmt: skip
+_METHODS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+_FILLER = {"by", "id", "ids", "uuid", "of", "for", "all", "info", "details", "detail", "data", "the", "one"}
+
+
+def same_job(a: ToolSpec, b: ToolSpec) -> bool:
+    """Whether one tool may do the other's job, by their names: a verb in common on the same noun."""
+    (verbs_a, noun_a), (verbs_b, noun_b) = _verbs_noun(a), _verbs_noun(b)
+    return noun_a == noun_b and bool(verbs_a & verbs_b)
+
+
+def _verbs_noun(tool: ToolSpec) -> tuple[set[str], str]:
+    """Every verb the name or method says, synonyms merged, and the name's last noun, singular:
+    ``fetch_users`` and ``getUserById`` both read a user; ``calendar_calendarList_patch`` reads or updates
+    a calendar. Every reading verb is one: a tool that lists users can answer "get the user named X"."""
+    words = words_of(tool.name)
+    if "by" in words[1:]:
+        words = words[: words.index("by", 1)]
+    verbs = {_VERBS[w] for w in words if w in _VERBS}
+    if tool.http is not None and tool.http.method.upper() in _METHODS:
+        verbs.add(_METHODS[tool.http.method.upper()])
+    if not verbs and words:
+        verbs.add(words[0])
+    nouns = [w for w in words if w not in _VERBS and w not in _FILLER]
+    return verbs, singular(nouns[-1]) if nouns else resource(tool)
+
+
+def _near_misses(ctx: Context, server: str, asked: ToolSpec) -> list[ToolSpec]:
+    """Tools of the asked one's server that cannot do its job: another resource, and not the same verb on
+    the same noun (``delete_files`` does what ``delete_file`` does)."""
+    return [t for s, t in ctx.tools() if s == server and resource(t) != resource(asked) and not same_job(t, asked)]
 
 
 async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
@@ -351,9 +417,11 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
     depend on it. Both offer as many tools: a twin with one tool more taught a small model to decline
     wherever a single tool is offered (BFCL's simple category: 6% of its first 50)."""
     server, asked = _pick(ctx, focus)
-    others = [t for s, t in ctx.tools() if s == server and resource(t) != resource(asked)]
+    others = _near_misses(ctx, server, asked)
     if not others:
-        raise NotApplicable("every tool of the source acts on one resource: no near miss to offer")
+        if not any(_near_misses(ctx, s, t) for s, t in _askable(ctx)):
+            raise NotApplicable("every tool of the source acts on one resource: no near miss to offer")
+        raise Skip("every other tool of its server acts on the asked tool's resource")
     call = ctx.make_call(server, asked)
     text = ph.opener(ph.clause(asked, call.arguments, ctx.rng), ctx.rng)
     ctx.rng.shuffle(others)

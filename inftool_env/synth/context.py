@@ -16,7 +16,16 @@ from typing import Any
 from inftool_env.backends.stateful import StatefulBackend
 from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth.values import ValueMaker
-from inftool_env.synth.world import CallResult, World, id_targets, needs_created_record, run_calls, stateful_ids
+from inftool_env.synth.world import (
+    CallResult,
+    World,
+    change_params,
+    id_targets,
+    needs_created_record,
+    run_calls,
+    stateful_ids,
+    updates_in_place,
+)
 from inftool_env.tasks import ToolCall
 
 
@@ -94,8 +103,11 @@ class Context:
                     value = int(value)
                 args[name] = value
                 continue
-            desc = str(schema.get("description", "")) if isinstance(schema, dict) else ""
-            args[name] = maker.value(name, schema, description=desc)
+            args[name] = _value(maker, name, schema)
+        change = [n for n in change_params(tool) if n not in targets]
+        if updates_in_place(tool) and change and not set(args) & set(change):  # an update names what it changes
+            name = self.rng.choice(change)
+            args[name] = _value(maker, name, props[name])
         problems = self.world.compiled[server].argument_errors(tool, args)
         if problems:
             raise Skip(f"generated arguments do not validate ({problems[0][:60]})")
@@ -126,6 +138,11 @@ class Context:
             if snapshot:
                 out[name] = snapshot
         return out
+
+
+def _value(maker: ValueMaker, name: str, schema: Any) -> Any:
+    desc = str(schema.get("description", "")) if isinstance(schema, dict) else ""
+    return maker.value(name, schema, description=desc)
 
 
 def _reached(backend: StatefulBackend, tools: list[ToolSpec], collections: dict[str, Any]) -> dict[str, Any]:

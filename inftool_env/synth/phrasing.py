@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from inftool_env.spec.ir import ToolSpec
-from inftool_env.synth.values import words_of
+from inftool_env.synth.values import singular, words_of
 
 _OPENERS = ["{a}.", "Please {a}.", "Could you {a}?", "I need you to {a}.", "Can you {a} for me?", "I'd like to {a}.",
             "Help me {a}.", "Go ahead and {a}.", "{A}, please."]  # fmt: skip
@@ -152,13 +152,7 @@ def _route_free(name: str) -> str:
 
 def _singular(noun: str) -> str:
     *rest, word = noun.split()
-    if word.endswith("ies") and len(word) > 4:
-        word = word[:-3] + "y"
-    elif word.endswith(("sses", "ches", "shes", "xes")):
-        word = word[:-2]
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
-    return " ".join([*rest, word])
+    return " ".join([*rest, singular(word)])
 
 
 def _a(noun: str) -> str:

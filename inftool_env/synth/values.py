@@ -160,6 +160,19 @@ def words_of(name: str) -> list[str]:
     return _WORDS.findall(spaced.lower())
 
 
+def singular(word: str) -> str:
+    """``files`` -> file, ``businesses`` -> business, ``categories`` -> category; ``status`` stays."""
+    if len(word) <= 3:
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
 def _person(rng: random.Random) -> str:
     return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
 

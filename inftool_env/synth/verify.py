@@ -6,13 +6,16 @@
 3. semantic: a one-shot task's ground truth passes the BFCL AST checker against its own possible
    answers; an irrelevance task calls nothing and its request avoids the tools' vocabulary;
 4. inference: every argument value a solver could not infer (not a default, not the only enum value)
-   is in the request text, the hidden facts, or an earlier call's result; no tool name leaks.
+   is in the request so far (this turn and earlier ones), the hidden facts, or the result of a call
+   before it (never its own: a record echoes what it was given); no tool name leaks;
+5. order: the calls of a parallel turn run without error in every order (a model may emit them so).
 
 ``near_duplicates`` then drops tasks too close to one kept before them. Each failure is a reason string.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -22,7 +25,7 @@ from inftool_env.mcp.server import CompiledServer
 from inftool_env.rewards.bfcl_ast import check_ast
 from inftool_env.synth.phrasing import leaks
 from inftool_env.synth.world import run_calls
-from inftool_env.tasks import Task
+from inftool_env.tasks import Task, ToolCall
 
 SEEDS = (11, 29)
 
@@ -44,14 +47,18 @@ async def verify_task(task: Task, servers: dict[str, CompiledServer]) -> str | N
             if problems:
                 return f"format: {call.name}: {problems[0]}"
     truth = list(task.ground_truth)
-    texts: list[str] = []
+    texts: list[list[str]] = []
     for seed in SEEDS:
         results, _ = await run_calls(servers, owner, truth, initial=task.initial_state, seed=seed)
         for turn_results in results:
             for result in turn_results:
                 if result.is_error:
                     return f"execution: {result.text[:120]}"
-        texts = [r.text for turn_results in results for r in turn_results]
+        texts = [[r.text for r in turn_results] for turn_results in results]
+    if task.category in ("parallel", "parallel_multiple") and len(truth) == 1:
+        failed = await _fails_in_some_order(truth[0], task, servers, owner)
+        if failed:
+            return f"order: {failed[:120]}"
     if task.category == "irrelevance":
         if any(truth):
             return "semantic: an irrelevance task with calls"
@@ -62,19 +69,39 @@ async def verify_task(task: Task, servers: dict[str, CompiledServer]) -> str | N
         verdict = check_ast(task.bfcl.docs, decoded, task.bfcl.possible, task.bfcl.category)
         if not verdict.valid:
             return f"semantic: the ground truth fails its own possible answers ({verdict.error_type})"
-    leaked = leaks(" ".join(task.turns), list(tools))
+    leaked = leaks(" ".join(task.turns), list(tools.values()))  # names and HTTP paths
     if leaked:
         return f"leak: the request names {leaked[0]}"
     return _uninferable(task, tools, texts)
 
 
-def _uninferable(task: Task, tools: dict[str, Any], results: list[str]) -> str | None:
-    said = " ".join(task.turns).lower() + " " + json.dumps(task.facts, ensure_ascii=False).lower()
-    earlier = " ".join(results).lower()
+async def _fails_in_some_order(
+    calls: list[ToolCall], task: Task, servers: dict[str, CompiledServer], owner: dict[str, str]
+) -> str | None:
+    """The error of the first order (every one, up to three calls; else the reverse) in which the turn fails:
+    BFCL's parallel is order-free, so ``update`` then ``remove`` of one record must not be the only way. (Not
+    the end state: two creates in either order number their records differently, and both are right.)"""
+    orders = list(itertools.permutations(calls))[1:] if len(calls) <= 3 else [tuple(reversed(calls))]
+    for order in orders:
+        results, _ = await run_calls(servers, owner, [list(order)], initial=task.initial_state, seed=SEEDS[0])
+        errors = [r.text for r in results[0] if r.is_error]
+        if errors:
+            return errors[0]
+    return None
+
+
+def _uninferable(task: Task, tools: dict[str, Any], results: list[list[str]]) -> str | None:
+    """The first argument value the solver was not told before making the call. ``results``: each
+    ground-truth call's result text, per turn. Calls of a one-shot turn are emitted together, so none
+    sees another's result; a multi-step turn's later calls see the earlier ones'."""
+    hidden = json.dumps(task.facts, ensure_ascii=False).lower()
+    seen: list[str] = []  # results of earlier calls
     for turn_index, turn in enumerate(task.ground_truth):
-        told = said if task.category != "missing_param" else " ".join(task.turns[: turn_index + 1]).lower()
-        for call in turn:
+        told = " ".join([*task.turns[: turn_index + 1], hidden]).lower()
+        before_turn = len(seen)
+        for call_index, call in enumerate(turn):
             schema = tools[call.name].input_schema.get("properties", {})
+            earlier = " ".join(seen[:before_turn] if task.one_shot else seen).lower()
             for param, value in call.arguments.items():
                 spec = schema.get(param, {}) if isinstance(schema.get(param), dict) else {}
                 if spec.get("default") == value or len(spec.get("enum") or [0, 1]) == 1 or "const" in spec:
@@ -82,6 +109,8 @@ def _uninferable(task: Task, tools: dict[str, Any], results: list[str]) -> str |
                 for leaf in _leaves(value):
                     if not _mentioned(leaf, told) and not _mentioned(leaf, earlier):
                         return f"inference: {call.name}.{param}={leaf!r} is nowhere in the request"
+            turn_results = results[turn_index] if turn_index < len(results) else []
+            seen.append(turn_results[call_index] if call_index < len(turn_results) else "")
     if task.category == "missing_param" and task.ground_truth and task.ground_truth[-1]:
         first = task.turns[0].lower()
         facts = list(task.facts.values())
@@ -101,15 +130,22 @@ def _leaves(value: Any) -> Iterable[Any]:
         yield value
 
 
+_YES = re.compile(r"\b(true|yes|enable|enabled)\b")
+_NO = re.compile(r"\b(false|no|disable|disabled)\b")
+# A number standing alone: not a piece of a date (2026-01-19), an id (boo_12) or a version (1.2.3).
+_NUMBER = re.compile(r"(?<![\w.\-])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w]|[.\-]\d)")
+_ENUMERATOR = re.compile(r"\(\d+\)")  # "(1) list the books; (2) ..." numbers requests, not values
+
+
 def _mentioned(leaf: Any, text: str) -> bool:
-    if isinstance(leaf, bool):
-        words = ("true", "yes", "enable") if leaf else ("false", "no", "disable")
-        return any(re.search(rf"\b{w}", text) for w in words)
-    if isinstance(leaf, float) and leaf.is_integer():
-        return _mentioned(int(leaf), text) or str(leaf) in text
+    """Whether ``text`` (lower case) states the value: a whole word or token, a number as a number."""
     if leaf is None:
         return True
-    return str(leaf).lower() in text
+    if isinstance(leaf, bool):
+        return bool((_YES if leaf else _NO).search(text))
+    if isinstance(leaf, int | float):
+        return any(float(n) == leaf for n in _NUMBER.findall(_ENUMERATOR.sub(" ", text)))
+    return re.search(r"(?<!\w)" + re.escape(str(leaf).lower()) + r"(?!\w)", text) is not None
 
 
 class Deduper:

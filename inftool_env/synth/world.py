@@ -24,6 +24,7 @@ from inftool_env.env.config import EnvConfig, ServerConfig
 from inftool_env.errors import BackendError, InftoolError
 from inftool_env.mcp.server import CompiledServer
 from inftool_env.spec.ir import ToolSpec
+from inftool_env.synth.values import words_of
 from inftool_env.tasks import ToolCall
 
 
@@ -202,6 +203,40 @@ def needs_created_record(world: World, server: str, tool: ToolSpec) -> bool:
         return False
     route = backend.routes.get(tool.name)
     return route is not None and route.item_param is not None and "{" in route.collection
+
+
+# A parameter that names a record (``bookId``, ``vault_uuid``, ``id``) selects what a call acts on.
+IDLIKE = re.compile(r"(^|_)(id|uuid|key|code)$|[a-z](Id|ID|Uuid|Key)$")
+_UPDATE_VERBS = {"update", "edit", "modify", "change", "patch", "set", "rename"}
+
+
+def change_params(tool: ToolSpec) -> list[str]:
+    """What an update may change: its arguments that do not select the record (path ids, id-like
+    names) and, where the tool takes a body, only body fields (query options change nothing)."""
+    body = any(b.location == "body" for b in tool.bindings.values())
+    out = []
+    for name, schema in tool.input_schema.get("properties", {}).items():
+        binding = tool.bindings.get(name)
+        if isinstance(schema, dict) and (schema.get("readOnly") or schema.get("deprecated")):
+            continue
+        if IDLIKE.search(name) or binding is not None and binding.location == "path":
+            continue
+        if body and (binding is None or binding.location != "body"):
+            continue
+        out.append(name)
+    return out
+
+
+def updates_in_place(tool: ToolSpec) -> bool:
+    """A PATCH/PUT (or an ``update…`` function) that takes fields to change: a call of it must change one,
+    else "change the book" says nothing of what to change. A PUT with nothing to send (star a repo) is an
+    action, not an update."""
+    if tool.annotations.read_only or not change_params(tool):
+        return False
+    if tool.http is not None:
+        return tool.http.method.upper() in ("PATCH", "PUT")
+    words = words_of(tool.name)
+    return bool(words) and words[0] in _UPDATE_VERBS
 
 
 class SynthError(InftoolError):
