@@ -17,7 +17,7 @@ from typing import Any
 from inftool_env.backends.base import Backend
 from inftool_env.backends.python import PythonBackend, import_object, suite_from_class
 from inftool_env.backends.stateful import StatefulBackend
-from inftool_env.errors import BackendError
+from inftool_env.errors import BackendError, SpecError
 from inftool_env.mcp.server import CompiledServer
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES, is_live_source, load_spec
@@ -31,6 +31,9 @@ def load_suite(
     source: str | os.PathLike[str], *, strict: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> ToolSuite:
     text = os.fspath(source)
+    if text.endswith(".toml"):
+        raise SpecError("this is an environment manifest, not an API spec: its servers' `spec` fields name the "
+                        "specs (inspect one of those; `inftool check` takes the manifest)", source=text)  # fmt: skip
     if text.startswith("python:"):
         cls = import_object(text.removeprefix("python:"))
         if not isinstance(cls, type):

@@ -45,6 +45,7 @@ def test_inspect_json_round_trips():
         (["serve", "bfcl:NoSuchAPI"], "unknown BFCL domain 'NoSuchAPI'"),
         (["serve", "python:os.path:join"], "is not a class"),
         (["serve", str(BOOKSHELF), "--transport", "http", "--port", "99999"], "expected a port number from 0 to 65535"),
+        (["inspect", str(REPO / "registry/Bookshelf-v0.toml")], "this is an environment manifest, not an API spec"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(argv, message):
@@ -199,6 +200,15 @@ def test_repo_layout_installs_policies_and_train_under_the_namespace():
 
     assert inftool_env.policies.__file__.startswith(str(REPO / "policies"))
     assert inftool_env.train.__file__.startswith(str(REPO / "train"))
+
+
+def test_a_manifests_unknown_format_or_user_names_the_env(tmp_path, capsys):
+    manifest = (REPO / "registry/Bookshelf-v0.toml").read_text().replace("../servers", str(REPO / "servers"))
+    for old, new, message in (('format = "openai"', 'format = "hermez"', "unknown tool-call format 'hermez'"),
+                              ('user = "scripted"', 'user = "robot"', "unknown user simulator 'robot'")):  # fmt: skip
+        (tmp_path / "Shelf-v0.toml").write_text(manifest.replace(old, new))
+        assert main(["check", str(tmp_path / "Shelf-v0.toml")]) == 2
+        assert f"inftool/Bookshelf-v0: {message}" in capsys.readouterr().err
 
 
 def test_check_names_each_task_its_own_ground_truth_fails(capsys, tmp_path):

@@ -112,8 +112,11 @@ class ToolEnv:
         self.tasks = list(tasks)
         self._task_index = {t.id: t for t in self.tasks}
         self.servers = servers
-        self.format = get_format(config.format)
-        self.user = user or get_user(config.user)
+        try:
+            self.format = get_format(config.format)
+            self.user = user or get_user(config.user)
+        except RegistrationError as exc:  # say whose setting it is
+            raise RegistrationError(f"{config.id}: {exc}") from None
         weights = {str(k): v for k, v in config.reward.weights.items()}
         self.reward_fn = reward_fn or GatedReward(config.reward.gates, config.reward.basis, weights)
         self.limits: Limits = config.limits
