@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +111,7 @@ class Context:
             args[name] = _value(maker, name, props[name])
         problems = self.world.compiled[server].argument_errors(tool, args)
         if problems:
-            raise Skip(f"generated arguments do not validate ({problems[0][:60]})")
+            raise Skip(f"generated arguments do not validate ({textwrap.shorten(problems[0], 100, placeholder=' …')})")
         return ToolCall(name=tool.name, arguments=args)
 
     async def execute(self, turns: list[list[ToolCall]], *, initial: dict[str, Any]) -> list[list[CallResult]]:
