@@ -89,6 +89,13 @@ class StatefulBackend:
                 continue
             if candidate is not None and level < rank.get(route.collection, 3):
                 self.record_schemas[route.collection], rank[route.collection] = candidate, level
+        # The field a record keeps its id in: "id", or the item's path parameter where the record has that
+        # field and no "id" (Nexmo's calls: /{uuid}, {"uuid": ...}), so a listed record names its own path.
+        self.id_keys: dict[str, str] = {}
+        for route in self.routes.values():
+            props = self.record_schemas.get(route.collection, {}).get("properties") or {}
+            if route.item_param and route.item_param in props and "id" not in props:
+                self.id_keys.setdefault(route.collection, route.item_param)
         # The schema of each collection's ids: the path parameter that names an item (the tools must accept
         # every id the world holds), else the record's own ``id`` property.
         self.id_schemas: dict[str, dict[str, Any]] = {}
@@ -243,7 +250,8 @@ class StatefulBackend:
         return self._id_schema(collection).get("type") == "integer"
 
     def _with_id(self, collection: str, record: dict[str, Any], record_id: str) -> dict[str, Any]:
-        return {**record, "id": int(record_id) if self._id_is_integer(collection) else record_id}
+        key = self.id_keys.get(collection, "id")
+        return {**record, key: int(record_id) if self._id_is_integer(collection) else record_id}
 
     def _store(self, collection: str, body: Any, record_id: str, state: StatefulState) -> dict[str, Any]:
         """A record as written: the body, plus the record schema's required fields filled once, so
@@ -263,11 +271,12 @@ class StatefulBackend:
             return copy_tree(value)
         if schema.get("x-wrapped"):
             return sample(schema["properties"]["result"], state.rng, hint=value, root=schema, optional=0.0)
-        if isinstance(value, list):  # a list into an object: put it in the first array property
-            arrays = [
-                k for k, s in schema.get("properties", {}).items() if isinstance(s, dict) and s.get("type") == "array"
-            ]
-            value = {arrays[0]: value} if arrays else {}
+        if isinstance(value, list):  # a list into an object: put it in its array property (HAL's _embedded.calls too)
+            where = _array_path(schema)
+            for key in reversed(where or []):
+                value = {key: value}
+            if where is None:
+                value = {}
         return sample(schema, state.rng, hint=value, root=schema, optional=0.0)
 
 
@@ -281,11 +290,29 @@ def _route(path: str) -> _Route:
     elif len(segments) > 1 and _SEARCH.match(segments[-1]) and not _PARAM.match(segments[-2]):
         segments, search = segments[:-1], True  # /pets/findByStatus queries /pets
     parents, prefix = [], ""
-    for i, segment in enumerate(segments):
-        if (m := _PARAM.match(segment)) and i > 0:
-            parents.append((prefix, m.group(1)))
+    for segment in segments:
+        if m := _PARAM.match(segment):  # /{uuid}/talk: a record of the root collection "/"
+            parents.append((prefix or "/", m.group(1)))
         prefix += "/" + segment
     return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents), search=search)
+
+
+def _array_path(schema: dict[str, Any], *, only: bool = False) -> list[str] | None:
+    """The property path of an object's list: its first array property, else one inside an object property
+    (``{"_embedded": {"calls": [...]}}``); ``only``: at a level with exactly one array."""
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return None
+    arrays = [k for k, s in props.items() if isinstance(s, dict) and s.get("type") == "array"]
+    if arrays and (len(arrays) == 1 or not only):
+        return [arrays[0]]
+    if arrays:
+        return None
+    for key, sub in props.items():
+        inner = _array_path(sub, only=only) if isinstance(sub, dict) and "properties" in sub else None
+        if inner is not None and len(inner) == 1:
+            return [key, *inner]
+    return None
 
 
 def _listed_items(schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -294,8 +321,11 @@ def _listed_items(schema: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(body, dict):
         return None
     if body.get("type") != "array":
-        arrays = [v for v in body.get("properties", {}).values() if isinstance(v, dict) and v.get("type") == "array"]
-        body = arrays[0] if len(arrays) == 1 else {}
+        where = _array_path(body, only=True)
+        for key in where or []:
+            body = body["properties"][key]
+        if where is None:
+            body = {}
     items = body.get("items")
     if not isinstance(items, dict):
         return None

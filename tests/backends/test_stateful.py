@@ -105,6 +105,35 @@ async def test_integer_ids_follow_the_record_schema():
         assert (await c.call("getPet", {"petId": pet["id"]})).structured["name"] == "Rex"
 
 
+async def test_a_root_collection_lists_its_records_and_guards_their_sub_resources():
+    # Nexmo's voice API: calls live at "/", a call's talk at /{uuid}/talk, the listing in HAL's _embedded.
+    # Before: the listing came back {} beside 3 calls, and a talk on an unknown call "succeeded".
+    call = {"type": "object", "required": ["uuid"], "properties": {"uuid": {"type": "string"}, "status": {"type": "string"}}}
+    listing = {"type": "object", "properties": {"count": {"type": "integer"},
+               "_embedded": {"type": "object", "properties": {"calls": {"type": "array", "items": call}}}}}  # fmt: skip
+
+    def op(op_id: str, schema: dict | None = None, **extra: object) -> dict:
+        body = {"content": {"application/json": {"schema": schema}}} if schema else {}
+        return {"operationId": op_id, "responses": {"200": {"description": "", **body}}, **extra}
+
+    uuid = [{"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}]
+    text = {"content": {"application/json": {"schema": {"type": "object", "properties": {"text": {"type": "string"}}}}}}
+    spec = {"openapi": "3.0.0", "info": {"title": "Voice", "version": "1"}, "paths": {
+        "/": {"get": op("getCalls", listing), "post": op("createCall", call, requestBody=text)},
+        "/{uuid}": {"get": op("getCall", call, parameters=uuid)},
+        "/{uuid}/talk": {"put": op("startTalk", None, parameters=uuid, requestBody=text)},
+    }}  # fmt: skip
+    from inftool_env.mcp import CompiledServer
+
+    suite = load_spec(spec)
+    async with open_client(CompiledServer(suite, StatefulBackend(suite))) as c:
+        listed = (await c.call("getCalls", {})).structured["_embedded"]["calls"]
+        assert listed and all(c_["uuid"] for c_ in listed)
+        refused = await c.call("startTalk", {"uuid": "no-such-call", "text": "hi"})
+        assert refused.is_error and "no-such-call" in refused.text
+        assert not (await c.call("startTalk", {"uuid": listed[0]["uuid"], "text": "hi"})).is_error
+
+
 # -- a coherent world: what was written reads back, searches see the same records, ids are distinct --
 async def test_numbers_are_stored_as_given_and_read_back_the_same():
     async with open_client(compile_spec(BOOKSHELF, seed=3)) as c:
