@@ -108,7 +108,8 @@ async def test_integer_ids_follow_the_record_schema():
 async def test_a_root_collection_lists_its_records_and_guards_their_sub_resources():
     # Nexmo's voice API: calls live at "/", a call's talk at /{uuid}/talk, the listing in HAL's _embedded.
     # Before: the listing came back {} beside 3 calls, and a talk on an unknown call "succeeded".
-    call = {"type": "object", "required": ["uuid"], "properties": {"uuid": {"type": "string"}, "status": {"type": "string"}}}
+    call = {"type": "object", "required": ["uuid"],
+            "properties": {"uuid": {"type": "string"}, "status": {"type": "string"}}}  # fmt: skip
     listing = {"type": "object", "properties": {"count": {"type": "integer"},
                "_embedded": {"type": "object", "properties": {"calls": {"type": "array", "items": call}}}}}  # fmt: skip
 
