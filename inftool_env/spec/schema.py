@@ -2,12 +2,16 @@
 
 One ``SchemaCompiler`` per tool: it resolves local ``$ref`` (inlining them, except where a ref recurs
 inside its own expansion, which becomes ``{"$ref": "#/$defs/…"}`` so cycles terminate), merges
-``allOf``, keeps ``oneOf``/``anyOf``/``not``, and rewrites dialect quirks:
+``allOf``, keeps ``oneOf``/``anyOf``/``not`` (but for a ``oneOf`` no value could meet, below), and
+rewrites dialect quirks:
 
 - OpenAPI 3.0: ``nullable``, boolean ``exclusiveMinimum``/``exclusiveMaximum``, ``example``;
 - Swagger 2.0: ``type: file``, ``x-nullable``;
 - BFCL function docs: ``dict``, ``float``, ``tuple``, ``any``…; Java/JavaScript type names, which BFCL
-  passes to the model as strings.
+  passes to the model as strings;
+- a ``oneOf`` of object shapes that each take any object (no required field, other fields allowed, as
+  1Password's "a cursor, or a time range") becomes ``anyOf``: a value of one shape is valid under every
+  shape, so "exactly one" would refuse every call its authors meant.
 
 Every expansion, and every node of the values a schema carries (``default``, ``enum``, ``examples``),
 counts against a node budget, so a spec that would inline exponentially (or a YAML alias bomb)
@@ -197,6 +201,8 @@ class SchemaCompiler:
             self._drop_one_sided(node, out, mode)
         if "allOf" in out:
             out = merge_all_of(out)
+        if "oneOf" in out and "anyOf" not in out and all(map(_takes_any_object, out["oneOf"])):
+            out["anyOf"] = out.pop("oneOf")
         return out
 
     def _compile_ref(self, node: dict[str, Any], pointer: str, mode: Mode, stack: tuple[str, ...], depth: int) -> Any:
@@ -295,6 +301,20 @@ def checked(schema: dict[str, Any], *, source: str, pointer: str) -> dict[str, A
             f"invalid JSON Schema at '{where}': {exc.message[:200]}", source=source, pointer=pointer
         ) from None
     return schema
+
+
+def _takes_any_object(branch: Any) -> bool:
+    """An object shape that every object meets where it does not define the field: no required field, no
+    bound on the field count, other fields allowed, and nothing but properties and annotations."""
+    if not isinstance(branch, dict) or not isinstance(branch.get("properties"), dict):
+        return False
+    shape = {"type", "properties", "description", "title", "examples", "default", "additionalProperties"}
+    return (
+        branch.keys() <= shape
+        and branch.get("type", "object") == "object"
+        and branch.get("additionalProperties", True) is not False
+        and not branch.get("required")
+    )
 
 
 def merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:

@@ -89,6 +89,28 @@ def test_one_of_bodies_are_kept_under_body():
     assert tool.bindings["body"].name == ""
 
 
+def test_a_one_of_no_value_could_meet_becomes_any_of():
+    # 1Password's events body: "a cursor, or a time range", each shape taking any object. Under oneOf every
+    # intended body fits both shapes and is refused: the server refused all calls, synthesis made 3 tasks.
+    def spec(cursor: dict, reset: dict) -> dict:
+        body = {"oneOf": [cursor, reset]}
+        return {"openapi": "3.0.0", "info": {"title": "Events", "version": "1"}, "paths": {"/events": {"post": {
+            "operationId": "getEvents", "requestBody": {"content": {"application/json": {"schema": body}}},
+            "responses": {"200": {"description": "ok"}}}}}}  # fmt: skip
+
+    cursor = {"description": "Cursor", "properties": {"cursor": {"type": "string"}}}
+    reset = {"description": "Reset", "properties": {"limit": {"type": "number"}, "start_time": {"type": "string"}}}
+    schema = load_spec(spec(cursor, reset)).tool("getEvents").input_schema
+    body = schema["properties"]["body"]
+    assert "oneOf" not in body and len(body["anyOf"]) == 2
+    validator = Draft202012Validator(schema)
+    assert validator.is_valid({"body": {"cursor": "abc"}}) and validator.is_valid({"body": {"limit": 10}})
+    # Shapes that can be told apart keep "exactly one".
+    told = {**reset, "required": ["limit"]}
+    assert "oneOf" in load_spec(spec({**cursor, "required": ["cursor"]}, told)).tool("getEvents").input_schema[
+        "properties"]["body"]  # fmt: skip
+
+
 def test_nullable_becomes_a_null_type():
     suite = corpus("circleci.com__v1__openapi.yaml")
     text = json.dumps([t.output_schema for t in suite.tools])
