@@ -90,12 +90,22 @@ class StatefulBackend:
             if candidate is not None and level < rank.get(route.collection, 3):
                 self.record_schemas[route.collection], rank[route.collection] = candidate, level
         # The field a record keeps its id in: "id", or the item's path parameter where the record has that
-        # field and no "id" (Nexmo's calls: /{uuid}, {"uuid": ...}), so a listed record names its own path.
+        # field and no "id" and the server makes it (Nexmo's calls: /{uuid}, {"uuid": ...}), so a listed
+        # record names its own path. A field a create sends (a tag's name) stays the client's.
+        sent = {
+            self.routes[t.name].collection: _sent_fields(t)
+            for t in suite.tools
+            if t.name in self.routes and t.http and t.http.method == "POST" and not self.routes[t.name].item_param
+        }
         self.id_keys: dict[str, str] = {}
         for route in self.routes.values():
             props = self.record_schemas.get(route.collection, {}).get("properties") or {}
-            if route.item_param and route.item_param in props and "id" not in props:
-                self.id_keys.setdefault(route.collection, route.item_param)
+            param = route.item_param
+            if param and param in props and "id" not in props and param not in sent.get(route.collection, ()):
+                self.id_keys.setdefault(route.collection, param)
+        # A path that starts with a parameter names a record of the root collection only where "/" lists or
+        # creates records (Nexmo's calls), not where it is a prefix (/{version}/users).
+        self.root_collection = any(r.collection == "/" and r.item_param is None for r in self.routes.values())
         # The schema of each collection's ids: the path parameter that names an item (the tools must accept
         # every id the world holds), else the record's own ``id`` property.
         self.id_schemas: dict[str, dict[str, Any]] = {}
@@ -216,7 +226,8 @@ class StatefulBackend:
         for parent, param in route.parents:
             parent_id = str(path_args.get(param))
             parent_records = state.collections.get(parent)
-            if parent_records is not None and parent in self.known_collections and parent_id not in parent_records:
+            known = parent in self.known_collections and (parent != "/" or self.root_collection)
+            if parent_records is not None and known and parent_id not in parent_records:
                 raise ToolCallError(f"No {_noun(parent)} with {param}={parent_id!r}.")
             key = key.replace("{" + param + "}", parent_id)
         return key
@@ -308,11 +319,31 @@ def _array_path(schema: dict[str, Any], *, only: bool = False) -> list[str] | No
         return [arrays[0]]
     if arrays:
         return None
-    for key, sub in props.items():
-        inner = _array_path(sub, only=only) if isinstance(sub, dict) and "properties" in sub else None
-        if inner is not None and len(inner) == 1:
-            return [key, *inner]
-    return None
+    # One level down, where exactly one object property holds a list of records (HAL's _embedded.calls,
+    # not meta.warnings beside it).
+    nested = [[key, *inner] for key, sub in props.items() if isinstance(sub, dict) and "properties" in sub
+              for inner in [_array_path(sub, only=only)] if inner is not None and len(inner) == 1]  # fmt: skip
+    of_records = [path for path in nested if _items_are_objects(props[path[0]]["properties"][path[1]])]
+    return of_records[0] if len(of_records) == 1 else None
+
+
+def _items_are_objects(array: dict[str, Any]) -> bool:
+    items = array.get("items")
+    return isinstance(items, dict) and (items.get("type") == "object" or "properties" in items)
+
+
+def _sent_fields(tool: ToolSpec) -> set[str]:
+    """The record fields a create sends: its body arguments, and the properties of a whole-body argument."""
+    fields: set[str] = set()
+    for arg, binding in tool.bindings.items():
+        if binding.location not in ("body", "formData"):
+            continue
+        if binding.name:
+            fields.add(binding.name)
+        else:
+            schema = tool.input_schema.get("properties", {}).get(arg)
+            fields |= set((schema or {}).get("properties") or {}) if isinstance(schema, dict) else set()
+    return fields
 
 
 def _listed_items(schema: dict[str, Any]) -> dict[str, Any] | None:

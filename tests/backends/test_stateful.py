@@ -270,3 +270,31 @@ async def test_copy_state_goes_on_as_the_original_and_state_matches_agrees_with_
     await backend.call(add, {"title": "Only here", "author": "A"}, copied)
     assert not backend.state_matches(copied, state)
     assert backend.snapshot(copied) != backend.snapshot(state)
+
+
+async def test_a_created_field_stays_the_clients_and_a_listing_skips_arrays_of_scalars():
+    # A tag named by its path (/tags/{name}) keeps the name its create sent (it became "tag_4"), and a
+    # listing beside meta.warnings puts the records in data.items (they went into warnings).
+    from inftool_env.mcp import CompiledServer
+
+    tag = {"type": "object", "properties": {"name": {"type": "string"}, "color": {"type": "string"}}}
+    listing = {"type": "object", "properties": {
+        "meta": {"type": "object", "properties": {"warnings": {"type": "array", "items": {"type": "string"}}}},
+        "data": {"type": "object", "properties": {"items": {"type": "array", "items": tag}}}}}  # fmt: skip
+
+    def op(op_id: str, schema: dict, **extra: object) -> dict:
+        content = {"content": {"application/json": {"schema": schema}}}
+        return {"operationId": op_id, "responses": {"200": {"description": "", **content}}, **extra}
+
+    name = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    spec = {"openapi": "3.0.0", "info": {"title": "Tags", "version": "1"}, "paths": {
+        "/tags": {"get": op("listTags", listing), "post": op("createTag", tag, requestBody={
+            "content": {"application/json": {"schema": tag}}})},
+        "/tags/{name}": {"get": op("getTag", tag, parameters=name)},
+    }}  # fmt: skip
+    suite = load_spec(spec)
+    async with open_client(CompiledServer(suite, StatefulBackend(suite))) as c:
+        made = (await c.call("createTag", {"name": "release", "color": "red"})).structured
+        assert made["name"] == "release"
+        listed = (await c.call("listTags", {})).structured
+        assert listed["data"]["items"] and "meta" not in listed
