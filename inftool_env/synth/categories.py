@@ -17,12 +17,25 @@ from inftool_env.synth import phrasing as ph
 from inftool_env.synth.answers import reference
 from inftool_env.synth.context import Context, NotApplicable, Skip
 from inftool_env.synth.values import CITIES, COUNTRIES, FIRST, TOPICS, singular, words_of
-from inftool_env.synth.world import IDLIKE, change_params, needs_created_record, updates_in_place
+from inftool_env.synth.world import IDLIKE, SynthError, change_params, needs_created_record, updates_in_place
 from inftool_env.tasks import Category, Task, ToolCall
 
 CATEGORIES: tuple[Category, ...] = (
     "simple", "multiple", "parallel", "parallel_multiple", "multi_step", "multi_turn", "irrelevance", "missing_param",
 )  # fmt: skip
+
+
+def parse_categories(categories: list[str] | None) -> list[str]:
+    """Names given as items or comma-separated ("simple,parallel"); all of them for None."""
+    if not categories:
+        return list(CATEGORIES)
+    names = [c.strip() for item in categories for c in item.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CATEGORIES]
+    if unknown:
+        raise SynthError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+    return names
+
+
 # A builder's Task fills its quota; a list's first Task does, and the rest are companions kept beside it
 # when they verify (a near miss's twin).
 Builder = Callable[[Context, "str | None"], Awaitable["Task | list[Task]"]]

@@ -59,7 +59,8 @@ def _count(text: str) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from inftool_env.synth.run import parse_categories, synthesize
+    from inftool_env.synth.categories import parse_categories
+    from inftool_env.synth.run import synthesize
     from inftool_env.synth.target import plan_targets
 
     plan = None

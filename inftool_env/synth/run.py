@@ -26,7 +26,7 @@ from tqdm import tqdm
 from inftool_env.env.config import EnvConfig, Limits, TaskSource
 from inftool_env.errors import RolloutError
 from inftool_env.llm import ChatModel
-from inftool_env.synth.categories import BUILDERS, CATEGORIES
+from inftool_env.synth.categories import BUILDERS, CATEGORIES, parse_categories
 from inftool_env.synth.context import Context, NotApplicable, Skip
 from inftool_env.synth.target import ANY_TOOL, TargetPlan, cell_of
 from inftool_env.synth.verify import Deduper, verify_task
@@ -213,17 +213,6 @@ async def _keep(task: Task, world: World, origin: dict[str, Any], fresh: dict[st
         return False
     kept.append(task)
     return True
-
-
-def parse_categories(categories: list[str] | None) -> list[str]:
-    """Names given as items or comma-separated ("simple,parallel"); all of them for None."""
-    if not categories:
-        return list(CATEGORIES)
-    names = [c.strip() for item in categories for c in item.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CATEGORIES]
-    if unknown:
-        raise SynthError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
-    return names
 
 
 def _quota(categories: list[str], n: int, plan: TargetPlan | None) -> dict[tuple[str, str], int]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from inftool_env.synth.categories import CATEGORIES
+from inftool_env.synth.categories import CATEGORIES, parse_categories
 from inftool_env.synth.world import SynthError
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
@@ -128,7 +128,7 @@ def plan_targets(
     is named in the plan's ``ignored``, and without irrelevance its share goes to the failures."""
     if not 0 <= keep_share <= 1 or not 0 <= irrelevance_share <= 1 or keep_share + irrelevance_share > 1:
         raise SynthError("keep_share and irrelevance_share must be within [0, 1] and sum to at most 1")
-    made = set(CATEGORIES if categories is None else categories)
+    made = set(CATEGORIES if categories is None else parse_categories(list(categories)))
     per_task, per_cell = success_rates(report)
     stats: dict[tuple[str, str], list[float]] = defaultdict(list)
     for task in tasks:

@@ -349,3 +349,13 @@ def test_a_round_that_scores_worse_is_not_built_on(tiny: Path, tmp_path: Path, m
     best = json.loads((out / "round_0" / "eval" / "report.json").read_text())["overall"]["accuracy"]
     assert f"best on the held-out split: round 0 ({100 * best:.1f}%), hf:{tiny}" in table
     assert (out / "summary.txt").read_text().strip() == table
+
+
+def test_categories_given_comma_separated_reach_synthesis_and_the_plan_alike() -> None:
+    # Synthesis split "simple,parallel"; the plan took it for one unknown category and failed at round 1.
+    E = importlib.import_module(EVOLVE)
+
+    assert E.EvolveConfig(sources=["x"], categories=["simple,parallel", "irrelevance"]).categories == [
+        "simple", "parallel", "irrelevance"]  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown categories \['telepathy'\]"):
+        E.EvolveConfig(sources=["x"], categories=["simple,telepathy"])

@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm import tqdm
 
 from inftool_env.errors import InftoolError, first_invalid
@@ -66,6 +66,17 @@ class EvolveConfig(BaseModel):
     keep_best: bool = Field(default=True, description="each round starts from the best policy on the held-out "
                             "split so far (the latest among equals), not a worse latest one")  # fmt: skip
     seed: int = 0
+
+    @field_validator("categories")
+    @classmethod
+    def _names(cls, value: list[str] | None) -> list[str] | None:
+        """One name an item ("simple,parallel" is two): synthesis and the plan must read the same list."""
+        from inftool_env.synth.categories import parse_categories
+
+        try:
+            return parse_categories(value) if value else None
+        except InftoolError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class Evolve:
