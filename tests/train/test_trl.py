@@ -238,9 +238,11 @@ def test_each_tool_offer_gets_its_own_environment() -> None:
     base = Task.model_validate_json(build_dataset(ENV_ID)[0]["task"])
     narrow = base.model_copy(update={"id": "narrow", "excluded_tools": ["removeBook"]})
     every = base.model_copy(update={"id": "every", "servers": ["bookshelf"]})  # naming every server limits nothing
-    rows = build_dataset(ENV_ID, tasks=[base, narrow, every])
-    assert rows["environment"][0] == rows["environment"][2] == ENV_ID != rows["environment"][1]
-    with environment_factory(ENV_ID, tasks=[base, narrow, every]) as factory:
+    none = base.model_copy(update={"id": "none", "servers": []})  # nor does naming none (reset reads it as all)
+    rows = build_dataset(ENV_ID, tasks=[base, narrow, every, none])
+    wide = [rows["environment"][i] for i in (0, 2, 3)]
+    assert wide == [ENV_ID] * 3 and rows["environment"][1] != ENV_ID
+    with environment_factory(ENV_ID, tasks=[base, narrow, every, none]) as factory:
         assert set(factory) == {ENV_ID, rows["environment"][1]}
         wide, small = factory[ENV_ID](), factory[rows["environment"][1]]()
         assert set(tools_of(wide)) - set(tools_of(small)) == {"removeBook"}

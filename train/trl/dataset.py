@@ -74,7 +74,7 @@ def check_supported(env_id: str, tasks: Sequence[Task], servers: Collection[str]
 def offer_name(env_id: str, task: Task, servers: Collection[str]) -> str:
     """The key of the tools ``task`` is offered (its servers' tools less the excluded ones): the env id when
     that is every tool, else the id and a digest, so the dataset and the factory agree without listing tools."""
-    chosen = sorted(set(task.servers if task.servers is not None else servers))
+    chosen = sorted(set(task.servers or servers))  # [] is every server, as ToolEnv.reset reads it
     excluded = sorted(set(task.excluded_tools))
     if chosen == sorted(set(servers)) and not excluded:
         return env_id

@@ -299,7 +299,7 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
         namespace: dict[str, Any] = {"_factory": self, "_offer": offer, "__module__": __name__,
                                      "__doc__": f"{offer} for TRL: one episode per reset()."}  # fmt: skip
         excluded = set(task.excluded_tools)
-        for name in task.servers if task.servers is not None else self.env.servers:
+        for name in task.servers or self.env.servers:  # [] is every server, as ToolEnv.reset reads it
             for spec in self.env.servers[name].suite.tools:
                 if spec.name in excluded:
                     continue
