@@ -45,6 +45,7 @@ def test_inspect_json_round_trips():
         (["serve", "bfcl:NoSuchAPI"], "unknown BFCL domain 'NoSuchAPI'"),
         (["serve", "python:os.path:join"], "is not a class"),
         (["serve", str(BOOKSHELF), "--transport", "http", "--port", "99999"], "expected a port number from 0 to 65535"),
+        (["serve", str(BOOKSHELF), "--transport", "http", "--port", "²"], "expected a port number from 0 to 65535"),
         (["inspect", str(REPO / "registry/Bookshelf-v0.toml")], "this is an environment manifest, not an API spec"),
     ],
 )
