@@ -100,9 +100,11 @@ async def run_batch(
             return Trajectory(env_id=env.config.id, task_id=task_id or "?", seed=seed, truncated=True,
                               truncation_reason="error", error=failure(exc, RolloutError))  # fmt: skip
         finally:
-            await worker.end_episode()  # its state goes now, not at the worker's next reset
-            workers.put_nowait(worker)
-            bar.update(1)
+            try:
+                await worker.end_episode()  # its state goes now, not at the worker's next reset
+            finally:  # a cancel while it ends must not take the worker out of the pool
+                workers.put_nowait(worker)
+                bar.update(1)
 
     async def done(i: int, seed: int, task_id: str | None) -> Trajectory:
         trajectory = await one(seed, task_id)

@@ -69,8 +69,10 @@ class RolloutWorker:
             trajectory = broken(self.env.config.id, episode, "error", f"{type(exc).__name__}: {exc}")
         finally:
             key = worker.episode_id
-            await worker.end_episode()  # an idle worker holds no episode's state
-            self.idle.append(worker)
+            try:
+                await worker.end_episode()  # an idle worker holds no episode's state
+            finally:
+                self.idle.append(worker)
         return Finished(episode.index, self.name, trajectory, key)
 
     async def close(self) -> None:

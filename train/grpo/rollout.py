@@ -179,8 +179,10 @@ async def rollout_groups(
             return Trajectory(env_id=env.config.id, task_id=pick.task.id, seed=env_seed, truncated=True,
                               truncation_reason="error", error=f"{type(exc).__name__}: {exc}")  # fmt: skip
         finally:
-            await worker.end_episode()  # its state goes now, not when the next step resets the worker
-            queues[pick.source].put_nowait(worker)
+            try:
+                await worker.end_episode()  # its state goes now, not when the next step resets the worker
+            finally:  # a cancel while it ends must not take the worker out of the pool
+                queues[pick.source].put_nowait(worker)
             bar.update(1)
             bar.set_postfix(tokens=getattr(chat, "tokens", 0))
 

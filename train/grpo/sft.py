@@ -83,8 +83,10 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int, decides: Decid
         try:
             trajectory = await run_episode(worker, factory, seed=seed + index, task_id=pick.task.id)
         finally:
-            await worker.end_episode()
-            queue.put_nowait(worker)
+            try:
+                await worker.end_episode()
+            finally:
+                queue.put_nowait(worker)
         if not is_success(trajectory) or not seen:
             return None
         return trajectory.messages, seen[0].tools if env.config.format == "openai" else None
