@@ -54,8 +54,9 @@ ENDED = "The conversation has ended ({reason}); nothing more is executed."
 
 
 class InftoolTrlEnv:
-    """One rollout's environment. The factory makes a subclass per env whose methods are its tools;
-    everything else here is ``reset``, properties or private, which TRL does not offer."""
+    """One rollout's environment. The factory makes a subclass per tool offer whose methods are its tools;
+    everything else here is ``reset``, properties or private, which TRL does not offer (``_score`` is
+    ``gated_reward``'s)."""
 
     _factory: ClassVar[TrlEnvFactory]
     _offer: ClassVar[str]  # the offer this class's tools are (offer_name)
