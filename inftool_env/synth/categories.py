@@ -16,8 +16,15 @@ from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import phrasing as ph
 from inftool_env.synth.answers import reference
 from inftool_env.synth.context import Context, NotApplicable, Skip
-from inftool_env.synth.values import CITIES, COUNTRIES, FIRST, TOPICS, singular, words_of
-from inftool_env.synth.world import IDLIKE, SynthError, change_params, needs_created_record, updates_in_place
+from inftool_env.synth.values import API_PREFIX, CITIES, COUNTRIES, FIRST, TOPICS, singular, words_of
+from inftool_env.synth.world import (
+    IDLIKE,
+    UPDATE_VERBS,
+    SynthError,
+    change_params,
+    needs_created_record,
+    updates_in_place,
+)
 from inftool_env.tasks import Category, Task, ToolCall
 
 CATEGORIES: tuple[Category, ...] = (
@@ -369,15 +376,12 @@ async def irrelevance(ctx: Context, focus: str | None) -> Task | list[Task]:
 NEAR_MISS_SHARE = 0.5
 
 
-_PREFIX = re.compile(r"v\d+(\.\d+)*|api|rest", re.I)
-
-
 def resource(tool: ToolSpec) -> str:
     """What a tool acts on, singular: its path's first literal segment past version and API prefixes
     (``/v3/businesses/search`` -> business), else its name's last word (``get_files`` -> file)."""
     if tool.http is not None:
         segments = tool.http.path.strip("/").split("/")
-        literal = [p for p in segments if p and not p.startswith("{") and not _PREFIX.fullmatch(p)]
+        literal = [p for p in segments if p and not p.startswith("{") and not API_PREFIX.fullmatch(p)]
         if literal:
             return singular(literal[0].lower())
     words = words_of(tool.name)
@@ -388,7 +392,7 @@ _VERBS = {
     **dict.fromkeys(("get", "list", "search", "find", "fetch", "retrieve", "read", "show", "view", "lookup", "query",
                      "describe", "browse"), "read"),
     **dict.fromkeys(("create", "add", "insert", "make", "register"), "create"),
-    **dict.fromkeys(("update", "edit", "modify", "change", "patch", "set", "rename"), "update"),
+    **dict.fromkeys(UPDATE_VERBS, "update"),
     **dict.fromkeys(("delete", "remove", "destroy", "erase"), "delete"),
 }  # fmt: skip
 _METHODS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from inftool_env.spec.ir import ToolSpec
-from inftool_env.synth.values import singular, words_of
+from inftool_env.synth.values import API_PREFIX, singular, words_of
 
 _OPENERS = ["{a}.", "Please {a}.", "Could you {a}?", "I need you to {a}.", "Can you {a} for me?", "I'd like to {a}.",
             "Help me {a}.", "Go ahead and {a}.", "{A}, please."]  # fmt: skip
@@ -111,7 +111,6 @@ def _summary(text: str) -> str:
     return ""
 
 
-_VERSION = re.compile(r"^(v\d+(\.\d+)*|api|rest)$", re.I)
 _DOING = {"search", "autocomplete", "lookup", "find", "query", "match", "validate", "verify", "cancel", "retry",
           "refresh", "count", "export", "import", "upload", "download", "publish", "archive", "restore"}  # fmt: skip
 _METHOD_VERB = {"get": "get", "post": "create", "put": "replace", "patch": "update", "delete": "delete"}
@@ -129,7 +128,7 @@ def _route_action(tool: ToolSpec) -> str:
         if re.fullmatch(r"\{[^}]*\}|:\w+", segment):
             if nouns:
                 nouns[-1] = (nouns[-1][0], True)
-        elif segment and not _VERSION.match(segment) and words_of(segment):
+        elif segment and not API_PREFIX.fullmatch(segment) and words_of(segment):
             nouns.append((" ".join(words_of(segment)), False))
     if not nouns:
         return ""

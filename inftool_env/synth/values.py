@@ -160,6 +160,10 @@ def words_of(name: str) -> list[str]:
     return _WORDS.findall(spaced.lower())
 
 
+# A path segment that names the API's version or prefix, not a resource (/v3/businesses, /api/rest/…).
+API_PREFIX = re.compile(r"v\d+(\.\d+)*|api|rest", re.I)
+
+
 def singular(word: str) -> str:
     """``files`` -> file, ``businesses`` -> business, ``categories`` -> category; ``status`` stays."""
     if len(word) <= 3:

@@ -207,7 +207,7 @@ def needs_created_record(world: World, server: str, tool: ToolSpec) -> bool:
 
 # A parameter that names a record (``bookId``, ``vault_uuid``, ``id``) selects what a call acts on.
 IDLIKE = re.compile(r"(^|_)(id|uuid|key|code)$|[a-z](Id|ID|Uuid|Key)$")
-_UPDATE_VERBS = {"update", "edit", "modify", "change", "patch", "set", "rename"}
+UPDATE_VERBS = ("update", "edit", "modify", "change", "patch", "set", "rename")
 
 
 def change_params(tool: ToolSpec) -> list[str]:
@@ -236,7 +236,7 @@ def updates_in_place(tool: ToolSpec) -> bool:
     if tool.http is not None:
         return tool.http.method.upper() in ("PATCH", "PUT")
     words = words_of(tool.name)
-    return bool(words) and words[0] in _UPDATE_VERBS
+    return bool(words) and words[0] in UPDATE_VERBS
 
 
 class SynthError(InftoolError):
