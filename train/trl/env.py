@@ -229,7 +229,7 @@ def _as_one_turn(message: dict[str, Any]) -> dict[str, Any]:
     """An assistant message of TRL's, its calls together in one turn; a ``message_user`` call in it is
     text to the user, as eval reads a turn without calls."""
     calls: list[dict[str, Any]] = []
-    said = [str(message.get("content") or "")]
+    said = [_text(message.get("content"))]
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         if function.get("name") == USER_TOOL:
@@ -245,8 +245,12 @@ def _reply_text(completion: Any) -> str | None:
     last = completion[-1] if isinstance(completion, list) and completion else None
     if not isinstance(last, dict) or last.get("role") != "assistant" or last.get("tool_calls"):
         return None
-    content = last.get("content")
-    if isinstance(content, list):  # content blocks
+    return _text(last.get("content"))
+
+
+def _text(content: Any) -> str:
+    """A message's text, from a string or content blocks."""
+    if isinstance(content, list):
         return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
     return content if isinstance(content, str) else ""
 
