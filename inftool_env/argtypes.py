@@ -7,15 +7,21 @@ import argparse
 
 
 def positive_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:  # "²".isdigit(), but int() refuses it
+    if not 1 <= _whole(text):
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
     return int(text)
 
 
 def port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+    if not 0 <= _whole(text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, not {text!r}")
     return int(text)
+
+
+def _whole(text: str) -> int:
+    """The whole number written, else -1 (refused by every range check above). ASCII digits only:
+    "²".isdigit(), but int() refuses it."""
+    return int(text) if text.isascii() and text.isdigit() else -1
 
 
 def positive_float(text: str) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from inftool_env.env.config import EnvConfig
+from inftool_env.errors import InftoolError
 from inftool_env.tasks import Task
 
 MARK = "bfcl:"
@@ -27,3 +28,10 @@ def bfcl_origin(config: EnvConfig | None = None, tasks: Iterable[Task] = ()) -> 
         if str(task.provenance.get("source", "")).startswith("bfcl-eval"):
             return f"task {task.id}"
     return None
+
+
+def refuse_bfcl(what: str, config: EnvConfig | None = None, tasks: Iterable[Task] = ()) -> None:
+    """Raise, naming ``what`` was given and the part of it that is BFCL's, if any is."""
+    origin = bfcl_origin(config, tasks)
+    if origin is not None:
+        raise InftoolError(f"{what}: {origin} is BFCL's, and BFCL is for evaluation only")

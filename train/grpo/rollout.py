@@ -22,7 +22,7 @@ from inftool_env.env.batch import run_episode
 from inftool_env.env.config import EnvConfig, trainer_driven
 from inftool_env.env.core import ToolEnv
 from inftool_env.errors import InftoolError
-from inftool_env.eval.bfcl_guard import bfcl_origin
+from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.policies.chat import ChatPolicy
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
@@ -84,10 +84,7 @@ class EnvPool:
                     "(a task file repeats one of the env's own, or a target is listed twice)"
                 )
             base = _build(source)
-            origin = bfcl_origin(base.config, tasks)
-            if origin is not None:
-                raise InftoolError(f"training env #{index + 1} ({env_name(source)}): {origin} is BFCL's, "
-                                   "and BFCL is for evaluation only")  # fmt: skip
+            refuse_bfcl(f"training env #{index + 1} ({env_name(source)})", base.config, tasks)
             config = trainer_driven(base.config, episode_timeout_s)  # no wall-clock cut unless asked
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
                 config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})

@@ -389,7 +389,7 @@ def evolve(config: EvolveConfig, out: str | Path, *, resume: bool = False, progr
 def _refuse_bfcl(source: str) -> None:
     """BFCL is for evaluation only: its data and its own APIs are never synthesis sources, whether named
     by id, by a manifest's path or as a spec (a stdio wrapper of ``inftool serve bfcl:…`` included)."""
-    from inftool_env.eval.bfcl_guard import MARK, bfcl_origin
+    from inftool_env.eval.bfcl_guard import MARK, refuse_bfcl
     from inftool_env.registration import ID_RE, default_registry, is_manifest_path
 
     if MARK in source:
@@ -400,9 +400,7 @@ def _refuse_bfcl(source: str) -> None:
         config = default_registry().resolve(source).config
     except InftoolError:
         return  # not a registered id or a readable manifest: synthesis reports what it is
-    origin = bfcl_origin(config)
-    if origin is not None:
-        raise InftoolError(f"{source}: {origin} is BFCL's, and BFCL is for evaluation only")
+    refuse_bfcl(source, config)
 
 
 def _slug(source: str, index: int) -> str:
