@@ -76,7 +76,7 @@ class InftoolTrlEnv:
         """Start the row's task. Returns None when the row's prompt already holds the user's opening,
         else the opening (TRL appends it to the prompt's last user message)."""
         chosen = self._factory.task_of(task)
-        offer = offer_name(self._factory.env.config.id, chosen, self._factory.env.servers)
+        offer = self._factory.offers[chosen.id]
         if offer != self._offer:
             raise InftoolError(f"task {chosen.id!r} is offered the tools of {offer!r}, not this environment's "
                                f"{self._offer!r}: give the row the 'environment' build_dataset wrote")  # fmt: skip
@@ -276,8 +276,9 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
         check_supported(env.config.id, chosen, env.servers)
         super().__init__()
         self.classes: dict[str, type[InftoolTrlEnv]] = {}
+        self.offers = {t.id: offer_name(env.config.id, t, env.servers) for t in chosen}  # task id -> its offer
         for task in chosen:
-            offer = offer_name(env.config.id, task, env.servers)
+            offer = self.offers[task.id]
             if offer not in self.classes:
                 self.classes[offer] = self._make_class(offer, task, user_tool)
                 self[offer] = functools.partial(self._make, offer)
