@@ -55,10 +55,6 @@ async def verify_task(task: Task, servers: dict[str, CompiledServer]) -> str | N
                 if result.is_error:
                     return f"execution: {result.text[:120]}"
         texts = [[r.text for r in turn_results] for turn_results in results]
-    if task.category in ("parallel", "parallel_multiple") and len(truth) == 1:
-        failed = await _fails_in_some_order(truth[0], task, servers, owner)
-        if failed:
-            return f"order: {failed[:120]}"
     if task.category == "irrelevance":
         if any(truth):
             return "semantic: an irrelevance task with calls"
@@ -72,7 +68,15 @@ async def verify_task(task: Task, servers: dict[str, CompiledServer]) -> str | N
     leaked = leaks(" ".join(task.turns), list(tools.values()))  # names and HTTP paths
     if leaked:
         return f"leak: the request names {leaked[0]}"
-    return _uninferable(task, tools, texts)
+    unsaid = _uninferable(task, tools, texts)
+    if unsaid is not None:
+        return unsaid
+    # Last: up to five more replays, paid only by a task every cheaper check kept.
+    if task.category in ("parallel", "parallel_multiple") and len(truth) == 1:
+        failed = await _fails_in_some_order(truth[0], task, servers, owner)
+        if failed:
+            return f"order: {failed[:120]}"
+    return None
 
 
 async def _fails_in_some_order(
