@@ -1,7 +1,11 @@
-"""The multi-turn environment: async core, Gymnasium adapter, batch runner, configuration."""
+"""The multi-turn environment: async core, Gymnasium adapter, worker pool and batch runner, configuration."""
 
-from inftool_env.env.batch import run_batch, run_episode
+from inftool_env.env.batch import play, run_batch, run_episode
 from inftool_env.env.config import EnvConfig, Limits, ServerConfig, TaskSource
 from inftool_env.env.core import StepResult, ToolEnv
+from inftool_env.env.pool import WorkerPool
 
-__all__ = ["EnvConfig", "Limits", "ServerConfig", "StepResult", "TaskSource", "ToolEnv", "run_batch", "run_episode"]
+__all__ = [
+    "EnvConfig", "Limits", "ServerConfig", "StepResult", "TaskSource", "ToolEnv", "WorkerPool",
+    "play", "run_batch", "run_episode",
+]  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from inftool_env.env.core import ToolEnv
+from inftool_env.env.pool import WorkerPool
 from inftool_env.errors import PolicyError, RolloutError
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory, failure
@@ -75,6 +76,17 @@ def _broken(env: ToolEnv, error: str, reason: str) -> Trajectory:
     return trajectory
 
 
+async def play(pool: WorkerPool, policy_factory: PolicyFactory, *, seed: int, task_id: str | None = None) -> Trajectory:
+    """One episode on a worker the pool lends. An env that broke (a reset failed: a server that cannot
+    start) gives a truncated trajectory carrying the error, so the other episodes go on."""
+    async with pool.borrow() as worker:
+        try:
+            return await run_episode(worker, policy_factory, seed=seed, task_id=task_id)
+        except Exception as exc:
+            return Trajectory(env_id=pool.env.config.id, task_id=task_id or "?", seed=seed, truncated=True,
+                              truncation_reason="error", error=failure(exc, RolloutError))  # fmt: skip
+
+
 async def run_batch(
     env: ToolEnv,
     policy_factory: PolicyFactory,
@@ -86,28 +98,12 @@ async def run_batch(
 ) -> list[Trajectory]:
     """``episodes`` are (seed, task_id or None) pairs; results come back in the same order, and each is
     handed to ``on_done(position, trajectory)`` the moment it ends (``inftool rollout`` streams them)."""
-    workers: asyncio.Queue[ToolEnv] = asyncio.Queue()
-    spawned = [env.spawn() for _ in range(min(concurrency, len(episodes)))]
-    for worker in spawned:
-        workers.put_nowait(worker)
+    pool = WorkerPool(env, size=max(1, min(concurrency, len(episodes))))
     bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not progress)
 
-    async def one(seed: int, task_id: str | None) -> Trajectory:
-        worker = await workers.get()
-        try:
-            return await run_episode(worker, policy_factory, seed=seed, task_id=task_id)
-        except Exception as exc:  # reset failed (a server that cannot start): no episode, but a record
-            return Trajectory(env_id=env.config.id, task_id=task_id or "?", seed=seed, truncated=True,
-                              truncation_reason="error", error=failure(exc, RolloutError))  # fmt: skip
-        finally:
-            try:
-                await worker.end_episode()  # its state goes now, not at the worker's next reset
-            finally:  # a cancel while it ends must not take the worker out of the pool
-                workers.put_nowait(worker)
-                bar.update(1)
-
     async def done(i: int, seed: int, task_id: str | None) -> Trajectory:
-        trajectory = await one(seed, task_id)
+        trajectory = await play(pool, policy_factory, seed=seed, task_id=task_id)
+        bar.update(1)
         if on_done is not None:
             try:
                 on_done(i, trajectory)
@@ -119,7 +115,4 @@ async def run_batch(
         return list(await asyncio.gather(*(done(i, s, t) for i, (s, t) in enumerate(episodes))))
     finally:
         bar.close()
-        closed = await asyncio.gather(*(worker.close() for worker in spawned), return_exceptions=True)
-        for problem in closed:
-            if problem is not None:  # close() never raises; were it to, the trajectories still go back
-                logger.warning("%s: closing a worker: %r", env.config.id, problem)
+        await pool.close()  # never raises; were it to, the trajectories still go back

@@ -19,10 +19,11 @@ from types import ModuleType
 from typing import Any
 
 from inftool_env.env.batch import run_episode
-from inftool_env.env.core import ToolEnv
-from inftool_env.errors import InftoolError
+from inftool_env.env.pool import WorkerPool
+from inftool_env.errors import InftoolError, RolloutError
 from inftool_env.rollout.plan import WORKER_LOST, Episode, Finished, broken
 from inftool_env.rollout.shared import with_servers
+from inftool_env.trajectory import failure
 
 # Set in each actor's process to its rank, so a policy can tell which worker it runs on (e.g. a device).
 WORKER_ENV_VAR = "INFTOOL_ROLLOUT_WORKER"
@@ -51,35 +52,25 @@ class RolloutWorker:
         self.name = f"ray-{rank}"
         self.env = with_servers(make(env_id), server_urls)
         self.policy = resolve_policy(policy) if isinstance(policy, str) else policy
-        self.idle: list[ToolEnv] = []
-        self.spawned: list[ToolEnv] = []
+        self.pool = WorkerPool(self.env)  # one worker per episode in flight, grown up to the actor's concurrency
 
     async def ready(self) -> str:
         return self.name
 
     async def run(self, episode: Episode) -> Finished:
-        if self.idle:
-            worker = self.idle.pop()
-        else:  # one env per episode in flight, grown up to the actor's concurrency
-            worker = self.env.spawn()
-            self.spawned.append(worker)
-        try:
-            trajectory = await run_episode(worker, self.policy, seed=episode.seed, task_id=episode.task_id)
-        except Exception as exc:  # the env broke: data, as in run_batch
-            trajectory = broken(self.env.config.id, episode, "error", f"{type(exc).__name__}: {exc}")
-        finally:
-            key = worker.episode_id
+        async with self.pool.borrow() as worker:
             try:
-                await worker.end_episode()  # an idle worker holds no episode's state
-            finally:
-                self.idle.append(worker)
+                trajectory = await run_episode(worker, self.policy, seed=episode.seed, task_id=episode.task_id)
+            except Exception as exc:  # the env broke: data, as in run_batch
+                trajectory = broken(self.env.config.id, episode, "error", failure(exc, RolloutError))
+            key = worker.episode_id  # before the pool ends the episode
         return Finished(episode.index, self.name, trajectory, key)
 
     async def close(self) -> None:
         from inftool_env.policies import close_policy
 
-        for env in (*self.spawned, self.env):
-            await env.close()
+        await self.pool.close()
+        await self.env.close()
         await close_policy(self.policy)
 
 

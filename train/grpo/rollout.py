@@ -18,9 +18,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from inftool_env.env.batch import run_episode
+from inftool_env.env.batch import play
 from inftool_env.env.config import EnvConfig, trainer_driven
 from inftool_env.env.core import ToolEnv
+from inftool_env.env.pool import WorkerPool
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.policies.chat import ChatPolicy
@@ -60,7 +61,7 @@ def is_success(trajectory: Trajectory) -> bool:
 
 class EnvPool:
     """The training envs: each source's own servers, user and reward, with the given tasks, and a
-    pool of spawned workers per source kept open for the whole run."""
+    pool of workers per source kept open for the whole run."""
 
     def __init__(
         self,
@@ -73,7 +74,7 @@ class EnvPool:
             raise InftoolError("no training envs given")
         self.envs: list[ToolEnv] = []
         self.picks: list[Pick] = []
-        self._workers: list[list[ToolEnv]] = []
+        self.pools: list[WorkerPool] = []
         for index, (source, tasks) in enumerate(envs_and_tasks):
             if not tasks:
                 raise InftoolError(f"training env #{index + 1} ({env_name(source)}) has no tasks")
@@ -89,21 +90,12 @@ class EnvPool:
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
                 config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})
             self.envs.append(ToolEnv(config, list(tasks), base.servers, user=base.user, reward_fn=base.reward_fn))
-            self._workers.append([])
+            self.pools.append(WorkerPool(self.envs[-1]))
             self.picks += [Pick(index, t) for t in tasks]
 
-    async def workers(self, source: int, count: int) -> asyncio.Queue[ToolEnv]:
-        while len(self._workers[source]) < count:
-            self._workers[source].append(self.envs[source].spawn())
-        queue: asyncio.Queue[ToolEnv] = asyncio.Queue()
-        for worker in self._workers[source][:count]:
-            queue.put_nowait(worker)
-        return queue
-
     async def close(self) -> None:
-        for workers in self._workers:
-            for worker in workers:
-                await worker.close()
+        for pool in self.pools:
+            await pool.close()
         for env in self.envs:
             await env.close()
 
@@ -160,26 +152,15 @@ async def rollout_groups(
 ) -> list[Group]:
     """``group`` episodes of each pick, all concurrently; a broken episode is data (its error on the
     trajectory), never a crash."""
-    queues = {}
-    for source in {p.source for p in picks}:
-        queues[source] = await pool.workers(source, group * sum(p.source == source for p in picks))
 
     async def one(index: int, pick: Pick, sample: int) -> Trajectory:
         env_seed, policy_seed = sample_seeds(seed, step, index, sample)
         env = pool.envs[pick.source]
         tools = "native" if env.config.format == "openai" else "prompt"
         policy = ChatPolicy(chat, tools=tools, temperature=temperature, seed=policy_seed, max_tokens=max_new_tokens)
-        worker = await queues[pick.source].get()
         try:
-            return await run_episode(worker, lambda task: policy, seed=env_seed, task_id=pick.task.id)
-        except Exception as exc:  # broken infrastructure: recorded, the siblings go on
-            return Trajectory(env_id=env.config.id, task_id=pick.task.id, seed=env_seed, truncated=True,
-                              truncation_reason="error", error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return await play(pool.pools[pick.source], lambda task: policy, seed=env_seed, task_id=pick.task.id)
         finally:
-            try:
-                await worker.end_episode()  # its state goes now, not when the next step resets the worker
-            finally:  # a cancel while it ends must not take the worker out of the pool
-                queues[pick.source].put_nowait(worker)
             bar.update(1)
             bar.set_postfix(tokens=getattr(chat, "tokens", 0))
 

@@ -72,21 +72,14 @@ async def oracle_examples(pool: EnvPool, chat: Any, *, seed: int, decides: Decid
     async def play(index: int) -> tuple[list[dict[str, Any]], Any] | None:
         pick = pool.picks[index]
         env = pool.envs[pick.source]
-        queue = await pool.workers(pick.source, 1)
-        worker = await queue.get()
         seen: list[_ToolsSeen] = []
 
         def factory(task: Task) -> _ToolsSeen:
             seen.append(_ToolsSeen(task))
             return seen[-1]
 
-        try:
+        async with pool.pools[pick.source].borrow() as worker:
             trajectory = await run_episode(worker, factory, seed=seed + index, task_id=pick.task.id)
-        finally:
-            try:
-                await worker.end_episode()
-            finally:
-                queue.put_nowait(worker)
         if not is_success(trajectory) or not seen:
             return None
         return trajectory.messages, seen[0].tools if env.config.format == "openai" else None

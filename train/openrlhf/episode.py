@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from inftool_env.env.core import StepResult, ToolEnv
+from inftool_env.env.pool import WorkerPool
 from inftool_env.errors import InftoolError
 from inftool_env.rewards import COMPONENTS, GATES
 from inftool_env.train.openrlhf.dataset import EpisodeLabel, check_text_format
@@ -53,24 +54,14 @@ def base_env(env_id: str, fmt: str) -> ToolEnv:
     return _BASES[key]
 
 
-@dataclass
-class _Workers:
-    """One event loop's envs for an (env, format): ``lender`` holds the in-process connection its
-    spawned workers share; ``idle`` are workers between episodes."""
-
-    lender: ToolEnv
-    idle: list[ToolEnv] = field(default_factory=list)
-
-    def take(self) -> ToolEnv:
-        return self.idle.pop() if self.idle else self.lender.spawn()
-
-
 class _Pools:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.by_env: dict[tuple[str, str], _Workers] = {}
+        self.by_env: dict[tuple[str, str], WorkerPool] = {}
 
-    def get(self, env_id: str, fmt: str) -> _Workers:
+    def get(self, env_id: str, fmt: str) -> WorkerPool:
+        """This event loop's workers for (env, format), spawned from one env that holds the in-process
+        connection they share."""
         loop = asyncio.get_running_loop()
         if loop is not self.loop:  # a new loop (a test's asyncio.run): the old one closed its connections
             self.loop, self.by_env = loop, {}
@@ -78,7 +69,7 @@ class _Pools:
         if key not in self.by_env:
             base = base_env(env_id, fmt)
             lender = ToolEnv(base.config, base.tasks, base.servers, user=base.user, reward_fn=base.reward_fn)
-            self.by_env[key] = _Workers(lender)
+            self.by_env[key] = WorkerPool(lender)
         return self.by_env[key]
 
 
@@ -223,10 +214,9 @@ class Episode:
             return
         self._closed = True
         if self._ended:
-            await self.env.end_episode()  # an idle worker holds no episode's state
-            self._workers.idle.append(self.env)
+            await self._workers.give_back(self.env)
         else:
-            await self.env.close()
+            await self._workers.discard(self.env)
 
     def _final(self, result: StepResult) -> StepOutcome:
         self._ended = True

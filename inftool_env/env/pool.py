@@ -1,0 +1,69 @@
+"""Workers of one env, lent one episode at a time: the one pool behind every way of running many episodes
+(``run_batch``, the Ray actors, GRPO's rollouts and warm start, the OpenRLHF executor).
+
+A worker is spawned from the env (its compiled servers and connections shared, its episode its own) the
+first time none is idle, and kept. It comes back with its episode ended, so an idle worker holds no
+server state, and it comes back even if a cancel lands while the episode ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from inftool_env.env.core import ToolEnv
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerPool:
+    """``size`` bounds the workers (a borrower waits for one to come back); ``None`` grows the pool to
+    one worker per episode in flight."""
+
+    def __init__(self, env: ToolEnv, *, size: int | None = None) -> None:
+        if size is not None and size < 1:
+            raise ValueError(f"a worker pool needs at least one worker, not {size}")
+        self.env = env
+        self.spawned: list[ToolEnv] = []
+        self._idle: list[ToolEnv] = []
+        self._slots = asyncio.Semaphore(size) if size is not None else None
+
+    @contextlib.asynccontextmanager
+    async def borrow(self) -> AsyncIterator[ToolEnv]:
+        async with self._slots or contextlib.nullcontext():
+            worker = self.take()
+            try:
+                yield worker
+            finally:
+                await self.give_back(worker)
+
+    def take(self) -> ToolEnv:
+        """A worker for an episode that spans several calls (give it back, or discard it). Unbounded:
+        a pool with a ``size`` lends only through ``borrow``."""
+        if self._idle:
+            return self._idle.pop()
+        worker = self.env.spawn()
+        self.spawned.append(worker)
+        return worker
+
+    async def give_back(self, worker: ToolEnv) -> None:
+        try:
+            await worker.end_episode()
+        finally:  # a cancel while it ends must not take the worker out of the pool
+            self._idle.append(worker)
+
+    async def discard(self, worker: ToolEnv) -> None:
+        """For a worker left mid-episode (an error, a cancel): closed, never lent again."""
+        with contextlib.suppress(ValueError):
+            self.spawned.remove(worker)
+        await worker.close()
+
+    async def close(self) -> None:
+        """Closes every worker; never raises (a worker's close problem is logged)."""
+        workers, self.spawned, self._idle = self.spawned, [], []
+        closed = await asyncio.gather(*(worker.close() for worker in workers), return_exceptions=True)
+        for problem in closed:
+            if problem is not None:
+                logger.warning("%s: closing a worker: %r", self.env.config.id, problem)
