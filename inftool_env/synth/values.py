@@ -223,6 +223,7 @@ _BY_NAME: list[tuple[tuple[str, ...], Callable[[random.Random], Any]]] = [
     (("tag", "tags", "category", "genre", "kind", "type"), lambda r: r.choice(NOUN)),
     (("password", "secret", "token", "key", "authorization"), lambda r: f"tok-{r.randrange(16**8):08x}"),
 ]
+_MEDIA_TYPE_HEADERS = {"accept", "content-type", "contenttype"}
 _FORMATS: dict[str, Callable[[random.Random], str]] = {
     "email": _email, "date": _date, "date-time": _datetime,
     "uri": lambda r: f"https://{r.choice(NOUN)}.example.org/{r.choice(ADJ)}",
@@ -323,6 +324,8 @@ class ValueMaker:
             text = regex_sample(pattern, self.rng)
             if text is not None:
                 return text
+        if name.lower().replace("_", "-") in _MEDIA_TYPE_HEADERS or "media type" in description.lower():
+            return "application/json"  # an HTTP header naming a format: random words would be no request's
         words = set(words_of(name))
         for keys, make in _BY_NAME:
             if words & set(keys):
@@ -331,6 +334,9 @@ class ValueMaker:
         for keys, make in _BY_NAME[:10]:
             if desc_words & set(keys):
                 return str(make(self.rng))
+        if words & {"ids", "uuids", "keys", "codes", "refs"}:  # Spotify's "comma-separated list of IDs"
+            stem = (words_of(name) or ["x"])[0].removesuffix("s")[:3]
+            return ",".join(f"{stem}-{self.rng.randint(100, 999)}" for _ in range(self.rng.randint(2, 3)))
         if words & {"id", "uuid", "key", "code", "ref"}:
             return f"{(words_of(name) or ['x'])[0][:3]}-{self.rng.randint(100, 999)}"
         if words & {"date", "day", "start", "end", "since", "until", "from", "to", "after", "before"}:

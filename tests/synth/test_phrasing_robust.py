@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,27 @@ def test_one_password_events_actions_stop_before_the_description():
     world = open_world(CORPUS / "1password.com__events__1.2.0__openapi.yaml")
     for _, tool in world.tools:
         assert "requires" not in ph.action(tool), ph.action(tool)
+
+
+# 4. values a request can say
+
+
+def test_a_media_type_header_gets_a_media_type_not_random_words():
+    from inftool_env.synth.values import ValueMaker
+
+    accept = {"name": "Accept", "in": "header", "description": "It is used to set specified media type.",
+              "schema": {"type": "string"}}  # fmt: skip
+    content_type = {"name": "Content-Type", "in": "header", "schema": {"type": "string"}}
+    tool = one_tool({"summary": "Get a thing", "parameters": [accept, content_type]})
+    values = ValueMaker(random.Random(0))
+    props = tool.input_schema["properties"]
+    assert set(props) == {"Accept", "Content_Type"}
+    for name, schema in props.items():
+        assert values.value(name, schema, description=schema.get("description", "")) == "application/json"
+
+
+def test_a_list_of_ids_in_one_string_gets_ids():
+    from inftool_env.synth.values import ValueMaker
+
+    said = ValueMaker(random.Random(0)).value("ids", {"type": "string"}, description="A comma-separated list of IDs.")
+    assert re.fullmatch(r"id-\d{3}(,id-\d{3}){1,2}", said), said
