@@ -422,9 +422,26 @@ def _verbs_noun(tool: ToolSpec) -> tuple[set[str], str]:
 
 
 def _near_misses(ctx: Context, server: str, asked: ToolSpec) -> list[ToolSpec]:
-    """Tools of the asked one's server that cannot do its job: another resource, and not the same verb on
-    the same noun (``delete_files`` does what ``delete_file`` does)."""
-    return [t for s, t in ctx.tools() if s == server and resource(t) != resource(asked) and not same_job(t, asked)]
+    """Tools of the asked one's server that cannot do its job: another resource, not the same verb on the
+    same noun (``delete_files`` does what ``delete_file`` does), nor the same verb on its arguments."""
+    return [
+        t for s, t in ctx.tools()
+        if s == server and resource(t) != resource(asked) and not same_job(t, asked)
+        and not takes_its_request(t, asked)
+    ]  # fmt: skip
+
+
+_PLUMBING = {"authorization", "accept", "content_type", "api_key", "apikey"}  # credentials and headers: any tool's
+
+
+def takes_its_request(tool: ToolSpec, asked: ToolSpec) -> bool:
+    """Whether ``tool`` may answer a request for ``asked`` whatever its name: a verb in common, and every
+    argument ``asked`` requires, credentials aside (Yelp's delivery search reads by latitude and longitude;
+    so does its business search). ``fetch_item_info`` takes ``delete_item``'s id, but does not delete."""
+    needed = {n for n in asked.input_schema.get("required", []) if n.lower() not in _PLUMBING}
+    if not needed or not needed <= set(tool.input_schema.get("properties", {})):
+        return False
+    return bool(_verbs_noun(tool)[0] & _verbs_noun(asked)[0])
 
 
 async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:

@@ -12,12 +12,14 @@ import pytest
 from inftool_env.synth import categories, synthesize
 from inftool_env.synth.categories import (
     _distinct,
+    _near_misses,
     find_chain,
     informative,
     multi_turn,
     near_miss_irrelevance,
     resource,
     same_job,
+    takes_its_request,
 )
 from inftool_env.synth.context import Context, NotApplicable, Skip
 from inftool_env.synth.verify import _mentioned, _uninferable, verify_task
@@ -247,3 +249,16 @@ async def test_an_asked_tool_with_no_near_miss_is_an_unlucky_draw(tmp_path):
     assert [n for n in ("get_item", "delete_item", "fetch_item_info") if n not in task.excluded_tools] == [
         "fetch_item_info"
     ]
+
+
+def test_a_tool_doing_the_same_on_the_asked_ones_arguments_is_no_near_miss():
+    """Yelp's delivery search (latitude, longitude) is a business search (term, latitude, longitude) with
+    the term left out: a model that calls the one for the other has not called a tool where none fits."""
+    tools = {t.name: t for _, t in open_world("inftool/YelpFusion-v0").tools}
+    assert takes_its_request(tools["businesses_search"], tools["transactions_search"])
+    assert not takes_its_request(tools["transactions_search"], tools["businesses_search"])  # it has no term
+    assert not takes_its_request(tools["businesses_search"], tools["businesses_id"])  # credentials only: no job
+    ctx = Context.create(open_world("inftool/YelpFusion-v0"), 0)
+    (server,) = {s for s, _ in ctx.tools()}
+    offered = {t.name for t in _near_misses(ctx, server, tools["transactions_search"])}
+    assert "businesses_search" not in offered and "businesses_search_phone" in offered
