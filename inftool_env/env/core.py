@@ -21,7 +21,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,11 @@ class _Episode:
     total_errors: int = 0
     done: bool = False
     released: bool = False
+
+
+def missing_servers(task: Task, servers: Collection[str]) -> list[str]:
+    """The servers ``task`` names that an env serving ``servers`` lacks: none of its episodes could start."""
+    return [n for n in task.servers or () if n not in servers]
 
 
 class ToolEnv:
@@ -287,7 +292,7 @@ class ToolEnv:
         episode_seed = int(self.np_random.integers(0, 2**31 - 1))
         key = new_episode_id()
         names = task.servers or list(self.servers)
-        unknown = [n for n in names if n not in self.servers]
+        unknown = missing_servers(task, self.servers)
         if unknown:
             raise RegistrationError(f"task {task.id} names servers {unknown} this env does not have")
         clients = self._episode_clients(task, names, key, episode_seed)

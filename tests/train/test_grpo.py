@@ -100,6 +100,79 @@ def weights(path: Path) -> dict[str, Any]:
     return load_file(str(path / "model.safetensors"))
 
 
+def test_what_the_first_step_would_find_wrong_is_refused_before_the_model_loads(
+    tiny: Path, tasks: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo import model, train_grpo
+
+    def no_model(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model loaded before the refusal")
+
+    monkeypatch.setattr(model, "load_policy", no_model)
+    elsewhere = [t.model_copy(update={"servers": ["library"]}) for t in tasks[:3]]
+    for pool, refusal in [
+        ([(ENV, tasks + tasks)], "is given twice"),
+        ([("inftool/BfclTravelAPI-v0", tasks[:1])], "BFCL"),
+        ([(ENV, tasks[3:] + elsewhere)], r"names servers \['library'\] the env does not have \(2 more such tasks\)"),
+    ]:
+        with pytest.raises(InftoolError, match=refusal):
+            train_grpo(config(tiny), pool, tmp_path / "run", progress=False)
+        assert not (tmp_path / "run").exists()  # nothing written either
+
+
+def test_a_run_neither_resumes_from_nor_overwrites_a_folder_it_did_not_write(
+    tiny: Path, tasks: list[Any], tmp_path: Path
+) -> None:
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo import train_grpo
+
+    evolve_root = tmp_path / "evolve"
+    evolve_root.mkdir()
+    (evolve_root / "metrics.jsonl").write_text('{"kind": "eval", "round": 0}\n')
+    for resume, refusal in [(True, "nothing to resume in .*no trainer_state"), (False, "not a training run's log")]:
+        with pytest.raises(InftoolError, match=refusal):
+            train_grpo(config(tiny), [(ENV, tasks)], evolve_root, resume=resume, progress=False)
+    assert (evolve_root / "metrics.jsonl").read_text() == '{"kind": "eval", "round": 0}\n'
+
+
+def test_a_changed_model_path_to_the_same_folder_is_the_same_setting(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inftool_env.train.grpo.state import _same
+
+    monkeypatch.chdir(tiny.parent)
+    assert _same(config(tiny), config(tiny, model=f"./{tiny.name}"), "model")
+    assert not _same(config(tiny), config(tiny, model="embedded"), "model")
+
+
+def test_train_takes_synths_output_folder_as_it_is_written(tmp_path: Path, tasks: list[Any]) -> None:
+    """``inftool synth`` writes tasks.jsonl and a manifest listing it: either is a training target."""
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo.cli import training_pool
+
+    out = tmp_path / "synth"
+    out.mkdir()
+    (out / "tasks.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in tasks[:3]))
+    shelf = (REPO / "servers" / "bookshelf" / "openapi.yaml").resolve()
+    (out / "Bookshelf-v0.toml").write_text(f"""id = "synth/Bookshelf-v0"
+servers = [{{ name = "bookshelf", spec = "{shelf}" }}]
+[tasks]
+source = "tasks.jsonl"
+""")
+    (out / "notes.toml").write_text("not a manifest = [")  # beside it, and ignored
+    for target in (out / "tasks.jsonl", out / "Bookshelf-v0.toml"):
+        ((env, got),) = training_pool([str(target)], None)
+        assert env.config.id == "synth/Bookshelf-v0" and [t.id for t in got] == [t.id for t in tasks[:3]]
+    (out / "Bookshelf-v0.toml").unlink()
+    with pytest.raises(InftoolError, match="no manifest beside the file lists it; pass --env"):
+        training_pool([str(out / "tasks.jsonl")], None)
+    with pytest.raises(InftoolError, match="a folder; pass its manifest"):
+        training_pool([str(out)], None)
+    with pytest.raises(InftoolError, match="--env: it names the env of task files"):
+        training_pool([ENV], "inftool/YelpFusion-v0")
+
+
 # -- the pieces ------------------------------------------------------------------------------------
 def test_group_advantages_normalise_within_the_group_and_an_all_equal_group_has_none() -> None:
     from inftool_env.train.grpo.loss import group_advantages
@@ -444,7 +517,7 @@ def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], fo
     train_grpo(cfg(steps=1), pool, tmp_path / "cut", progress=False)  # "interrupted" after step 0
     with pytest.raises(InftoolError, match="already holds a training run"):
         train_grpo(cfg(steps=2), pool, tmp_path / "cut", progress=False)
-    with pytest.raises(InftoolError, match="other settings"):
+    with pytest.raises(InftoolError, match=r"other settings \(lr 0\.003 -> 0\.01\);"):  # steps may change
         train_grpo(cfg(steps=2, lr=1e-2), pool, tmp_path / "cut", resume=True, progress=False)
     other = [(ENV, [t.model_copy(update={"goal": "Remove every book."}) for t in remove_task(tasks)])]
     with pytest.raises(InftoolError, match=r"trained on other tasks \(1 of .*as many but not the same"):

@@ -1,7 +1,8 @@
 """``inftool train ENV_IDS|TASKS.jsonl --policy MODEL --out DIR``: the built-in GRPO trainer.
 
-An env id trains on that env's own tasks; a JSONL file's tasks run in the env named by ``--env`` (or
-by each task's ``provenance.env_id``, as synthesized tasks carry it).
+An env id or manifest trains on that env's own tasks; a JSONL file's tasks run in the env named by
+``--env``, else in the manifest beside the file that lists it (``inftool synth`` writes one), else in
+each task's ``provenance.env_id``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ def add_commands(subparsers: Any) -> None:
         "  inftool train inftool/Bookshelf-v0 --policy embedded --steps 20 --group 4 --max-turns 2 --out out/train",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("targets", nargs="+", metavar="ENV_ID|TASKS.jsonl", help="registered env ids and/or task files")
+    p.add_argument("targets", nargs="+", metavar="ENV_ID|MANIFEST|TASKS.jsonl",
+                   help="registered env ids, manifests (.toml) and/or task files")  # fmt: skip
     p.add_argument("--policy", required=True, help="the model to train: embedded (hf:embedded) or an HF directory")
     p.add_argument("--out", required=True, help="the run's folder")
-    p.add_argument("--env", help="the env that a TASKS.jsonl file's tasks run in (default: their provenance.env_id)")
+    p.add_argument(
+        "--env",
+        help="the env that a TASKS.jsonl file's tasks run in (default: the manifest beside the "
+        "file that lists it, as `inftool synth` writes one, else each task's provenance.env_id)",
+    )
     p.add_argument("--steps", type=_count(0), default=20, help="GRPO steps (default 20)")
     p.add_argument("--tasks-per-step", type=_count(1), default=4)
     p.add_argument("--group", type=_count(2), default=4, help="samples per task (default 4)")
@@ -65,7 +71,7 @@ def add_commands(subparsers: Any) -> None:
                    "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip
     p.add_argument("--is-cap", type=_positive, default=1.0, metavar="C",
                    help="with --clip-to proximal: truncate the importance weight pi/mu at C (default 1)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_count(0), default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
     p.set_defaults(run=cmd_train)
@@ -94,22 +100,28 @@ def _positive(text: str) -> float:
 
 
 def training_pool(targets: list[str], env: str | None) -> list[tuple[Any, list[Any]]]:
-    """(env, tasks) per env: an id brings its own tasks, a file's tasks go to their env. Each env is
-    built once (an unknown id fails here, with its "did you mean")."""
-    from inftool_env.registration import make
+    """(env, tasks) per env: an id or a manifest brings its own tasks, a file's tasks go to their env
+    (``--env``, else the manifest beside the file that lists it, else each task's ``provenance.env_id``).
+    Each env is built once (an unknown id fails here, with its "did you mean")."""
+    from inftool_env.registration import is_manifest_path, make
     from inftool_env.tasks import load_tasks
 
     tasks: dict[str, list[Any]] = defaultdict(list)
     envs: dict[str, Any] = {}
+    files = [t for t in targets if t.endswith(".jsonl") or (Path(t).is_file() and not is_manifest_path(t))]
+    if env is not None and not files:
+        raise InftoolError("--env: it names the env of task files, and every target is an env (ids or manifests)")
     for target in targets:
-        if target.endswith(".jsonl") or Path(target).is_file():
+        if target in files:
+            beside = None if env else manifest_listing(Path(target))
             for task in load_tasks(target):
-                env_id = env or task.provenance.get("env_id")
+                env_id = env or beside or task.provenance.get("env_id")
                 if not env_id:
-                    raise InftoolError(
-                        f"{target}: task {task.id!r} names no env (provenance.env_id); pass --env ENV_ID"
-                    )
+                    raise InftoolError(f"{target}: task {task.id!r} names no env, and no manifest beside the file "
+                                       "lists it; pass --env ENV_ID or the manifest (.toml)")  # fmt: skip
                 tasks[env_id].append(task)
+        elif Path(target).is_dir():
+            raise InftoolError(f"{target}: a folder; pass its manifest (.toml) or its tasks file (.jsonl)")
         else:
             envs[target] = make(target)
             tasks[target] += envs[target].tasks
@@ -117,6 +129,21 @@ def training_pool(targets: list[str], env: str | None) -> list[tuple[Any, list[A
         if env_id not in envs:
             envs[env_id] = make(env_id)
     return [(envs[env_id], t) for env_id, t in tasks.items()]
+
+
+def manifest_listing(task_file: Path) -> str | None:
+    """The one manifest beside ``task_file`` whose tasks are that file (what ``inftool synth`` writes)."""
+    from inftool_env.registration import load_manifest
+
+    found = []
+    for path in sorted(task_file.parent.glob("*.toml")):
+        try:
+            config = load_manifest(path).config
+        except InftoolError:
+            continue  # not a manifest, or a broken one: it lists nothing
+        if (path.parent / config.tasks.source).resolve() == task_file.resolve():
+            found.append(str(path))
+    return found[0] if len(found) == 1 else None
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -51,20 +51,22 @@ def pool_fingerprint(envs_and_tasks: Sequence[tuple[str, Sequence[Task]]]) -> di
 
 
 def load_state(out: Path, config: GRPOConfig, pool: dict[str, Any] | None = None) -> dict[str, Any]:
-    import numpy as np
+    """The saved state, once it is checked to be this run's (the same settings but ``RESUMABLE_CHANGES``,
+    the same tasks); read before the model loads, so a mismatch costs nothing. ``restore_rng`` after."""
     import torch
 
     path = state_file(out)
     if not path.is_file():
-        raise InftoolError(f"nothing to resume in {out}: no {path.relative_to(out)}")
+        raise InftoolError(f"nothing to resume in {out}: no {path.relative_to(out)} (a run stopped before its "
+                           "first save starts again without --resume)")  # fmt: skip
     payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 - our own file
     saved = GRPOConfig.model_validate(payload["config"])
-    changed = sorted(k for k in type(config).model_fields if getattr(saved, k) != getattr(config, k))
-    if set(changed) - RESUMABLE_CHANGES:
-        raise InftoolError(
-            f"{out} was trained with other settings ({', '.join(f'{k}={getattr(saved, k)!r}' for k in changed)}); "
-            "resume with the same ones, or train into a new --out"
-        )
+    changed = [k for k in type(config).model_fields if k not in RESUMABLE_CHANGES and not _same(saved, config, k)]
+    if changed:
+        differ = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
+        may = ", ".join(sorted(RESUMABLE_CHANGES))
+        raise InftoolError(f"{out} was trained with other settings ({differ}); resume with the same ones, "
+                           f"or train into a new --out (only {may} may change)")  # fmt: skip
     was = payload.get("pool")  # absent in states saved before it was kept
     if pool is not None and was is not None and was != pool:
         alike = ", as many but not the same" if was["tasks"] == pool["tasks"] else ""
@@ -72,10 +74,23 @@ def load_state(out: Path, config: GRPOConfig, pool: dict[str, Any] | None = None
             f"{out} was trained on other tasks ({was['tasks']} of {', '.join(was['envs'])}; now {pool['tasks']} of "
             f"{', '.join(pool['envs'])}{alike}); resume with the same envs and task files, or train into a new --out"
         )
+    return payload
+
+
+def _same(saved: GRPOConfig, config: GRPOConfig, field: str) -> bool:
+    was, now = getattr(saved, field), getattr(config, field)
+    if field == "model" and was != now and Path(was).exists() and Path(now).exists():
+        return Path(was).resolve() == Path(now).resolve()  # ./tiny is tiny
+    return bool(was == now)
+
+
+def restore_rng(payload: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
     random.setstate(payload["rng"]["python"])
     np.random.set_state(payload["rng"]["numpy"])
     torch.set_rng_state(payload["rng"]["torch"])
-    return payload
 
 
 def cut_log(path: Path, keep: Any) -> None:

@@ -9,6 +9,7 @@ trainer state. Optionally first ``sft_warmup_steps`` supervised steps on verifie
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ from inftool_env.train.grpo.state import (
     load_state,
     pool_fingerprint,
     read_log,
+    restore_rng,
     save_state,
     state_file,
 )
@@ -67,45 +69,77 @@ async def atrain_grpo(
     progress: bool = True,
 ) -> TrainResult:
     M.check_can_train(config)
-    import torch
-
     out = Path(out_dir)
-    if resume and not out.is_dir():
-        raise InftoolError(f"{out}: nothing to resume (no training run was started there); "
-                           "run without --resume to start one")  # fmt: skip
-    if not resume and state_file(out).exists():
-        raise InftoolError(f"{out} already holds a training run; resume it (--resume) or pick another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)  # LoRA's initial adapters
-    device = M.pick_device(config.device)
-    model, tokenizer, name = M.load_policy(config.model, device)
-    model = M.make_trainable(model, train_layers=config.train_layers, lora=config.lora)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    # The KL's reference is the starting weights, so it is taken before a resumed run loads its own.
-    ref = M.reference_of(model, config.lora) if config.kl > 0 else None
-    tasks_trained = pool_fingerprint([(env_name(source), tasks) for source, tasks in envs_and_tasks])
-    saved = load_state(out, config, tasks_trained) if resume and state_file(out).exists() else None
-    if saved is not None:
-        M.load_trainable_state(model, saved["trainable"])
-        optimizer.load_state_dict(saved["optimizer"])
-    explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
-    chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
-                     max_batch=config.tasks_per_step * config.group, explore=explore,
-                     explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
-    run = _Run(config, out, model, tokenizer, optimizer, ref, chat, saved, tasks_trained)
+    check_out(out, resume)
+    # Everything that can be wrong with the tasks or the saved run is found before the model loads.
     pool = EnvPool(envs_and_tasks, max_turns=config.max_turns, episode_timeout_s=config.episode_timeout_s)
     try:
+        tasks_trained = pool_fingerprint([(env_name(source), tasks) for source, tasks in envs_and_tasks])
+        saved = load_state(out, config, tasks_trained) if resume else None
+        run = _Run.start(config, out, saved, tasks_trained)
         await run.train(pool, progress)
     finally:
         await pool.close()
+    model, tokenizer = run.model, run.tokenizer
     checkpoint = M.save_checkpoint(model, tokenizer, out / "checkpoint")
     if progress:
         print(run.table(checkpoint))
     return TrainResult(checkpoint, run.task_success(), run.metrics_path, run.step, out / "rollouts.jsonl")
 
 
+def check_out(out: Path, resume: bool) -> None:
+    """A run resumes only where one saved its state, and starts only where it deletes no one else's logs."""
+    if resume and not out.is_dir():
+        raise InftoolError(f"{out}: nothing to resume (no training run was started there); "
+                           "run without --resume to start one")  # fmt: skip
+    if not resume and state_file(out).exists():
+        raise InftoolError(f"{out} already holds a training run; resume it (--resume) or pick another --out")
+    if out.exists() and not out.is_dir():
+        raise InftoolError(f"{out}: a file, where a folder is needed")
+    for name, mark in (("metrics.jsonl", "phase"), ("rollouts.jsonl", "step")):
+        if not resume and not _written_by_training(out / name, mark):
+            raise InftoolError(f"{out / name} is not a training run's log (is {out} another command's output?); "
+                               "pick another --out")  # fmt: skip
+
+
+def _written_by_training(log: Path, mark: str) -> bool:
+    """Whether a log a fresh run would replace is absent or a training run's (one stopped before its first save)."""
+    if not log.is_file():
+        return True
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        first = lines.readline()
+    try:
+        record = json.loads(first) if first.strip() else {mark: None}
+    except json.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and mark in record
+
+
 class _Run:
+    @classmethod
+    def start(cls, config: GRPOConfig, out: Path, saved: dict[str, Any] | None, pool: dict[str, Any]) -> _Run:
+        """Loads the model, makes it trainable, and restores a resumed run's weights, optimiser and RNG."""
+        import torch
+
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)  # LoRA's initial adapters
+        device = M.pick_device(config.device)
+        model, tokenizer, name = M.load_policy(config.model, device)
+        model = M.make_trainable(model, train_layers=config.train_layers, lora=config.lora)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+        # The KL's reference is the starting weights, so it is taken before a resumed run loads its own.
+        ref = M.reference_of(model, config.lora) if config.kl > 0 else None
+        if saved is not None:
+            M.load_trainable_state(model, saved["trainable"])
+            optimizer.load_state_dict(saved["optimizer"])
+            restore_rng(saved)
+        explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
+        chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
+                         max_batch=config.tasks_per_step * config.group, explore=explore,
+                         explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
+        return cls(config, out, model, tokenizer, optimizer, ref, chat, saved, pool)
+
     def __init__(self, config: GRPOConfig, out: Path, model: Any, tokenizer: Any, optimizer: Any, ref: Any,
                  chat: TorchChat, saved: dict[str, Any] | None, pool: dict[str, Any]) -> None:  # fmt: skip
         self.config, self.out, self.model, self.tokenizer, self.pool = config, out, model, tokenizer, pool
