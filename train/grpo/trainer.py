@@ -76,6 +76,7 @@ async def atrain_grpo(
     try:
         tasks_trained = pool_fingerprint([(env_name(source), tasks) for source, tasks in envs_and_tasks])
         saved = load_state(out, config, tasks_trained) if resume else None
+        out.mkdir(parents=True, exist_ok=True)
         run = _Run.start(config, out, saved, tasks_trained)
         await run.train(pool, progress)
     finally:
@@ -94,8 +95,6 @@ def check_out(out: Path, resume: bool) -> None:
                            "run without --resume to start one")  # fmt: skip
     if not resume and state_file(out).exists():
         raise InftoolError(f"{out} already holds a training run; resume it (--resume) or pick another --out")
-    if out.exists() and not out.is_dir():
-        raise InftoolError(f"{out}: a file, where a folder is needed")
     for name, mark in (("metrics.jsonl", "phase"), ("rollouts.jsonl", "step")):
         if not resume and not _written_by_training(out / name, mark):
             raise InftoolError(f"{out / name} is not a training run's log (is {out} another command's output?); "
@@ -121,7 +120,6 @@ class _Run:
         """Loads the model, makes it trainable, and restores a resumed run's weights, optimiser and RNG."""
         import torch
 
-        out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)  # LoRA's initial adapters
         device = M.pick_device(config.device)
         model, tokenizer, name = M.load_policy(config.model, device)
