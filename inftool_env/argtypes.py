@@ -12,6 +12,13 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def seed_arg(text: str) -> int:
+    """A seed: gymnasium refuses one below 0, and only at an episode's reset."""
+    if not 0 <= _whole(text):
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
+    return int(text)
+
+
 def port(text: str) -> int:
     if not 0 <= _whole(text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, not {text!r}")

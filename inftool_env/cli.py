@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from inftool_env.argtypes import port, positive_int
+from inftool_env.argtypes import port, positive_int, seed_arg
 from inftool_env.compiler import BACKEND_KINDS, compile_spec, load_suite
 from inftool_env.errors import InftoolError, os_reason
 from inftool_env.spec.loader import DEFAULT_MAX_BYTES
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: loopback only)")
     serve.add_argument("--port", type=port, default=8000)
-    serve.add_argument("--seed", type=int, default=0, help="seed of the default episode's state")
+    serve.add_argument("--seed", type=seed_arg, default=0, help="seed of the default episode's state")
     serve.add_argument("--token", default=os.environ.get("INFTOOL_TOKEN"),
                        help="HTTP: require 'Authorization: Bearer TOKEN' (default: $INFTOOL_TOKEN, "
                             "which, unlike an argument, other users' `ps` does not show)")  # fmt: skip
@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", default="openai", help="bfcl: the tool-call format the policy answers in")
     evaluate.add_argument("--tasks", help="a JSONL file of tasks instead of the env's own")
     evaluate.add_argument("--n", type=int, help="episodes with seeded task sampling (default: each task once)")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=seed_arg, default=0)
     evaluate.add_argument("--concurrency", type=int, default=8)
     evaluate.add_argument("--out", default="out/eval", help="where trajectories/results, the report and plot go")
     evaluate.set_defaults(run=cmd_eval)

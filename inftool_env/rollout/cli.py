@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from inftool_env.argtypes import positive_float, positive_int
+from inftool_env.argtypes import positive_float, positive_int, seed_arg
 
 EXAMPLE = """example:
   inftool rollout inftool/Bookshelf-v0 --policy oracle --n 64 --out out/rollout/bookshelf.jsonl
@@ -40,7 +40,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                          help="reach the env's server NAME at a running MCP URL instead of starting it "
                          "(repeatable; episodes stay isolated by id on a shared server)")  # fmt: skip
     rollout.add_argument("--worker-cpus", type=positive_float, default=1.0, help="CPUs Ray reserves per worker")
-    rollout.add_argument("--seed", type=int, default=0)
+    rollout.add_argument("--seed", type=seed_arg, default=0)
     rollout.add_argument("--out", default="out/rollout/trajectories.jsonl", help="the JSONL, a line per episode")
     rollout.set_defaults(run=run_rollout)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inftool_env.argtypes import seed_arg
 from inftool_env.errors import InftoolError
 from inftool_env.synth.categories import CATEGORIES
 from inftool_env.tasks import Task, load_tasks
@@ -42,7 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     synth.add_argument("--categories", nargs="+", help="a subset of the categories (default: all that apply)")
     synth.add_argument("--generator", default="schema",
                        help="schema (no model, the default) or a model: gguf:embedded, openai:URL#M, …")  # fmt: skip
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=seed_arg, default=0)
     synth.add_argument("--round", type=int, default=0, help="loop round recorded in each task's provenance")
     synth.add_argument("--target", help="an eval out dir, trajectories.jsonl, BFCL report.json or "
                        "{task_id: success rate} JSON: generate where the policy fails")  # fmt: skip

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from inftool_env.argtypes import seed_arg
 from inftool_env.errors import InftoolError, invalid_why
 
 
@@ -71,7 +72,7 @@ def add_commands(subparsers: Any) -> None:
                    "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip
     p.add_argument("--is-cap", type=_positive, default=1.0, metavar="C",
                    help="with --clip-to proximal: truncate the importance weight pi/mu at C (default 1)")  # fmt: skip
-    p.add_argument("--seed", type=_count(0), default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
     p.set_defaults(run=cmd_train)
@@ -84,9 +85,6 @@ def _count(least: int) -> Any:
         return int(text)
 
     return parse
-
-
-FLAGS = {"model": "--policy", "episode_timeout_s": "--episode-timeout", "explore_temperature": "--explore-first"}
 
 
 def _positive(text: str) -> float:
@@ -150,6 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from inftool_env.train.grpo import GRPOConfig, train_grpo
+    from inftool_env.train.grpo.config import flag_of
 
     if args.train_layers == "all":
         train_layers = None
@@ -172,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValidationError as exc:
         field = ".".join(str(x) for x in exc.errors()[0]["loc"])
-        where = FLAGS.get(field, f"--{field.replace('_', '-')}") if field else "training settings"
+        where = (flag_of(field) or field).split()[0] if field else "training settings"
         raise InftoolError(f"{where}: {invalid_why(exc)}") from None
     pool = training_pool(args.targets, args.env)
     names = ", ".join(e.config.id for e, _ in pool)

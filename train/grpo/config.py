@@ -3,15 +3,34 @@ and what it hands back."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# `inftool train`'s flags where they are not the field's name dashed (None: no flag). Messages name both,
+# since the same config is filled from flags (train) and from JSON field names (evolve's --grpo).
+FLAGS = {"model": "--policy", "episode_timeout_s": "--episode-timeout", "explore_temperature": "--explore-first T",
+         "max_grad_norm": None, "sft_batch": None, "save_every": None}  # fmt: skip
+FLAG_SPELLINGS = {"policy": "model", "episode_timeout": "episode_timeout_s", "explore_first": "explore_temperature"}
+
+
+def flag_of(field: str) -> str | None:
+    """``inftool train``'s flag for a setting, if it has one."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def named(field: str) -> str:
+    """A setting as both spellings know it: ``explore_temperature (--explore-first T)``."""
+    flag = flag_of(field)
+    return f"{field} ({flag})" if flag else field
 
 
 class GRPOConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: JSON's `true` is not a step count nor "yes" a switch; ints still fill float fields
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     model: str = Field(default="embedded", description="'embedded', or an HF directory / checkpoint (hf:PATH too)")
     steps: int = Field(default=20, ge=0, description="GRPO steps (each: rollouts, then one update)")
@@ -52,17 +71,62 @@ class GRPOConfig(BaseModel):
         "policy with pi/mu as a truncated weight (proximal); they differ on explored tokens only")  # fmt: skip
     is_cap: float = Field(default=1.0, gt=0, description="with clip_to proximal: truncation of the weight pi/mu")
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda", "auto"] = "auto"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        """An unknown name with its likely meaning (train's flag spellings included), not just "extra"."""
+        for name in data if isinstance(data, dict) else ():
+            if name not in cls.model_fields:
+                raise ValueError(f"unknown setting {name!r}{_did_you_mean(str(name), list(cls.model_fields))}")
+        return data
+
+    @field_validator("train_layers", mode="before")
+    @classmethod
+    def _all_layers(cls, value: Any) -> Any:
+        return None if value == "all" else value  # the flag's spelling of None
+
+    @field_validator("clip")
+    @classmethod
+    def _clip_bites(cls, value: float) -> float:
+        if value >= 1:
+            raise ValueError(f"{value:g} clips the ratio to ({1 - value:g}, {1 + value:g}), and a ratio is never "
+                             "below 0, so its lower bound never bites: pick one below 1 (default 0.2)")  # fmt: skip
+        return value
+
     @model_validator(mode="after")
-    def _explore_after_call_explores(self) -> GRPOConfig:
-        if self.explore_after_call and self.explore_temperature is None:
-            raise ValueError("explore_after_call explores at explore_temperature: set it too (--explore-first T)")
-        if self.temperature == 0 and self.explore_temperature is None and self.steps:
+    def _every_setting_acts(self) -> GRPOConfig:
+        """A setting that changes nothing is refused: it would be saved with the run, and a resume without it
+        refused as other settings."""
+        exploring, warm = self.explore_temperature is not None, self.sft_warmup_steps > 0
+        for field, acts, needs in (
+            ("explore_after_call", exploring, named("explore_temperature")),
+            ("explore_top_k", exploring, named("explore_temperature")),
+            ("is_cap", self.clip_to == "proximal", "clip_to 'proximal' (--clip-to proximal)"),
+            ("sft_batch", warm, named("sft_warmup_steps")),
+            ("sft_decides", warm, named("sft_warmup_steps")),
+            ("sft_call_form", warm, named("sft_warmup_steps")),
+        ):
+            default = type(self).model_fields[field].default
+            if not acts and getattr(self, field) != default:
+                leave = f"{field} off" if default is False else f"{field} at {default!r}"
+                raise ValueError(f"{named(field)} has no effect without {needs}: set it too, or leave {leave}")
+        if self.sft_call_form and self.sft_decides == "always":
+            raise ValueError(f"{named('sft_call_form')} trains a call's first token where the warm start leaves it "
+                             f"out, and {named('sft_decides')} 'always' leaves none out: drop one")  # fmt: skip
+        if self.temperature == 0 and not exploring and self.steps:
             raise ValueError("temperature 0 samples every group's replies alike, so no group carries a signal: "
-                             "set it above 0, or explore the first token (--explore-first T)")  # fmt: skip
+                             f"set it above 0, or explore the first token: {named('explore_temperature')}")  # fmt: skip
         return self
+
+
+def _did_you_mean(name: str, fields: list[str]) -> str:
+    spelt = name.lstrip("-").replace("-", "_")
+    guess = FLAG_SPELLINGS.get(spelt) or (spelt if spelt in fields else None)
+    close = [guess] if guess else difflib.get_close_matches(spelt, fields, n=1, cutoff=0.6)
+    return f"; did you mean {named(close[0])}?" if close else f"; the settings: {', '.join(fields)}"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def load_state(out: Path, config: GRPOConfig, pool: dict[str, Any] | None = None
         raise InftoolError(f"nothing to resume in {out}: no {path.relative_to(out)} (a run stopped before its "
                            "first save starts again without --resume)")  # fmt: skip
     payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 - our own file
-    saved = GRPOConfig.model_validate(payload["config"])
+    saved = GRPOConfig.model_construct(**payload["config"])  # our own file: not refused by rules newer than it
     changed = [k for k in type(config).model_fields if k not in RESUMABLE_CHANGES and not _same(saved, config, k)]
     if changed:
         differ = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)

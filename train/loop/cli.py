@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from inftool_env.argtypes import positive_int, share
+from inftool_env.argtypes import positive_int, seed_arg, share
 from inftool_env.errors import InftoolError, first_invalid
 
 EPILOG = (
@@ -38,10 +38,13 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--eval-max-tokens", type=positive_int, default=128)
     p.add_argument("--eval-bfcl", help="BFCL categories to measure each round, comma-separated (measurement only)")
     p.add_argument("--eval-bfcl-limit", type=positive_int, help="the first N entries of each BFCL category")
-    p.add_argument("--grpo", default="{}", help="GRPO settings as JSON (GRPOConfig fields but model)")
+    p.add_argument("--grpo", default="{}",
+                   help="GRPO settings as JSON: GRPOConfig's field names, which are `inftool train`'s flags with _ "
+                   "(but explore_temperature for --explore-first, episode_timeout_s for --episode-timeout); "
+                   'train_layers a number or "all"; model is --policy')  # fmt: skip
     p.add_argument("--no-keep-best", dest="keep_best", action="store_false",
                    help="train each round from the latest policy, even one that scored below an earlier")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.set_defaults(run=cmd_evolve)
 
 

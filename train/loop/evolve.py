@@ -65,7 +65,7 @@ class EvolveConfig(BaseModel):
     grpo: dict[str, Any] = Field(default_factory=dict, description="GRPOConfig fields (model is set per round)")
     keep_best: bool = Field(default=True, description="each round starts from the best policy on the held-out "
                             "split so far (the latest among equals), not a worse latest one")  # fmt: skip
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
 
     @field_validator("categories")
     @classmethod
@@ -84,8 +84,7 @@ class Evolve:
 
     def __init__(self, config: EvolveConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
-        for source in config.sources:
-            _refuse_bfcl(source)
+        _check_sources(config.sources)  # before --out exists: a typo leaves no half-made run folder
         self._check_grpo()
         state_path = self.out / "state.json"
         if resume and not (self.out / "config.json").exists():  # written before the first stage starts
@@ -94,10 +93,11 @@ class Evolve:
         if state_path.exists() and not resume:
             raise InftoolError(f"{self.out} already holds an evolve run; continue it (--resume) or pick another --out")
         if resume and state_path.exists():
-            saved = EvolveConfig.model_validate_json((self.out / "config.json").read_text())
-            if saved.model_copy(update={"rounds": config.rounds}) != config:
-                raise InftoolError(f"{self.out}: --resume with different settings than the run was started with "
-                                   "(only --rounds may change)")  # fmt: skip
+            changed = _changes(EvolveConfig.model_validate_json((self.out / "config.json").read_text()), config)
+            if changed:
+                raise InftoolError(f"{self.out}: --resume with different settings than the run was started with: "
+                                   f"{'; '.join(changed)} (only --rounds may change; pass the others as before, "
+                                   "or pick another --out)")  # fmt: skip
             self.done: list[str] = json.loads(state_path.read_text())["done"]
         else:
             self.done = []
@@ -386,21 +386,66 @@ def evolve(config: EvolveConfig, out: str | Path, *, resume: bool = False, progr
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def _refuse_bfcl(source: str) -> None:
+def _check_sources(sources: list[str]) -> None:
+    """Each source once (the folders are keyed by source, so a repeat was silently one), and each one
+    synthesis can open (checked the cheap way: an id registered, a file there)."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        key = _source_key(source)
+        if key in seen:
+            same = "is given twice" if seen[key] == source else f"is the same as {seen[key]!r}"
+            raise InftoolError(f"source {source!r} {same}: each source is synthesized and evaluated once")
+        seen[key] = source
+        _check_source(source)
+
+
+def _check_source(source: str) -> None:
     """BFCL is for evaluation only: its data and its own APIs are never synthesis sources, whether named
-    by id, by a manifest's path or as a spec (a stdio wrapper of ``inftool serve bfcl:…`` included)."""
+    by id, by a manifest's path or as a spec (a stdio wrapper of ``inftool serve bfcl:…`` included).
+    Otherwise an env id must be registered and a local spec or manifest must exist, read as
+    ``synth.world.open_world`` reads a source."""
     from inftool_env.eval.bfcl_guard import MARK, refuse_bfcl
     from inftool_env.registration import ID_RE, default_registry, is_manifest_path
 
     if MARK in source:
         raise InftoolError(f"{source}: BFCL's APIs are evaluation material; evolve synthesizes over other specs")
-    if not (is_manifest_path(source) or ID_RE.match(source)):
-        return
-    try:
-        config = default_registry().resolve(source).config
-    except InftoolError:
-        return  # not a registered id or a readable manifest: synthesis reports what it is
-    refuse_bfcl(source, config)
+    registry = default_registry()
+    if is_manifest_path(source) or ID_RE.match(source) and (source in registry.ids() or not Path(source).exists()):
+        refuse_bfcl(source, registry.resolve(source).config)  # an unknown id: the registry's "did you mean"
+    elif not (":" in source.split("/")[0] or source.startswith("http") or Path(source).exists()):
+        raise InftoolError(f"{source}: no such file, nor an env id (namespace/Name-vN; `inftool list` shows them)")
+
+
+def _source_key(source: str) -> str:
+    return str(Path(source).resolve()) if Path(source).exists() else source
+
+
+def _changes(saved: EvolveConfig, config: EvolveConfig) -> list[str]:
+    """``setting old -> new`` for each setting that differs in effect, not merely in spelling."""
+    was, now = _settings(saved), _settings(config)
+    return [f"{k} {was.get(k, 'unset')!r} -> {now.get(k, 'unset')!r}"
+            for k in {**was, **now} if was.get(k, "unset") != now.get(k, "unset")]  # fmt: skip
+
+
+def _settings(config: EvolveConfig) -> dict[str, Any]:
+    """What a run does, in one spelling: the policy's path resolved and ``hf:`` dropped, the grpo settings
+    validated (an explicit default is the default); ``rounds``, which a resume may change, left out."""
+    from pydantic import ValidationError
+
+    from inftool_env.train.grpo import GRPOConfig
+
+    flat = config.model_dump(exclude={"rounds", "grpo"})
+    name = config.policy.removeprefix("hf:")
+    flat["policy"] = name if name == "embedded" or ":" in name else str(Path(name).resolve())
+    flat["sources"] = [_source_key(s) for s in config.sources]
+    try:  # lax: a run saved before strict types wrote `3.0` for 3
+        grpo = GRPOConfig.model_validate({**config.grpo, "model": "embedded"}, strict=False)
+    except ValidationError:
+        grpo = GRPOConfig.model_construct(**config.grpo)  # saved under older rules: defaults filled in, unchecked
+    settings = grpo.model_dump(exclude={"model"})
+    if "seed" not in config.grpo:
+        settings["seed"] = "each round's (--seed + round)"  # unlike an explicit one, which every round shares
+    return flat | {f"grpo.{k}": v for k, v in settings.items()}
 
 
 def _slug(source: str, index: int) -> str:
