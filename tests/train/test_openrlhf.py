@@ -13,6 +13,7 @@ import asyncio
 import copy
 import importlib.util
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -387,6 +388,66 @@ def test_the_export_command(tmp_path, capsys):
     assert EpisodeLabel.from_json(row["label"]).task.id == "only"
     printed = capsys.readouterr().out
     assert f"{BOOKSHELF}     1" in printed and str(AGENT_FILE) in printed
+    assert f"{out}   (rows written: 1)" in printed
+
+
+def test_the_export_command_refuses_a_negative_seed_in_one_line(capsys):
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["export-openrlhf", BOOKSHELF, "--seed", "-5"])
+    assert "argument --seed: expected a whole number of 0 or more, not '-5'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        ({"env_ids": "inftool/BfclTravelAPI-v0"}, "BFCL's, and BFCL is for evaluation only"),
+        ({"seed": -5}, "^seed must be 0 or more, not -5$"),
+        ({"out": "."}, "a folder, where the dataset file is to be written"),
+    ],
+    ids=["bfcl", "negative-seed", "out-is-a-folder"],
+)
+def test_the_export_refuses_before_any_work(args, why, tmp_path, monkeypatch):
+    from inftool_env.train.openrlhf import dataset
+
+    def no_work(*_: Any) -> None:
+        raise AssertionError("the export began before refusing")
+
+    monkeypatch.setattr(dataset, "_rows", no_work)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InftoolError, match=why):
+        export_dataset(**({"env_ids": BOOKSHELF, "out": "d.jsonl"} | args))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bfcl_tasks_given_to_another_env_are_refused(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    bfcl = {"id": "simple_python_0", "turns": ["hi"], "provenance": {"source": "bfcl-eval 2026.3.23"}}
+    tasks.write_text(json.dumps(bfcl) + "\n")
+    with pytest.raises(InftoolError, match="^inftool/Bookshelf-v0: task simple_python_0 is BFCL's"):
+        export_dataset(BOOKSHELF, tmp_path / "d.jsonl", tasks=tasks)
+
+
+def test_the_launch_scripts_train_batch_follows_prompts_and_group(tmp_path):
+    """One optimizer step per rollout batch: TRAIN_BATCH = PROMPTS * GROUP unless given."""
+    from inftool_env.train.openrlhf import LAUNCH_SCRIPT
+
+    argv = tmp_path / "argv"
+    for name, body in {"python": f'printf "%s\\n" "$@" >> {argv}; echo agent.py', "ray": "exit 0"}.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+
+    def batch(**env: str) -> str:
+        argv.unlink(missing_ok=True)
+        subprocess.run(["bash", str(LAUNCH_SCRIPT)], check=True, capture_output=True,
+                       env={"PATH": f"{tmp_path}:/usr/bin:/bin", "DATA": "d.jsonl", **env})  # fmt: skip
+        lines = argv.read_text().splitlines()
+        return lines[lines.index("--train.batch_size") + 1]
+
+    assert batch() == "256"
+    assert batch(GROUP="4", PROMPTS="16") == "64"
+    assert batch(GROUP="4", TRAIN_BATCH="32") == "32"
 
 
 def test_a_manifest_given_by_a_relative_path_is_labelled_absolute(tmp_path, monkeypatch):

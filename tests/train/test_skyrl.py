@@ -16,6 +16,7 @@ import pytest
 skyrl_gym = pytest.importorskip("skyrl_gym", reason="skyrl-gym is not installed (pip install skyrl-gym==0.4.0)")
 
 from inftool_env.env.config import NO_DEADLINE_S  # noqa: E402
+from inftool_env.errors import InftoolError  # noqa: E402
 from inftool_env.eval.runner import evaluate  # noqa: E402
 from inftool_env.policies import close_policy, resolve_policy  # noqa: E402
 from inftool_env.registration import make  # noqa: E402
@@ -191,3 +192,44 @@ def test_a_forked_process_makes_its_own_loop_and_refuses_the_parents_env():
         assert out["done"] and out["reward"] == 1.0
     finally:
         parents.close()
+
+
+def test_by_default_prompts_list_the_tools_and_text_calls_are_run():
+    """With no format given, rows and envs use hermes: the manifests' ``openai`` renders no tools and
+    reads no text call, so every episode would end on its first reply with reward 0."""
+    rows = dataset_rows(ENV)
+    assert {r["format"] for r in rows} == {"hermes"} and "<tools>" in rows[1]["prompt"][0]["content"]
+    register_envs([ENV])
+    env = skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": 3})
+    try:
+        prompt, _ = env.init([])
+        assert "<tools>" in prompt[0]["content"]
+        out = env.step(RIGHT[0])
+        assert not out["done"] and out["observations"][0]["role"] == "tool"
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "why"),
+    [
+        (lambda: dataset_rows(ENV, fmt="openai"), "format 'openai' renders no tools into the prompt; SkyRL trains"),
+        (lambda: skyrl_gym.make(ENV, extras={"task_id": TASK, "format": "openai"}), "format 'openai' renders no"),
+        (lambda: dataset_rows(ENV, seed=-1), "^seed must be 0 or more, not -1$"),
+        (lambda: skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": -2}), "row's seed must be 0 or more, not -2"),
+        (lambda: dataset_rows("inftool/BfclTravelAPI-v0"), "BFCL's, and BFCL is for evaluation only"),
+        (lambda: register_envs(["inftool/BfclTravelAPI-v0"]), "BFCL's, and BFCL is for evaluation only"),
+    ],
+    ids=["openai-rows", "openai-env", "negative-seed-rows", "negative-seed-env", "bfcl-rows", "bfcl-register"],
+)
+def test_what_cannot_train_is_refused_up_front(call, why):
+    register_envs([ENV])
+    with pytest.raises(InftoolError, match=why):
+        call()
+
+
+def test_registering_every_env_leaves_bfcl_out():
+    from skyrl_gym.envs.registration import registry
+
+    register_envs()
+    assert ENV in registry and not [i for i in registry if i.startswith("inftool/Bfcl")]

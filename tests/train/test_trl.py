@@ -297,6 +297,42 @@ def test_row_must_match_the_environment() -> None:
             env.reset(**(row | {"task": json.dumps(stale)}))
 
 
+def test_a_row_from_other_tasks_names_the_fix() -> None:
+    """A row whose offer this factory lacks (its tasks were another list's) says what to do, not KeyError."""
+    base = Task.model_validate_json(build_dataset(ENV_ID)[0]["task"])
+    narrow = base.model_copy(update={"id": "narrow", "excluded_tools": ["removeBook"]})
+    row = build_dataset(ENV_ID, tasks=[narrow])[0]
+    with environment_factory(ENV_ID) as factory:
+        for lookup in (lambda: factory[row["environment"]], lambda: factory(row["environment"])):
+            with pytest.raises(InftoolError, match="pass the same tasks to build_dataset and environment_factory"):
+                lookup()
+
+
+@pytest.mark.parametrize(
+    ("call", "why"),
+    [
+        (lambda: build_dataset(ENV_ID, seed=-3), "^seed must be 0 or more, not -3$"),
+        (lambda: build_dataset(ENV_ID, repeats=2.5), "^repeats must be a whole number of at least 1, not 2.5$"),
+        (lambda: build_dataset(ENV_ID, repeats=True), "not True"),
+        (lambda: build_dataset("inftool/BfclTravelAPI-v0"), "BFCL's, and BFCL is for evaluation only"),
+        (lambda: environment_factory("inftool/BfclTravelAPI-v0"), "BFCL's, and BFCL is for evaluation only"),
+    ],
+    ids=["negative-seed", "fractional-repeats", "bool-repeats", "bfcl-dataset", "bfcl-factory"],
+)
+def test_bad_arguments_are_refused_up_front(call: Any, why: str) -> None:
+    with pytest.raises(InftoolError, match=why):
+        call()
+
+
+def test_bfcl_tasks_in_another_env_are_refused() -> None:
+    base = Task.model_validate_json(build_dataset(ENV_ID)[0]["task"])
+    bfcl = base.model_copy(update={"id": "simple_python_0", "provenance": {"source": "bfcl-eval 2026.3.23"}})
+    with pytest.raises(InftoolError, match="^inftool/Bookshelf-v0: task simple_python_0 is BFCL's"):
+        build_dataset(ENV_ID, tasks=[bfcl])
+    with pytest.raises(InftoolError, match="^inftool/Bookshelf-v0: task simple_python_0 is BFCL's"):
+        environment_factory(ENV_ID, tasks=[bfcl])
+
+
 # --- inside a real GRPOTrainer ----------------------------------------------------------------------------
 
 

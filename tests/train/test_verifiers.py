@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,10 @@ def _venv_ready() -> str | None:
 
 
 NOT_READY = _venv_ready()
-pytestmark = pytest.mark.skipif(NOT_READY is not None, reason=NOT_READY or "")
+needs_vf = pytest.mark.skipif(NOT_READY is not None, reason=NOT_READY or "")  # the bridge's own tests run here
 
 
+@needs_vf
 @pytest.mark.anyio
 async def test_vf_eval_plays_bookshelf_with_our_gated_reward(tmp_path: Path) -> None:
     model = ScriptedChat([bookshelf_model], cycle=True)
@@ -77,6 +79,7 @@ async def test_vf_eval_plays_bookshelf_with_our_gated_reward(tmp_path: Path) -> 
     assert all(e["traces"][0]["stop_condition"] == "user_closed" for e in episodes)
 
 
+@needs_vf
 def test_every_documented_vf_eval_id_is_one_verifiers_can_load() -> None:
     """``vf-eval ID`` in the adapter's docstrings and the README: verifiers' own loader finds a taskset."""
     docs = [REPO / "README.md", *(REPO / "train" / "verifiers").rglob("*.py")]
@@ -151,12 +154,63 @@ def bridge_faults() -> dict[str, Any]:
     return result
 
 
+@needs_vf
 def test_a_bridge_that_dies_mid_episode_fails_the_rollout_saying_so(bridge_faults: dict[str, Any]) -> None:
     died = str(bridge_faults["died"])
     assert "bridge for inftool/Bookshelf-v0 exited" in died and "episodes it was running are lost" in died
 
 
+@needs_vf
 def test_restarting_the_bridge_does_not_hold_the_event_loop(bridge_faults: dict[str, Any]) -> None:
     took, stall = bridge_faults["took"], bridge_faults["longest_stall"]
     assert bridge_faults["reward"] == 0.0  # an empty trace is scored, by the restarted bridge
     assert took > 0.5 and stall < took / 4, bridge_faults
+
+
+@needs_vf
+def test_a_negative_taskset_seed_is_refused_naming_it() -> None:
+    probe = "from inftool_env.train.verifiers.taskset import InftoolTasksetConfig as C; C(seed=-1)"
+    run = subprocess.run([str(VENV / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert run.returncode != 0 and "seed" in run.stderr and "greater than or equal to 0" in run.stderr
+
+
+# The bridge on its own, in inftool's venv: a bad request is a 400 saying why, not a 500.
+@pytest.fixture(scope="module")
+def bridge_client() -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    from inftool_env.registration import make
+    from inftool_env.train.verifiers.bridge import Bridge, bridge_app
+
+    with TestClient(bridge_app(Bridge(make("inftool/Bookshelf-v0")))) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "why"),
+    [
+        ("/episodes", {"task_id": "bookshelf-remove", "seed": -1}, "seed must be a whole number of 0 or more, not -1"),
+        ("/episodes", {"task_id": "bookshelf-remove", "seed": None}, "seed must be a whole number of 0 or more"),
+        ("/episodes", ["bookshelf-remove"], "/episodes: the body must be a JSON object, not list"),
+        ("/episodes", {"seed": 0}, "/episodes: the body lacks task_id"),
+        ("/score", {"task_id": "bookshelf-remove", "seed": -1, "messages": []}, "seed must be a whole number"),
+        ("/score", {"task_id": "bookshelf-remove"}, "/score: the body lacks seed, messages"),
+    ],
+    ids=["negative-seed", "null-seed", "not-an-object", "no-task", "score-negative-seed", "score-missing"],
+)
+def test_a_bad_request_gets_a_400_with_the_reason(bridge_client: Any, path: str, body: Any, why: str) -> None:
+    response = bridge_client.post(path, json=body)
+    assert response.status_code == 400 and why in response.json()["error"], response.text
+
+
+def test_a_good_request_still_starts_an_episode(bridge_client: Any) -> None:
+    response = bridge_client.post("/episodes", json={"task_id": "bookshelf-remove", "seed": 3})
+    assert response.status_code == 200 and response.json()["servers"]
+    bridge_client.delete(f"/episodes/{response.json()['episode']}")
+
+
+def test_the_bridge_refuses_to_serve_bfcl() -> None:
+    """What it serves is trained on; the taskset's bridge_for raises with this line from the bridge's log."""
+    run = subprocess.run([sys.executable, "-m", "inftool_env.train.verifiers.bridge", "inftool/BfclTravelAPI-v0"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2 and "BFCL's, and BFCL is for evaluation only" in run.stderr, run.stderr[-2000:]

@@ -20,7 +20,9 @@ import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tqdm import tqdm
 
+from inftool_env.argtypes import seed_arg
 from inftool_env.errors import InftoolError, first_invalid
+from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.parsing import get_format
 from inftool_env.tasks import Task, load_tasks
 
@@ -51,14 +53,21 @@ class EpisodeLabel(BaseModel):
             ) from None
 
 
-def check_text_format(name: str) -> None:
-    """OpenRLHF generates text: the env's format must render the tools into the prompt and parse calls
-    out of the model's text (``openai`` structured calls need a server-side parser it does not run)."""
+def check_text_format(name: str, trainer: str = "OpenRLHF") -> None:
+    """A trainer that generates text (OpenRLHF, SkyRL) needs a format that renders the tools into the
+    prompt and parses calls out of the model's text (``openai`` structured calls need a server-side parser
+    neither runs): with another, every prompt lists no tools and every reward is 0."""
     if not get_format(name).render_tools([{"type": "function", "function": {"name": "probe", "parameters": {}}}]):
         raise InftoolError(
-            f"format {name!r} renders no tools into the prompt; OpenRLHF trains on text, so pick the tool-call "
+            f"format {name!r} renders no tools into the prompt; {trainer} trains on text, so pick the tool-call "
             f"format of the model being trained: hermes (Qwen2.5, Hermes), llama3, mistral or bfcl"
         )
+
+
+def check_seed(seed: int, where: str = "seed") -> None:
+    """Gymnasium refuses a negative seed, but only once an episode starts: refuse it before any work."""
+    if seed < 0:
+        raise InftoolError(f"{where} must be 0 or more, not {seed}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ def export_dataset(
 ) -> ExportSummary:
     """Write OpenRLHF's prompt dataset (JSONL: ``prompt``, ``label``, ``datasource``) for every task of
     ``env_ids``, or for the tasks in the JSONL file ``tasks`` (one env then)."""
-    from inftool_env.registration import is_manifest_path
+    from inftool_env.registration import default_registry, is_manifest_path
 
     # A manifest by path goes into every label absolute: OpenRLHF's workers need not share this directory.
     given = [env_ids] if isinstance(env_ids, str) else list(env_ids)
@@ -106,11 +115,16 @@ def export_dataset(
     if tasks is not None and len(ids) != 1:
         raise InftoolError(f"--tasks gives the tasks of one environment, not of {len(ids)}")
     check_text_format(format)
+    check_seed(seed)
+    out = Path(out)
+    if out.is_dir():
+        raise InftoolError(f"{out}: a folder, where the dataset file is to be written (e.g. {out / 'prompts.jsonl'})")
     chosen = load_tasks(tasks) if tasks is not None else None
+    for env_id in ids:  # training data: BFCL is for evaluation only
+        refuse_bfcl(env_id, default_registry().resolve(env_id).config, chosen or ())
     rows: dict[str, list[dict[str, Any]]] = {}
     for env_id in ids:
         rows[env_id] = anyio.run(_rows, env_id, chosen, format, seed)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
         for env_rows in rows.values():
@@ -132,7 +146,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--tasks", help="a JSONL file of tasks instead of the env's own (one env only)")
     p.add_argument("--format", default=DEFAULT_FORMAT,
                    help="the trained model's tool-call format: hermes (Qwen2.5), llama3, mistral, bfcl")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="row i starts its episode with seed SEED+i")
+    p.add_argument("--seed", type=seed_arg, default=0, help="row i starts its episode with seed SEED+i")
     p.set_defaults(run=cmd_export)
 
 
@@ -143,7 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for env_id, n in summary.rows.items():
         print(f"{env_id:<{width}}  {n:>4}")
     print(f"{'total':<{width}}  {sum(summary.rows.values()):>4}")
-    print(f"\ndataset        {summary.out}")
+    print(f"\ndataset        {summary.out}   (rows written: {sum(summary.rows.values())})")
     print(f"agent file     {AGENT_FILE}   (--train.agent_func_path)")
     print(f"launch script  {LAUNCH_SCRIPT}")
     print(f"train:         MODEL=Qwen/Qwen2.5-7B-Instruct DATA={summary.out} bash {LAUNCH_SCRIPT}")

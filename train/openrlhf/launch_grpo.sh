@@ -19,7 +19,7 @@ VLLM_TP=${VLLM_TP:-2}
 
 GROUP=${GROUP:-8}              # GRPO group: rollouts per prompt (each its own episode, own server state)
 PROMPTS=${PROMPTS:-32}         # prompts per rollout batch -> PROMPTS * GROUP episodes
-TRAIN_BATCH=${TRAIN_BATCH:-256}  # = PROMPTS * GROUP: one optimizer step per rollout batch (on-policy)
+TRAIN_BATCH=${TRAIN_BATCH:-$((PROMPTS * GROUP))}  # one optimizer step per rollout batch (on-policy)
 LR=${LR:-1e-6}                 # actor AdamW learning rate
 KL=${KL:-1e-3}                 # KL to the reference model, as a loss term (GRPO), k3 estimator
 CLIP=${CLIP:-0.2}              # PPO ratio clip

@@ -34,7 +34,9 @@ from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
+from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.train.loop_thread import LoopThread
+from inftool_env.train.openrlhf.dataset import DEFAULT_FORMAT, check_seed, check_text_format
 
 T = TypeVar("T")
 
@@ -91,13 +93,21 @@ async def _cancel_the_rest() -> None:
 
 def base_env(env_id: str, fmt: str | None = None) -> ToolEnv:
     """One compiled env per (id, format) in this process; each text env spawns from it (shared
-    servers, isolated episodes), so a trajectory does not recompile the spec."""
+    servers, isolated episodes), so a trajectory does not recompile the spec.
+
+    ``fmt`` defaults to hermes (Qwen2.5's), not the manifest's: every manifest says ``openai``, whose
+    structured calls a text trainer never produces, so its prompts would list no tools and every reward
+    would be 0. A format like that is refused; a BFCL env too (it is for evaluation only)."""
+    fmt = fmt or DEFAULT_FORMAT
+    check_text_format(fmt, "SkyRL")
     with _BASE_LOCK:
         key = (env_id, fmt)
         if key not in _BASE:
             from inftool_env.registration import make
 
-            _BASE[key] = make(env_id, trainer_driven=True, **({"format": fmt} if fmt else {}))
+            env = make(env_id, trainer_driven=True, format=fmt)
+            refuse_bfcl(env_id, env.config, env.tasks)
+            _BASE[key] = env
         return _BASE[key]
 
 
@@ -114,7 +124,7 @@ def _setting(name: str, extras: Mapping[str, Any], env_config: Any, default: Any
 
 class InftoolTextEnv(BaseTextEnv):
     """Row ``extras``: ``task_id`` (else a task drawn with ``seed``), ``seed`` (default 0), ``format``
-    (the policy's tool-call format; default the manifest's), ``env_id`` (or registered per env)."""
+    (the policy's text tool-call format; default hermes, see ``base_env``), ``env_id`` (or registered per env)."""
 
     def __init__(self, env_config: Any = None, extras: Mapping[str, Any] | None = None, *,
                  env_id: str | None = None) -> None:  # fmt: skip
@@ -131,6 +141,7 @@ class InftoolTextEnv(BaseTextEnv):
         self.env_id = str(env_id)
         self.task_id: str | None = _setting("task_id", extras, env_config)
         self.seed = int(_setting("seed", extras, env_config, 0))
+        check_seed(self.seed, f"{self.env_id}: the row's seed")
         self.core = base_env(self.env_id, _setting("format", extras, env_config)).spawn()
         self._pid = os.getpid()
         self.max_turns = self.core.limits.max_turns

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from inftool_env.train.openrlhf.dataset import DEFAULT_FORMAT, check_seed
+
 ENTRY_POINT = "inftool_env.train.skyrl.env:InftoolTextEnv"
 GENERIC_ID = "inftool"  # env id from the row (``extras["env_id"]``)
 
 
 def register_envs(env_ids: list[str] | None = None) -> list[str]:
     """Register ``inftool`` (generic) and each of our env ids (``inftool/Bookshelf-v0``, …; default:
-    every registered one) with skyrl_gym; ids already there are left alone. Returns the ids added."""
+    every registered one but BFCL's, which is for evaluation only and refused if named) with skyrl_gym;
+    ids already there are left alone. Returns the ids added."""
     import skyrl_gym
     from skyrl_gym.envs.registration import registry
 
+    from inftool_env.eval.bfcl_guard import bfcl_origin, refuse_bfcl
     from inftool_env.registration import default_registry
 
+    known = default_registry()
+    if env_ids is None:
+        env_ids = [i for i in known.ids() if bfcl_origin(known.entry(i).config) is None]
+    for env_id in env_ids:  # before registering any: an unknown or a BFCL id is refused, nothing half done
+        refuse_bfcl(env_id, known.resolve(env_id).config)
     added = []
-    for env_id in [GENERIC_ID, *(env_ids if env_ids is not None else default_registry().ids())]:
+    for env_id in [GENERIC_ID, *env_ids]:
         if env_id in registry:
             continue
         kwargs = {} if env_id == GENERIC_ID else {"env_id": env_id}
@@ -26,11 +35,13 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
     return added
 
 
-def dataset_rows(env_id: str, *, seed: int = 0, fmt: str | None = None) -> list[dict[str, Any]]:
+def dataset_rows(env_id: str, *, seed: int = 0, fmt: str = DEFAULT_FORMAT) -> list[dict[str, Any]]:
     """One SkyRL dataset row per task: ``env_class`` our env id, the task and seed in the row (SkyRL
-    hands the row to the env as ``extras``), and the prompt the env's ``init`` will return."""
+    hands the row to the env as ``extras``), and the prompt the env's ``init`` will return. ``fmt``: the
+    model's text tool-call format (hermes for Qwen2.5; llama3, mistral, bfcl); row ``i`` gets seed ``seed + i``."""
     from inftool_env.train.skyrl.env import base_env, run
 
+    check_seed(seed)
     env = base_env(env_id, fmt).spawn()
 
     async def rows() -> list[dict[str, Any]]:

@@ -17,7 +17,9 @@ from typing import Any
 from inftool_env.env.config import EnvConfig
 from inftool_env.env.core import ToolEnv
 from inftool_env.errors import InftoolError
+from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.tasks import Task, load_tasks
+from inftool_env.train.openrlhf.dataset import check_seed
 
 
 def build_dataset(
@@ -27,17 +29,19 @@ def build_dataset(
 
     ``env``: a registered env id or a ``ToolEnv``; ``tasks``: a tasks JSONL file or tasks instead of the
     env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``. Tasks TRL cannot
-    run as ``inftool eval`` does are refused (``unsupported``). One-shot tasks (the single-turn categories)
-    are scored on their first assistant turn, by ``gated_reward``.
+    run as ``inftool eval`` does are refused (``unsupported``), and so is BFCL (for evaluation only). One-shot
+    tasks (the single-turn categories) are scored on their first assistant turn, by ``gated_reward``.
     """
     try:
         from datasets import Dataset
     except ImportError:
         raise InftoolError("build_dataset needs the datasets package: pip install 'inftool-env[trl]'") from None
-    if repeats < 1:
-        raise InftoolError(f"repeats must be at least 1, not {repeats}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise InftoolError(f"repeats must be a whole number of at least 1, not {repeats!r}")
+    check_seed(seed)
     config, own = _config_and_tasks(env)
     chosen = own if tasks is None else (load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks))
+    refuse_bfcl(config.id, config, chosen)
     servers = [s.name for s in config.servers]
     check_supported(config.id, chosen, servers)
     if not chosen:

@@ -41,6 +41,7 @@ from typing import Any, ClassVar, TypeVar
 
 from inftool_env.env.core import StepResult, ToolEnv
 from inftool_env.errors import InftoolError
+from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.loop_thread import LoopThread
 from inftool_env.train.trl.dataset import check_supported, offer_name
@@ -269,6 +270,7 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
             raise InftoolError(f"the TRL factory runs a copy of the env it is given, which a {type(env).__name__} "
                                "cannot be; pass an env id or a ToolEnv")  # fmt: skip
         chosen = env.tasks if tasks is None else list(tasks)
+        refuse_bfcl(env.config.id, env.config, chosen)
         self.env = ToolEnv(env.config, chosen, env.servers, user=env.user, reward_fn=env.reward_fn)
         self.tasks = {t.id: t for t in chosen}
         if user_tool is None:
@@ -293,7 +295,12 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
                 raise InftoolError(f"the tasks are offered {len(self)} different sets of tools: name the offer, "
                                    f"one of {list(self)}")  # fmt: skip
             offer = next(iter(self))
-        return self._make(offer)
+        return self[offer]()
+
+    def __missing__(self, offer: str) -> Callable[[], InftoolTrlEnv]:
+        """``factory[row["environment"]]`` for an offer none of these tasks has: the row is another task list's."""
+        raise InftoolError(f"no tool offer {offer!r} among this factory's {list(self)}: the dataset row comes from "
+                           "other tasks; pass the same tasks to build_dataset and environment_factory")  # fmt: skip
 
     def _make(self, offer: str) -> InftoolTrlEnv:
         instance = self.classes[offer]()
@@ -375,7 +382,7 @@ def environment_factory(
     limit, ``trainer_driven``) or a ``ToolEnv`` (copied as configured, and left open: see ``TrlEnvFactory``);
     ``tasks``: a tasks JSONL file or tasks instead of the env's own (give ``build_dataset`` the same);
     ``user_tool``: offer ``message_user`` (default: when some task has several user turns, or the user is not
-    scripted). Pass ``gated_reward`` in ``reward_funcs``: it is the reward.
+    scripted). Pass ``gated_reward`` in ``reward_funcs``: it is the reward. A BFCL env is refused (for evaluation only).
     """
     if isinstance(env, str):
         from inftool_env.registration import make

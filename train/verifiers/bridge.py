@@ -37,6 +37,7 @@ from starlette.routing import Route
 from inftool_env.argtypes import port
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
+from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.mcp import http_app
 from inftool_env.mcp.server import META_EPISODE, META_INITIAL, META_SEED
 from inftool_env.tasks import Task
@@ -191,11 +192,11 @@ def bridge_app(bridge: Bridge) -> ASGIApp:
         return JSONResponse({"env_id": bridge.env.config.id, "tasks": rows})
 
     async def start(request: Request) -> Response:
-        body = await request.json()
-        return JSONResponse(await bridge.start(str(body["task_id"]), int(body.get("seed", 0))))
+        body = await _body(request, "task_id")
+        return JSONResponse(await bridge.start(str(body["task_id"]), _seed(body.get("seed", 0))))
 
     async def user(request: Request) -> Response:
-        body = await request.json()
+        body = await _body(request, "messages")
         return JSONResponse(await bridge.user_reply(request.path_params["key"], list(body["messages"])))
 
     async def end(request: Request) -> Response:
@@ -203,8 +204,8 @@ def bridge_app(bridge: Bridge) -> ASGIApp:
         return JSONResponse({"ended": True})
 
     async def score(request: Request) -> Response:
-        body = await request.json()
-        return JSONResponse(await bridge.score(str(body["task_id"]), int(body["seed"]), list(body["messages"])))
+        body = await _body(request, "task_id", "seed", "messages")
+        return JSONResponse(await bridge.score(str(body["task_id"]), _seed(body["seed"]), list(body["messages"])))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> Any:
@@ -241,6 +242,27 @@ def bridge_app(bridge: Bridge) -> ASGIApp:
         await servers[server](inner, await _with_meta(receive, inner, bridge.meta(key, server)), send)
 
     return app
+
+
+async def _body(request: Request, *required: str) -> dict[str, Any]:
+    """The request's JSON object, with ``required`` fields: a bad request is a 400 saying why, not a 500."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InftoolError(f"{request.url.path}: the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InftoolError(f"{request.url.path}: the body must be a JSON object, not {type(body).__name__}")
+    missing = [name for name in required if name not in body]
+    if missing:
+        raise InftoolError(f"{request.url.path}: the body lacks {', '.join(missing)}")
+    return body
+
+
+def _seed(value: Any) -> int:
+    """A seed as gymnasium takes it (a whole number of 0 or more), refused here rather than mid-reset."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InftoolError(f"seed must be a whole number of 0 or more, not {value!r}")
+    return value
 
 
 async def _error(_: Request, exc: Exception) -> Response:
@@ -289,7 +311,9 @@ async def serve(env_id: str, *, host: str, port: int, port_file: Path | None) ->
     from inftool_env.asgi import running_asgi
     from inftool_env.registration import make
 
-    bridge = Bridge(make(env_id))
+    env = make(env_id)
+    refuse_bfcl(env_id, env.config, env.tasks)  # what the bridge serves is trained on
+    bridge = Bridge(env)
     async with running_asgi(bridge_app(bridge), host=host, port=port) as bound:
         if port_file is not None:
             tmp = port_file.with_suffix(".tmp")

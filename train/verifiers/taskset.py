@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import verifiers.v1 as vf
+from pydantic import Field
 from verifiers.v1.dialects.chat import message_to_wire
 from verifiers.v1.mcp import SharedToolServer
 
@@ -75,7 +76,7 @@ class InftoolTask(vf.Task[InftoolTaskData, vf.State, InftoolTaskConfig]):
 class InftoolTasksetConfig(vf.TasksetConfig):
     env: str = "inftool/Bookshelf-v0"
     """A registered inftool env id (``inftool list``)."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # gymnasium refuses a negative seed: every rollout would fail
     """Task i plays with seed ``seed + i`` (as ``inftool eval --seed`` does)."""
     task: InftoolTaskConfig = InftoolTaskConfig()
 
