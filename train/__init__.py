@@ -1,5 +1,6 @@
 """Trainer adapters and the closed loop (installed as ``inftool_env.train``).
 
-Empty until the training work lands: OpenRLHF's agent function, verifiers, TRL and the built-in
-small GRPO go here, all on the same env and the same gated reward (see DESIGN.md).
+``grpo/`` the built-in trainer, ``loop/`` the closed loop (``inftool evolve``), and one adapter per
+trainer (``openrlhf/``, ``trl/``, ``verifiers/``, ``skyrl/``), all on the same env and the same gated
+reward (see DESIGN.md); ``checks`` is what every adapter checks before any work.
 """

@@ -208,7 +208,7 @@ def test_bfcl_sources_are_refused_and_bad_settings_fail_before_any_work(tiny: Pa
     # What the first training stage would find only after the held-out synthesis and evaluation, found now.
     with pytest.raises(InftoolError, match="grpo settings: temperature 0 samples"):
         E.evolve(config(tiny, grpo={"temperature": 0}), tmp_path / "x", progress=False)
-    with pytest.raises(InftoolError, match=r"train_layers must be between 1 and 2 \(the model's layers\), not 9"):
+    with pytest.raises(InftoolError, match=r"train_layers \(--train-layers\) must be between 1 and 2 .*, not 9"):
         E.evolve(config(tiny, grpo={"train_layers": 9}), tmp_path / "x", progress=False)
     # A generation-only model string names no weights to train: refused before a run folder exists, so the
     # corrected command is not told the folder already holds a run.

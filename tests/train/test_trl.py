@@ -333,6 +333,18 @@ def test_bfcl_tasks_in_another_env_are_refused() -> None:
         environment_factory(ENV_ID, tasks=[bfcl])
 
 
+def test_a_manifest_path_is_an_env_as_for_make(tmp_path: Path) -> None:
+    """What ``inftool synth`` writes (a manifest beside its tasks) builds the same rows as the registered env."""
+    shelf = Path(__file__).resolve().parents[2] / "servers" / "bookshelf"
+    (tmp_path / "Bookshelf-v0.toml").write_text(f"""id = "synth/Bookshelf-v0"
+servers = [{{ name = "bookshelf", spec = "{shelf / "openapi.yaml"}" }}]
+[tasks]
+source = "{shelf / "tasks.jsonl"}"
+""")
+    rows = build_dataset(str(tmp_path / "Bookshelf-v0.toml"))
+    assert [r["task_id"] for r in rows] == [r["task_id"] for r in build_dataset(ENV_ID)]
+
+
 # --- inside a real GRPOTrainer ----------------------------------------------------------------------------
 
 

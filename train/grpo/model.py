@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from inftool_env.errors import InftoolError
 from inftool_env.llm import MODEL_KINDS
+from inftool_env.train.grpo.config import named
 
 if TYPE_CHECKING:
     from inftool_env.train.grpo.config import GRPOConfig
@@ -68,7 +69,8 @@ def check_can_train(config: GRPOConfig) -> None:
 
 def _check_layers(train_layers: int | None, layers: int) -> None:
     if train_layers is not None and not 1 <= train_layers <= layers:
-        raise InftoolError(f"train_layers must be between 1 and {layers} (the model's layers), not {train_layers}")
+        raise InftoolError(f"{named('train_layers')} must be between 1 and {layers} (the model's layers), "
+                           f"or all, not {train_layers}")  # fmt: skip
 
 
 def _peft() -> Any:

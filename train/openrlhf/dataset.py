@@ -23,13 +23,12 @@ from tqdm import tqdm
 from inftool_env.argtypes import seed_arg
 from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.eval.bfcl_guard import refuse_bfcl
-from inftool_env.parsing import get_format
 from inftool_env.tasks import Task, load_tasks
+from inftool_env.train.checks import DEFAULT_FORMAT, check_seed, check_text_format
 
 HERE = Path(__file__).resolve().parent
 AGENT_FILE = HERE / "agent_func.py"  # --train.agent_func_path
 LAUNCH_SCRIPT = HERE / "launch_grpo.sh"
-DEFAULT_FORMAT = "hermes"  # Qwen2.5's own tool-call format: <tool_call>{json}</tool_call>
 
 
 class EpisodeLabel(BaseModel):
@@ -51,23 +50,6 @@ class EpisodeLabel(BaseModel):
                 f"an OpenRLHF label must be an inftool EpisodeLabel as JSON (from `inftool export-openrlhf`); "
                 f"{first_invalid(exc, root='label')}"
             ) from None
-
-
-def check_text_format(name: str, trainer: str = "OpenRLHF") -> None:
-    """A trainer that generates text (OpenRLHF, SkyRL) needs a format that renders the tools into the
-    prompt and parses calls out of the model's text (``openai`` structured calls need a server-side parser
-    neither runs): with another, every prompt lists no tools and every reward is 0."""
-    if not get_format(name).render_tools([{"type": "function", "function": {"name": "probe", "parameters": {}}}]):
-        raise InftoolError(
-            f"format {name!r} renders no tools into the prompt; {trainer} trains on text, so pick the tool-call "
-            f"format of the model being trained: hermes (Qwen2.5, Hermes), llama3, mistral or bfcl"
-        )
-
-
-def check_seed(seed: int, where: str = "seed") -> None:
-    """Gymnasium refuses a negative seed, but only once an episode starts: refuse it before any work."""
-    if seed < 0:
-        raise InftoolError(f"{where} must be 0 or more, not {seed}")
 
 
 @dataclass(frozen=True)

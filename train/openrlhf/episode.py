@@ -31,7 +31,8 @@ from inftool_env.env.core import StepResult, ToolEnv
 from inftool_env.env.pool import WorkerPool
 from inftool_env.errors import InftoolError
 from inftool_env.rewards import COMPONENTS, GATES
-from inftool_env.train.openrlhf.dataset import EpisodeLabel, check_text_format
+from inftool_env.train.checks import check_text_format
+from inftool_env.train.openrlhf.dataset import EpisodeLabel
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
+from inftool_env.train.checks import DEFAULT_FORMAT, check_seed, check_text_format
 from inftool_env.train.loop_thread import LoopThread
-from inftool_env.train.openrlhf.dataset import DEFAULT_FORMAT, check_seed, check_text_format
 
 T = TypeVar("T")
 

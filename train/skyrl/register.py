@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inftool_env.train.openrlhf.dataset import DEFAULT_FORMAT, check_seed
+from inftool_env.train.checks import DEFAULT_FORMAT, check_seed
 
 ENTRY_POINT = "inftool_env.train.skyrl.env:InftoolTextEnv"
 GENERIC_ID = "inftool"  # env id from the row (``extras["env_id"]``)

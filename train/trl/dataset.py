@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from inftool_env.env.config import EnvConfig
-from inftool_env.env.core import ToolEnv
+from inftool_env.env.core import ToolEnv, missing_servers
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.tasks import Task, load_tasks
-from inftool_env.train.openrlhf.dataset import check_seed
+from inftool_env.train.checks import check_seed
 
 
 def build_dataset(
@@ -27,10 +27,11 @@ def build_dataset(
 ) -> Any:
     """A ``datasets.Dataset`` of our tasks for ``GRPOTrainer(train_dataset=...)``.
 
-    ``env``: a registered env id or a ``ToolEnv``; ``tasks``: a tasks JSONL file or tasks instead of the
-    env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``. Tasks TRL cannot
-    run as ``inftool eval`` does are refused (``unsupported``), and so is BFCL (for evaluation only). One-shot
-    tasks (the single-turn categories) are scored on their first assistant turn, by ``gated_reward``.
+    ``env``: a registered env id, a manifest (``.toml``) or a ``ToolEnv``; ``tasks``: a tasks JSONL file or
+    tasks instead of the env's own (give ``environment_factory`` the same). Row ``i`` gets seed ``seed + i``.
+    Tasks TRL cannot run as ``inftool eval`` does are refused (``unsupported``), and so is BFCL (for
+    evaluation only). One-shot tasks (the single-turn categories) are scored on their first assistant
+    turn, by ``gated_reward``.
     """
     try:
         from datasets import Dataset
@@ -61,7 +62,7 @@ def unsupported(task: Task, servers: Collection[str]) -> str | None:
     still refuse the calls, but the model would be trained on a listing eval never shows)."""
     if task.tools_added:
         return "withholds tools until a later user turn, but TRL offers the same tools for a whole rollout"
-    unknown = sorted(set(task.servers or ()) - set(servers))
+    unknown = missing_servers(task, servers)
     if unknown:
         return f"names servers {unknown} the env does not have"
     return None
@@ -100,5 +101,5 @@ def _config_and_tasks(env: str | ToolEnv) -> tuple[EnvConfig, list[Task]]:
         return env.config, env.tasks
     from inftool_env.registration import default_registry, load_task_source
 
-    entry = default_registry().entry(env)  # the manifest alone: no server is compiled for a dataset
+    entry = default_registry().resolve(env)  # an id or a manifest path; no server is compiled for a dataset
     return entry.config, load_task_source(entry.config.tasks, entry.base_dir)
