@@ -174,8 +174,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         where = (flag_of(field) or field).split()[0] if field else "training settings"
         raise InftoolError(f"{where}: {invalid_why(exc)}") from None
     pool = training_pool(args.targets, args.env)
-    names = ", ".join(e.config.id for e, _ in pool)
-    print(f"training {args.policy} on {sum(len(t) for _, t in pool)} tasks of {names}")
     result = train_grpo(config, pool, Path(args.out), resume=args.resume, progress=True)
     print(f"checkpoint: {result.checkpoint}  (evaluate with --policy hf:{result.checkpoint})")
     return 0

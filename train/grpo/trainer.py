@@ -76,6 +76,9 @@ async def atrain_grpo(
     try:
         tasks_trained = pool_fingerprint([(env_name(source), tasks) for source, tasks in envs_and_tasks])
         saved = load_state(out, config, tasks_trained) if resume else None
+        if progress:  # once the tasks are known to be trainable
+            names = ", ".join(env.config.id for env in pool.envs)
+            print(f"training {config.model} on {len(pool.picks)} tasks of {names}")
         out.mkdir(parents=True, exist_ok=True)
         run = _Run.start(config, out, saved, tasks_trained)
         await run.train(pool, progress)
