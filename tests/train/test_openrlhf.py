@@ -405,8 +405,9 @@ def test_the_export_command_refuses_a_negative_seed_in_one_line(capsys):
         ({"env_ids": "inftool/BfclTravelAPI-v0"}, "BFCL's, and BFCL is for evaluation only"),
         ({"seed": -5}, "^seed must be 0 or more, not -5$"),
         ({"out": "."}, "a folder, where the dataset file is to be written"),
+        ({"env_ids": [BOOKSHELF, BOOKSHELF]}, "inftool/Bookshelf-v0 is given twice"),
     ],
-    ids=["bfcl", "negative-seed", "out-is-a-folder"],
+    ids=["bfcl", "negative-seed", "out-is-a-folder", "env-twice"],
 )
 def test_the_export_refuses_before_any_work(args, why, tmp_path, monkeypatch):
     from inftool_env.train.openrlhf import dataset

@@ -94,6 +94,9 @@ def export_dataset(
     ids = [str(Path(e).resolve()) if is_manifest_path(e) else e for e in given]
     if not ids:
         raise InftoolError("name at least one environment id")
+    twice = next((e for e in ids if ids.count(e) > 1), None)
+    if twice is not None:  # rows are kept per env: the second would silently replace the first
+        raise InftoolError(f"{twice} is given twice: each env's tasks are exported once")
     if tasks is not None and len(ids) != 1:
         raise InftoolError(f"--tasks gives the tasks of one environment, not of {len(ids)}")
     check_text_format(format)
