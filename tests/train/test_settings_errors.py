@@ -200,3 +200,11 @@ def test_evolve_resume_names_each_changed_setting_and_takes_equivalent_ones(
     assert "eval_tasks 40 -> 3" in message and "grpo.steps 3 -> 5" in message
     assert 'grpo.seed "each round\'s (--seed + round)" -> 0' in message  # explicit: no longer per round
     assert "policy" not in message and "grpo.group" not in message
+
+
+def test_an_evolve_run_saved_with_a_setting_that_changes_nothing_resumes_without_it():
+    from inftool_env.train.loop.evolve import _changes
+
+    saved = evolve_config(grpo={"sft_batch": 8, "is_cap": 3.0})  # refused now: no warm start, no proximal clip
+    assert _changes(saved, evolve_config()) == []
+    assert _changes(saved, evolve_config(grpo={"steps": 3})) == ["grpo.steps 20 -> 3"]

@@ -100,26 +100,38 @@ class GRPOConfig(BaseModel):
     def _every_setting_acts(self) -> GRPOConfig:
         """A setting that changes nothing is refused: it would be saved with the run, and a resume without it
         refused as other settings."""
+        for field, needs in self._inert():
+            default = type(self).model_fields[field].default
+            if getattr(self, field) != default:
+                leave = f"{field} off" if default is False else f"{field} at {default!r}"
+                raise ValueError(f"{named(field)} has no effect without {needs}: set it too, or leave {leave}")
+        if self.sft_call_form and self.sft_decides == "always":
+            raise ValueError(f"{named('sft_call_form')} trains a call's first token where the warm start leaves it "
+                             f"out, and {named('sft_decides')} 'always' leaves none out: drop one")  # fmt: skip
+        if self.temperature == 0 and self.explore_temperature is None and self.steps:
+            raise ValueError("temperature 0 samples every group's replies alike, so no group carries a signal: "
+                             f"set it above 0, or explore the first token: {named('explore_temperature')}")  # fmt: skip
+        return self
+
+    def _inert(self) -> list[tuple[str, str]]:
+        """(setting, what it needs) for each setting that changes nothing as the others stand."""
         exploring, warm = self.explore_temperature is not None, self.sft_warmup_steps > 0
-        for field, acts, needs in (
+        return [(field, needs) for field, acts, needs in (
             ("explore_after_call", exploring, named("explore_temperature")),
             ("explore_top_k", exploring, named("explore_temperature")),
             ("is_cap", self.clip_to == "proximal", "clip_to 'proximal' (--clip-to proximal)"),
             ("sft_batch", warm, named("sft_warmup_steps")),
             ("sft_decides", warm, named("sft_warmup_steps")),
             ("sft_call_form", warm, named("sft_warmup_steps")),
-        ):
-            default = type(self).model_fields[field].default
-            if not acts and getattr(self, field) != default:
-                leave = f"{field} off" if default is False else f"{field} at {default!r}"
-                raise ValueError(f"{named(field)} has no effect without {needs}: set it too, or leave {leave}")
-        if self.sft_call_form and self.sft_decides == "always":
-            raise ValueError(f"{named('sft_call_form')} trains a call's first token where the warm start leaves it "
-                             f"out, and {named('sft_decides')} 'always' leaves none out: drop one")  # fmt: skip
-        if self.temperature == 0 and not exploring and self.steps:
-            raise ValueError("temperature 0 samples every group's replies alike, so no group carries a signal: "
-                             f"set it above 0, or explore the first token: {named('explore_temperature')}")  # fmt: skip
-        return self
+        ) if not acts]  # fmt: skip
+
+    def effective(self) -> dict[str, Any]:
+        """The settings as they act, a setting that changes nothing counted as its default: what a resume
+        compares (a run saved with one, before such settings were refused, resumes without it)."""
+        values = {field: getattr(self, field) for field in type(self).model_fields}
+        for field, _ in self._inert():
+            values[field] = type(self).model_fields[field].default
+        return values
 
 
 def _did_you_mean(name: str, fields: list[str]) -> str:

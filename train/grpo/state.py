@@ -61,9 +61,10 @@ def load_state(out: Path, config: GRPOConfig, pool: dict[str, Any] | None = None
                            "first save starts again without --resume)")  # fmt: skip
     payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 - our own file
     saved = GRPOConfig.model_construct(**payload["config"])  # our own file: not refused by rules newer than it
-    changed = [k for k in type(config).model_fields if k not in RESUMABLE_CHANGES and not _same(saved, config, k)]
+    was_set, now_set = saved.effective(), config.effective()
+    changed = [k for k in now_set if k not in RESUMABLE_CHANGES and not _same(was_set[k], now_set[k], k)]
     if changed:
-        differ = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(config, k)!r}" for k in changed)
+        differ = ", ".join(f"{k} {was_set[k]!r} -> {now_set[k]!r}" for k in changed)
         may = ", ".join(sorted(RESUMABLE_CHANGES))
         raise InftoolError(f"{out} was trained with other settings ({differ}); resume with the same ones, "
                            f"or train into a new --out (only {may} may change)")  # fmt: skip
@@ -77,8 +78,7 @@ def load_state(out: Path, config: GRPOConfig, pool: dict[str, Any] | None = None
     return payload
 
 
-def _same(saved: GRPOConfig, config: GRPOConfig, field: str) -> bool:
-    was, now = getattr(saved, field), getattr(config, field)
+def _same(was: Any, now: Any, field: str) -> bool:
     if field == "model" and was != now and Path(was).exists() and Path(now).exists():
         return Path(was).resolve() == Path(now).resolve()  # ./tiny is tiny
     return bool(was == now)

@@ -442,7 +442,7 @@ def _settings(config: EvolveConfig) -> dict[str, Any]:
         grpo = GRPOConfig.model_validate({**config.grpo, "model": "embedded"}, strict=False)
     except ValidationError:
         grpo = GRPOConfig.model_construct(**config.grpo)  # saved under older rules: defaults filled in, unchecked
-    settings = grpo.model_dump(exclude={"model"})
+    settings = {k: v for k, v in grpo.effective().items() if k != "model"}  # a no-effect setting: its default
     if "seed" not in config.grpo:
         settings["seed"] = "each round's (--seed + round)"  # unlike an explicit one, which every round shares
     return flat | {f"grpo.{k}": v for k, v in settings.items()}
