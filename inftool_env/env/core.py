@@ -246,8 +246,10 @@ class ToolEnv:
         """Let the episode go, as a pooled worker between episodes should: the servers drop its state and
         the env no longer holds its trajectory (``trajectory`` and ``state()`` are None after). The env
         stays open for the next ``reset``; never raises."""
-        await self._release()
-        self._episode = None
+        try:
+            await self._release()
+        finally:  # a cancel mid-release still lets the episode go here (a remote server's idle timeout ends it there)
+            self._episode = None
 
     async def _release(self) -> None:
         """Tell each server to drop this episode's state (over the wire: every transport); never raises.

@@ -9,6 +9,7 @@ import pytest
 
 from inftool_env.env.batch import play
 from inftool_env.env.pool import WorkerPool
+from inftool_env.errors import InftoolError
 from inftool_env.policies.oracle import OraclePolicy
 from tests.env.test_core import ADD, bookshelf_env, call
 
@@ -66,8 +67,8 @@ async def test_a_worker_comes_back_holding_no_state_after_an_error_or_a_cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert server.live_episodes == 0
-        async with pool.borrow() as again:  # the one worker is back: this would wait forever otherwise
-            assert again is worker
+        async with pool.borrow() as again:
+            assert again is worker and len(pool.spawned) == 1  # the same worker, not a fresh spawn
     finally:
         await pool.close()
         await env.close()
@@ -132,3 +133,20 @@ async def test_an_env_that_cannot_start_is_a_recorded_episode_not_a_crash():
 def test_a_pool_needs_a_worker():
     with pytest.raises(ValueError, match="at least one worker"):
         WorkerPool(bookshelf_env([ADD]), size=0)
+
+
+async def test_a_closed_pool_lends_nothing_and_keeps_no_worker_given_back_late():
+    env = bookshelf_env([ADD])
+    pool = WorkerPool(env)
+    try:
+        late = pool.take()
+        await late.reset(seed=1)
+        await pool.close()  # while `late` is still lent (a Ray actor closed mid-episode)
+        await pool.give_back(late)
+        with pytest.raises(InftoolError, match="the worker pool is closed"):
+            pool.take()
+        sized = WorkerPool(env, size=1)
+        with pytest.raises(InftoolError, match="borrow a worker"):
+            sized.take()  # it would lend past its size
+    finally:
+        await env.close()
