@@ -9,11 +9,21 @@ from inftool_env.parsing import get_format
 DEFAULT_FORMAT = "hermes"  # Qwen2.5's own tool-call format: <tool_call>{json}</tool_call>
 
 
+def renders_tools(name: str) -> bool:
+    return bool(get_format(name).render_tools([{"type": "function", "function": {"name": "probe", "parameters": {}}}]))
+
+
+def text_format(manifest_format: str, given: str | None) -> str:
+    """The format a text trainer uses: the one given, else the manifest's where it is a text format (a user's
+    manifest may say llama3), else hermes (the registry's manifests say ``openai``, which no text model writes)."""
+    return given or (manifest_format if renders_tools(manifest_format) else DEFAULT_FORMAT)
+
+
 def check_text_format(name: str, trainer: str = "OpenRLHF") -> None:
     """A trainer that generates text (OpenRLHF, SkyRL) needs a format that renders the tools into the
     prompt and parses calls out of the model's text (``openai`` structured calls need a server-side parser
     neither runs): with another, every prompt lists no tools and every reward is 0."""
-    if not get_format(name).render_tools([{"type": "function", "function": {"name": "probe", "parameters": {}}}]):
+    if not renders_tools(name):
         raise InftoolError(
             f"format {name!r} renders no tools into the prompt; {trainer} trains on text, so pick the tool-call "
             f"format of the model being trained: hermes (Qwen2.5, Hermes), llama3, mistral or bfcl"

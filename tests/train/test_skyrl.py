@@ -210,6 +210,21 @@ def test_by_default_prompts_list_the_tools_and_text_calls_are_run():
         env.close()
 
 
+def test_a_manifest_that_names_a_text_format_keeps_it(tmp_path):
+    """Only a format that renders no tools falls back to hermes: a user's manifest may be written for llama3."""
+    shelf = Path(__file__).resolve().parents[2] / "servers" / "bookshelf"
+    manifest = tmp_path / "Shelf-v0.toml"
+    manifest.write_text(f"""id = "mine/Shelf-v0"
+format = "llama3"
+servers = [{{ name = "bookshelf", spec = "{shelf / "openapi.yaml"}" }}]
+[tasks]
+source = "{shelf / "tasks.jsonl"}"
+""")
+    rows = dataset_rows(str(manifest))
+    assert {r["format"] for r in rows} == {"llama3"}
+    assert dataset_rows(str(manifest), fmt="hermes")[0]["format"] == "hermes"  # the one given wins
+
+
 @pytest.mark.parametrize(
     ("call", "why"),
     [

@@ -35,7 +35,7 @@ from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
-from inftool_env.train.checks import DEFAULT_FORMAT, check_seed, check_text_format
+from inftool_env.train.checks import check_seed, check_text_format, text_format
 from inftool_env.train.loop_thread import LoopThread
 
 T = TypeVar("T")
@@ -95,18 +95,20 @@ def base_env(env_id: str, fmt: str | None = None) -> ToolEnv:
     """One compiled env per (id, format) in this process; each text env spawns from it (shared
     servers, isolated episodes), so a trajectory does not recompile the spec.
 
-    ``fmt`` defaults to hermes (Qwen2.5's), not the manifest's: every manifest says ``openai``, whose
-    structured calls a text trainer never produces, so its prompts would list no tools and every reward
-    would be 0. A format like that is refused; a BFCL env too (it is for evaluation only)."""
-    fmt = fmt or DEFAULT_FORMAT
+    ``fmt`` defaults to the manifest's where it is a text format, else hermes (Qwen2.5's): the registry's
+    manifests say ``openai``, whose structured calls a text trainer never produces, so its prompts would list
+    no tools and every reward would be 0. A format like that is refused; a BFCL env too (evaluation only)."""
+    from inftool_env.registration import default_registry, make
+
+    config = default_registry().resolve(env_id).config
+    refuse_bfcl(env_id, config)  # before anything is compiled
+    fmt = text_format(config.format, fmt)
     check_text_format(fmt, "SkyRL")
     with _BASE_LOCK:
         key = (env_id, fmt)
         if key not in _BASE:
-            from inftool_env.registration import make
-
             env = make(env_id, trainer_driven=True, format=fmt)
-            refuse_bfcl(env_id, env.config, env.tasks)
+            refuse_bfcl(env_id, env.config, env.tasks)  # its tasks too: BFCL's, however the env is named
             _BASE[key] = env
         return _BASE[key]
 
@@ -124,7 +126,8 @@ def _setting(name: str, extras: Mapping[str, Any], env_config: Any, default: Any
 
 class InftoolTextEnv(BaseTextEnv):
     """Row ``extras``: ``task_id`` (else a task drawn with ``seed``), ``seed`` (default 0), ``format``
-    (the policy's text tool-call format; default hermes, see ``base_env``), ``env_id`` (or registered per env)."""
+    (the policy's text tool-call format; default the manifest's text format or hermes, see ``base_env``),
+    ``env_id`` (or registered per env)."""
 
     def __init__(self, env_config: Any = None, extras: Mapping[str, Any] | None = None, *,
                  env_id: str | None = None) -> None:  # fmt: skip

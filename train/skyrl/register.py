@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inftool_env.train.checks import DEFAULT_FORMAT, check_seed
+from inftool_env.train.checks import check_seed
 
 ENTRY_POINT = "inftool_env.train.skyrl.env:InftoolTextEnv"
 GENERIC_ID = "inftool"  # env id from the row (``extras["env_id"]``)
@@ -35,10 +35,11 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
     return added
 
 
-def dataset_rows(env_id: str, *, seed: int = 0, fmt: str = DEFAULT_FORMAT) -> list[dict[str, Any]]:
+def dataset_rows(env_id: str, *, seed: int = 0, fmt: str | None = None) -> list[dict[str, Any]]:
     """One SkyRL dataset row per task: ``env_class`` our env id, the task and seed in the row (SkyRL
     hands the row to the env as ``extras``), and the prompt the env's ``init`` will return. ``fmt``: the
-    model's text tool-call format (hermes for Qwen2.5; llama3, mistral, bfcl); row ``i`` gets seed ``seed + i``."""
+    model's text tool-call format (default: the manifest's if it is one, else hermes, Qwen2.5's; llama3, mistral,
+    bfcl); row ``i`` gets seed ``seed + i``."""
     from inftool_env.train.skyrl.env import base_env, run
 
     check_seed(seed)
@@ -51,7 +52,7 @@ def dataset_rows(env_id: str, *, seed: int = 0, fmt: str = DEFAULT_FORMAT) -> li
                 obs, _ = await env.reset(seed=seed + i, options={"task_id": task.id})
                 prompt = [{"role": m["role"], "content": m["content"]} for m in obs["messages"]]
                 out.append({"prompt": prompt, "env_class": env_id, "task_id": task.id, "seed": seed + i,
-                            "format": fmt, "data_source": env_id})  # fmt: skip
+                            "format": env.config.format, "data_source": env_id})  # fmt: skip
         finally:
             await env.close()
         return out
