@@ -16,7 +16,17 @@ from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import phrasing as ph
 from inftool_env.synth.answers import reference
 from inftool_env.synth.context import Context, NotApplicable, Skip
-from inftool_env.synth.values import API_PREFIX, CITIES, COUNTRIES, FIRST, TOPICS, singular, words_of
+from inftool_env.synth.values import (
+    API_PREFIX,
+    CITIES,
+    COUNTRIES,
+    FIRST,
+    PLUMBING,
+    TOPICS,
+    plain_name,
+    singular,
+    words_of,
+)
 from inftool_env.synth.world import (
     IDLIKE,
     UPDATE_VERBS,
@@ -431,14 +441,13 @@ def _near_misses(ctx: Context, server: str, asked: ToolSpec) -> list[ToolSpec]:
     ]  # fmt: skip
 
 
-_PLUMBING = {"authorization", "accept", "content_type", "api_key", "apikey"}  # credentials and headers: any tool's
 
 
 def takes_its_request(tool: ToolSpec, asked: ToolSpec) -> bool:
     """Whether ``tool`` may answer a request for ``asked`` whatever its name: a verb in common, and every
     argument ``asked`` requires, credentials aside (Yelp's delivery search reads by latitude and longitude;
     so does its business search). ``fetch_item_info`` takes ``delete_item``'s id, but does not delete."""
-    needed = {n for n in asked.input_schema.get("required", []) if n.lower() not in _PLUMBING}
+    needed = {n for n in asked.input_schema.get("required", []) if plain_name(n) not in PLUMBING}
     if not needed or not needed <= set(tool.input_schema.get("properties", {})):
         return False
     return bool(_verbs_noun(tool)[0] & _verbs_noun(asked)[0])

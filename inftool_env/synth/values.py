@@ -154,6 +154,11 @@ STREETS = ["Rua Augusta", "Elm Street", "Harbour Road", "Via Roma", "Mill Lane",
 _WORDS = re.compile(r"[a-z]+")
 
 
+def plain_name(name: str) -> str:
+    """A parameter's name as the header and credential lists spell it: ``Content-Type`` -> content_type."""
+    return name.lower().replace("-", "_")
+
+
 def words_of(name: str) -> list[str]:
     """``bookId`` -> [book, id]; ``max_results`` -> [max, results]."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
@@ -223,7 +228,8 @@ _BY_NAME: list[tuple[tuple[str, ...], Callable[[random.Random], Any]]] = [
     (("tag", "tags", "category", "genre", "kind", "type"), lambda r: r.choice(NOUN)),
     (("password", "secret", "token", "key", "authorization"), lambda r: f"tok-{r.randrange(16**8):08x}"),
 ]
-_MEDIA_TYPE_HEADERS = {"accept", "content-type", "contenttype"}
+MEDIA_TYPE_HEADERS = {"accept", "content_type", "contenttype"}  # names as lower-cased, dashes as underscores
+PLUMBING = MEDIA_TYPE_HEADERS | {"authorization", "api_key", "apikey", "x_api_key"}  # any tool's headers, credentials
 _FORMATS: dict[str, Callable[[random.Random], str]] = {
     "email": _email, "date": _date, "date-time": _datetime,
     "uri": lambda r: f"https://{r.choice(NOUN)}.example.org/{r.choice(ADJ)}",
@@ -324,7 +330,7 @@ class ValueMaker:
             text = regex_sample(pattern, self.rng)
             if text is not None:
                 return text
-        if name.lower().replace("_", "-") in _MEDIA_TYPE_HEADERS or "media type" in description.lower():
+        if plain_name(name) in MEDIA_TYPE_HEADERS or "mime type" in description.lower():
             return "application/json"  # an HTTP header naming a format: random words would be no request's
         words = set(words_of(name))
         for keys, make in _BY_NAME:

@@ -253,3 +253,11 @@ def test_a_list_of_ids_in_one_string_gets_ids():
 
     said = ValueMaker(random.Random(0)).value("ids", {"type": "string"}, description="A comma-separated list of IDs.")
     assert re.fullmatch(r"id-\d{3}(,id-\d{3}){1,2}", said), said
+
+
+def test_a_media_type_that_means_a_photo_keeps_words():
+    """Social APIs' "media type" is photo or video: only a header's name, or a MIME type, means a format."""
+    from inftool_env.synth.values import ValueMaker
+
+    said = ValueMaker(random.Random(0)).value("type", {"type": "string"}, description="The media type (photo or gif).")
+    assert said != "application/json"
