@@ -441,8 +441,6 @@ def _near_misses(ctx: Context, server: str, asked: ToolSpec) -> list[ToolSpec]:
     ]  # fmt: skip
 
 
-
-
 def takes_its_request(tool: ToolSpec, asked: ToolSpec) -> bool:
     """Whether ``tool`` may answer a request for ``asked`` whatever its name: a verb in common, and every
     argument ``asked`` requires, credentials aside (Yelp's delivery search reads by latitude and longitude;
