@@ -189,11 +189,11 @@ def bridge_client() -> Iterator[Any]:
 @pytest.mark.parametrize(
     ("path", "body", "why"),
     [
-        ("/episodes", {"task_id": "bookshelf-remove", "seed": -1}, "seed must be a whole number of 0 or more, not -1"),
-        ("/episodes", {"task_id": "bookshelf-remove", "seed": None}, "seed must be a whole number of 0 or more"),
+        ("/episodes", {"task_id": "bookshelf-remove", "seed": -1}, "seed must be 0 or more, not -1"),
+        ("/episodes", {"task_id": "bookshelf-remove", "seed": None}, "seed must be a whole number, not None"),
         ("/episodes", ["bookshelf-remove"], "/episodes: the body must be a JSON object, not list"),
         ("/episodes", {"seed": 0}, "/episodes: the body lacks task_id"),
-        ("/score", {"task_id": "bookshelf-remove", "seed": -1, "messages": []}, "seed must be a whole number"),
+        ("/score", {"task_id": "bookshelf-remove", "seed": -1, "messages": []}, "seed must be 0 or more"),
         ("/score", {"task_id": "bookshelf-remove"}, "/score: the body lacks seed, messages"),
     ],
     ids=["negative-seed", "null-seed", "not-an-object", "no-task", "score-negative-seed", "score-missing"],

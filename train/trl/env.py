@@ -256,6 +256,12 @@ def _text(content: Any) -> str:
     return content if isinstance(content, str) else ""
 
 
+class UnknownOffer(InftoolError, KeyError):
+    """A KeyError still, for code that looks an offer up with ``try: factory[k] except KeyError``."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's quoted repr
+
+
 class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
     """What ``GRPOTrainer(environment_factory=...)`` takes: a dict (TRL's multi-environment form) of one
     factory per tool offer among the tasks, keyed by ``offer_name``, each making instances of that offer's
@@ -299,7 +305,7 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
 
     def __missing__(self, offer: str) -> Callable[[], InftoolTrlEnv]:
         """``factory[row["environment"]]`` for an offer none of these tasks has: the row is another task list's."""
-        raise InftoolError(f"no tool offer {offer!r} among this factory's {list(self)}: the dataset row comes from "
+        raise UnknownOffer(f"no tool offer {offer!r} among this factory's {list(self)}: the dataset row comes from "
                            "other tasks; pass the same tasks to build_dataset and environment_factory")  # fmt: skip
 
     def _make(self, offer: str) -> InftoolTrlEnv:

@@ -41,6 +41,7 @@ from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.mcp import http_app
 from inftool_env.mcp.server import META_EPISODE, META_INITIAL, META_SEED
 from inftool_env.tasks import Task
+from inftool_env.train.checks import check_seed
 from inftool_env.users import UserReply
 
 logger = logging.getLogger(__name__)
@@ -260,8 +261,9 @@ async def _body(request: Request, *required: str) -> dict[str, Any]:
 
 def _seed(value: Any) -> int:
     """A seed as gymnasium takes it (a whole number of 0 or more), refused here rather than mid-reset."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InftoolError(f"seed must be a whole number of 0 or more, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InftoolError(f"seed must be a whole number, not {value!r}")
+    check_seed(value)
     return value
 
 
@@ -309,10 +311,11 @@ async def _with_meta(receive: Receive, scope: Scope, meta: dict[str, Any]) -> Re
 
 async def serve(env_id: str, *, host: str, port: int, port_file: Path | None) -> None:
     from inftool_env.asgi import running_asgi
-    from inftool_env.registration import make
+    from inftool_env.registration import default_registry, make
 
+    refuse_bfcl(env_id, default_registry().resolve(env_id).config)  # what the bridge serves is trained on
     env = make(env_id)
-    refuse_bfcl(env_id, env.config, env.tasks)  # what the bridge serves is trained on
+    refuse_bfcl(env_id, env.config, env.tasks)  # its tasks too: BFCL's, however the env is named
     bridge = Bridge(env)
     async with running_asgi(bridge_app(bridge), host=host, port=port) as bound:
         if port_file is not None:
