@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inftool_env.backends.base import copy_tree
 from inftool_env.backends.record import RecordingBackend
@@ -26,6 +26,9 @@ from inftool_env.mcp.server import CompiledServer
 from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth.values import words_of
 from inftool_env.tasks import ToolCall
+
+if TYPE_CHECKING:
+    from inftool_env.registration import EnvEntry
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,26 @@ def open_world(source: str | Path | ManifestSource, *, model: str | None = None)
     if isinstance(source, ManifestSource):
         return _from_config(source.config, source.base_dir)
     text = str(source)
-    from inftool_env.registration import ID_RE, default_registry, is_manifest_path
-
-    # An id that is not registered, and no file of that name: the registry's error (close ids), not "no such spec".
-    if is_manifest_path(text) or ID_RE.match(text) and (text in default_registry().ids() or not Path(text).exists()):
-        entry = default_registry().resolve(text)
+    entry = env_entry(text)
+    if entry is not None:
         return _from_config(entry.config, entry.base_dir)
     return _from_spec(text, model)
+
+
+def env_entry(source: str) -> EnvEntry | None:
+    """The registered env or manifest a source names, or None for a spec. An id that is not registered,
+    with no file of that name, raises the registry's error (close ids), not "no such spec"."""
+    from inftool_env.registration import ID_RE, default_registry, is_manifest_path
+
+    registry = default_registry()
+    if is_manifest_path(source) or ID_RE.match(source) and (source in registry.ids() or not Path(source).exists()):
+        return registry.resolve(source)
+    return None
+
+
+def names_no_file(source: str) -> bool:
+    """A spec given by scheme (bfcl:, python:, stdio:) or URL, not by a file's path."""
+    return ":" in source.split("/")[0] or source.startswith("http")
 
 
 def _from_config(config: EnvConfig, base_dir: Path) -> World:
@@ -110,7 +126,7 @@ def _from_config(config: EnvConfig, base_dir: Path) -> World:
 
 
 def _from_spec(source: str, model: str | None) -> World:
-    spec = source if ":" in source.split("/")[0] or source.startswith("http") else str(Path(source).resolve())
+    spec = source if names_no_file(source) else str(Path(source).resolve())
     suite = load_suite(spec)
     server = re.sub(r"[^a-z0-9_]+", "_", suite.name.lower()).strip("_") or "api"
     notes = {}

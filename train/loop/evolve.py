@@ -405,14 +405,14 @@ def _check_source(source: str) -> None:
     Otherwise an env id must be registered and a local spec or manifest must exist, read as
     ``synth.world.open_world`` reads a source."""
     from inftool_env.eval.bfcl_guard import MARK, refuse_bfcl
-    from inftool_env.registration import ID_RE, default_registry, is_manifest_path
+    from inftool_env.synth.world import env_entry, names_no_file
 
     if MARK in source:
         raise InftoolError(f"{source}: BFCL's APIs are evaluation material; evolve synthesizes over other specs")
-    registry = default_registry()
-    if is_manifest_path(source) or ID_RE.match(source) and (source in registry.ids() or not Path(source).exists()):
-        refuse_bfcl(source, registry.resolve(source).config)  # an unknown id: the registry's "did you mean"
-    elif not (":" in source.split("/")[0] or source.startswith("http") or Path(source).exists()):
+    entry = env_entry(source)  # an unknown id: the registry's "did you mean"
+    if entry is not None:
+        refuse_bfcl(source, entry.config)
+    elif not (names_no_file(source) or Path(source).exists()):
         raise InftoolError(f"{source}: no such file, nor an env id (namespace/Name-vN; `inftool list` shows them)")
 
 
