@@ -507,7 +507,9 @@ def test_kl_to_the_frozen_start_is_zero_at_first_and_grows_with_updates(
     assert record["ratio_mean"] != pytest.approx(1.0, abs=1e-6)
 
 
-def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path) -> None:
+def test_resume_continues_to_the_same_next_step(
+    tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch
 
     from inftool_env.errors import InftoolError
@@ -532,6 +534,8 @@ def test_resume_continues_to_the_same_next_step(tiny: Path, tasks: list[Any], fo
     with (tmp_path / "cut" / "metrics.jsonl").open("a") as log:
         log.write('{"step": 1, "phase": "gr')  # a kill mid-write tore the next step's line
     resumed = train_grpo(cfg(steps=2), pool, tmp_path / "cut", resume=True, progress=False)
+    train_grpo(cfg(steps=1), pool, tmp_path / "cut", resume=True, progress=False)  # fewer steps than done: says so
+    assert "cut is already at step 2 (--steps 1): nothing to train" in capsys.readouterr().out
 
     def comparable(path: Path) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k not in ("time_s", "rollout_tokens_per_s")} for r in lines(path)]

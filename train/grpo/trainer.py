@@ -79,6 +79,9 @@ async def atrain_grpo(
         if progress:  # once the tasks are known to be trainable
             names = ", ".join(env.config.id for env in pool.envs)
             print(f"training {config.model} on {len(pool.picks)} tasks of {names}")
+        if saved is not None and saved["step"] >= config.steps and saved["sft_done"] >= config.sft_warmup_steps:
+            print(f"{out} is already at step {saved['step']} (--steps {config.steps}): nothing to train; "
+                  "its checkpoint is written again")  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         run = _Run.start(config, out, saved, tasks_trained)
         await run.train(pool, progress)
