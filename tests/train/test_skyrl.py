@@ -210,6 +210,28 @@ def test_by_default_prompts_list_the_tools_and_text_calls_are_run():
         env.close()
 
 
+def test_rows_of_tasks_not_the_envs_own_carry_their_task_and_play_it():
+    """Synthesized tasks, in the env their servers are: each row carries its task, and the env plays that one."""
+    own = next(t for t in make(ENV).tasks if t.id == TASK)
+    mine = own.model_copy(update={"id": "synth-borrow-1", "provenance": {"generator": "schema"}})
+    (row,) = dataset_rows(ENV, tasks=[mine], seed=3)
+    assert row["task_id"] == "synth-borrow-1" and json.loads(row["task"])["id"] == "synth-borrow-1"
+    register_envs([ENV])
+    env = skyrl_gym.make(ENV, extras=row)
+    try:
+        prompt, _ = env.init([])
+        assert prompt == row["prompt"]
+        for action in RIGHT:
+            out = env.step(action)
+            if out["done"]:
+                break
+        assert out["done"] and out["reward"] == 1.0
+    finally:
+        env.close()
+    with pytest.raises(InftoolError, match=r"task elsewhere names servers \['library'\] the env does not have"):
+        dataset_rows(ENV, tasks=[mine.model_copy(update={"id": "elsewhere", "servers": ["library"]})])
+
+
 def test_a_manifest_that_names_a_text_format_keeps_it(tmp_path):
     """Only a format that renders no tools falls back to hermes: a user's manifest may be written for llama3."""
     shelf = Path(__file__).resolve().parents[2] / "servers" / "bookshelf"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import os
 import threading
 from collections.abc import Coroutine, Mapping
@@ -125,7 +126,8 @@ def _setting(name: str, extras: Mapping[str, Any], env_config: Any, default: Any
 
 
 class InftoolTextEnv(BaseTextEnv):
-    """Row ``extras``: ``task_id`` (else a task drawn with ``seed``), ``seed`` (default 0), ``format``
+    """Row ``extras``: ``task`` (a task as JSON, not among the env's own: a synthesized one), else ``task_id``
+    (else a task drawn with ``seed``), ``seed`` (default 0), ``format``
     (the policy's text tool-call format; default the manifest's text format or hermes, see ``base_env``),
     ``env_id`` (or registered per env)."""
 
@@ -143,6 +145,8 @@ class InftoolTextEnv(BaseTextEnv):
             raise InftoolError("InftoolTextEnv needs an env id: register it per env (register_envs) or give env_id")
         self.env_id = str(env_id)
         self.task_id: str | None = _setting("task_id", extras, env_config)
+        given = _setting("task", extras, env_config)
+        self.task: dict[str, Any] | None = json.loads(given) if isinstance(given, str) else given
         self.seed = int(_setting("seed", extras, env_config, 0))
         check_seed(self.seed, f"{self.env_id}: the row's seed")
         self.core = base_env(self.env_id, _setting("format", extras, env_config)).spawn()
@@ -154,7 +158,7 @@ class InftoolTextEnv(BaseTextEnv):
 
     def init(self, prompt: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         self._check_process()
-        options = {"task_id": self.task_id} if self.task_id else None
+        options = {"task": self.task} if self.task else {"task_id": self.task_id} if self.task_id else None
         obs, info = run(self.core.reset(seed=self.seed, options=options))
         messages = [_chat(m) for m in obs["messages"]]
         self._shown = len(obs["messages"])

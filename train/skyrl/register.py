@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from inftool_env.env.core import missing_servers
+from inftool_env.errors import InftoolError
+from inftool_env.tasks import Task
 from inftool_env.train.checks import check_seed
 
 ENTRY_POINT = "inftool_env.train.skyrl.env:InftoolTextEnv"
@@ -35,24 +40,40 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
     return added
 
 
-def dataset_rows(env_id: str, *, seed: int = 0, fmt: str | None = None) -> list[dict[str, Any]]:
+def dataset_rows(
+    env_id: str, *, seed: int = 0, fmt: str | None = None, tasks: str | Path | Sequence[Task] | None = None
+) -> list[dict[str, Any]]:
     """One SkyRL dataset row per task: ``env_class`` our env id, the task and seed in the row (SkyRL
     hands the row to the env as ``extras``), and the prompt the env's ``init`` will return. ``fmt``: the
     model's text tool-call format (default: the manifest's if it is one, else hermes, Qwen2.5's; llama3, mistral,
-    bfcl); row ``i`` gets seed ``seed + i``."""
+    bfcl); ``tasks``: a tasks JSONL file or tasks instead of the env's own (synthesized ones: each row then
+    carries its task); row ``i`` gets seed ``seed + i``."""
+    from inftool_env.eval.bfcl_guard import refuse_bfcl
+    from inftool_env.tasks import load_tasks
     from inftool_env.train.skyrl.env import base_env, run
 
     check_seed(seed)
-    env = base_env(env_id, fmt).spawn()
+    base = base_env(env_id, fmt)
+    chosen = None if tasks is None else load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks)
+    if chosen is not None:
+        refuse_bfcl(env_id, base.config, chosen)  # training data: BFCL's tasks, in whatever env
+        unknown = [(t.id, m) for t in chosen if (m := missing_servers(t, base.servers))]
+        if unknown:
+            raise InftoolError(f"{env_id}: task {unknown[0][0]} names servers {unknown[0][1]} the env does not have")
+    env = base.spawn()
 
     async def rows() -> list[dict[str, Any]]:
         out = []
         try:
-            for i, task in enumerate(env.tasks):
-                obs, _ = await env.reset(seed=seed + i, options={"task_id": task.id})
+            for i, task in enumerate(env.tasks if chosen is None else chosen):
+                options = {"task_id": task.id} if chosen is None else {"task": task}
+                obs, _ = await env.reset(seed=seed + i, options=options)
                 prompt = [{"role": m["role"], "content": m["content"]} for m in obs["messages"]]
-                out.append({"prompt": prompt, "env_class": env_id, "task_id": task.id, "seed": seed + i,
-                            "format": env.config.format, "data_source": env_id})  # fmt: skip
+                row = {"prompt": prompt, "env_class": env_id, "task_id": task.id, "seed": seed + i,
+                       "format": env.config.format, "data_source": env_id}  # fmt: skip
+                if chosen is not None:
+                    row["task"] = task.model_dump_json()
+                out.append(row)
         finally:
             await env.close()
         return out
