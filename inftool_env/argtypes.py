@@ -4,19 +4,23 @@ value is refused by argparse itself with one line naming the option and what it 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
-def positive_int(text: str) -> int:
-    if not 1 <= _whole(text):
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return int(text)
+def at_least(least: int) -> Callable[[str], int]:
+    """A whole number of at least ``least`` (``--steps``, ``--group``, …)."""
+
+    def whole_number(text: str) -> int:
+        if not least <= _whole(text):
+            bound = "0 or more" if least == 0 else f"at least {least}"
+            raise argparse.ArgumentTypeError(f"expected a whole number of {bound}, not {text!r}")
+        return int(text)
+
+    return whole_number
 
 
-def seed_arg(text: str) -> int:
-    """A seed: gymnasium refuses one below 0, and only at an episode's reset."""
-    if not 0 <= _whole(text):
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
-    return int(text)
+positive_int = at_least(1)
+seed_arg = at_least(0)  # a seed: gymnasium refuses one below 0, and only at an episode's reset
 
 
 def port(text: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inftool_env.argtypes import seed_arg
+from inftool_env.argtypes import positive_int, seed_arg
 from inftool_env.errors import InftoolError
 from inftool_env.synth.categories import CATEGORIES
 from inftool_env.tasks import Task, load_tasks
@@ -36,7 +36,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     synth.add_argument("source", help=SOURCE_HELP)
     synth.add_argument(
         "--n",
-        type=_count,
+        type=positive_int,
         default=200,
         help="tasks wanted over all categories (default 200); near misses' twins come beyond N",
     )
@@ -51,12 +51,6 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                        "of the report's env, else the source's own tasks)")  # fmt: skip
     synth.add_argument("--out", required=True, help="output folder")
     synth.set_defaults(run=run_synth)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return int(text)
 
 
 def run_synth(args: argparse.Namespace) -> int:

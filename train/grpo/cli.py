@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from inftool_env.argtypes import seed_arg
+from inftool_env.argtypes import at_least, positive_float, seed_arg
 from inftool_env.errors import InftoolError, invalid_why
 
 
@@ -33,25 +33,25 @@ def add_commands(subparsers: Any) -> None:
         help="the env that a TASKS.jsonl file's tasks run in (default: the manifest beside the "
         "file that lists it, as `inftool synth` writes one, else each task's provenance.env_id)",
     )
-    p.add_argument("--steps", type=_count(0), default=20, help="GRPO steps (default 20)")
-    p.add_argument("--tasks-per-step", type=_count(1), default=4)
-    p.add_argument("--group", type=_count(2), default=4, help="samples per task (default 4)")
+    p.add_argument("--steps", type=at_least(0), default=20, help="GRPO steps (default 20)")
+    p.add_argument("--tasks-per-step", type=at_least(1), default=4)
+    p.add_argument("--group", type=at_least(2), default=4, help="samples per task (default 4)")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--clip", type=float, default=0.2)
     p.add_argument("--kl", type=float, default=0.0, help="KL penalty to the starting model (default 0: none)")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=_count(1), default=128, help="per assistant turn")
-    p.add_argument("--max-turns", type=_count(1), help="assistant turns per episode (default: the env's own limit)")
+    p.add_argument("--max-new-tokens", type=at_least(1), default=128, help="per assistant turn")
+    p.add_argument("--max-turns", type=at_least(1), help="assistant turns per episode (default: the env's own limit)")
     p.add_argument(
         "--episode-timeout",
-        type=_positive,
+        type=positive_float,
         metavar="SECONDS",
         help="an episode's wall-clock limit (default: none; an episode past it is scored as it stands)",
     )
     p.add_argument("--train-layers", default="4", help="top N decoder layers to train, or 'all' (default 4)")
-    p.add_argument("--lora", type=_count(1), help="LoRA rank instead of full weights (merged into the checkpoint)")
-    p.add_argument("--updates", type=_count(1), default=1, help="optimiser steps per batch of rollouts")
-    p.add_argument("--sft-warmup-steps", type=_count(0), default=0, help="supervised steps on oracle episodes first")
+    p.add_argument("--lora", type=at_least(1), help="LoRA rank instead of full weights (merged into the checkpoint)")
+    p.add_argument("--updates", type=at_least(1), default=1, help="optimiser steps per batch of rollouts")
+    p.add_argument("--sft-warmup-steps", type=at_least(0), default=0, help="supervised steps on oracle episodes first")
     p.add_argument("--sft-decides", choices=("never", "pairs", "always"), default="never",
                    help="where the warm start trains a reply's first token, call or decline: never (GRPO "
                    "decides), on near-miss/twin pairs only, or always")  # fmt: skip
@@ -59,10 +59,10 @@ def add_commands(subparsers: Any) -> None:
                    help="train how a call reply opens (the template's tag, not a code fence) where --sft-decides "
                    "leaves its first token out, renormalised over the tokens a call opens with (measured: it "
                    "still made the model call more)")  # fmt: skip
-    p.add_argument("--explore-first", type=_positive, metavar="T",
+    p.add_argument("--explore-first", type=positive_float, metavar="T",
                    help="draw each reply's first token (call or answer) from the top --explore-top-k at "
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
-    p.add_argument("--explore-top-k", type=_count(2), default=8, metavar="K",
+    p.add_argument("--explore-top-k", type=at_least(2), default=8, metavar="K",
                    help="the likeliest tokens an explored first token is drawn from (default 8)")  # fmt: skip
     p.add_argument("--explore-after-call", action="store_true",
                    help="with --explore-first: explore the token after each closed tool call too, the one that "
@@ -70,31 +70,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--clip-to", choices=("behaviour", "proximal"), default="behaviour",
                    help="the loss's clipped ratio: pi/mu (behaviour, default), or pi over the step's first policy, "
                    "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip
-    p.add_argument("--is-cap", type=_positive, default=1.0, metavar="C",
+    p.add_argument("--is-cap", type=positive_float, default=1.0, metavar="C",
                    help="with --clip-to proximal: truncate the importance weight pi/mu at C (default 1)")  # fmt: skip
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
     p.set_defaults(run=cmd_train)
-
-
-def _count(least: int) -> Any:
-    def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < least:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {least}, not {text!r}")
-        return int(text)
-
-    return parse
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, not {text!r}")
-    return value
 
 
 def training_pool(targets: list[str], env: str | None) -> list[tuple[Any, list[Any]]]:
