@@ -99,16 +99,16 @@ def base_env(env_id: str, fmt: str | None = None) -> ToolEnv:
     ``fmt`` defaults to the manifest's where it is a text format, else hermes (Qwen2.5's): the registry's
     manifests say ``openai``, whose structured calls a text trainer never produces, so its prompts would list
     no tools and every reward would be 0. A format like that is refused; a BFCL env too (evaluation only)."""
-    from inftool_env.registration import default_registry, make
-
-    config = default_registry().resolve(env_id).config
-    refuse_bfcl(env_id, config)  # before anything is compiled
-    fmt = text_format(config.format, fmt)
-    check_text_format(fmt, "SkyRL")
     with _BASE_LOCK:
-        key = (env_id, fmt)
+        key = (env_id, fmt)  # as given: every episode makes its env here, so the manifest is read once per key
         if key not in _BASE:
-            env = make(env_id, trainer_driven=True, format=fmt)
+            from inftool_env.registration import default_registry, make
+
+            config = default_registry().resolve(env_id).config
+            refuse_bfcl(env_id, config)  # before anything is compiled
+            chosen = text_format(config.format, fmt)
+            check_text_format(chosen, "SkyRL")
+            env = make(env_id, trainer_driven=True, format=chosen)
             refuse_bfcl(env_id, env.config, env.tasks)  # its tasks too: BFCL's, however the env is named
             _BASE[key] = env
         return _BASE[key]
