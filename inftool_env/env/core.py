@@ -99,6 +99,16 @@ def missing_servers(task: Task, servers: Collection[str]) -> list[str]:
     return [n for n in task.servers or () if n not in servers]
 
 
+def refuse_missing_servers(what: str, tasks: Sequence[Task], servers: Collection[str]) -> None:
+    """Raise naming the first of ``tasks`` that names servers the env lacks (and how many more do): a
+    wrong env, not a hard task, found before any episode."""
+    cannot = [(t.id, unknown) for t in tasks if (unknown := missing_servers(t, servers))]
+    if cannot:
+        (task_id, unknown), more = cannot[0], f" ({len(cannot) - 1} more such tasks)" if len(cannot) > 1 else ""
+        raise RegistrationError(f"{what}: task {task_id} names servers {unknown} the env does not have{more}; "
+                                "is it another env's task?")  # fmt: skip
+
+
 class ToolEnv:
     """One environment instance: many episodes in sequence, each isolated."""
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from inftool_env.env.batch import play
 from inftool_env.env.config import EnvConfig, trainer_driven
-from inftool_env.env.core import ToolEnv, missing_servers
+from inftool_env.env.core import ToolEnv, refuse_missing_servers
 from inftool_env.env.pool import WorkerPool
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
@@ -86,11 +86,7 @@ class EnvPool:
                 )
             base = _build(source)
             refuse_bfcl(f"training env #{index + 1} ({env_name(source)})", base.config, tasks)
-            cannot = [(t.id, unknown) for t in tasks if (unknown := missing_servers(t, base.servers))]
-            if cannot:  # none of its episodes could start: a wrong --env, not a hard task
-                (task_id, unknown), more = cannot[0], f" ({len(cannot) - 1} more such tasks)" if len(cannot) > 1 else ""
-                raise InftoolError(f"training env #{index + 1} ({env_name(source)}): task {task_id!r} names servers "
-                                   f"{unknown} the env does not have{more}; is it another env's task?")  # fmt: skip
+            refuse_missing_servers(f"training env #{index + 1} ({env_name(source)})", tasks, base.servers)
             config = trainer_driven(base.config, episode_timeout_s)  # no wall-clock cut unless asked
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
                 config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inftool_env.env.core import missing_servers
-from inftool_env.errors import InftoolError
+from inftool_env.env.core import refuse_missing_servers
 from inftool_env.tasks import Task
 from inftool_env.train.checks import check_seed
 
@@ -57,9 +56,7 @@ def dataset_rows(
     chosen = None if tasks is None else load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks)
     if chosen is not None:
         refuse_bfcl(env_id, base.config, chosen)  # training data: BFCL's tasks, in whatever env
-        unknown = [(t.id, m) for t in chosen if (m := missing_servers(t, base.servers))]
-        if unknown:
-            raise InftoolError(f"{env_id}: task {unknown[0][0]} names servers {unknown[0][1]} the env does not have")
+        refuse_missing_servers(env_id, chosen, base.servers)
     env = base.spawn()
 
     async def rows() -> list[dict[str, Any]]:
