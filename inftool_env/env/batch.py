@@ -76,15 +76,26 @@ def _broken(env: ToolEnv, error: str, reason: str) -> Trajectory:
     return trajectory
 
 
-async def play(pool: WorkerPool, policy_factory: PolicyFactory, *, seed: int, task_id: str | None = None) -> Trajectory:
+async def play(
+    pool: WorkerPool,
+    policy_factory: PolicyFactory,
+    *,
+    seed: int,
+    task_id: str | None = None,
+    on_end: Callable[[ToolEnv], None] | None = None,
+) -> Trajectory:
     """One episode on a worker the pool lends. An env that broke (a reset failed: a server that cannot
-    start) gives a truncated trajectory carrying the error, so the other episodes go on."""
+    start) gives a truncated trajectory carrying the error, so the other episodes go on. ``on_end`` sees
+    the worker before its episode ends (the Ray actor reads the episode's key there)."""
     async with pool.borrow() as worker:
         try:
             return await run_episode(worker, policy_factory, seed=seed, task_id=task_id)
         except Exception as exc:
             return Trajectory(env_id=pool.env.config.id, task_id=task_id or "?", seed=seed, truncated=True,
                               truncation_reason="error", error=failure(exc, RolloutError))  # fmt: skip
+        finally:
+            if on_end is not None:
+                on_end(worker)
 
 
 async def run_batch(

@@ -18,12 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from inftool_env.env.batch import run_episode
+from inftool_env.env.batch import play
 from inftool_env.env.pool import WorkerPool
-from inftool_env.errors import InftoolError, RolloutError
+from inftool_env.errors import InftoolError
 from inftool_env.rollout.plan import WORKER_LOST, Episode, Finished, broken
 from inftool_env.rollout.shared import with_servers
-from inftool_env.trajectory import failure
 
 # Set in each actor's process to its rank, so a policy can tell which worker it runs on (e.g. a device).
 WORKER_ENV_VAR = "INFTOOL_ROLLOUT_WORKER"
@@ -58,13 +57,10 @@ class RolloutWorker:
         return self.name
 
     async def run(self, episode: Episode) -> Finished:
-        async with self.pool.borrow() as worker:
-            try:
-                trajectory = await run_episode(worker, self.policy, seed=episode.seed, task_id=episode.task_id)
-            except Exception as exc:  # the env broke: data, as in run_batch
-                trajectory = broken(self.env.config.id, episode, "error", failure(exc, RolloutError))
-            key = worker.episode_id  # before the pool ends the episode
-        return Finished(episode.index, self.name, trajectory, key)
+        keys: list[str | None] = []  # the key the servers held the episode's state under, read before it ends
+        trajectory = await play(self.pool, self.policy, seed=episode.seed, task_id=episode.task_id,
+                                on_end=lambda worker: keys.append(worker.episode_id))  # fmt: skip
+        return Finished(episode.index, self.name, trajectory, keys[0])
 
     async def close(self) -> None:
         from inftool_env.policies import close_policy
