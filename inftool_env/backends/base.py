@@ -8,7 +8,12 @@ for state-match rewards.
 Optional attributes: ``deterministic`` (the same seed and calls give the same results and states, so
 a checker may reuse a replay), ``replayable`` (False for a proxy to a live system: never call it
 again), ``suspends`` (False where ``call`` never awaits: a cancel scope could not act on it, so the
-server runs it without one; unset means it may).
+server runs it without one; unset means it may). A deterministic backend may also offer
+``freeze_state(state) -> bytes | None`` and ``thaw_state(bytes) -> state``: the whole state (private
+parts, a random generator's position, order included) as bytes, where equal bytes mean states that go
+on alike (None: this one cannot be frozen), and a state made from them. A checker then starts a
+replay where the ground truth's left off, or ends one whose states and remaining calls are the ground
+truth's (``PickledState`` offers both by pickle).
 """
 
 from __future__ import annotations
@@ -35,6 +40,25 @@ class Backend(Protocol):
     def snapshot(self, state: Any) -> Any:
         """The state as JSON, for state-match rewards and replay checks."""
         ...
+
+
+class PickledState:
+    """``freeze_state``/``thaw_state`` by pickle (in C). Two states pickle alike only where every part,
+    its order and the sharing between parts included, is alike. The converse need not hold: a dict
+    built in another order, or a string that is one object in one state and two in the other (a
+    thawed state's keys are its own, a new record's may be the code's) pickle unalike, which costs a
+    checker a replay, never a wrong verdict."""
+
+    @staticmethod
+    def freeze_state(state: Any) -> bytes | None:
+        try:
+            return pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+            return None  # a part pickle cannot hold (a lock, a local class): not frozen
+
+    @staticmethod
+    def thaw_state(frozen: bytes) -> Any:
+        return pickle.loads(frozen)  # noqa: S301 - our own bytes, from freeze_state
 
 
 def copy_tree(value: Any) -> Any:

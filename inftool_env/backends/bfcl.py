@@ -21,7 +21,7 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
-from inftool_env.backends.base import copy_tree
+from inftool_env.backends.base import PickledState, copy_tree
 from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
@@ -76,7 +76,7 @@ def bfcl_class(class_name: str) -> type:
     return cls
 
 
-class BfclBackend(PythonBackend):
+class BfclBackend(PickledState, PythonBackend):
     """One BFCL domain. ``initial`` is that class's entry of a task's ``initial_config``;
     ``long_context`` loads BFCL's long-context variant of every scenario."""
 
@@ -104,11 +104,14 @@ class BfclBackend(PythonBackend):
         self._load_scenario(instance, copy_tree(initial) if initial is not None else {})
         if key is not None:
             try:
-                self._loaded[key] = pickle.dumps(instance, pickle.HIGHEST_PROTOCOL)
+                loaded = self._loaded[key] = pickle.dumps(instance, pickle.HIGHEST_PROTOCOL)
             except (pickle.PicklingError, TypeError, AttributeError):
                 return instance  # a class pickle cannot copy: each of its states is loaded anew
             if len(self._loaded) > LOADED_KEPT:
                 self._loaded.popitem(last=False)
+            # The first state a copy too, as every later one is: which of its strings are one object (the
+            # code's constants, or each its own) is then the same in all, and so are their frozen bytes.
+            return pickle.loads(loaded)  # noqa: S301 - our own bytes, pickled just above
         return instance
 
     def forget_loaded(self) -> None:
@@ -130,8 +133,9 @@ class BfclBackend(PythonBackend):
     @staticmethod
     def copy_state(state: Any) -> Any:
         """The public attributes, deep-copied, for ``state_matches`` to take as ``expected`` long after
-        ``state`` has moved on (only compared with ``==``, so parts shared in ``state`` need not be)."""
-        return SimpleNamespace(**{k: copy_tree(v) for k, v in vars(state).items() if not k.startswith("_")})
+        ``state`` has moved on (only compared with ``==``, so parts shared in ``state`` need not be).
+        One copy of them all: a file tree, which marshal cannot hold, fails marshal at its root."""
+        return SimpleNamespace(**copy_tree({k: v for k, v in vars(state).items() if not k.startswith("_")}))
 
 
 def _scenario_key(initial: Mapping[str, Any] | None) -> bytes | None:

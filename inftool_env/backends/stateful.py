@@ -167,6 +167,23 @@ class StatefulBackend:
         return state.collections == expected.collections and state.next_id == expected.next_id
 
     @staticmethod
+    def freeze_state(state: StatefulState) -> bytes | None:
+        """The records, the next id and the rng's position (backends/base.py). Marshal's format 2 writes
+        no back-references, so the bytes follow the data alone, not which of its strings are one object:
+        the records are JSON data, nothing in them shared by two of them. None where a value is not."""
+        try:
+            return marshal.dumps((state.collections, state.next_id, state.rng.getstate()), 2)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def thaw_state(frozen: bytes) -> StatefulState:
+        collections, next_id, rng_state = marshal.loads(frozen)  # noqa: S302 - our own bytes
+        rng = random.Random(0)
+        rng.setstate(rng_state)
+        return StatefulState(rng=rng, collections=collections, next_id=next_id)
+
+    @staticmethod
     def copy_state(state: StatefulState) -> StatefulState:
         """An independent copy that goes on as the original would (its rng included)."""
         rng = random.Random(0)

@@ -22,12 +22,16 @@ at its first call: a server neither side has called is as fresh on both, and on 
 backend it is neither made nor compared. An episode whose calls were the ground truth's own, each
 answered by the backend itself (none refused, unknown or cut off), on deterministic backends, is not
 replayed at all: a replay would give its results and states again, so its own results (``live``)
-stand for both sides.
+stand for both sides. Where the backends also freeze their states (``freeze_state``, backends/base.py),
+a kept side holds each turn's frozen states too: a rollout whose first turns are the ground truth's
+calls starts from the ground truth's states after them, and one whose states are the ground truth's
+whole (private parts included, so a moved generator tells) and whose calls left are its own ends
+there, the rest being the ground truth's outcomes. So a rollout that goes wrong in one turn of many
+replays about that turn.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
 from collections import OrderedDict
@@ -153,7 +157,8 @@ async def _replay(
 ) -> AsyncGenerator[TurnOutcome, None]:
     """Each user turn's outcome as soon as both sides have run it."""
     names = task.servers or list(servers)
-    same = _same_calls(model, task.ground_truth)
+    alike = _turns_alike(model, task.ground_truth)
+    same = all(alike)
     turns = range(max(len(task.turns), len(task.ground_truth)))
     owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
     kept = None
@@ -166,13 +171,17 @@ async def _replay(
         # The ground truth's own calls on the same fresh state: a deterministic backend gives the same
         # results and states again, so one side's results are both sides' (a GRPO group's right answers).
         for k in turns:
-            results = list(answered[k]) if k < len(answered) else []
-            truth_calls = len(task.ground_truth[k]) if k < len(task.ground_truth) else 0
-            yield TurnOutcome(list(model[k]) if k < len(model) else [], results, truth_calls, list(results))
+            yield _as_truths(k, model, task, answered)
         return
-    model_states = _States(servers, names, task, seed)
+    frozen, kept_results = (kept.frozen, kept.results) if kept is not None else (None, [])
+    # The turns before the first unlike one are the ground truth's calls on its states: its outcomes,
+    # and the model's side starts from the ground truth's states after them.
+    start = min(alike.index(False), len(turns), len(frozen)) if frozen is not None else 0
+    for k in range(start):
+        yield _as_truths(k, model, task, kept_results)
+    model_states = _States(servers, names, task, seed, base=frozen[start - 1] if frozen and start else None)
     truth_states = _States(servers, names, task, seed)  # with a kept side: only a fresh one to compare with
-    for k in turns:
+    for k in turns[start:]:
         steps = list(model[k]) if k < len(model) else []
         truth = task.ground_truth[k] if k < len(task.ground_truth) else []
         results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
@@ -182,8 +191,21 @@ async def _replay(
         else:
             truth_results, expected = (list(kept.results[k]), kept.states[k]) if k < len(kept.results) else ([], {})
         # Only turns whose ground truth calls something are checked.
-        differ = _differ(servers, model_states, expected, truth_states) if truth else ()
+        now = frozen[k] if frozen is not None and k < len(frozen) else None
+        differ = _differ(servers, model_states, expected, truth_states, now) if truth else ()
         yield TurnOutcome(steps, results, len(truth), truth_results, differ)
+        if now is not None and not differ and all(alike[k + 1 :]) and k + 1 < len(turns) and model_states.are(now):
+            # Every state is now the ground truth's, whole, and the calls left are its own: so are the outcomes.
+            for j in turns[k + 1 :]:
+                yield _as_truths(j, model, task, kept_results)
+            return
+
+
+def _as_truths(k: int, model: Sequence[Steps], task: Task, results: Sequence[Sequence[str]]) -> TurnOutcome:
+    """Turn ``k``'s outcome where the model's calls got the ground truth's own ``results``."""
+    got = list(results[k]) if k < len(results) else []
+    truth_calls = len(task.ground_truth[k]) if k < len(task.ground_truth) else 0
+    return TurnOutcome(list(model[k]) if k < len(model) else [], got, truth_calls, list(got))
 
 
 def check_multi_turn(outcomes: Sequence[TurnOutcome]) -> Verdict:
@@ -229,62 +251,112 @@ def turn_scores(outcomes: Sequence[TurnOutcome]) -> tuple[float | None, float | 
 
 
 class _States:
-    """One side's fresh states (the episode's seed, the task's initial state), each made at its first use:
-    a server nobody called needs none (a fresh state is a fifth of a BFCL case's replay)."""
+    """One side's states, each made at its first use: from ``base`` (a server's frozen state, where this
+    side starts from the ground truth's states after some turns), else fresh (the episode's seed, the
+    task's initial state). A server nobody called needs none (a fresh state is a fifth of a BFCL case's
+    replay)."""
 
-    def __init__(self, servers: Mapping[str, CompiledServer], names: list[str], task: Task, seed: int) -> None:
+    def __init__(
+        self,
+        servers: Mapping[str, CompiledServer],
+        names: list[str],
+        task: Task,
+        seed: int,
+        base: Mapping[str, bytes] | None = None,
+    ) -> None:
         self.servers, self.names, self.task, self.seed = servers, names, task, seed
+        self.base: Mapping[str, bytes] = base or {}
         self.made: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.made:
-            initial = self.task.initial_for(name)
-            self.made[name] = self.servers[name].backend.new_state(seed=self.seed, initial=initial)
+            backend: Any = self.servers[name].backend
+            if name in self.base:
+                self.made[name] = backend.thaw_state(self.base[name])
+            else:
+                self.made[name] = backend.new_state(seed=self.seed, initial=self.task.initial_for(name))
         return self.made[name]
+
+    def untouched(self, name: str) -> bool:
+        """Whether this side's state of ``name`` is still its base (or fresh, with none)."""
+        return name not in self.made
+
+    def are(self, frozen: Mapping[str, bytes]) -> bool:
+        """Whether this side's states are ``frozen``'s, whole (one a side has and the other not: no)."""
+        if self.made.keys() | self.base.keys() != frozen.keys():
+            return False
+        for name, state in frozen.items():
+            if name in self.made:
+                backend: Any = self.servers[name].backend
+                if backend.freeze_state(self.made[name]) != state:  # None (cannot be frozen) is unlike too
+                    return False
+            elif self.base[name] != state:
+                return False
+        return True
 
 
 def _differ(
-    servers: Mapping[str, CompiledServer], model: _States, expected: Mapping[str, Any], fresh: _States
+    servers: Mapping[str, CompiledServer],
+    model: _States,
+    expected: Mapping[str, Any],
+    fresh: _States,
+    frozen: Mapping[str, bytes] | None = None,
 ) -> tuple[str, ...]:
     """The servers whose model state is not the expected one; ``expected`` lacks those the ground truth
     has not called (their state is ``fresh``'s). One neither side has called is as fresh on both: on a
-    deterministic backend it is not compared."""
+    deterministic backend it is not compared; nor is one the model's side has not called since it
+    started from the ground truth's state that ``frozen`` (the ground truth's now) still holds."""
     differ = []
     for n in model.names:
         backend = servers[n].backend
-        if n not in model.made and n not in expected and getattr(backend, "deterministic", False):
-            continue
+        if model.untouched(n):
+            if n not in model.base and n not in expected and getattr(backend, "deterministic", False):
+                continue
+            if n in model.base and frozen is not None and frozen.get(n) is model.base[n]:
+                continue
         if not _matches(backend, model[n], expected[n] if n in expected else fresh[n]):
             differ.append(n)
     return tuple(differ)
 
 
-def _copy_state(backend: Any, state: Any) -> Any:
-    return backend.copy_state(state)
-
-
-def _same_calls(model: Sequence[Steps], truth: list[list[ToolCall]]) -> bool:
-    """Whether every turn's calls, in order, are the ground truth's (arguments compared as JSON, so 1,
-    1.0 and true differ as the backends may see them)."""
+def _turns_alike(model: Sequence[Steps], truth: list[list[ToolCall]]) -> list[bool]:
+    """Per turn, whether its calls, in order, are the ground truth's: the same names, and arguments
+    equal as JSON (so 1, 1.0 and true differ, as the backends may see them)."""
+    alike = []
     for k in range(max(len(model), len(truth))):
         made = [call for step in model[k] for call in step] if k < len(model) else []
         wanted = truth[k] if k < len(truth) else []
-        if len(made) != len(wanted):
-            return False
-        for a, b in zip(made, wanted, strict=True):
-            # == first: unequal there is unequal as JSON too, and most mutated calls stop at it.
-            if a.name != b.name or a.arguments != b.arguments or _canonical(a.arguments) != _canonical(b.arguments):
-                return False
-    return True
+        alike.append(
+            len(made) == len(wanted)
+            and all(
+                a.name == b.name and _same_json(a.arguments, b.arguments) for a, b in zip(made, wanted, strict=True)
+            )
+        )
+    return alike
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` would be the same JSON (keys in any order): equal, type for type (a bool is not an
+    int, a tuple not a list), floats by their text too (0.0 and -0.0). What it calls unlike may be
+    alike (NaN): that costs a replay, never a verdict."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    if kind is float:
+        return bool(a == b) and repr(a) == repr(b)
+    return kind in _JSON_SCALARS and bool(a == b)
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _copy_calls(turns: list[list[ToolCall]]) -> list[list[ToolCall]]:
     """A deep copy of the ground truth in half of ``copy.deepcopy``'s time (which walks the pydantic models)."""
     return [[ToolCall.model_construct(name=c.name, arguments=copy_tree(c.arguments)) for c in turn] for turn in turns]
-
-
-def _canonical(arguments: Any) -> str:
-    return json.dumps(arguments, sort_keys=True, default=repr)
 
 
 def _matches(backend: Any, state: Any, expected: Any) -> bool:
@@ -307,6 +379,7 @@ async def _run(servers: Mapping[str, CompiledServer], owner: dict[str, str], sta
 class _Truth:
     results: list[list[str]]  # per user turn
     states: list[dict[str, Any]]  # per user turn: each called server's copied state ({} where unchecked)
+    frozen: list[dict[str, bytes]] | None  # per turn before the last that calls: each called server's, whole
 
 
 @dataclass(frozen=True)
@@ -390,16 +463,22 @@ async def _replay_truth(
     results: list[list[str]] = []
     copies: list[dict[str, Any]] = []
     latest: dict[str, Any] = {}  # each called server's latest copy
+    freezes = all(hasattr(servers[n].backend, "freeze_state") for n in names)
+    frozen: list[dict[str, bytes]] = []
+    latest_frozen: dict[str, bytes | None] = {}
     last = max((k for k, turn in enumerate(task.ground_truth) if turn), default=-1)
     for k, turn in enumerate(task.ground_truth):
         results.append([await _run(servers, owner, states, call) for call in turn])
-        if not turn:
-            copies.append({})  # an unchecked turn
-            continue
         # Only a server called this turn can have changed: the others keep their latest copy (copies are
         # only read). One never called has none: its state is a fresh one. After the last turn that
         # calls, nothing runs on these states again: they are kept as they are, uncopied.
         for n in {owner[c.name] for c in turn if c.name in owner}:
-            latest[n] = states[n] if k == last else _copy_state(servers[n].backend, states[n])
-        copies.append(dict(latest))
-    return _Truth(results, copies)
+            backend: Any = servers[n].backend  # the optional methods (backends/base.py)
+            if freezes and k < last:
+                latest_frozen[n] = backend.freeze_state(states[n])
+            latest[n] = states[n] if k == last else backend.copy_state(states[n])
+        copies.append(dict(latest) if turn else {})  # {}: an unchecked turn
+        if k < last:  # a replay that is the ground truth's up to its last turn that calls has no turn to skip
+            freezes = freezes and None not in latest_frozen.values()  # a state that cannot be frozen: none kept
+            frozen.append({n: f for n, f in latest_frozen.items() if f is not None})
+    return _Truth(results, copies, frozen if freezes else None)

@@ -272,6 +272,21 @@ async def test_copy_state_goes_on_as_the_original_and_state_matches_agrees_with_
     assert backend.snapshot(copied) != backend.snapshot(state)
 
 
+async def test_a_frozen_state_thaws_into_one_that_goes_on_alike_and_freezes_alike_only_if_whole():
+    suite = load_spec(BOOKSHELF)
+    backend = StatefulBackend(suite)
+    state, twin = backend.new_state(seed=2), backend.new_state(seed=2)
+    thawed = backend.thaw_state(backend.freeze_state(state))
+    assert thawed is not state and backend.freeze_state(thawed) == backend.freeze_state(state)
+    add = suite.tool("addBook")
+    made = [await backend.call(add, {"title": "T", "author": "A"}, s) for s in (state, twin, thawed)]
+    assert made[0] == made[1] == made[2] and backend.snapshot(thawed) == backend.snapshot(state)
+    assert backend.freeze_state(twin) == backend.freeze_state(state)
+    twin.rng.random()  # the generator moved: the snapshots agree, the whole states do not
+    assert backend.snapshot(twin) == backend.snapshot(state)
+    assert backend.freeze_state(twin) != backend.freeze_state(state)
+
+
 async def test_a_created_field_stays_the_clients_and_a_listing_skips_arrays_of_scalars():
     # A tag named by its path (/tags/{name}) keeps the name its create sent (it became "tag_4"), and a
     # listing beside meta.warnings puts the records in data.items (they went into warnings).

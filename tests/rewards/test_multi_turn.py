@@ -4,9 +4,11 @@ answer, and a ground truth's side kept from an earlier replay gives a cold repla
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 
+from inftool_env.backends.base import PickledState
 from inftool_env.backends.bfcl import BfclBackend, bfcl_multi_turn_tasks
 from inftool_env.backends.python import PythonBackend, suite_from_class
 from inftool_env.eval.bfcl_data import domain_servers
@@ -204,15 +206,23 @@ async def test_other_backends_are_compared_by_snapshot_and_never_kept():
 def test_only_the_very_same_calls_reuse_the_ground_truths_side():
     """A rollout that makes exactly the ground truth's calls takes the kept side without replaying;
     arguments are compared as JSON, so a value a backend may take differently (1.0, true) replays."""
-    from inftool_env.rewards.multi_turn import _same_calls
+    from inftool_env.rewards.multi_turn import _turns_alike
 
-    truth = [[ToolCall(name="add", arguments={"a": 1, "b": [2]})], []]
-    same = [[[ToolCall(name="add", arguments={"b": [2], "a": 1})]], []]
-    assert _same_calls(same, truth) and _same_calls([[[c] for c in turn] for turn in truth], truth)
-    for a in (1.0, True, "1"):
-        assert not _same_calls([[[ToolCall(name="add", arguments={"a": a, "b": [2]})]], []], truth)
-    assert not _same_calls([same[0]], truth[:1] + [[ToolCall(name="add", arguments={})]])
-    assert not _same_calls(same + [[[ToolCall(name="add", arguments={})]]], truth)
+    def same(model, truth):
+        return all(_turns_alike(model, truth))
+
+    truth = [[ToolCall(name="add", arguments={"a": 1, "b": [2], "c": {"d": 0.5}})], []]
+    alike = [[[ToolCall(name="add", arguments={"c": {"d": 0.5}, "b": [2], "a": 1})]], []]
+    assert same(alike, truth) and same([[[c] for c in turn] for turn in truth], truth)
+    for a in (1.0, True, "1", None, [1]):
+        assert not same([[[ToolCall(name="add", arguments={"a": a, "b": [2], "c": {"d": 0.5}})]], []], truth)
+    for b in ([2.0], [True], [2, 2], []):
+        assert not same([[[ToolCall(name="add", arguments={"a": 1, "b": b, "c": {"d": 0.5}})]], []], truth)
+    signed = [[ToolCall(name="add", arguments={"x": 0.0})]]
+    assert not same([[[ToolCall(name="add", arguments={"x": -0.0})]]], signed)
+    assert not same([alike[0]], truth[:1] + [[ToolCall(name="add", arguments={})]])
+    assert not same(alike + [[[ToolCall(name="add", arguments={})]]], truth)
+    assert _turns_alike([alike[0], [[ToolCall(name="sub", arguments={})]], []], [*truth, []]) == [True, False, True]
 
 
 class Gauge:
@@ -248,3 +258,83 @@ async def test_a_server_neither_side_calls_gets_no_state_and_no_comparison():
     outcomes = await replay_turns(servers, task, [[[add[0], set_gauge]], [[add[1]]]], seed=0, truths=TruthCache(0))
     assert [o.differ for o in outcomes] == [("Gauge",), ("Gauge",)]  # called by one side only: compared
     assert sorted(made) == ["Counter", "Counter", "Gauge", "Gauge"]
+
+
+async def test_a_rollout_that_leaves_the_ground_truth_and_returns_replays_only_where_it_left(servers, tasks, replayed):
+    """With a kept side, turns whose calls are the ground truth's start the model's side from the ground
+    truth's states, and once the states are the ground truth's whole and the calls left are its own,
+    the rest is its outcomes: a cold replay's outcomes either way, with fewer calls."""
+    saved = {"prefix": 0, "rest": 0}
+    for task in [t for t in tasks if sum(bool(turn) for turn in t.ground_truth) > 1]:
+        truth = [[turn] if turn else [] for turn in task.ground_truth]
+        last = max(k for k, turn in enumerate(truth) if turn)
+        harmless = copy.deepcopy(truth)  # an unknown tool first: refused, it changes nothing
+        harmless[0] = [[ToolCall(name="no_such_tool", arguments={}), *(truth[0][0] if truth[0] else [])]]
+        for label, steps in (("prefix", [*truth[:last], []]), ("rest", harmless)):
+            cold = as_tuple(await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0)))
+            kept = TruthCache()
+            await replay_turns(servers, task, truth, seed=0, truths=kept)  # the right answer, seen first, is kept
+            del replayed[:]
+            assert as_tuple(await replay_turns(servers, task, steps, seed=0, truths=kept)) == cold, (task.id, label)
+            model_calls = sum(len(call) for turn in steps for call in turn)
+            assert len(replayed) <= model_calls, (task.id, label)
+            saved[label] += len(replayed) < model_calls
+    assert saved["prefix"] >= 5 and saved["rest"] >= 5, saved
+
+
+class Dice:
+    """A public record of rolls, and a private generator that ``look`` moves without a trace."""
+
+    def __init__(self) -> None:
+        self.rolls: list[int] = []
+        self._rng = random.Random(7)
+
+    def look(self) -> str:
+        self._rng.random()
+        return "ok"
+
+    def roll(self) -> int:
+        self.rolls.append(self._rng.randint(1, 1_000_000))
+        return self.rolls[-1]
+
+
+class _Pickled(PickledState, _Deterministic):
+    copy_state = staticmethod(copy.deepcopy)
+
+
+async def test_a_state_alike_only_in_public_is_replayed_on():
+    """The rest of a rollout is taken as the ground truth's only where its states are the ground
+    truth's whole: an extra ``look`` leaves the public state alike but moves the generator, so the
+    next turn's roll differs and the verdict fails, as a cold replay says."""
+    servers = {"Dice": CompiledServer(suite_from_class(Dice), _Pickled(Dice))}
+    look, roll = ToolCall(name="look", arguments={}), ToolCall(name="roll", arguments={})
+    task = Task(id="dice", turns=["look", "roll"], servers=["Dice"], ground_truth=[[look], [roll]])
+    kept = TruthCache()
+    assert (await verdict_multi_turn(servers, task, [[[look]], [[roll]]], seed=0, truths=kept)).valid
+    moved = [[[look, look]], [[roll]]]
+    cold = await replay_turns(servers, task, moved, seed=0, truths=TruthCache(size=0))
+    assert [o.differ for o in cold] == [(), ("Dice",)]
+    assert as_tuple(await replay_turns(servers, task, moved, seed=0, truths=kept)) == as_tuple(cold)
+    verdict = await verdict_multi_turn(servers, task, moved, seed=0, truths=kept)
+    assert verdict.error_type == "multi_turn:instance_state_mismatch"
+    unknown = [[[look, ToolCall(name="no_such_tool", arguments={})]], [[roll]]]  # refused: the state is whole
+    assert (await verdict_multi_turn(servers, task, unknown, seed=0, truths=kept)).valid
+
+
+async def test_a_state_that_cannot_be_frozen_is_replayed_whole(replayed):
+    class _Unfrozen(_Pickled):
+        freeze_state = staticmethod(lambda state: None)
+
+    servers = {"Dice": CompiledServer(suite_from_class(Dice), _Unfrozen(Dice))}
+    look, roll = ToolCall(name="look", arguments={}), ToolCall(name="roll", arguments={})
+    task = Task(id="dice", turns=["look", "roll", "roll"], servers=["Dice"], ground_truth=[[look], [roll], [roll]])
+    kept = TruthCache()
+    await replay_turns(servers, task, [[[look]], [[roll]], [[roll]]], seed=0, truths=kept)
+    for steps in (
+        [[[look]], [[roll]], []],
+        [[[look, ToolCall(name="no_such_tool", arguments={})]], [[roll]], [[roll]]],
+    ):
+        cold = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0))
+        del replayed[:]
+        assert as_tuple(await replay_turns(servers, task, steps, seed=0, truths=kept)) == as_tuple(cold)
+        assert len(replayed) == sum(len(call) for turn in steps for call in turn)  # every call, none skipped
