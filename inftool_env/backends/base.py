@@ -19,8 +19,11 @@ truth's (``PickledState`` offers both by pickle).
 from __future__ import annotations
 
 import copy
+import copyreg
+import io
 import marshal
 import pickle
+import random
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,13 +55,36 @@ class PickledState:
     @staticmethod
     def freeze_state(state: Any) -> bytes | None:
         try:
-            return pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+            return pickle_state(state)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return None  # a part pickle cannot hold (a lock, a local class): not frozen
 
     @staticmethod
     def thaw_state(frozen: bytes) -> Any:
         return pickle.loads(frozen)  # noqa: S301 - our own bytes, from freeze_state
+
+
+def pickle_state(state: Any) -> bytes:
+    """``pickle.dumps`` (read back by ``pickle.loads``), with a ``random.Random``'s state as one marshal blob:
+    a generator is most of a small state's pickle (625 ints), and this reads and writes it in a third
+    less time."""
+    buffer = io.BytesIO()
+    _StatePickler(buffer, pickle.HIGHEST_PROTOCOL).dump(state)
+    return buffer.getvalue()
+
+
+def _random_from(state: bytes) -> random.Random:
+    rng = random.Random.__new__(random.Random)
+    rng.setstate(marshal.loads(state))  # noqa: S302 - our own bytes, from pickle_state
+    return rng
+
+
+def _reduce_random(rng: random.Random) -> tuple[Any, tuple[bytes]]:
+    return _random_from, (marshal.dumps(rng.getstate(), 2),)
+
+
+class _StatePickler(pickle.Pickler):
+    dispatch_table = {**copyreg.dispatch_table, random.Random: _reduce_random}  # the exact class: not a subclass
 
 
 def copy_tree(value: Any) -> Any:

@@ -21,7 +21,7 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
-from inftool_env.backends.base import PickledState, copy_tree
+from inftool_env.backends.base import PickledState, copy_tree, pickle_state
 from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
@@ -104,7 +104,7 @@ class BfclBackend(PickledState, PythonBackend):
         self._load_scenario(instance, copy_tree(initial) if initial is not None else {})
         if key is not None:
             try:
-                loaded = self._loaded[key] = pickle.dumps(instance, pickle.HIGHEST_PROTOCOL)
+                loaded = self._loaded[key] = pickle_state(instance)
             except (pickle.PicklingError, TypeError, AttributeError):
                 return instance  # a class pickle cannot copy: each of its states is loaded anew
             if len(self._loaded) > LOADED_KEPT:

@@ -319,6 +319,12 @@ async def test_a_state_alike_only_in_public_is_replayed_on():
     assert verdict.error_type == "multi_turn:instance_state_mismatch"
     unknown = [[[look, ToolCall(name="no_such_tool", arguments={})]], [[roll]]]  # refused: the state is whole
     assert (await verdict_multi_turn(servers, task, unknown, seed=0, truths=kept)).valid
+    # A rollout that starts from the ground truth's frozen state after turn 0 rolls on from its generator.
+    three = task.model_copy(update={"turns": [*task.turns, "roll"], "ground_truth": [[look], [roll], [roll]]})
+    await replay_turns(servers, three, [[[look]], [[roll]], [[roll]]], seed=0, truths=kept)  # kept
+    for steps in ([[[look]], [[roll, roll]], [[roll]]], [[[look]], [[roll]], [[roll, roll]]]):
+        cold = await replay_turns(servers, three, steps, seed=0, truths=TruthCache(size=0))
+        assert as_tuple(await replay_turns(servers, three, steps, seed=0, truths=kept)) == as_tuple(cold)
 
 
 async def test_a_state_that_cannot_be_frozen_is_replayed_whole(replayed):
