@@ -157,8 +157,9 @@ async def _replay(
 ) -> AsyncGenerator[TurnOutcome, None]:
     """Each user turn's outcome as soon as both sides have run it."""
     names = task.servers or list(servers)
-    alike = _turns_alike(model, task.ground_truth)
-    same = all(alike)
+    truth_turns = task.ground_truth
+    unlike = next((k for k in range(max(len(model), len(truth_turns))) if not _turn_alike(model, truth_turns, k)), None)
+    same = unlike is None
     turns = range(max(len(task.turns), len(task.ground_truth)))
     owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
     kept = None
@@ -176,7 +177,7 @@ async def _replay(
     frozen, kept_results = (kept.frozen, kept.results) if kept is not None else (None, [])
     # The turns before the first unlike one are the ground truth's calls on its states: its outcomes,
     # and the model's side starts from the ground truth's states after them.
-    start = min(alike.index(False), len(turns), len(frozen)) if frozen is not None else 0
+    start = min(unlike, len(turns), len(frozen)) if frozen is not None and unlike is not None else 0
     for k in range(start):
         yield _as_truths(k, model, task, kept_results)
     model_states = _States(servers, names, task, seed, base=frozen[start - 1] if frozen and start else None)
@@ -194,7 +195,9 @@ async def _replay(
         now = frozen[k] if frozen is not None and k < len(frozen) else None
         differ = _differ(servers, model_states, expected, truth_states, now) if truth else ()
         yield TurnOutcome(steps, results, len(truth), truth_results, differ)
-        if now is not None and not differ and all(alike[k + 1 :]) and k + 1 < len(turns) and model_states.are(now):
+        rest = range(k + 1, max(len(model), len(truth_turns)))
+        if (now is not None and not differ and k + 1 < len(turns)
+                and all(_turn_alike(model, truth_turns, j) for j in rest) and model_states.are(now)):  # fmt: skip
             # Every state is now the ground truth's, whole, and the calls left are its own: so are the outcomes.
             for j in turns[k + 1 :]:
                 yield _as_truths(j, model, task, kept_results)
@@ -319,20 +322,14 @@ def _differ(
     return tuple(differ)
 
 
-def _turns_alike(model: Sequence[Steps], truth: list[list[ToolCall]]) -> list[bool]:
-    """Per turn, whether its calls, in order, are the ground truth's: the same names, and arguments
-    equal as JSON (so 1, 1.0 and true differ, as the backends may see them)."""
-    alike = []
-    for k in range(max(len(model), len(truth))):
-        made = [call for step in model[k] for call in step] if k < len(model) else []
-        wanted = truth[k] if k < len(truth) else []
-        alike.append(
-            len(made) == len(wanted)
-            and all(
-                a.name == b.name and _same_json(a.arguments, b.arguments) for a, b in zip(made, wanted, strict=True)
-            )
-        )
-    return alike
+def _turn_alike(model: Sequence[Steps], truth: list[list[ToolCall]], k: int) -> bool:
+    """Whether turn ``k``'s calls, in order, are the ground truth's: the same names, and arguments equal
+    as JSON (so 1, 1.0 and true differ, as the backends may see them)."""
+    made = [call for step in model[k] for call in step] if k < len(model) else []
+    wanted = truth[k] if k < len(truth) else []
+    if len(made) != len(wanted):
+        return False
+    return all(a.name == b.name and _same_json(a.arguments, b.arguments) for a, b in zip(made, wanted, strict=True))
 
 
 def _same_json(a: Any, b: Any) -> bool:

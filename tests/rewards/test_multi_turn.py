@@ -206,10 +206,10 @@ async def test_other_backends_are_compared_by_snapshot_and_never_kept():
 def test_only_the_very_same_calls_reuse_the_ground_truths_side():
     """A rollout that makes exactly the ground truth's calls takes the kept side without replaying;
     arguments are compared as JSON, so a value a backend may take differently (1.0, true) replays."""
-    from inftool_env.rewards.multi_turn import _turns_alike
+    from inftool_env.rewards.multi_turn import _turn_alike
 
     def same(model, truth):
-        return all(_turns_alike(model, truth))
+        return all(_turn_alike(model, truth, k) for k in range(max(len(model), len(truth))))
 
     truth = [[ToolCall(name="add", arguments={"a": 1, "b": [2], "c": {"d": 0.5}})], []]
     alike = [[[ToolCall(name="add", arguments={"c": {"d": 0.5}, "b": [2], "a": 1})]], []]
@@ -222,7 +222,8 @@ def test_only_the_very_same_calls_reuse_the_ground_truths_side():
     assert not same([[[ToolCall(name="add", arguments={"x": -0.0})]]], signed)
     assert not same([alike[0]], truth[:1] + [[ToolCall(name="add", arguments={})]])
     assert not same(alike + [[[ToolCall(name="add", arguments={})]]], truth)
-    assert _turns_alike([alike[0], [[ToolCall(name="sub", arguments={})]], []], [*truth, []]) == [True, False, True]
+    model = [alike[0], [[ToolCall(name="sub", arguments={})]], []]
+    assert [_turn_alike(model, [*truth, []], k) for k in range(3)] == [True, False, True]
 
 
 class Gauge:
