@@ -10,7 +10,8 @@ Each ratio is official time / ours, wall clock, the median of interleaved rounds
 shared machine hits both alike), against its target: AST >= 3x, multi-turn >= 5x. CPU time is
 printed beside it, steadier where other work shares the cores. Multi-turn cases come ten or so per
 entry, as a GRPO group's rollouts do: ours keeps an entry's ground-truth side after its second
-replay (multi_turn.TruthCache); the "no reuse" line replays both sides of every case.
+replay (multi_turn.TruthCache), its frozen states included, so a case replays only the turns where it
+left the ground truth's calls and states; the "no reuse" line replays both sides of every case.
 ``--bare-calls`` adds a bound, not a checker: ours with every server call swapped for the backend
 alone and its result's JSON (no guards, no validation, no MCP result), to show what the call path costs;
 and the time one pass of ours spends inside BFCL's own classes (their methods and fresh scenarios),
