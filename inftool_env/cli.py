@@ -244,30 +244,66 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         gym_env.close()
 
-    async def oracle_episodes() -> list[Any]:
+    async def oracle_episodes() -> tuple[list[Any], Any]:
         # Every task's ground truth, played: a task file's mistakes (a tool the env lacks, arguments its
         # schema refuses) show here by task, not later as the policy's failures.
         env = make(args.env_id)
         try:
-            return await run_batch(env, OraclePolicy, episodes=[(0, t.id) for t in env.tasks], concurrency=16,
-                                   progress=True)  # fmt: skip
+            played = await run_batch(env, OraclePolicy, episodes=[(0, t.id) for t in env.tasks], concurrency=16,
+                                     progress=True)  # fmt: skip
+            return played, env
         finally:
             await env.close()
 
-    trajectories = anyio.run(oracle_episodes)
+    trajectories, env = anyio.run(oracle_episodes)
     wrong = [t for t in trajectories if t.error is not None or t.reward is None or t.reward.reward != 1.0]
     if not wrong:
         print(f"PASS  the oracle solves all {len(trajectories)} tasks (reward 1.0)")
     else:
         failures += 1
         print(f"FAIL  the oracle solves {len(trajectories) - len(wrong)} of {len(trajectories)} tasks; not:")
+        tasks = {t.id: t for t in env.tasks}
         for t in wrong[:5]:
-            detail = t.error or (f"reward {t.reward.reward:g}; {'; '.join(t.reward.notes) or t.reward.gates}"
-                                 if t.reward else t.truncation_reason)  # fmt: skip
-            print(f"      {t.task_id}: {detail}")
+            print(f"      {t.task_id}: {_oracle_miss(t, env.config.reward.gates)}")
+            if excluded := _excluded_ground_truth(tasks[t.task_id]):
+                print(f"        its ground truth calls {', '.join(excluded)}, which its own excluded_tools lists")
         if len(wrong) > 5:
             print(f"      and {len(wrong) - 5} more")
     return 1 if failures else 0
+
+
+_SHOWN_CHARS = 200  # of the text that failed a task, on its line of `inftool check`
+
+
+def _oracle_miss(trajectory: Any, gates: Sequence[str]) -> str:
+    """Why the oracle's episode of a task scored below 1, in one line: broken infrastructure, or the
+    first failing gate (of those the env's reward requires) with the text that failed it (the turn the
+    parser could not read, the first call refused or failed and its error), else the reward's notes."""
+    from inftool_env.rewards import FAILED_BY
+
+    reward = trajectory.reward
+    if trajectory.error or reward is None:
+        return str(trajectory.error or trajectory.truncation_reason)
+    failed = next((g for g in gates if reward.gates.get(g) is False), None)
+    if failed is None:
+        return f"reward {reward.reward:g}; {'; '.join(reward.notes) or f'components {reward.components}'}"
+    if failed == "format":
+        unread = next((t for t in trajectory.turns if t.parse_error is not None), None)
+        as_text = (n.removeprefix("format: ") for n in reward.notes if n.startswith("format: "))
+        why = f"turn {unread.step}: {unread.parse_error}" if unread else next(as_text, "no assistant turn")
+    else:
+        kinds = FAILED_BY.get(failed, ())
+        call = next((c for t in trajectory.turns for c in t.calls if c.error_kind in kinds), None)
+        why = f"{call.name}: {call.result}" if call else ""
+    why = " ".join(why.split())
+    if len(why) > _SHOWN_CHARS:
+        why = why[: _SHOWN_CHARS - 1] + "…"
+    return f"reward {reward.reward:g}; {failed} gate" + (f": {why}" if why else "")
+
+
+def _excluded_ground_truth(task: Any) -> list[str]:
+    """The tools a task's ground truth calls that the task itself excludes (never offered: never callable)."""
+    return sorted({c.name for turn in task.ground_truth for c in turn} & set(task.excluded_tools))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

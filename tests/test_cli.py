@@ -212,24 +212,72 @@ def test_a_manifests_unknown_format_or_user_names_the_env(tmp_path, capsys):
         assert f"inftool/Bookshelf-v0: {message}" in capsys.readouterr().err
 
 
-def test_check_names_each_task_its_own_ground_truth_fails(capsys, tmp_path):
-    # It played the first task only: a task file's later mistakes passed, then read as the policy's failures.
+def _shelf_with(tmp_path, *extra: dict) -> tuple[str, list[dict]]:
+    """A manifest in ``tmp_path``: the Bookshelf env, its tasks and ``extra`` ones (the first task, updated)."""
     from inftool_env.env.config import TaskSource
     from inftool_env.registration import default_registry
     from inftool_env.synth.run import to_toml
 
     shelf = default_registry().entry("inftool/Bookshelf-v0")
     tasks = [json.loads(line) for line in (shelf.base_dir / shelf.config.tasks.source).read_text().splitlines()]
-    tasks.append({**tasks[0], "id": "ghost-tool", "ground_truth": [[{"name": "noSuchTool", "arguments": {}}]]})
+    tasks += [{**tasks[0], **task} for task in extra]
     (tmp_path / "tasks.jsonl").write_text("\n".join(json.dumps(t) for t in tasks) + "\n")
     manifest = shelf.config.model_copy(update={"id": "test/Shelf-v0", "tasks": TaskSource(source="tasks.jsonl")})
     servers = [s.model_copy(update={"spec": str((shelf.base_dir / s.spec).resolve())}) for s in shelf.config.servers]
     manifest = manifest.model_copy(update={"servers": servers})
     (tmp_path / "Shelf-v0.toml").write_text(to_toml(manifest, tmp_path))
-    assert main(["check", str(tmp_path / "Shelf-v0.toml")]) == 1
+    return str(tmp_path / "Shelf-v0.toml"), tasks
+
+
+def test_check_names_each_task_its_own_ground_truth_fails(capsys, tmp_path):
+    # It played the first task only: a task file's later mistakes passed, then read as the policy's failures.
+    manifest, tasks = _shelf_with(tmp_path, {"id": "ghost-tool", "ground_truth": [[{"name": "noSuchTool"}]]})
+    assert main(["check", manifest]) == 1
     out = capsys.readouterr().out
     assert f"FAIL  the oracle solves {len(tasks) - 1} of {len(tasks)} tasks; not:" in out
     assert "ghost-tool: reward 0" in out
+
+
+def test_check_says_why_each_task_failed_not_only_which_gate(capsys, tmp_path):
+    # It printed the gates' dict ({'format': True, 'schema': False, ...}) though the trajectory held the reason.
+    remove = {"name": "removeBook", "arguments": {"bookId": "boo_1"}}
+    manifest, _ = _shelf_with(
+        tmp_path,
+        {"id": "typo-tool", "ground_truth": [[{"name": "removeBooks", "arguments": {"bookId": "boo_1"}}]]},
+        {"id": "typo-arg", "ground_truth": [[{"name": "removeBook", "arguments": {"bookID": "boo_1"}}]]},
+        {"id": "no-such-book", "ground_truth": [[{"name": "getBook", "arguments": {"bookId": "boo_99"}}]]},
+        {"id": "excluded", "ground_truth": [[remove]], "excluded_tools": ["removeBook"]},
+    )
+    assert main(["check", manifest]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("FAIL  the oracle solves 5 of 9 tasks; not:")
+    failed = lines[at + 1 :]
+    assert failed[0].startswith("      typo-tool: reward 0; schema gate: removeBooks: Unknown tool 'removeBooks'.")
+    assert failed[1].startswith("      typo-arg: reward 0; schema gate: removeBook: Invalid arguments for 'removeBook'")
+    assert "'bookID' was unexpected" in failed[1]
+    assert failed[2].startswith("      no-such-book: reward 0; execution gate: getBook: ") and "boo_99" in failed[2]
+    assert failed[3].startswith("      excluded: reward 0; schema gate: removeBook: Unknown tool 'removeBook'.")
+    assert failed[4] == "        its ground truth calls removeBook, which its own excluded_tools lists"
+    assert len(failed) == 5 and all(len(line) < 240 for line in failed)
+
+
+def test_a_task_naming_a_server_the_env_lacks_is_refused_before_any_episode(capsys, tmp_path):
+    # Reported per episode as "broke on infrastructure" (and a FAIL of check_env for the whole env).
+    manifest, tasks = _shelf_with(tmp_path, {"id": "elsewhere", "servers": ["bookshelve"]})
+    for argv in (["check", manifest], ["eval", manifest, "--policy", "oracle", "--out", str(tmp_path / "out")]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.splitlines() == [
+            "inftool: error: test/Shelf-v0: task elsewhere names servers ['bookshelve'] the env does not have;"
+            " is it another env's task?"
+        ]
+    assert not (tmp_path / "out").exists()
+    # The same task in a file given to a registered env's eval.
+    (tmp_path / "other.jsonl").write_text(json.dumps(tasks[-1]) + "\n")
+    assert main(["eval", "inftool/Bookshelf-v0", "--tasks", str(tmp_path / "other.jsonl"), "--policy", "oracle",
+                 "--out", str(tmp_path / "out")]) == 2  # fmt: skip
+    assert "task elsewhere names servers ['bookshelve'] the env does not have" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_list_check_and_eval(capsys, tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class Limits(BaseModel):
@@ -68,6 +69,20 @@ class EnvConfig(BaseModel):
     system_prompt: str = ""
     limits: Limits = Field(default_factory=Limits)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_names(cls, servers: list[ServerConfig]) -> list[ServerConfig]:
+        """Servers are kept by name: a second of one name silently replaced the first."""
+        first: dict[str, int] = {}
+        for index, server in enumerate(servers):
+            if server.name in first:
+                raise PydanticCustomError(
+                    "duplicate_name", "duplicate server name {name} (servers.{first}.name and servers.{index}.name)",
+                    {"name": repr(server.name), "first": first[server.name], "index": index},
+                )  # fmt: skip
+            first[server.name] = index
+        return servers
 
 
 NO_DEADLINE_S = 7 * 24 * 3600.0  # "no wall-clock limit", as a number the env's clock arithmetic takes

@@ -123,6 +123,9 @@ class ToolEnv:
     ) -> None:
         if not tasks:
             raise RegistrationError(f"{config.id}: no tasks")
+        # A task naming a server the env lacks can never start: said here, by task and server, not later
+        # as an episode that "broke on infrastructure" (every env, task file and worker is built here).
+        refuse_missing_servers(config.id, tasks, servers)
         self.config = config
         self.tasks = list(tasks)
         self._task_index = {t.id: t for t in self.tasks}

@@ -30,6 +30,10 @@ from inftool_env.trajectory import RewardBreakdown, Trajectory
 GATES = ("format", "schema", "execution")
 COMPONENTS = ("ast", "relevance", "state", "response")
 RELEVANCE = ("irrelevance", "relevance")
+# The call error kinds that fail each call gate (the format gate is failed by turns, not calls).
+FAILED_BY: dict[str, tuple[str, ...]] = {
+    "schema": ("unknown_tool", "schema"), "execution": ("execution", "timeout", "infrastructure"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ class GatedReward:
         as_text = [t.step for t in turns if t.parse_error is None and call_in_text(t.content)]
         gates = {
             "format": all(t.parse_error is None for t in turns) and bool(turns) and not as_text,
-            "schema": not any(c.error_kind in ("unknown_tool", "schema") for c in calls),
-            "execution": not any(c.error_kind in ("execution", "timeout", "infrastructure") for c in calls),
+            "schema": not any(c.error_kind in FAILED_BY["schema"] for c in calls),
+            "execution": not any(c.error_kind in FAILED_BY["execution"] for c in calls),
         }
         components, verdict = correctness(outcome)
         notes = [] if verdict is None or verdict.valid else [f"{verdict.error_type}: {'; '.join(verdict.errors)}"]

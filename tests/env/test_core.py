@@ -297,6 +297,17 @@ def test_registry_errors_suggest_names(tmp_path):
         Registry().register_dir(tmp_path)
 
 
+def test_two_servers_of_one_name_are_refused_at_load(tmp_path):
+    # The env keeps its servers by name: the second replaced the first, and `inftool check` passed.
+    (tmp_path / "d.toml").write_text('id = "ns/Dup-v0"\nservers = [{name = "s", spec = "a.yaml"}, '
+                                     '{name = "s", spec = "b.yaml"}]\n[tasks]\nsource = "t.jsonl"\n')  # fmt: skip
+    with pytest.raises(RegistrationError, match=r"d.toml: servers: duplicate server name 's' \(servers.0.name and "
+                                                r"servers.1.name\)$"):  # fmt: skip
+        Registry().register_dir(tmp_path)
+    with pytest.raises(ValueError, match=r"servers\n  duplicate server name 's'"):
+        EnvConfig(id="ns/Dup-v0", servers=[ServerConfig(name="s", spec="a.yaml")] * 2, tasks=TaskSource(source="-"))
+
+
 READ = Task(
     id="read",
     turns=["What is book 1?"],

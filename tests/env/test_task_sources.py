@@ -69,6 +69,19 @@ async def test_make_accepts_a_manifest_path(tmp_path):
         make(tmp_path / "Absent-v0.toml")
 
 
+def test_a_task_naming_a_server_the_env_lacks_is_refused_at_load(tmp_path):
+    # Found only as its episodes ran, and reported as broken infrastructure.
+    spec = REPO / "servers" / "bookshelf" / "openapi.yaml"
+    elsewhere = _new_task().model_copy(update={"id": "elsewhere", "servers": ["library"]})
+    (tmp_path / "tasks.jsonl").write_text(_new_task().model_dump_json() + "\n" + elsewhere.model_dump_json() + "\n")
+    manifest = tmp_path / "Mine-v0.toml"
+    manifest.write_text(
+        f'id = "local/Mine-v0"\nservers = [{{ name = "b", spec = "{spec}" }}]\n[tasks]\nsource = "tasks.jsonl"\n'
+    )
+    with pytest.raises(RegistrationError, match=r"^local/Mine-v0: task elsewhere names servers \['library'\] the env"):
+        make(manifest)
+
+
 def test_task_sources_are_pluggable(tmp_path):
     assert {"bfcl", "synth"} <= set(task_source_prefixes())
     register_task_source("fixed-test", lambda source, base, config: [_new_task()])
