@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import ssl
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx2
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.exceptions import MCPError
@@ -48,16 +52,27 @@ _LIMITS = ServerLimits()  # what a server refuses by default, refused here befor
 
 @dataclass(frozen=True)
 class StdioCommand:
-    """A server started as a subprocess speaking MCP on stdin/stdout."""
+    """A server started as a subprocess speaking MCP on stdin/stdout. It gets the MCP SDK's short list of
+    environment variables (PATH, HOME, …) and ``env``; with ``inherit_env``, all of this process's, as
+    our own ``inftool serve`` needs (PYTHONPATH for a ``python:`` backend, INFTOOL_* settings)."""
 
     command: str
     args: Sequence[str] = ()
     env: Mapping[str, str] | None = None
+    inherit_env: bool = False
 
     @classmethod
     def inftool_serve(cls, spec: str, *extra: str) -> StdioCommand:
-        """``inftool serve SPEC …`` in a subprocess of this interpreter."""
-        return cls(sys.executable, ("-m", "inftool_env.cli", "serve", spec, "--transport", "stdio", "--quiet", *extra))
+        """``inftool serve SPEC …`` in a subprocess of this interpreter, with this process's environment."""
+        return cls(sys.executable, ("-m", "inftool_env.cli", "serve", spec, "--transport", "stdio", "--quiet", *extra),
+                   inherit_env=True)  # fmt: skip
+
+    def parameters(self) -> StdioServerParameters:
+        """The SDK's parameters; it merges ``env`` over its own default environment."""
+        env = dict(self.env or {})
+        if self.inherit_env:  # shell functions left out, as the SDK leaves them out of its default
+            env = {k: v for k, v in os.environ.items() if not v.startswith("()")} | env
+        return StdioServerParameters(command=self.command, args=list(self.args), env=env or None)
 
 
 Target = CompiledServer | StdioCommand | str
@@ -179,14 +194,15 @@ async def open_client(
     """Connect to ``target``; the episode keys (if given) ride on every call's ``_meta``. ``token``:
     the bearer token of an HTTP server started with one (ignored by the other transports)."""
     meta = episode_meta(episode, seed, initial_state)
+    stderr: _ChildStderr | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
             if isinstance(target, CompiledServer):
                 server: Any = target.server
             elif isinstance(target, StdioCommand):
-                server = StdioServerParameters(
-                    command=target.command, args=list(target.args), env=dict(target.env) if target.env else None
-                )
+                parameters = target.parameters()
+                stderr = _ChildStderr()
+                server = stdio_client(parameters, errlog=stderr.writer)
             else:
                 headers = {"Authorization": f"Bearer {token}"} if token is not None else None
                 http = await stack.enter_async_context(_http_client(headers))
@@ -194,7 +210,12 @@ async def open_client(
             try:
                 client = await stack.enter_async_context(Client(server, read_timeout_seconds=timeout))
             except Exception as exc:
-                raise ServerError(f"cannot connect to MCP server {describe(target)}: {_root(exc)}") from exc
+                said = await stderr.last_lines() if stderr is not None else ""
+                said = f"; its stderr ends: {said}" if said else ""
+                raise ServerError(f"cannot connect to MCP server {describe(target)}: {_root(exc)}{said}") from exc
+            finally:
+                if stderr is not None:
+                    stderr.close_writer()  # the child holds its own copy
             yield ToolClient(client, meta, timeout)
     except BaseExceptionGroup as group:
         # The SDK's task groups wrap whatever the caller's block raised; hand back the error itself.
@@ -202,6 +223,59 @@ async def open_client(
         if len(leaves) == 1 and isinstance(leaves[0], Exception):
             raise leaves[0] from None
         raise
+
+
+class _ChildStderr:
+    """A stdio server's stderr, passed on to ours as it comes, its end kept: a server that exits at
+    start-up ("cannot import 'mini'") is then named in the error by its own words, not only by the
+    SDK's "Connection closed". A pipe and a thread: the SDK hands the subprocess a file (``errlog``)."""
+
+    KEPT_BYTES = 4096
+    SHOWN_LINES = 3
+    SHOWN_CHARS = 400
+    DRAIN_S = 2.0  # to read what an exited child wrote (the SDK has waited for its exit by then)
+
+    def __init__(self) -> None:
+        try:  # our own copy of stderr's descriptor: the child's bytes go where they went before
+            ours: int | None = os.dup(sys.stderr.fileno())
+        except (AttributeError, OSError, ValueError):  # a stderr with no descriptor: the end is only kept
+            ours = None
+        read, write = os.pipe()
+        self.writer = open(write, "w", encoding="utf-8")  # closed by close_writer, once the child has its copy
+        self._kept = b""
+        self._pump = threading.Thread(target=self._forward, args=(read, ours), name="inftool-stdio-stderr",
+                                      daemon=True)  # fmt: skip
+        self._pump.start()
+
+    def _forward(self, read: int, ours: int | None) -> None:
+        """Until the child (and whatever inherited its stderr) is gone."""
+        with open(read, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                self._kept = (self._kept + chunk)[-self.KEPT_BYTES :]
+                if ours is None:
+                    continue
+                try:
+                    while chunk:
+                        chunk = chunk[os.write(ours, chunk) :]
+                except OSError:  # our stderr is gone: read on, or the child blocks on a full pipe
+                    os.close(ours)
+                    ours = None
+        if ours is not None:
+            os.close(ours)
+
+    def close_writer(self) -> None:
+        if not self.writer.closed:
+            self.writer.close()
+
+    async def last_lines(self) -> str:
+        """The last lines the child wrote, joined into one ("" if none)."""
+        self.close_writer()
+        with anyio.move_on_after(self.DRAIN_S):
+            while self._pump.is_alive():
+                await anyio.sleep(0.01)
+        lines = [line.strip() for line in self._kept.decode(errors="replace").splitlines() if line.strip()]
+        text = " | ".join(lines[-self.SHOWN_LINES :])
+        return text if len(text) <= self.SHOWN_CHARS else "…" + text[-self.SHOWN_CHARS + 1 :]
 
 
 @functools.cache
