@@ -3,23 +3,34 @@
 Tool docs come from a spec (BFCL ships them) or, with none, from the methods' signatures and
 docstrings. A returned ``{"error": …}`` dict — the convention of BFCL's API classes — is a tool
 error; so is any exception the method raises. The model sees the same text either way.
+
+An argument typed beyond plain JSON (a dataclass, a pydantic model, a date, an Enum) is validated into
+that type before the call, and a result of such types comes back as their JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import enum
 import importlib
 import inspect
 import json
+import re
+import traceback
+import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
+from pydantic_core import PydanticSerializationError
 
 from inftool_env.backends.base import copy_tree
-from inftool_env.errors import BackendError, ToolCallError
-from inftool_env.spec.ir import ParamBinding, Source, ToolSpec, ToolSuite
+from inftool_env.errors import BackendError, ToolCallError, invalid_why
+from inftool_env.spec.ir import ParamBinding, SkippedOperation, Source, ToolSpec, ToolSuite
 from inftool_env.spec.naming import UniqueNames, sanitize_tool_name
+from inftool_env.spec.schema import SchemaCompiler
 
 MAX_SNAPSHOT_DEPTH = 32
 
@@ -33,8 +44,11 @@ class PythonBackend:
         *,
         load_state: Callable[[Any, Mapping[str, Any]], None] | None = None,
     ) -> None:
+        require_no_arguments(factory)
         self.factory = factory
         self.load_state = load_state
+        # (class, method) -> adapters of its arguments that are not plain JSON, built at its first call
+        self._adapters: dict[tuple[type, str], dict[str, TypeAdapter[Any]]] = {}
         # Whether a call may await (the server then bounds it with a cancel scope): known only of a
         # class, and only where none of its public methods is async.
         self.suspends = not isinstance(factory, type) or any(
@@ -43,7 +57,10 @@ class PythonBackend:
         )  # fmt: skip
 
     def new_state(self, *, seed: int, initial: Mapping[str, Any] | None = None) -> Any:
-        instance = self.factory()
+        try:
+            instance = self.factory()
+        except Exception as exc:  # the user's __init__ (a database not reachable): one line, not a traceback
+            raise BackendError(f"{_named(self.factory)}() failed: {type(exc).__name__}: {exc}") from exc
         if initial is not None:
             if self.load_state is None:
                 raise BackendError(f"{type(instance).__name__} takes no initial state")
@@ -54,6 +71,12 @@ class PythonBackend:
         method = getattr(state, tool.original_name, None)
         if method is None or tool.original_name.startswith("_") or not callable(method):
             raise ToolCallError(f"{type(state).__name__} has no tool method {tool.original_name!r}")
+        key = (type(state), tool.original_name)
+        adapters = self._adapters.get(key)
+        if adapters is None:
+            adapters = self._adapters[key] = argument_adapters(*key)
+        if adapters:  # none for plain str/int/list/dict/Any arguments (all of BFCL's): those cost nothing here
+            arguments = {**arguments, **_validated(tool.name, adapters, arguments)}
         try:
             result = method(**arguments)
             if inspect.isawaitable(result):
@@ -84,7 +107,8 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def to_jsonable(value: Any, depth: int = 0) -> Any:
-    """JSON view of a result or state: objects by their public attributes, the rest by ``repr``."""
+    """JSON view of a result or state: dates as ISO text, enums by value, models and dataclasses by
+    their fields, other objects by their public attributes, the rest by ``repr``."""
     kind = type(value)
     if kind in _PLAIN:
         return value
@@ -93,6 +117,8 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
             return {k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v, depth + 1)
                     for k, v in value.items()}  # fmt: skip
         return [v if type(v) in _PLAIN else to_jsonable(v, depth + 1) for v in value]
+    if isinstance(value, enum.Enum):  # before the scalars: a StrEnum is a str, but its repr is not its value
+        return to_jsonable(value.value, depth + 1)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if depth > MAX_SNAPSHOT_DEPTH:
@@ -102,6 +128,15 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [to_jsonable(v, depth + 1) for v in items]
+    if isinstance(value, datetime.date | datetime.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        try:
+            return value.model_dump(mode="json")
+        except PydanticSerializationError:  # a field of a type pydantic cannot write: walk the fields instead
+            return {k: to_jsonable(getattr(value, k), depth + 1) for k in type(value).model_fields}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
     if hasattr(value, "__dict__") and not inspect.isroutine(value):
         public = {k: v for k, v in vars(value).items() if not k.startswith("_") and k != "parent"}
         return {"__type__": type(value).__name__, **{k: to_jsonable(v, depth + 1) for k, v in public.items()}}
@@ -115,8 +150,19 @@ def import_object(target: str) -> Any:
         raise BackendError(f"expected MODULE:CLASS, got {target!r}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BackendError(f"cannot import {module_name!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        # Only where the module itself (or its package) is missing, not a module it imports in turn.
+        own = exc.name is not None and (module_name + ".").startswith(exc.name + ".")
+        hint = ("; it must be importable: run with PYTHONPATH=. from the folder that holds it, or pip install "
+                "your package") if own else ""  # fmt: skip
+        raise BackendError(f"cannot import {module_name!r}: {exc}{hint}") from None
+    except SyntaxError as exc:  # the user's module (or one it imports) does not parse
+        where = f" at {exc.filename} line {exc.lineno}" if exc.filename else ""
+        raise BackendError(f"cannot import {module_name!r}: {type(exc).__name__}{where}: {exc.msg}") from None
+    except Exception as exc:  # the module's own code failed as it ran (a missing config, a bad import)
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise BackendError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc} (at {frame.filename} "
+                           f"line {frame.lineno})") from None  # fmt: skip
     try:
         obj = module
         for part in attr.split("."):
@@ -126,55 +172,194 @@ def import_object(target: str) -> Any:
     return obj
 
 
+def require_no_arguments(factory: Callable[..., Any]) -> None:
+    """Refuse, at load, a class that needs arguments: each episode makes one with none."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a signature Python cannot read: found out at the first episode
+        return
+    required = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY)  # fmt: skip
+    missing = [p.name for p in params if p.kind in required and p.default is p.empty]
+    if missing:
+        raise BackendError(f"{_named(factory)}() cannot be made without arguments ({', '.join(missing)}): a python: "
+                           "class must be constructible with no arguments (one is made for each episode)")  # fmt: skip
+
+
+def _named(factory: Callable[..., Any]) -> str:
+    return getattr(factory, "__qualname__", None) or repr(factory)
+
+
 def suite_from_class(cls: type, *, name: str | None = None) -> ToolSuite:
-    """Tool docs from public methods: JSON Schema from type hints, description from docstrings."""
+    """Tool docs from public methods (static and class methods too): JSON Schema from type hints,
+    description from docstrings. A public callable that is no method is listed as skipped, with why."""
+    require_no_arguments(cls)
     names = UniqueNames()
-    tools = []
-    for method_name, method in inspect.getmembers(cls, inspect.isfunction):
-        if method_name.startswith("_"):
+    tools, skipped = [], []
+    where = f"{cls.__module__}:{cls.__qualname__}"
+    for method_name in dir(cls):
+        method = _method(cls, method_name)
+        if isinstance(method, str):
+            skipped.append(SkippedOperation(name=method_name, pointer=f"/{method_name}", reason=method))
             continue
-        schema = _signature_schema(method)
+        if method is None:
+            continue
+        schema = _signature_schema(method, f"{where}.{method_name}")
         tools.append(
             ToolSpec(
                 name=names.claim(sanitize_tool_name(method_name)),
                 original_name=method_name,
-                description=inspect.getdoc(method) or method_name,
+                description=inspect.getdoc(method.func) or method_name,
                 input_schema=schema,
                 bindings={k: ParamBinding(location="argument", name=k) for k in schema["properties"]},
-                source=Source(file=f"{cls.__module__}:{cls.__qualname__}", pointer=f"/{method_name}"),
+                source=Source(file=where, pointer=f"/{method_name}"),
             )
         )
     return ToolSuite(
         name=sanitize_tool_name(name or cls.__name__),
         description=inspect.getdoc(cls) or "",
         format="python",
-        source=f"{cls.__module__}:{cls.__qualname__}",
+        source=where,
         tools=tools,
+        skipped=skipped,
     )
 
 
-def _signature_schema(method: Callable[..., Any]) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    required = []
-    hints = inspect.get_annotations(method, eval_str=True) if hasattr(method, "__annotations__") else {}
-    for param in list(inspect.signature(method).parameters.values())[1:]:  # skip self
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        hint = hints.get(param.name, Any)
+@dataclasses.dataclass(frozen=True)
+class _Method:
+    """A public method as a caller sees it: ``params`` without ``self``/``cls``, ``hints`` evaluated."""
+
+    func: Callable[..., Any]
+    params: list[inspect.Parameter]
+    hints: dict[str, Any]
+
+
+def _method(cls: type, name: str) -> _Method | str | None:
+    """The tool method ``name`` of ``cls``; a string says why a public callable cannot be one; None:
+    not a method (private, a property, a nested class, a constant)."""
+    if name.startswith("_"):
+        return None
+    try:
+        raw = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return None
+    if isinstance(raw, staticmethod):
+        func, bound = raw.__func__, 0
+    elif isinstance(raw, classmethod):
+        func, bound = raw.__func__, 1
+    elif inspect.isfunction(raw):
+        func, bound = raw, 1
+    elif callable(raw) and not isinstance(raw, type):
+        return f"a {type(raw).__name__} object, not a def, @staticmethod or @classmethod"
+    else:
+        return None
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return f"its signature cannot be read ({func!r})"
+    if bound and not (params and params[0].kind in _POSITIONAL):
+        return "a def with no self parameter (a @staticmethod?)"
+    return _Method(func, params[bound:], _hints(cls, name, func))
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+               inspect.Parameter.VAR_POSITIONAL)  # fmt: skip
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _hints(cls: type, name: str, func: Callable[..., Any]) -> dict[str, Any]:
+    # An error, not a skipped method: the user wrote it as a tool, and a type they named but did not
+    # import (a TYPE_CHECKING import under `from __future__ import annotations`) is a one-line fix,
+    # where a tool gone from the suite is found only when a model never calls it.
+    try:
+        return inspect.get_annotations(func, eval_str=True) if hasattr(func, "__annotations__") else {}
+    except Exception as exc:
+        undefined = getattr(exc, "name", None) or ""
+        raw = getattr(func, "__annotations__", {})
+        param, text = next(((p, t) for p, t in raw.items() if isinstance(t, str) and undefined
+                            and re.search(rf"\b{re.escape(undefined)}\b", t)), ("", ""))  # fmt: skip
+        which = f"the annotation {text!r} of {param!r}" if param else "an annotation"
+        raise BackendError(f"{cls.__module__}:{cls.__qualname__}.{name}: {which} does not resolve "
+                           f"({type(exc).__name__}: {exc}); import what it names at run time, not only "
+                           "under TYPE_CHECKING") from None  # fmt: skip
+
+
+def _signature_schema(method: _Method, where: str) -> dict[str, Any]:
+    params = [p for p in method.params if p.kind not in _VARIADIC]
+    adapters = {}
+    for param in params:
         try:
-            schema = TypeAdapter(hint).json_schema()
+            adapter = TypeAdapter(method.hints.get(param.name, Any))
+            adapter.json_schema()  # a type with no JSON Schema (a Callable) takes any value
+            adapters[param.name] = adapter
         except (PydanticSchemaGenerationError, PydanticUserError):
-            schema = {}
-        if param.default is inspect.Parameter.empty:
-            required.append(param.name)
-        else:
-            try:
-                json.dumps(param.default)
-                schema["default"] = param.default
-            except (TypeError, ValueError):
-                pass
-        properties[param.name] = schema
+            pass
+    # All at once: a model or an Enum is a shared "$ref": "#/$defs/…", which must be found at the root.
+    schemas, defs = TypeAdapter.json_schemas([(name, "validation", a) for name, a in adapters.items()])
+    properties: dict[str, Any] = {}
+    for param in params:
+        schema = properties[param.name] = dict(schemas.get((param.name, "validation"), {}))
+        if param.default is not param.empty and _is_json(param.default):
+            schema["default"] = param.default
     out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-    if required:
+    if required := [p.name for p in params if p.default is p.empty]:
         out["required"] = required
+    if not defs:
+        return out
+    # Inlined as a spec's refs are (a recursive one kept under the root's $defs): one shape for every tool.
+    compiler = SchemaCompiler({**out, **defs}, source=where, dialect="openapi-3.1")
+    compiled: dict[str, Any] = compiler.finish(compiler.compile(out, ""))
+    return compiled
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def argument_adapters(cls: type, name: str) -> dict[str, TypeAdapter[Any]]:
+    """A validator for each argument of ``cls.name`` whose hint is not plain JSON (a dataclass, a model,
+    a date, an Enum, a tuple): the model sends JSON, the method expects the type it annotated."""
+    method = _method(cls, name)
+    if not isinstance(method, _Method):
+        return {}
+    adapters = {}
+    for param in method.params:
+        hint = method.hints.get(param.name, Any)
+        if param.kind in _VARIADIC or _is_plain(hint):
+            continue
+        try:
+            adapters[param.name] = TypeAdapter(hint)
+        except (PydanticSchemaGenerationError, PydanticUserError):  # a type pydantic cannot build: as sent
+            continue
+    return adapters
+
+
+_JSON_HINTS = (str, int, float, bool, type(None), list, dict, object)
+
+
+def _is_plain(hint: Any) -> bool:
+    """Whether a JSON value already is what ``hint`` asks for (str, list[int], dict[str, Any] | None…)."""
+    if hint is Any or hint in _JSON_HINTS:
+        return True
+    origin = get_origin(hint)
+    if origin is Literal:
+        return all(type(v) in _PLAIN for v in get_args(hint))
+    if origin in (list, dict, Union, types.UnionType):
+        return all(_is_plain(arg) for arg in get_args(hint))
+    return False
+
+
+def _validated(tool: str, adapters: Mapping[str, TypeAdapter[Any]], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for param, adapter in adapters.items():
+        if param in arguments:
+            try:
+                out[param] = adapter.validate_python(arguments[param])
+            except ValidationError as exc:
+                where = ".".join([param, *(str(p) for p in exc.errors()[0]["loc"])])
+                raise ToolCallError(f"Invalid arguments for {tool!r}: {where}: {invalid_why(exc)}") from None
     return out
