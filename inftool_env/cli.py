@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -147,7 +147,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strict", action="store_true", help="fail on the first operation that cannot be compiled")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on the first operation that cannot be compiled, or the first mistake worked around",
+    )
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger spec files")
 
 
@@ -157,7 +161,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(suite.model_dump_json(indent=2))
         return 0
     print(f"{suite.name} {suite.version} ({suite.format}) from {suite.source}")
-    print(f"{len(suite.tools)} tools, {len(suite.skipped)} skipped\n")
+    warned = f", {len(suite.warnings)} warnings" if suite.warnings else ""
+    print(f"{len(suite.tools)} tools, {len(suite.skipped)} skipped{warned}\n")
     width = max((len(t.name) for t in suite.tools), default=4)
     for tool in suite.tools:
         props = tool.input_schema.get("properties", {})
@@ -170,6 +175,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print("\nskipped:")
         for skip in suite.skipped:
             print(f"  {skip.name}  at #{skip.pointer}: {skip.reason}")
+    if suite.warnings:
+        print("\nwarnings (worked around; --strict refuses them):")
+        for warning in suite.warnings:
+            print(f"  {warning.name}  at #{warning.pointer}: {warning.message}")
     return 0
 
 
@@ -210,6 +219,13 @@ def _skipped(suite: Any, shown: int) -> str:
     return f"; {len(suite.skipped)} operations skipped: {named}{more} (inftool inspect lists them)"
 
 
+def warn_lost_operations(servers: Mapping[str, Any]) -> None:
+    """A WARN line for each server whose spec lost operations: the env works, but without them."""
+    for name, server in servers.items():
+        if server.suite.skipped:
+            print(f"WARN  server {name}: {_skipped(server.suite, 3).removeprefix('; ')}")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from inftool_env.registration import default_registry
 
@@ -232,9 +248,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     failures = 0
     gym_env = GymToolEnv(env=make(args.env_id))
-    for name, server in gym_env.core.servers.items():  # operations its spec lost: the env passes, but without them
-        if server.suite.skipped:
-            print(f"WARN  server {name}: {_skipped(server.suite, 3).removeprefix('; ')}")
+    warn_lost_operations(gym_env.core.servers)
     try:
         check_env(gym_env, skip_render_check=True)
         print(f"PASS  check_env({args.env_id})")
@@ -324,6 +338,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         env = make(args.env_id)
+        warn_lost_operations(env.servers)
         try:
             return await evaluate(env, policy, tasks=tasks, n=args.n, seed=args.seed,
                                   concurrency=args.concurrency, out=Path(args.out))  # fmt: skip

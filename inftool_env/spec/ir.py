@@ -86,8 +86,18 @@ class SkippedOperation(BaseModel):
     reason: str
 
 
+class SpecWarning(BaseModel):
+    """A spec mistake the compiler worked around (a renamed tool, a dropped argument); ``strict`` refuses it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    pointer: str
+    message: str
+
+
 class ToolSuite(BaseModel):
-    """A named, versioned set of tools from one spec, plus what was skipped and why."""
+    """A named, versioned set of tools from one spec, plus what was skipped or worked around, and why."""
 
     name: str
     version: str = "0"
@@ -96,6 +106,7 @@ class ToolSuite(BaseModel):
     source: str
     tools: list[ToolSpec]
     skipped: list[SkippedOperation] = Field(default_factory=list)
+    warnings: list[SpecWarning] = Field(default_factory=list)
 
     def tool(self, name: str) -> ToolSpec:
         for tool in self.tools:

@@ -27,7 +27,40 @@ from inftool_env.spec.openapi import load_openapi
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # Written out as a tree. A 32 MiB JSON spec has a few million nodes; aliases may add some, not billions.
 MAX_DOCUMENT_NODES = 8_000_000
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+try:  # libyaml's parser where PyYAML was built with it, else the pure-Python one
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+
+class _Loader(_BaseLoader):
+    """A safe loader that refuses a key written twice in one mapping: PyYAML keeps the last, so a path
+    written twice lost the first one's operations unseen. Keys a merge (``<<: *base``) brings may be
+    overridden, as YAML allows."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Every mapping is flattened before it is built, and a merge flattens its source first: checked
+        # here, each node's own keys are seen once and before merged ones join them.
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
+            first: dict[str, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                str_key = key_node.tag == "tag:yaml.org,2002:str"  # nearly all: no need to build them twice
+                key = key_node.value if str_key else _json_key(self.construct_object(key_node))
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"duplicate key {key!r} (first at line {first[key].start_mark.line + 1})",
+                        problem_mark=key_node.start_mark,
+                    )
+                first[key] = key_node
+        super().flatten_mapping(node)
 
 
 def is_live_source(source: str) -> bool:
@@ -117,10 +150,7 @@ def parse_text(text: str, *, source: str) -> Any:
     try:
         document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or pure Python)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"invalid YAML{where}: {problem}", source=source) from None
+        raise SpecError(_yaml_problem(exc), source=source) from None
     except RecursionError:
         raise SpecError("YAML nested too deeply", source=source) from None
     if not isinstance(document, dict | list):
@@ -129,6 +159,26 @@ def parse_text(text: str, *, source: str) -> Any:
         return _jsonable(document, {})
     except RecursionError:
         raise SpecError("YAML nested too deeply", source=source) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line. Its problem mark is often where it gave up (the end of the file, for an
+    unclosed quote); the context says what it was reading and where that began."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = _at(getattr(exc, "problem_mark", None))
+    context = getattr(exc, "context", None)
+    if context:
+        return f"invalid YAML: {context}{_at(getattr(exc, 'context_mark', None))}, {problem}{where}"
+    return f"invalid YAML{where}: {problem}"
+
+
+def _at(mark: Any) -> str:
+    return f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+
+
+def _json_key(key: Any) -> str:
+    """The key a YAML one becomes in JSON: ``200`` -> "200", ``true`` -> "true"."""
+    return key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
 
 
 def _jsonable(node: Any, memo: dict[int, Any]) -> Any:
@@ -142,9 +192,7 @@ def _jsonable(node: Any, memo: dict[int, Any]) -> Any:
         out: dict[str, Any] = {}
         memo[id(node)] = out
         for key, value in node.items():
-            out[key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)] = _jsonable(
-                value, memo
-            )
+            out[_json_key(key)] = _jsonable(value, memo)
         return out
     if isinstance(node, list):
         items: list[Any] = []

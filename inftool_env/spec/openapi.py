@@ -4,10 +4,14 @@ Every parameter location (path, query, header, cookie, body, formData) lands in 
 schema. Argument names are sanitised and de-duplicated; each keeps a ``ParamBinding`` back to its
 location and original name. An object request body is flattened into top-level arguments when its
 property names collide with nothing; any other body is one ``body`` argument.
+
+A spec mistake that leaves a usable tool (a duplicate operationId, a path parameter the path lacks) is
+worked around and reported in ``ToolSuite.warnings``; ``strict`` raises it like any other.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from inftool_env.errors import SpecError
@@ -16,6 +20,7 @@ from inftool_env.spec.ir import (
     ParamBinding,
     SkippedOperation,
     Source,
+    SpecWarning,
     ToolAnnotations,
     ToolSpec,
     ToolSuite,
@@ -42,6 +47,12 @@ ANNOTATIONS = {
     "post": ToolAnnotations(read_only=False, destructive=False, idempotent=False),
 }
 _MEDIA_PREFERENCE = ("application/json", "+json", "application/x-www-form-urlencoded", "multipart/form-data")
+# OpenAPI 3 says header parameters of these names SHALL be ignored: media types and security say them.
+# Swagger 2.0 has no such rule (Spotify's Accept, Yelp's Authorization are its parameters).
+_IGNORED_HEADERS = ("accept", "content-type", "authorization")
+_TEMPLATE = re.compile(r"\{([^{}]*)\}")
+# A worked-around mistake: the error ``strict`` raises, and what was done instead.
+_Note = tuple[SpecError, str]
 
 
 def openapi_dialect(document: dict[str, Any], source: str) -> Dialect:
@@ -68,6 +79,8 @@ def load_openapi(document: dict[str, Any], *, source: str, strict: bool = False)
     names = UniqueNames()
     tools: list[ToolSpec] = []
     skipped: list[SkippedOperation] = []
+    warnings: list[SpecWarning] = []
+    first_use: dict[str, str] = {}  # operationId -> the operation that compiled under it first
     for path, item in paths.items():
         item_pointer = "/paths" + encode_pointer([str(path)])
         operations = _operations(document, path, item, item_pointer, source)
@@ -76,9 +89,10 @@ def load_openapi(document: dict[str, Any], *, source: str, strict: bool = False)
             continue
         for method, operation, op_pointer, shared in operations:
             label = f"{method.upper()} {path}"
+            notes: list[_Note] = []
             try:
                 tool = _compile_operation(
-                    document, dialect, source, str(path), method, operation, op_pointer, shared, names
+                    document, dialect, source, str(path), method, operation, op_pointer, shared, names, notes
                 )
             except SpecError as err:
                 _skip_or_raise(err, label, skipped, strict)
@@ -87,6 +101,8 @@ def load_openapi(document: dict[str, Any], *, source: str, strict: bool = False)
                     SpecError("nested too deeply", source=source, pointer=op_pointer), label, skipped, strict
                 )
             else:
+                notes += _reused_id(operation, tool, label, op_pointer, first_use, source)
+                _warn_or_raise(notes, label, warnings, strict)
                 tools.append(tool)
     return ToolSuite(
         name=sanitize_tool_name(str(info.get("title") or source)),
@@ -96,6 +112,7 @@ def load_openapi(document: dict[str, Any], *, source: str, strict: bool = False)
         source=source,
         tools=tools,
         skipped=skipped,
+        warnings=warnings,
     )
 
 
@@ -103,6 +120,28 @@ def _skip_or_raise(err: SpecError, label: str, skipped: list[SkippedOperation], 
     if strict:
         raise err
     skipped.append(SkippedOperation(name=label, pointer=err.pointer, reason=err.message))
+
+
+def _warn_or_raise(notes: list[_Note], label: str, warnings: list[SpecWarning], strict: bool) -> None:
+    for err, instead in notes:
+        if strict:
+            raise err
+        warnings.append(SpecWarning(name=label, pointer=err.pointer, message=f"{err.message}; {instead}"))
+
+
+def _reused_id(
+    operation: dict[str, Any], tool: ToolSpec, label: str, pointer: str, first_use: dict[str, str], source: str
+) -> list[_Note]:
+    """OpenAPI wants operationIds unique; tool names must be, so a second use was renamed (``fetch_2``), and a
+    task or a user naming the operationId gets the first one."""
+    op_id = _operation_id(operation)
+    if op_id is None:
+        return []
+    if op_id not in first_use:
+        first_use[op_id] = label
+        return []
+    why = f"operationId {op_id!r} is used twice (first by {first_use[op_id]})"
+    return [(SpecError(why, source=source, pointer=f"{pointer}/operationId"), f"this tool is named {tool.name!r}")]
 
 
 def _operations(
@@ -135,16 +174,18 @@ def _compile_operation(
     pointer: str,
     shared_params: tuple[list[Any], str],
     names: UniqueNames,
+    notes: list[_Note],
 ) -> ToolSpec:
     if not isinstance(operation, dict):
         raise SpecError("an operation must be an object", source=source, pointer=pointer)
     compiler = SchemaCompiler(document, source=source, dialect=dialect)
-    op_id = operation.get("operationId")
-    raw_name = str(op_id) if isinstance(op_id, str | int) and str(op_id).strip() else None
-    name = names.claim(sanitize_tool_name(raw_name) if raw_name else name_from_http(method, path))
+    raw_name = _operation_id(operation)
 
     builder = _InputBuilder(compiler, source)
     params = _merged_parameters(compiler, shared_params, operation.get("parameters", []), pointer, source)
+    if dialect != "openapi-2.0":
+        params = [(p, at) for p, at in params if p["in"] != "header" or p["name"].lower() not in _IGNORED_HEADERS]
+    params = _path_params(path, params, pointer, source, notes)
     form_params = []
     for param, param_pointer in params:
         location = param.get("in")
@@ -170,7 +211,8 @@ def _compile_operation(
     details = str(operation.get("description") or "").strip()
     description = summary if not details or details == summary else f"{summary}\n\n{details}".strip()
     return ToolSpec(
-        name=name,
+        # Claimed last: an operation skipped on the way holds no name.
+        name=names.claim(sanitize_tool_name(raw_name) if raw_name else name_from_http(method, path)),
         original_name=raw_name or f"{method.upper()} {path}",
         description=description or f"{method.upper()} {path}",
         input_schema=input_schema,
@@ -182,6 +224,36 @@ def _compile_operation(
         deprecated=operation.get("deprecated") is True,
         source=Source(file=source, pointer=pointer),
     )
+
+
+def _operation_id(operation: dict[str, Any]) -> str | None:
+    op_id = operation.get("operationId")
+    return str(op_id) if isinstance(op_id, str | int) and str(op_id).strip() else None
+
+
+def _path_params(
+    path: str, params: list[tuple[dict[str, Any], str]], pointer: str, source: str, notes: list[_Note]
+) -> list[tuple[dict[str, Any], str]]:
+    """Every ``{name}`` in the path needs an ``in: path`` parameter of that name: without one the tool cannot
+    say which item it means, and no call of it can succeed. One the path lacks has nowhere to go: dropped."""
+    template = _TEMPLATE.findall(path)
+    declared = [p["name"] for p, _ in params if p["in"] == "path"]
+    for name in template:
+        if name not in declared:
+            near = [d for d in declared if d.lower() == name.lower()]
+            if near:
+                why = f"{near[0]!r} is, and names are case-sensitive"
+            else:
+                why = f"no parameter with in: path and name: {name}, at the operation or its path item"
+            raise SpecError(f"path parameter {{{name}}} is not declared: {why}", source=source, pointer=pointer)
+    kept = []
+    for param, at in params:
+        if param["in"] == "path" and param["name"] not in template:
+            err = SpecError(f"path parameter {param['name']!r} is not in the path {path}", source=source, pointer=at)
+            notes.append((err, "it is left out of the tool"))
+        else:
+            kept.append((param, at))
+    return kept
 
 
 def _merged_parameters(

@@ -247,6 +247,7 @@ async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], l
     producers = [p for p in tools if p[1].name == focus] or list(tools)
     ctx.rng.shuffle(producers)
     found_any = False
+    failed: Skip | None = None  # the last chain whose call failed: the table names its tool
     for server, producer in producers[:8]:
         try:
             first = ctx.make_call(server, producer)
@@ -280,10 +281,13 @@ async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], l
             if not informative(consumer, second):  # an update that says only which record
                 continue
             await ctx.execute([[first, second]], initial=initial)
-        except Skip:
+        except Skip as exc:
+            failed = exc if exc.tool else failed
             continue
         return [first, second], [producer, consumer], param, how
     # Which ids a result holds depends on the drawn call (a filter may match nothing): another draw may chain.
+    if failed is not None:
+        raise Skip("the chained call failed on the server", tool=failed.tool, error=failed.error)
     raise Skip("the chained call failed on the server" if found_any else "no result named a record another takes")
 
 

@@ -54,25 +54,30 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from inftool_env.cli import warn_lost_operations
     from inftool_env.synth.categories import parse_categories
-    from inftool_env.synth.run import synthesize
-    from inftool_env.synth.target import plan_targets
+    from inftool_env.synth.run import env_config, synthesize
+    from inftool_env.synth.world import open_world
 
+    categories = parse_categories(args.categories)
+    world = open_world(args.source, model=None if args.generator == "schema" else args.generator)
+    out = Path(args.out)
+    ours = f"{env_config(world).id.rsplit('/', 1)[-1]}.toml"
+    others = sorted(p.name for p in out.glob("*.toml") if p.name != ours) if out.is_dir() else []
+    if others:  # its manifest would point at this run's tasks.jsonl: refused before any work
+        raise InftoolError(f"{out} holds another env's synthesized tasks ({others[0]}); pick another --out")
+    warn_lost_operations(world.compiled)  # no task will use what the spec lost
     plan = None
     if args.target:
-        tasks = _target_tasks(args)
-        plan = plan_targets(args.target, tasks, n=args.n, seed=args.seed, categories=parse_categories(args.categories))
+        from inftool_env.synth.target import plan_targets
+
+        plan = plan_targets(args.target, _target_tasks(args), n=args.n, seed=args.seed, categories=categories)
         print(plan.describe())
-    out = Path(args.out)
-    run = synthesize(args.source, n=args.n, categories=args.categories, generator=args.generator, seed=args.seed,
-                     plan=plan, round=args.round, progress=True)  # fmt: skip
+    run = synthesize(world, n=args.n, categories=categories, generator=args.generator, seed=args.seed, plan=plan,
+                     round=args.round, progress=True)  # fmt: skip
     print(run.table())
     if not run.tasks:  # an empty tasks.jsonl would replace whatever --out held
         raise InftoolError(f"{args.source}: no task was verified, so nothing was written (the table says why)")
-    ours = f"{run.env_config.id.rsplit('/', 1)[-1]}.toml"
-    others = sorted(p.name for p in out.glob("*.toml") if p.name != ours) if out.is_dir() else []
-    if others:  # its manifest would point at this run's tasks.jsonl
-        raise InftoolError(f"{out} holds another env's synthesized tasks ({others[0]}); pick another --out")
     manifest = run.write(out)
     print(f"tasks: {out / 'tasks.jsonl'}; manifest: {manifest}")
     print(f"next: inftool eval {manifest} --policy oracle")

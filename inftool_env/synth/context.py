@@ -31,7 +31,13 @@ from inftool_env.tasks import ToolCall
 
 
 class Skip(Exception):
-    """This attempt cannot make a task (counted under its reason; the next attempt may)."""
+    """This attempt cannot make a task (counted under its reason; the next attempt may). ``tool`` and
+    ``error``: the tool whose call failed and what it said, where one did (the run lists them by tool)."""
+
+    def __init__(self, reason: str, *, tool: str = "", error: str = "") -> None:
+        super().__init__(reason)
+        self.tool = tool
+        self.error = error
 
 
 class NotApplicable(Exception):
@@ -78,7 +84,7 @@ class Context:
     ) -> ToolCall:
         fixed = dict(fixed or {})
         if needs_created_record(self.world, server, tool) and not fixed:
-            raise Skip("needs a record only an earlier call creates")
+            raise Skip("needs a record only an earlier call creates", tool=tool.name)
         root = tool.input_schema
         props: dict[str, Any] = root.get("properties", {})
         required = set(root.get("required", []))
@@ -98,7 +104,7 @@ class Context:
             if name in targets:
                 pool = ids.get(targets[name], [])
                 if not pool:
-                    raise Skip(f"no {targets[name]} record to act on")
+                    raise Skip(f"no {targets[name]} record to act on", tool=tool.name)
                 value: Any = self.rng.choice(pool)
                 if isinstance(schema, dict) and schema.get("type") == "integer" and str(value).isdigit():
                     value = int(value)
@@ -111,15 +117,16 @@ class Context:
             args[name] = _value(maker, name, props[name])
         problems = self.world.compiled[server].argument_errors(tool, args)
         if problems:
-            raise Skip(f"generated arguments do not validate ({textwrap.shorten(problems[0], 100, placeholder=' …')})")
+            said = textwrap.shorten(problems[0], 100, placeholder=" …")
+            raise Skip(f"generated arguments do not validate ({said})", tool=tool.name, error=problems[0])
         return ToolCall(name=tool.name, arguments=args)
 
     async def execute(self, turns: list[list[ToolCall]], *, initial: dict[str, Any]) -> list[list[CallResult]]:
         results, _ = await run_calls(self.world.compiled, self.world.owner(), turns, initial=initial, seed=self.seed)
-        for turn in results:
-            for result in turn:
+        for calls, turn in zip(turns, results, strict=True):
+            for call, result in zip(calls, turn, strict=True):
                 if result.is_error:
-                    raise Skip("a ground-truth call failed on the server")
+                    raise Skip("a ground-truth call failed on the server", tool=call.name, error=result.text)
         return results
 
     # -- pinned state ---------------------------------------------------------------------------

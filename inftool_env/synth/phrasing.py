@@ -69,7 +69,26 @@ def _imperative(text: str) -> str:
     clause = " ".join(words)
     clause = re.sub(r"\b(this (endpoint|operation|method|function|api)|the api)\b", "", clause, flags=re.I)
     clause = re.sub(r",\s*(and\s+)?returns?\b.*$", "", clause)  # "…, returns a summary of the build": the result
-    return re.sub(r"\s+", " ", clause).strip()[:160]
+    return _clip(re.sub(r"\s+", " ", clause).strip())
+
+
+_MAX_ACTION = 160  # characters of an action; a longer one ends at a clause boundary, else a word's end
+_MIN_CLAUSE = 20  # a clause boundary closer to the start than this leaves too little
+# Before a comma, semicolon, colon, parenthesis or dash, or a word that starts a subordinate clause.
+_CLAUSE_BREAK = re.compile(r"\s*[,;:(]|\s+[-–—]\s|\s+(?=(?:which|such as|including|so that|in order to|where|while)\b)")
+_DANGLING = re.compile(r"(?:[\s,;:(–—-]+(?:and|or|but|nor|the|a|an|of|to|for|with|in|on|by|at|from|as|its|their)\b)+$"
+                       r"|[\s,;:(–—-]+$", re.I)  # fmt: skip
+
+
+def _clip(text: str, limit: int = _MAX_ACTION) -> str:
+    """``text`` up to ``limit`` characters, cut at the last clause boundary within them, else at the last
+    word's end (never mid-word); no dangling "and"/"of" left at the end."""
+    if len(text) <= limit:
+        return text
+    breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text, 0, limit + 1) if m.start() >= _MIN_CLAUSE]
+    cut = breaks[-1] if breaks else text.rfind(" ", 0, limit + 1)
+    clipped = text[:cut] if cut > 0 else text[:limit]
+    return _DANGLING.sub("", clipped).strip()
 
 
 def _is_heading(words: list[str]) -> bool:
@@ -94,21 +113,58 @@ def _first_sentence(text: str) -> str:
     return sentences[0] if sentences else ""
 
 
-_PREAMBLE = re.compile(r"^(this|these) (tool|endpoint|operation|method|function|api)s?\b", re.I)
+_TOOL_NOUN = r"(?:tool|endpoint|operation|method|function|api|call|request)s?"
+_PREAMBLE = re.compile(rf"^(this|these) {_TOOL_NOUN}\b", re.I)
 _LABEL = re.compile(r"^[A-Za-z][\w ]{0,30}:\s+")
 _NOT_A_VERB = {"the", "a", "an", "this", "these", "that", "it", "its", "their", "our", "your", "all", "each", "any"}
+# A section title run into the next sentence (eBay: "Request headers This method uses …"), a few words
+# before a capitalised "This method": the title goes, the sentence is judged on its own.
+_HEADING = re.compile(rf"^[A-Z][\w'-]*(?: [\w'-]+){{0,3}}? (?=(?:This|These) (?i:{_TOOL_NOUN})\b)")
+_SECTION_TITLES = {"request headers", "response headers", "headers", "restrictions", "limitations", "note", "notes",
+                   "important", "warning", "example", "examples", "overview", "usage", "parameters", "errors",
+                   "permissions", "authorization", "authentication", "scopes", "rate limits", "see also", "deprecated",
+                   "request", "response", "responses"}  # fmt: skip
+# What a preamble says of the tool itself, not of what it does: "This method uses …", "… requires …", "… can …".
+_ABOUT_ITSELF = {"is", "are", "was", "were", "be", "belongs", "belong", "requires", "require", "uses", "use", "can",
+                 "cannot", "may", "might", "will", "must", "should", "has", "have", "does", "do", "only", "also",
+                 "supports", "support", "needs", "need", "works", "work", "accepts", "accept", "takes", "take",
+                 "applies", "apply", "expects", "expect"}  # fmt: skip
+# A preamble that goes on to the action: "This operation is used to add …", "This endpoint allows you to create …".
+_ENABLES = re.compile(r"^(?:(?:is|are|can be|may be|should be) used (?:to|for)|(?:allows|lets|enables|helps)"
+                      r"(?: (?:you|users|clients|callers|the caller|the user))?(?: to)?)\s+", re.I)  # fmt: skip
 
 
 def _summary(text: str) -> str:
-    """The sentence that says what the operation does: past a preamble about the tool itself
-    ("This tool belongs to …"), and past a label ("Tool description: …")."""
+    """The sentence that says what the operation does: past a label ("Tool description: …"), a section
+    title ("Request headers"), and a preamble about the tool itself ("This tool belongs to …", "This method
+    uses …"); a preamble that says what it does is the summary, its subject dropped ("This method returns
+    the orders of a customer." -> "Gets the orders of a customer.")."""
     for sentence in _sentences(text):
         if ";" in sentence and _PREAMBLE.match(sentence):
             sentence = sentence.split(";", 1)[1].strip()
-        sentence = _LABEL.sub("", sentence)
-        if sentence and not _PREAMBLE.match(sentence):
+        sentence = _LABEL.sub("", _HEADING.sub("", sentence))
+        if sentence.rstrip(".:").lower() in _SECTION_TITLES:
+            continue
+        if _PREAMBLE.match(sentence):
+            sentence = _what_it_does(sentence)
+        if sentence:
             return sentence
     return ""
+
+
+def _what_it_does(sentence: str) -> str:
+    """ "This method returns X" -> "Gets X", "This endpoint retrieves X" -> "Retrieves X", "This operation is
+    used to add X" -> "Add X"; "" for what a preamble says of the tool itself ("This method uses …")."""
+    rest = _PREAMBLE.sub("", sentence).strip()
+    enables = _ENABLES.match(rest)
+    if enables:
+        rest = rest[enables.end() :]
+    elif not rest or rest.split()[0].lower() in _ABOUT_ITSELF:
+        return ""
+    verb, _, tail = rest.partition(" ")
+    if not enables and verb.lower() in ("returns", "return"):  # a user asks to get it, not to return it
+        verb = "Gets"
+    return f"{verb[:1].upper()}{verb[1:]} {tail}".strip()
 
 
 _DOING = {"search", "autocomplete", "lookup", "find", "query", "match", "validate", "verify", "cancel", "retry",

@@ -3,6 +3,10 @@
 The quota (``n`` over the categories, or a target plan's cells) is met attempt by attempt: a builder
 makes a candidate, the verifier re-runs it on fresh servers, a near-duplicate of a kept task is
 dropped; every drop is counted under its reason. A category that cannot apply says why.
+
+What one attempt gives: its category does not apply (and the category stops), or a candidate (the
+builder's task, and any companion tasks it made beside it, each kept or dropped; or the builder's own
+give-up, a drop). So ``attempts - not_applicable_attempts + companions == kept + dropped``.
 """
 
 from __future__ import annotations
@@ -29,24 +33,56 @@ from inftool_env.llm import ChatModel
 from inftool_env.synth.categories import BUILDERS, CATEGORIES, parse_categories
 from inftool_env.synth.context import Context, NotApplicable, Skip
 from inftool_env.synth.target import ANY_TOOL, TargetPlan, cell_of
-from inftool_env.synth.verify import Deduper, verify_task
+from inftool_env.synth.verify import ERROR_CHARS, Deduper, find_failure
 from inftool_env.synth.world import ManifestSource, SynthError, World, open_world
 from inftool_env.tasks import Task
 
 ATTEMPTS_PER_TASK = 6
+SHOWN_TOOLS = 8  # uncovered tools the table names (stats.json lists them all)
+SHOWN_FAILURES = 12  # (reason, tool) lines of the table's failures
+SHOWN_ERROR_CHARS = 100  # of each failure's first error
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Drops:
+    """Every drop: ``counts`` by its short reason (``simple: execution``, the table's counts), ``reasons``
+    by its whole reason (``simple: execution: getBuild: No project …``), and ``by_tool``: per (short
+    reason, tool) how many and the first error (the tool "" where no one tool failed)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    by_tool: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+
+    def add(self, category: str, reason: str, *, whole: str = "", tool: str = "", error: str = "") -> None:
+        """``reason``: the short one; ``whole``: the full one where it says more."""
+        self.counts[f"{category}: {reason}"] += 1
+        self.reasons[f"{category}: {whole or reason}"] += 1
+        if tool or whole:
+            said = error if tool else whole.removeprefix(f"{reason}: ")
+            count, first = self.by_tool.get((reason, tool), (0, said))
+            self.by_tool[(reason, tool)] = (count + 1, first)
+
+    def add_skip(self, category: str, skip: Skip) -> None:
+        """A builder's give-up: its reason, and the tool and error it names, if any."""
+        error = " ".join(skip.error.split())[:ERROR_CHARS]
+        whole = ": ".join(filter(None, [str(skip), skip.tool, error])) if skip.tool else ""
+        self.add(category, str(skip), whole=whole, tool=skip.tool, error=error)
 
 
 @dataclass
 class SynthRun:
     tasks: list[Task]
-    dropped: dict[str, int]
+    dropped: dict[str, int]  # by short reason ("simple: execution"); ``drops`` holds the whole reasons
     not_applicable: dict[str, str]
     env_config: EnvConfig
     world: World
-    attempts: int = 0
+    attempts: int = 0  # builder calls
     plan: TargetPlan | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    drops: Drops = field(default_factory=Drops)
+    not_applicable_attempts: int = 0  # attempts that found their category does not apply
+    companions: int = 0  # candidates a builder made beside its task
 
     def table(self) -> str:
         return format_table(self)
@@ -68,7 +104,7 @@ class SynthRun:
 
 
 def synthesize(
-    source: str | Path | ManifestSource,
+    source: str | Path | ManifestSource | World,
     n: int = 200,
     categories: list[str] | None = None,
     generator: str | ChatModel = "schema",
@@ -94,7 +130,7 @@ def synthesize(
 
 
 async def synthesize_async(
-    source: str | Path | ManifestSource,
+    source: str | Path | ManifestSource | World,
     *,
     n: int = 200,
     categories: list[str] | None = None,
@@ -105,16 +141,16 @@ async def synthesize_async(
     progress: bool = False,
     attempts_per_task: int = ATTEMPTS_PER_TASK,
 ) -> SynthRun:
-    """``generator``: "schema", a model string, or a ChatModel object (both agent roles play on it)."""
+    """``generator``: "schema", a model string, or a ChatModel object (both agent roles play on it).
+    ``source``: also a World ``open_world`` made (the CLI opens it first, to check ``--out`` against it)."""
     wanted = parse_categories(categories)
     if n < 0 or attempts_per_task < 1:
         raise SynthError(f"n must be at least 0 and attempts_per_task at least 1, not {n} and {attempts_per_task}")
     model = None if generator == "schema" else generator
-    world = open_world(source, model=model if isinstance(model, str) else None)
+    world = source if isinstance(source, World) else open_world(source, model=model if isinstance(model, str) else None)
     quota = _quota(wanted, n, plan)
     run = SynthRun([], {}, {}, env_config(world), world, plan=plan)
     fresh = world.fresh()
-    dropped: Counter[str] = Counter()
     kept: list[Task] = []
     parents: dict[tuple[str, str], Task] = {}
     for hard in plan.hard_tasks if plan else []:  # hardest first: a cell's parent is its hardest task
@@ -131,22 +167,22 @@ async def synthesize_async(
             agents = ThreeAgents(chat, chat, world, seed=seed)
     name = generator if isinstance(generator, str) else generator.name
     try:
-        await _fill(run, world, quota, fresh, dropped, kept, parents, bar, agents, name, seed, round, attempts_per_task)
+        await _fill(run, world, quota, fresh, kept, parents, bar, agents, name, seed, round, attempts_per_task)
     finally:
         bar.close()
         if agents is not None:
             await agents.aclose()
-    run.dropped = dict(dropped)
+    run.dropped = dict(run.drops.counts)
     run.stats = stats(run)
     return run
 
 
 async def _fill(
-    run: SynthRun, world: World, quota: dict[tuple[str, str], int], fresh: dict[str, Any], dropped: Counter[str],
-    kept: list[Task], parents: dict[tuple[str, str], Task], bar: Any, agents: Any, generator: str, seed: int,
-    round: int, attempts_per_task: int,  # noqa: A002
+    run: SynthRun, world: World, quota: dict[tuple[str, str], int], fresh: dict[str, Any], kept: list[Task],
+    parents: dict[tuple[str, str], Task], bar: Any, agents: Any, generator: str, seed: int, round: int,  # noqa: A002
+    attempts_per_task: int,
 ) -> None:  # fmt: skip
-    dedup = Deduper()
+    dedup, drops = Deduper(), run.drops
     for (focus, category), count in quota.items():
         ctx = Context.create(world, seed=zlib.crc32(f"{seed}|{category}|{focus}".encode()) % 2**31)
         made = 0
@@ -163,53 +199,55 @@ async def _fill(
                 parent = parents.get((focus, category))
                 origin = {"generator": generator, "seed": seed, "round": round, "attempt": attempt,
                           "parent": parent.id if parent else None}  # fmt: skip
-                if not await _keep(task, world, origin, fresh, dedup, kept, dropped, round, seed):
+                if not await _keep(task, world, origin, fresh, dedup, kept, drops, round, seed):
                     continue
                 made += 1
                 bar.update(1)
                 paired = {**origin, "companion_of": kept[-1].id}
+                run.companions += len(companions)
                 for companion in companions:  # beyond the quota: the bar grows with them
-                    if await _keep(companion, world, paired, fresh, dedup, kept, dropped, round, seed):
+                    if await _keep(companion, world, paired, fresh, dedup, kept, drops, round, seed):
                         bar.total += 1
                         bar.update(1)
             except NotApplicable as exc:
                 run.not_applicable[category] = str(exc)
+                run.not_applicable_attempts += 1
                 break
             except Skip as exc:
-                dropped[f"{category}: {exc}"] += 1
+                drops.add_skip(category, exc)
             except RolloutError:  # the model's endpoint or a server is down: every attempt would fail alike
                 raise
             except Exception as exc:  # a bug met by one odd tool or value costs this attempt, not the run
-                _internal_error(category, exc, dropped)
+                _internal_error(category, exc, drops)
         if made == 0 and category not in run.not_applicable and count:
-            top = next((r for r, _ in dropped.most_common() if r.startswith(f"{category}:")), "no attempt")
+            top = next((r for r, _ in drops.counts.most_common() if r.startswith(f"{category}:")), "no attempt")
             run.not_applicable.setdefault(category, f"no candidate verified ({top.split(': ', 1)[-1]})")
     run.tasks = kept
 
 
-def _internal_error(category: str, exc: Exception, dropped: Counter[str]) -> None:
+def _internal_error(category: str, exc: Exception, drops: Drops) -> None:
     """Count an unexpected exception as a drop reason; the first of each kind is logged with its traceback."""
     kind = type(exc).__name__
     message = textwrap.shorten(str(exc), 80, placeholder=" …")
-    reason = f"{category}: internal error ({kind}: {message})" if message else f"{category}: internal error ({kind})"
-    if not dropped[reason]:
-        logger.warning("synth %s", reason, exc_info=exc)
-    dropped[reason] += 1
+    reason = f"internal error ({kind}: {message})" if message else f"internal error ({kind})"
+    if not drops.counts[f"{category}: {reason}"]:
+        logger.warning("synth %s: %s", category, reason, exc_info=exc)
+    drops.add(category, reason)
 
 
 async def _keep(task: Task, world: World, origin: dict[str, Any], fresh: dict[str, Any], dedup: Deduper,
-                kept: list[Task], dropped: Counter[str], round: int, seed: int) -> bool:  # noqa: A002  # fmt: skip
+                kept: list[Task], drops: Drops, round: int, seed: int) -> bool:  # noqa: A002  # fmt: skip
     """Verify, name and deduplicate one candidate; kept ones are appended, dropped ones counted by reason."""
-    reason = await verify_task(task, fresh)
-    if reason is not None:
-        dropped[f"{task.category}: {reason.split(':')[0]}"] += 1
+    failure = await find_failure(task, fresh)
+    if failure is not None:
+        drops.add(task.category, failure.kind, whole=failure.reason, tool=failure.tool, error=failure.error)
         return False
     task = task.model_copy(update={
         "id": f"{world.name.lower()}-{task.category}-r{round}-s{seed}-{len(kept):04d}",
         "provenance": {**task.provenance, **origin},
     })  # fmt: skip
     if not dedup.add(task):
-        dropped[f"{task.category}: near-duplicate"] += 1
+        drops.add(task.category, "near-duplicate")
         return False
     kept.append(task)
     return True
@@ -240,6 +278,10 @@ def env_config(world: World) -> EnvConfig:
 
 
 def stats(run: SynthRun) -> dict[str, Any]:
+    """What ``stats.json`` holds. ``verification_rate``: kept / candidates, where a candidate is a task a
+    builder made (kept, or dropped by the verifier or as a near-duplicate) or a builder's give-up (a drop);
+    ``attempts``: builder calls, of which ``not_applicable_attempts`` found their category does not apply;
+    ``companions``: candidates made beside another's task (see the module doc for how these add up)."""
     values: list[str] = []
     for task in run.tasks:
         for turn in task.ground_truth:
@@ -256,6 +298,16 @@ def stats(run: SynthRun) -> dict[str, Any]:
         "value_diversity": round(len(set(values)) / len(values), 3) if values else 0.0,
         "verification_rate": round(len(run.tasks) / max(len(run.tasks) + total_dropped, 1), 3),
         "attempts": run.attempts,
+        "tools_uncovered": [tool.name for _, tool in run.world.tools if tool.name not in tools],
+        "dropped_reasons": dict(run.drops.reasons.most_common()),
+        "failed_tools": [
+            {"reason": reason, "tool": tool, "count": count, "first_error": first}
+            for (reason, tool), (count, first) in sorted(run.drops.by_tool.items(), key=lambda kv: -kv[1][0])
+        ],
+        "kept": len(run.tasks),
+        "candidates": len(run.tasks) + total_dropped,
+        "not_applicable_attempts": run.not_applicable_attempts,
+        "companions": run.companions,
     }
 
 
@@ -268,14 +320,39 @@ def format_table(run: SynthRun) -> str:
         if count or note:
             lines.append(f"{category:<18} {count:>5}  {note}")
     lines.append(f"{'total':<18} {len(run.tasks):>5}")
-    lines.append(
-        f"tools covered {s['tools_covered']}/{s['tools_total']}, argument-value diversity "
-        f"{s['value_diversity']:.0%}, verification rate {s['verification_rate']:.0%} ({run.attempts} attempts)"
-    )
+    lines.append(f"tools covered {s['tools_covered']}/{s['tools_total']}, argument-value diversity "
+                 f"{s['value_diversity']:.0%}")  # fmt: skip
+    lines.append(_rate_line(s))
+    uncovered = s["tools_uncovered"]
+    if uncovered:
+        more = f" and {len(uncovered) - SHOWN_TOOLS} more" if len(uncovered) > SHOWN_TOOLS else ""
+        lines.append(f"tools not covered: {', '.join(uncovered[:SHOWN_TOOLS])}{more}")
     if run.dropped:
         lines.append("dropped:")
         lines += [f"  {k}: {v}" for k, v in sorted(run.dropped.items(), key=lambda kv: -kv[1])]
+    failed = s["failed_tools"]
+    if failed:
+        lines.append("dropped, by tool (times): first error")
+        for row in failed[:SHOWN_FAILURES]:
+            first = textwrap.shorten(row["first_error"], SHOWN_ERROR_CHARS, placeholder=" …")
+            which = f"{row['reason']}: {row['tool']}" if row["tool"] else row["reason"]
+            lines.append(f"  {which} ({row['count']})" + (f": {first}" if first else ""))
+        if len(failed) > SHOWN_FAILURES:
+            lines.append(f"  and {len(failed) - SHOWN_FAILURES} more (stats.json lists them)")
     return "\n".join(lines)
+
+
+def _rate_line(s: dict[str, Any]) -> str:
+    """The verification rate and the counts it is of, which add up: attempts, less those that found their
+    category does not apply, plus companions, are the candidates; kept and dropped ones are too."""
+    dropped = s["candidates"] - s["kept"]
+    line = f"verification rate {s['verification_rate']:.0%}: {s['kept']} of {s['candidates']} candidates kept"
+    line += f", {dropped} dropped (below); {s['attempts']} attempts" if dropped else f"; {s['attempts']} attempts"
+    if s["not_applicable_attempts"]:
+        line += f", {s['not_applicable_attempts']} of which found their category does not apply"
+    if s["companions"]:
+        line += f"; {s['companions']} candidates made beside another's task"
+    return line
 
 
 def to_toml(config: EnvConfig, out_dir: Path) -> str:

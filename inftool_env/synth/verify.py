@@ -10,7 +10,8 @@
    before it (never its own: a record echoes what it was given); no tool name leaks;
 5. order: the calls of a parallel turn run without error in every order (a model may emit them so).
 
-``near_duplicates`` then drops tasks too close to one kept before them. Each failure is a reason string.
+``near_duplicates`` then drops tasks too close to one kept before them. Each failure is a ``Failure``:
+its reason string (``verify_task`` returns it), and the tool whose call failed with what it said.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from inftool_env.mcp.server import CompiledServer
@@ -28,73 +30,101 @@ from inftool_env.synth.world import run_calls
 from inftool_env.tasks import Task, ToolCall
 
 SEEDS = (11, 29)
+ERROR_CHARS = 300  # of a tool's error, kept in a reason
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a candidate fails: ``reason`` ("execution: getBuild: No project …", its kind before the first
+    colon), and where one tool's call failed, that tool and what it said (``error``, without the tool)."""
+
+    reason: str
+    tool: str = ""
+    error: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def failed_call(kind: str, tool: str, error: str) -> Failure:
+    """``kind: tool: error``, the error on one line and cut to ``ERROR_CHARS``."""
+    error = " ".join(error.split())[:ERROR_CHARS]
+    return Failure(f"{kind}: {tool}: {error}", tool, error)
 
 
 async def verify_task(task: Task, servers: dict[str, CompiledServer]) -> str | None:
     """None when the task holds; else why not. ``servers``: fresh ones, by server name."""
+    failure = await find_failure(task, servers)
+    return None if failure is None else failure.reason
+
+
+async def find_failure(task: Task, servers: dict[str, CompiledServer]) -> Failure | None:
+    """``verify_task``'s check, its failure whole: which tool failed, and how."""
     names = task.servers or list(servers)
     missing = [n for n in names if n not in servers]
     if missing:
-        return f"format: servers {missing} are not in the env"
+        return Failure(f"format: servers {missing} are not in the env")
     tools = {t.name: t for n in names for t in servers[n].suite.tools}
     offered = {t for t in tools if t not in task.excluded_tools}
     owner = {t.name: n for n in names for t in servers[n].suite.tools}
     for turn in task.ground_truth:
         for call in turn:
             if call.name not in offered:
-                return f"format: {call.name} is not offered"
+                return failed_call("format", call.name, "not offered")
             problems = servers[owner[call.name]].argument_errors(tools[call.name], call.arguments)
             if problems:
-                return f"format: {call.name}: {problems[0]}"
+                return failed_call("format", call.name, problems[0])
     truth = list(task.ground_truth)
     texts: list[list[str]] = []
     for seed in SEEDS:
         results, _ = await run_calls(servers, owner, truth, initial=task.initial_state, seed=seed)
-        for turn_results in results:
-            for result in turn_results:
+        for turn, turn_results in zip(truth, results, strict=True):
+            for call, result in zip(turn, turn_results, strict=True):
                 if result.is_error:
-                    return f"execution: {result.text[:120]}"
+                    return failed_call("execution", call.name, result.text)
         texts = [[r.text for r in turn_results] for turn_results in results]
     if task.category == "irrelevance":
         if any(truth):
-            return "semantic: an irrelevance task with calls"
+            return Failure("semantic: an irrelevance task with calls")
     elif not any(truth):
-        return "semantic: no ground-truth call"
+        return Failure("semantic: no ground-truth call")
     if task.one_shot and task.bfcl is not None:
         decoded = [{c.name: dict(c.arguments)} for turn in truth for c in turn]
         verdict = check_ast(task.bfcl.docs, decoded, task.bfcl.possible, task.bfcl.category)
         if not verdict.valid:
-            return f"semantic: the ground truth fails its own possible answers ({verdict.error_type})"
+            return Failure(f"semantic: the ground truth fails its own possible answers ({verdict.error_type})")
     leaked = leaks(" ".join(task.turns), list(tools.values()))  # names and HTTP paths
     if leaked:
-        return f"leak: the request names {leaked[0]}"
+        return Failure(f"leak: the request names {leaked[0]}")
     unsaid = _uninferable(task, tools, texts)
     if unsaid is not None:
         return unsaid
     # Last: up to five more replays, paid only by a task every cheaper check kept.
     if task.category in ("parallel", "parallel_multiple") and len(truth) == 1:
-        failed = await _fails_in_some_order(truth[0], task, servers, owner)
-        if failed:
-            return f"order: {failed[:120]}"
+        return await _fails_in_some_order(truth[0], task, servers, owner)
     return None
 
 
 async def _fails_in_some_order(
     calls: list[ToolCall], task: Task, servers: dict[str, CompiledServer], owner: dict[str, str]
-) -> str | None:
-    """The error of the first order (every one, up to three calls; else the reverse) in which the turn fails:
-    BFCL's parallel is order-free, so ``update`` then ``remove`` of one record must not be the only way. (Not
-    the end state: two creates in either order number their records differently, and both are right.)"""
+) -> Failure | None:
+    """The first order (every one, up to three calls; else the reverse) in which the turn fails, and its first
+    error: BFCL's parallel is order-free, so ``update`` then ``remove`` of one record must not be the only way.
+    (Not the end state: two creates in either order number their records differently, and both are right.)"""
     orders = list(itertools.permutations(calls))[1:] if len(calls) <= 3 else [tuple(reversed(calls))]
     for order in orders:
         results, _ = await run_calls(servers, owner, [list(order)], initial=task.initial_state, seed=SEEDS[0])
-        errors = [r.text for r in results[0] if r.is_error]
-        if errors:
-            return errors[0]
+        for call, result in zip(order, results[0], strict=True):
+            if result.is_error:
+                return failed_call("order", call.name, result.text)
     return None
 
 
-def _uninferable(task: Task, tools: dict[str, Any], results: list[list[str]]) -> str | None:
+def _uninferable(task: Task, tools: dict[str, Any], results: list[list[str]]) -> Failure | None:
     """The first argument value the solver was not told before making the call. ``results``: each
     ground-truth call's result text, per turn. Calls of a one-shot turn are emitted together, so none
     sees another's result; a multi-step turn's later calls see the earlier ones'."""
@@ -112,14 +142,15 @@ def _uninferable(task: Task, tools: dict[str, Any], results: list[list[str]]) ->
                     continue
                 for leaf in _leaves(value):
                     if not _mentioned(leaf, told) and not _mentioned(leaf, earlier):
-                        return f"inference: {call.name}.{param}={leaf!r} is nowhere in the request"
+                        unsaid = f"{param}={leaf!r} is nowhere in the request"
+                        return Failure(f"inference: {call.name}.{unsaid}", call.name, unsaid)
             turn_results = results[turn_index] if turn_index < len(results) else []
             seen.append(turn_results[call_index] if call_index < len(turn_results) else "")
     if task.category == "missing_param" and task.ground_truth and task.ground_truth[-1]:
         first = task.turns[0].lower()
         facts = list(task.facts.values())
         if not facts or all(_mentioned(leaf, first) for f in facts for leaf in _leaves(f)):
-            return "semantic: the missing value is already in the first request"
+            return Failure("semantic: the missing value is already in the first request")
     return None
 
 

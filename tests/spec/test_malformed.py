@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inftool_env.errors import SpecError
-from inftool_env.spec import compile_document, load_spec
+from inftool_env.spec import compile_document, load_spec, parse_text
 from inftool_env.spec.ir import ToolSuite
 from inftool_env.spec.sample import sample
 
@@ -247,3 +247,38 @@ def test_the_sampler_survives_a_backtracking_pattern():
     assert isinstance(value, str) and set(value) <= {"a"}
     one_of = {"oneOf": [{"type": "string", "pattern": "^(a|a)*$"}, {"type": "integer"}], "default": "a" * 40 + "!"}
     assert sample(one_of, random.Random(1)) is not None
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("paths:\n  /a:\n    get: {}\n  /a:\n    post: {}\n", "line 4 column 3: duplicate key '/a' (first at line 2)"),
+        ("r: {200: a, '200': b}\n", "line 1 column 13: duplicate key '200' (first at line 1)"),  # one JSON key
+    ],
+)
+def test_a_key_written_twice_is_refused_with_its_line(tmp_path, text, message):
+    """PyYAML keeps the last of two equal keys: a path written twice lost the first one's operations unseen."""
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == f"{path}: invalid YAML at {message}"
+
+
+def test_keys_a_merge_brings_may_be_overridden_but_not_written_twice():
+    text = "x-base: &b {a: 1, c: 2}\nx-more: &m {<<: *b, a: 5}\nx-last: {<<: [*m, *b], c: 9}\n"
+    assert parse_text(text, source="merge.yaml")["x-last"] == {"a": 5, "c": 9}
+    with pytest.raises(SpecError, match=r"line 4 column 25: duplicate key 'c' \(first at line 4\)"):
+        parse_text(text + "x-again: {<<: *b, c: 3, c: 4}\n", source="merge.yaml")
+
+
+def test_a_yaml_error_says_where_the_unclosed_thing_began(tmp_path):
+    """An unclosed quote on line 3 was reported at the end of the file only ("line 6 column 1")."""
+    path = tmp_path / "typo.yaml"
+    path.write_text('openapi: 3.0.3\ninfo:\n  title: "Typo\n  version: 1.0.0\npaths: {}\n')
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == (
+        f"{path}: invalid YAML: while scanning a quoted scalar at line 3 column 10, "
+        "found unexpected end of stream at line 6 column 1"
+    )

@@ -272,3 +272,72 @@ def test_sanitize_long_names_stay_unique():
     a, b = "x" * 100 + "a", "x" * 100 + "b"
     assert sanitize_tool_name(a) != sanitize_tool_name(b)
     assert len(sanitize_tool_name(a)) == 64
+
+
+def test_an_undeclared_path_parameter_skips_the_operation_strict_raises():
+    """A tool for /pets/{petId} with no petId argument can never say which pet: the simulator was told 'None'."""
+    path_level = [{"name": "petId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    spec = doc(
+        {
+            "/pets/{petId}": {"parameters": path_level, "get": {"operationId": "getPet"}, "delete": {}},
+            "/owners/{ownerId}": {"get": {"operationId": "getOwner"}},
+            "/orders/{orderId}": {"get": {"operationId": "getOrder", "parameters": [
+                {"name": "orderID", "in": "path", "required": True, "schema": {"type": "string"}}]}},
+        }
+    )  # fmt: skip
+    suite = load_spec(spec)
+    assert suite.tool_names == ["getPet", "delete_pets_by_petId"]  # declared on the path item counts
+    assert suite.tool("getPet").bindings["petId"].location == "path"
+    assert [(s.name, s.pointer) for s in suite.skipped] == [
+        ("GET /owners/{ownerId}", "/paths/~1owners~1{ownerId}/get"),
+        ("GET /orders/{orderId}", "/paths/~1orders~1{orderId}/get"),
+    ]
+    assert "path parameter {ownerId} is not declared" in suite.skipped[0].reason
+    assert "'orderID' is, and names are case-sensitive" in suite.skipped[1].reason
+    with pytest.raises(SpecError, match=r"#/paths/~1owners~1\{ownerId\}/get: path parameter \{ownerId\}"):
+        load_spec(spec, strict=True)
+
+
+def test_a_path_parameter_the_path_lacks_is_left_out_with_a_warning():
+    params = [
+        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "stray", "in": "path", "required": True, "schema": {"type": "string"}},
+    ]
+    spec = doc({"/things/{id}": {"get": {"operationId": "getThing", "parameters": params}}})
+    suite = load_spec(spec)
+    assert suite.tool("getThing").input_schema["required"] == ["id"]
+    [warning] = suite.warnings
+    assert warning.name == "GET /things/{id}" and warning.pointer == "/paths/~1things~1{id}/get/parameters/1"
+    assert warning.message == "path parameter 'stray' is not in the path /things/{id}; it is left out of the tool"
+    with pytest.raises(SpecError, match=r"parameters/1: path parameter 'stray' is not in the path"):
+        load_spec(spec, strict=True)
+
+
+def test_a_duplicate_operation_id_is_renamed_with_a_warning_strict_raises():
+    spec = doc({"/a": {"get": {"operationId": "fetch"}}, "/b": {"get": {"operationId": "fetch"}}})
+    suite = load_spec(spec)
+    assert suite.tool_names == ["fetch", "fetch_2"]
+    [warning] = suite.warnings
+    assert (warning.name, warning.pointer) == ("GET /b", "/paths/~1b/get/operationId")
+    assert warning.message == "operationId 'fetch' is used twice (first by GET /a); this tool is named 'fetch_2'"
+    with pytest.raises(SpecError, match=r"#/paths/~1b/get/operationId: operationId 'fetch' is used twice"):
+        load_spec(spec, strict=True)
+
+
+def test_a_skipped_operation_holds_no_name():
+    bad = {"operationId": "fetch", "parameters": [{"$ref": "#/components/parameters/Nope"}]}
+    suite = load_spec(doc({"/a": {"get": bad}, "/b": {"get": {"operationId": "fetch"}}}))
+    assert suite.tool_names == ["fetch"] and suite.warnings == []
+
+
+@pytest.mark.parametrize("name", ["Accept", "Content-Type", "authorization"])
+def test_openapi_3_ignores_media_type_and_authorization_headers_swagger_2_keeps_them(name):
+    """OpenAPI 3: "If in is header and the name is Accept, Content-Type or Authorization, the parameter
+    definition SHALL be ignored" (CircleCI's ssh-key tool required a Content_Type). Swagger 2.0 has no such rule."""
+    header = {"name": name, "in": "header", "required": True}
+    spec3 = doc({"/a": {"post": {"operationId": "a", "parameters": [{**header, "schema": {"type": "string"}}]}}})
+    tool = load_spec(spec3).tool("a")
+    assert tool.input_schema["properties"] == {} and tool.bindings == {}
+    spec2 = {"swagger": "2.0", "info": {"title": "T", "version": "1"},
+             "paths": {"/a": {"post": {"operationId": "a", "parameters": [{**header, "type": "string"}]}}}}  # fmt: skip
+    assert load_spec(spec2).tool("a").bindings[name.replace("-", "_")].name == name

@@ -103,7 +103,7 @@ def test_a_value_is_told_only_before_its_call():
     # said only in a later turn
     listing = ToolCall(name="listBooks", arguments={"genre": "poetry"})
     later = _task("multi_turn", ["Get a book.", "List poetry books; the book was boo_2."], [[get], [listing]])
-    assert "getBook.bookId" in (_uninferable(later, tools, [echo[0], ["[]"]]) or "")
+    assert "getBook.bookId" in str(_uninferable(later, tools, [echo[0], ["[]"]]))
     # an earlier call's result is a source: the first listed book, fed on
     first = json.dumps([{"id": "boo_2"}])
     chain = _task("multi_step", ["List poetry books, then get the first one."], [[listing, get]])

@@ -35,7 +35,12 @@ def tools(document: dict) -> dict[str, ToolSpec]:
     return {t.original_name: t for t in load_spec(document).tools}
 
 
-def one_tool(operation: dict, path: str = "/things/{id}", method: str = "get") -> ToolSpec:
+def one_tool(operation: dict, path: str = "/things", method: str = "get") -> ToolSpec:
+    """The one tool of ``operation`` at ``path``; the path's parameters declared where the operation does not."""
+    declared = {p["name"] for p in operation.get("parameters", [])}
+    for name in re.findall(r"\{(\w+)\}", path):
+        if name not in declared:
+            operation.setdefault("parameters", []).append(path_param(name, ""))
     (tool,) = tools(openapi({path: {method: operation}})).values()
     return tool
 
@@ -224,6 +229,49 @@ def test_the_action_stops_at_the_summarys_end(description, said):
     assert ph.action(one_tool({"description": description})) == said
 
 
+@pytest.mark.parametrize(
+    ("description", "said"),
+    [
+        ("This method returns the orders of a customer. Request headers This method uses the X-Trace header to "
+         "improve the accuracy of shipping and delivery time estimations.", "get the orders of a customer"),
+        ("This method retrieves the details for an eBay event. The result set contains detailed information.",
+         "retrieve the details for an eBay event"),
+        ("This operation is used to add a private copy of an existing event to a calendar.",
+         "add a private copy of an existing event to a calendar"),
+        ("This endpoint allows you to create a webhook.", "create a webhook"),
+        ("Request headers This method uses the X-Trace header. Lists the orders of a customer.",
+         "list the orders of a customer"),
+        ("This method supports patch semantics.\n\nRestrictions\n\nUpdates an event.", "update an event"),
+    ],
+)  # fmt: skip
+def test_a_this_method_sentence_is_the_summary_and_a_section_title_is_not(description, said):
+    # "This method returns …" was skipped as a preamble: the request became "Request headers uses the X-Trace …".
+    assert ph.action(one_tool({"description": description})) == said
+
+
+def test_a_long_action_ends_at_a_clause_or_a_word_never_mid_word():
+    # It was cut at 160 characters: "…, start and end dates, and event ter".
+    clause = (
+        "The result set contains detailed information associated with the specified event ID, such as "
+        "applicable coupons, start and end dates, and event terms, for every marketplace the seller serves"
+    )
+    said = ph.action(one_tool({"description": f"{clause}."}))
+    assert said.endswith("event ID, such as applicable coupons, start and end dates"), said
+    words = "Retrieve " + " ".join(["the very long list of every item"] * 8) + "."
+    said = ph.action(one_tool({"description": words}))
+    assert 150 <= len(said) <= 160 and words.lower().startswith(said.lower()) and words[len(said)] == " ", said
+
+
+@needs_corpus
+def test_ebay_actions_are_its_summaries():
+    world = open_world(CORPUS / "ebay.com__buy-deal__v1.3.0__openapi.yaml")
+    said = {tool.name: ph.action(tool) for _, tool in world.tools}
+    assert said == {"getDealItems": "retrieve a paginated set of deal items",
+                    "getEvents": "get paginated results containing all eBay events for the specified marketplace",
+                    "getEvent": "retrieve the details for an eBay event",
+                    "getEventItems": "get a paginated set of event items"}  # fmt: skip
+
+
 @needs_corpus
 def test_one_password_events_actions_stop_before_the_description():
     world = open_world(CORPUS / "1password.com__events__1.2.0__openapi.yaml")
@@ -235,15 +283,12 @@ def test_one_password_events_actions_stop_before_the_description():
 
 
 def test_a_media_type_header_gets_a_media_type_not_random_words():
+    # (Tool arguments of these names: an OpenAPI 3 spec's Accept and Content-Type headers are ignored.)
     from inftool_env.synth.values import ValueMaker
 
-    accept = {"name": "Accept", "in": "header", "description": "It is used to set specified media type.",
-              "schema": {"type": "string"}}  # fmt: skip
-    content_type = {"name": "Content-Type", "in": "header", "schema": {"type": "string"}}
-    tool = one_tool({"summary": "Get a thing", "parameters": [accept, content_type]})
     values = ValueMaker(random.Random(0))
-    props = tool.input_schema["properties"]
-    assert set(props) == {"Accept", "Content_Type"}
+    props = {"Accept": {"type": "string", "description": "It is used to set specified media type."},
+             "Content_Type": {"type": "string"}}  # fmt: skip
     for name, schema in props.items():
         assert values.value(name, schema, description=schema.get("description", "")) == "application/json"
 

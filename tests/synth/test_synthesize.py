@@ -236,12 +236,13 @@ def test_synth_never_overwrites_what_out_holds_with_nothing_or_with_another_env(
     spec = tmp_path / "functions.json"
     spec.write_text(json.dumps(FUNCTIONS))
     out = tmp_path / "out"
-    assert _cli(["synth", "inftool/Bookshelf-v0", "--n", "4", "--out", str(out)]) == 0
+    assert _cli(["synth", str(spec), "--n", "4", "--categories", "simple", "--out", str(out)]) == 0
     before = (out / "tasks.jsonl").read_text()
+    (ours,) = (p.name for p in out.glob("*.toml"))
     # No task verified (function docs cannot run a multi-step chain): a clear error, and out is left alone.
     with pytest.raises(InftoolError, match="no task was verified, so nothing was written"):
         _cli(["synth", str(spec), "--n", "4", "--categories", "multi_step", "--out", str(out)])
-    # Another env's tasks into the same folder: Bookshelf-v0.toml would then point at them.
-    with pytest.raises(InftoolError, match="holds another env's synthesized tasks \\(Bookshelf-v0.toml\\)"):
-        _cli(["synth", str(spec), "--n", "4", "--out", str(out)])
+    # Another env's tasks into the same folder: the manifest there would then point at them.
+    with pytest.raises(InftoolError, match=f"holds another env's synthesized tasks \\({ours}\\)"):
+        _cli(["synth", "inftool/Bookshelf-v0", "--n", "4", "--out", str(out)])
     assert (out / "tasks.jsonl").read_text() == before

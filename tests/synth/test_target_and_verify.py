@@ -13,7 +13,7 @@ from inftool_env.synth import CATEGORIES, SynthError, TargetPlan, plan_targets, 
 from inftool_env.synth.categories import near_miss_irrelevance, resource
 from inftool_env.synth.context import Context, Skip
 from inftool_env.synth.target import ANY_TOOL, cell_of
-from inftool_env.synth.verify import near_duplicates
+from inftool_env.synth.verify import find_failure, near_duplicates
 from inftool_env.synth.world import open_world
 from inftool_env.tasks import ToolCall
 from tests.synth.conftest import BOOKSHELF_ID, NeverCalls
@@ -126,7 +126,10 @@ async def test_the_verifier_refuses_bad_tasks(bookshelf_run):
     assert (await verify_task(leaked, fresh) or "").startswith("leak")
     failing = simple.model_copy(update={"ground_truth": [[ToolCall(name="getBook", arguments={"bookId": "boo_999"})]],
                                         "excluded_tools": []})  # fmt: skip
-    assert (await verify_task(failing, fresh) or "").startswith("execution")
+    assert (await verify_task(failing, fresh) or "").startswith("execution: getBook: ")  # which tool failed, and how
+    failure = await find_failure(failing, fresh)
+    assert failure is not None and (failure.kind, failure.tool) == ("execution", "getBook")
+    assert "boo_999" in failure.error and failure.reason.endswith(failure.error)
     invalid = simple.model_copy(update={"ground_truth": [[ToolCall(name="addBook", arguments={"title": 3})]]})
     assert (await verify_task(invalid, fresh) or "").startswith("format")
 

@@ -1,0 +1,146 @@
+"""What a synthesis run tells its user: which tools failed and how, which tools no task covers, the
+operations the spec lost, counts that add up; and a reused ``--out`` refused before any work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from inftool_env.cli import main
+from inftool_env.errors import InftoolError
+from inftool_env.synth import run as synth_run
+from inftool_env.synth import synthesize
+from inftool_env.synth.cli import add_commands
+from inftool_env.synth.context import Context, Skip
+from inftool_env.synth.world import open_world
+from inftool_env.tasks import Task, ToolCall
+from tests.synth.conftest import BOOKSHELF_ID
+
+pytestmark = pytest.mark.anyio
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="inftool")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+def _openapi(paths: dict, **extra: object) -> str:
+    return json.dumps({"openapi": "3.0.0", "info": {"title": "Odd Shop", "version": "1"}, "paths": paths, **extra})
+
+
+# -- which tool failed, and how ------------------------------------------------------------------
+
+
+def test_a_dropped_candidate_names_its_tool_and_first_error(monkeypatch):
+    # The table said "simple: execution: 4", and stats.json no more: which tool, what it said, nowhere.
+    async def missing_book(ctx, focus):
+        call = ToolCall(name="getBook", arguments={"bookId": "boo_999"})
+        return Task(id="t", category="simple", turns=["Get book boo_999."], ground_truth=[[call]], one_shot=True)
+
+    monkeypatch.setitem(synth_run.BUILDERS, "simple", missing_book)
+    run = synthesize(BOOKSHELF_ID, n=1, categories=["simple"], seed=0, attempts_per_task=1)
+    assert not run.tasks and run.dropped == {"simple: execution": 3}  # the short reason still counts
+    ((reason, count),) = run.stats["dropped_reasons"].items()
+    assert reason.startswith("simple: execution: getBook: ") and "boo_999" in reason and count == 3
+    (failed,) = run.stats["failed_tools"]
+    assert (failed["reason"], failed["tool"], failed["count"]) == ("execution", "getBook", 3)
+    assert "boo_999" in failed["first_error"] and reason.endswith(failed["first_error"])
+    line = next(line for line in run.table().splitlines() if line.startswith("  execution: getBook (3): "))
+    assert "boo_999" in line and len(line) < 140
+
+
+async def test_a_builders_failed_call_names_its_tool_and_error():
+    # "a ground-truth call failed on the server: 5" never said which call.
+    ctx = Context.create(open_world(BOOKSHELF_ID), seed=0)
+    with pytest.raises(Skip, match="^a ground-truth call failed on the server$") as caught:
+        await ctx.execute([[ToolCall(name="getBook", arguments={"bookId": "boo_999"})]], initial={})
+    assert caught.value.tool == "getBook" and "boo_999" in caught.value.error
+
+
+# -- what no task covers -------------------------------------------------------------------------
+
+
+def test_the_tools_no_task_covers_are_named(tmp_path):
+    # "tools covered 1/12" and not one name, in the table or in stats.json.
+    topics = ["weather", "stocks", "news", "traffic", "tides", "pollen", "flights", "trains", "ferries", "parking",
+              "museums", "concerts"]  # fmt: skip
+    functions = [{"name": f"lookup_{t}", "description": f"Look up the {t} of a town.", "parameters": {
+        "type": "object", "required": ["town"], "properties": {"town": {"type": "string", "description": "Town"}}}}
+        for t in topics]  # fmt: skip
+    spec = tmp_path / "lookups.json"
+    spec.write_text(json.dumps(functions))
+    run = synthesize(spec, n=1, categories=["simple"], seed=0)
+    (covered,) = {c.name for t in run.tasks for turn in t.ground_truth for c in turn}
+    uncovered = [f"lookup_{t}" for t in topics if f"lookup_{t}" != covered]
+    assert run.stats["tools_uncovered"] == uncovered and run.stats["tools_covered"] == 1
+    assert f"tools not covered: {', '.join(uncovered[:8])} and 3 more" in run.table().splitlines()
+
+
+# -- counts that add up --------------------------------------------------------------------------
+
+
+def test_the_verification_rate_says_what_it_counts(tmp_path):
+    # "verification rate 100% (8 attempts)" for a run that kept one task: 7 attempts had found their
+    # category does not apply, and the rate was of another count.
+    spec = tmp_path / "one.json"
+    spec.write_text(_openapi({"/pets": {"get": {"operationId": "listPets", "summary": "List the pets.",
+                                                "responses": {"200": {"description": "ok"}}}}}))  # fmt: skip
+    run = synthesize(spec, n=8, seed=0)
+    assert len(run.tasks) == 1 and run.attempts == 8 and not run.dropped
+    assert "verification rate 100%: 1 of 1 candidates kept; 8 attempts, 7 of which found their category does not " \
+           "apply" in run.table().splitlines()  # fmt: skip
+    s = run.stats
+    assert (s["kept"], s["candidates"], s["not_applicable_attempts"], s["companions"]) == (1, 1, 7, 0)
+
+
+def test_attempts_and_candidates_add_up(bookshelf_run):
+    s = bookshelf_run.stats
+    assert s["companions"] > 0  # near misses' twins: candidates no attempt of their own made
+    assert s["attempts"] - s["not_applicable_attempts"] + s["companions"] == s["candidates"]
+    assert s["candidates"] == s["kept"] + sum(s["dropped"].values()) and s["kept"] == len(bookshelf_run.tasks)
+    assert sum(s["dropped_reasons"].values()) == sum(s["dropped"].values())
+    assert f"{s['kept']} of {s['candidates']} candidates kept" in bookshelf_run.table()
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+
+
+def test_synth_warns_of_the_operations_its_spec_lost_as_check_does(tmp_path, capsys):
+    # serve and check named them; synth said nothing, and no task used them.
+    spec = tmp_path / "shop.json"
+    ok = {"200": {"description": "ok"}}
+    owner = {"$ref": "#/components/schemas/Owner"}
+    spec.write_text(_openapi({
+        "/pets": {"get": {"operationId": "listPets", "summary": "List the pets.", "responses": ok, "parameters": [
+            {"name": "species", "in": "query", "required": True, "schema": {"type": "string"}}]}},
+        "/owners": {"post": {"operationId": "addOwner", "summary": "Add an owner.", "responses": ok,
+                             "requestBody": {"content": {"application/json": {"schema": owner}}}}},
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    assert _cli(["synth", str(spec), "--n", "2", "--categories", "simple", "--out", str(out)]) == 0
+    warned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")]
+    assert len(warned) == 1 and "1 operations skipped: " in warned[0] and "Owner" in warned[0]
+    main(["check", str(next(out.glob("*-v0.toml")))])
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")] == warned
+
+
+def test_a_reused_out_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    # It was refused only once every task was made and the table printed.
+    out = tmp_path / "out"
+    assert _cli(["synth", BOOKSHELF_ID, "--n", "2", "--categories", "simple", "--out", str(out)]) == 0
+    capsys.readouterr()
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("synthesized before --out was checked")
+
+    monkeypatch.setattr(synth_run, "synthesize", no_work)
+    spec = tmp_path / "one.json"
+    spec.write_text(json.dumps([{"name": "rename", "description": "Rename a file.", "parameters": {
+        "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}]))  # fmt: skip
+    with pytest.raises(InftoolError, match=r"holds another env's synthesized tasks \(Bookshelf-v0.toml\); pick"):
+        _cli(["synth", str(spec), "--n", "2", "--out", str(out)])
+    assert capsys.readouterr().out == ""
