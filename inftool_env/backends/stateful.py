@@ -7,7 +7,10 @@ POST on a collection creates (and returns a fresh id), GET lists (with the spec'
 paging) or reads, PUT/PATCH update, DELETE removes; an unknown id is a tool error the model sees.
 Collections start with a few seeded records, and every value comes from the episode's own rng, so
 the same seed and the same calls replay byte for byte. Results are shaped by the operation's
-response schema (stored fields show through where they fit it).
+response schema (stored fields show through where they fit it). A singular path whose plural is a listed
+collection (``/project/{username}/{project}`` beside ``/projects``) names that collection's records, and a
+path deeper routes name items under is their collection; a missing id's error lists the ids that exist, or
+says that none can.
 
 Speed: a seeded world depends on the seed alone, so the last few are kept (as marshal bytes and the
 rng's state after seeding) and an episode's state and its reward's two replays build it once; what
@@ -34,6 +37,7 @@ SEEDED_WORLDS_KEPT = 64  # per backend: an episode's state and the replays of it
 _PAGE_SIZE_ARGS = ("limit", "maxResults", "max_results", "per_page", "pageSize", "page_size", "count", "size")
 _OFFSET_ARGS = ("offset", "start", "skip")
 _PARAM = re.compile(r"^\{(.+)\}$")
+_MAKES = {("POST", False), ("PUT", True)}  # (method, on an item or a search): a tool that adds a record
 _SEARCH = re.compile(r"^(?:[fF]ind|[sS]earch|[qQ]uery|[fF]ilter|[lL]ookup)(?:[A-Z_-].*)?$")
 
 
@@ -63,7 +67,7 @@ class StatefulBackend:
     def __init__(self, suite: ToolSuite, *, seed_records: int = SEED_RECORDS) -> None:
         self.suite = suite
         self.seed_records = seed_records
-        self.routes = {t.name: _route(t.http.path) for t in suite.tools if t.http is not None}
+        self.routes, linked = _linked({t.name: _route(t.http.path) for t in suite.tools if t.http is not None})
         self.known_collections = {r.collection for r in self.routes.values()}
         # Only collections something can read back start with records (not /channels/stop, /freeBusy…).
         self.readable = {
@@ -97,12 +101,35 @@ class StatefulBackend:
             for t in suite.tools
             if t.name in self.routes and t.http and t.http.method == "POST" and not self.routes[t.name].item_param
         }
+        # The create's response counts too (CircleCI's build detail lacks build_num, its trigger's summary has it).
+        made = {
+            self.routes[t.name].collection: set((t.output_schema or {}).get("properties") or {})
+            for t in suite.tools
+            if t.name in self.routes and t.http and t.http.method == "POST" and not self.routes[t.name].item_param
+        }
         self.id_keys: dict[str, str] = {}
         for route in self.routes.values():
             props = self.record_schemas.get(route.collection, {}).get("properties") or {}
             param = route.item_param
-            if param and param in props and "id" not in props and param not in sent.get(route.collection, ()):
+            shown = param in props or (param in made.get(route.collection, ()) and "id" not in made[route.collection])
+            if param and shown and "id" not in props and param not in sent.get(route.collection, ()):
                 self.id_keys.setdefault(route.collection, param)
+        # A collection that a nested path names by a parameter its records lack (CircleCI's projects, listed by
+        # /projects, named by /project/{username}/{project}) keeps its id in its one name field ("reponame"), so
+        # the listing shows what to pass.
+        self.linked = linked
+        for owner, qualifiers in linked.items():
+            props = self.record_schemas.get(owner, {}).get("properties") or {}
+            names = [k for k, v in props.items() if _is_name_field(k, v) and not any(k.endswith(q) for q in qualifiers)]
+            if "id" not in props and len(names) == 1:
+                self.id_keys.setdefault(owner, names[0])
+        # Collections whose every record the simulation knows: seeded, or made only by a tool (a create, or a PUT
+        # on an item); a parent in one of them must exist.
+        self.creatable = {
+            r.collection
+            for t in suite.tools
+            if (r := self.routes.get(t.name)) and t.http and (t.http.method, bool(r.item_param or r.search)) in _MAKES
+        }
         # A path that starts with a parameter names a record of the root collection only where "/" lists or
         # creates records (Nexmo's calls), not where it is a prefix (/{version}/users).
         self.root_collection = any(r.collection == "/" and r.item_param is None for r in self.routes.values())
@@ -204,10 +231,7 @@ class StatefulBackend:
         if route.item_param is not None:
             item_id = str(path_args.get(route.item_param))
             if item_id not in records and method not in ("PUT",):
-                raise ToolCallError(
-                    f"No {_noun(route.collection)} with {route.item_param}={item_id!r}. "
-                    f"Existing ids: {', '.join(list(records)[:10]) or 'none'}."
-                )
+                raise ToolCallError(self._missing(route.collection, route.item_param, item_id, records))
             if method in ("GET", "HEAD", "OPTIONS", "TRACE"):
                 return self._shape(tool, records[item_id], state)
             if method == "DELETE":
@@ -238,16 +262,29 @@ class StatefulBackend:
 
     # -- helpers --------------------------------------------------------------------------------
     def _scoped(self, route: _Route, path_args: dict[str, Any], state: StatefulState) -> str:
-        """The storage key of a (possibly nested) collection; parents must exist where they are known."""
+        """The storage key of a (possibly nested) collection. A parent must exist where its collection is a
+        top-level one that is seeded or was written (a listing's records, CircleCI's projects included: _linked);
+        a parent in a nested collection is not checked."""
         key = route.collection
         for parent, param in route.parents:
             parent_id = str(path_args.get(param))
             parent_records = state.collections.get(parent)
-            known = parent in self.known_collections and (parent != "/" or self.root_collection)
-            if parent_records is not None and known and parent_id not in parent_records:
-                raise ToolCallError(f"No {_noun(parent)} with {param}={parent_id!r}.")
+            known = parent_records is not None and parent in self.known_collections and "{" not in parent
+            if known and (parent != "/" or self.root_collection) and parent_id not in (parent_records or {}):
+                raise ToolCallError(self._missing(parent, param, parent_id, parent_records or {}))
             key = key.replace("{" + param + "}", parent_id)
         return key
+
+    def _missing(self, collection: str, param: str, wanted: str, records: Mapping[str, Any]) -> str:
+        """A miss the model can act on: the ids that exist, or that none can (nothing seeded, no tool makes one)."""
+        route_parent = next(
+            (r.parents[-1][0] for r in self.routes.values() if r.collection == collection and r.parents), ""
+        )
+        named_by_parent = collection.endswith("}") and route_parent in self.linked  # /project/…/{project}: builds
+        miss = f"No {_error_noun(collection, param) if named_by_parent else _noun(collection)} with {param}={wanted!r}"
+        if records or collection in self.creatable:
+            return f"{miss}. Existing ids: {', '.join(list(records)[:10]) or 'none'}."
+        return f"{miss}: none exist, and no tool creates one."
 
     def _new_id(self, state: StatefulState, collection: str) -> str:
         """A fresh, distinct id shaped like the collection's id schema: a counter, or a sample of its pattern
@@ -323,6 +360,41 @@ def _route(path: str) -> _Route:
             parents.append((prefix or "/", m.group(1)))
         prefix += "/" + segment
     return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents), search=search)
+
+
+def _linked(routes: dict[str, _Route]) -> tuple[dict[str, _Route], dict[str, frozenset[str]]]:
+    """Routes whose items a top-level listing holds. CircleCI lists /projects and names one project as
+    /project/{username}/{project}: the path's noun, singular, with parameters only after it (``username``
+    just qualifies the name), where no /project collection exists. Such an item is a /projects record, and
+    a path that deeper routes name items under (/project/{username}/{project}/{build_num}) is their
+    collection: GET lists the builds, POST triggers one. Returns the routes and, per linked listing, the
+    parameters that qualify its records' names."""
+    collections = {r.collection for r in routes.values()}
+    top = {r.collection for r in routes.values() if not r.parents and r.collection != "/"}
+    owners: dict[str, str] = {}
+    for c in sorted({r.collection for r in routes.values() if r.item_param}, key=lambda c: (c.count("{"), c)):
+        base = c.split("/{")[0]
+        plural = base + "s"
+        if base and base not in collections and plural in top and plural not in owners.values():
+            if re.fullmatch(re.escape(base) + r"(?:/\{[^}/]+\})+", c):
+                owners[c] = plural
+    out: dict[str, _Route] = {}
+    for name, r in routes.items():
+        parents = tuple((owners.get(p, p), q) for p, q in r.parents)
+        if r.collection in owners and r.item_param:
+            below = f"{r.collection}/{{{r.item_param}}}"
+            if below in collections:
+                out[name] = _Route(below, None, (*parents, (owners[r.collection], r.item_param)))
+            else:
+                out[name] = _Route(owners[r.collection], r.item_param, parents, r.search)
+        else:
+            out[name] = _Route(r.collection, r.item_param, parents, r.search)
+    return out, {owner: frozenset(re.findall(r"\{([^}]+)\}", c)) for c, owner in owners.items()}
+
+
+def _is_name_field(key: str, schema: Any) -> bool:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return key.lower().endswith("name") and (kind == "string" or (isinstance(kind, list) and "string" in kind))
 
 
 def _array_path(schema: dict[str, Any], *, only: bool = False) -> list[str] | None:
@@ -439,3 +511,10 @@ def _id_list(query: dict[str, Any]) -> set[str]:
 def _noun(collection: str) -> str:
     last = [s for s in collection.split("/") if s and not s.startswith("{")]
     return last[-1] if last else "resource"
+
+
+def _error_noun(collection: str, param: str) -> str:
+    """What a missing id names where the collection's last noun is its parent's (/project/{username}/{project}
+    holds builds, named by build_num): the item parameter's."""
+    stem = re.sub(r"(?:_?(?:num|number|id|Id|ID|name|Name|key|Key))$", "", param) or param
+    return stem if stem.endswith("s") else stem + "s"

@@ -30,7 +30,7 @@ async def test_crud_lifecycle_and_nested_collections():
         loans = await c.call("listLoans", {"memberId": member["id"]})
         assert [x["id"] for x in loans.structured["result"]] == [loan.structured["id"]]
         orphan = await c.call("listLoans", {"memberId": "mem_999"})
-        assert orphan.is_error and orphan.text == "No members with memberId='mem_999'."
+        assert orphan.is_error and orphan.text.startswith("No members with memberId='mem_999'. Existing ids: mem_")
 
         await c.call("removeBook", {"bookId": book["id"]})
         gone = await c.call("getBook", {"bookId": book["id"]})
@@ -313,3 +313,31 @@ async def test_a_created_field_stays_the_clients_and_a_listing_skips_arrays_of_s
         assert made["name"] == "release"
         listed = (await c.call("listTags", {})).structured
         assert listed["data"]["items"] and "meta" not in listed
+
+
+async def test_nested_paths_name_the_listed_parent_and_the_missing_items_collection():
+    """CircleCI names a project of /projects as /project/{username}/{project}, and its builds below it
+    (review31 #14): a listed project is found, a missing one fails every nested call alike, a missing
+    build is called a build, and a missing parent's error lists the ids that exist."""
+    paths = golden.spec_paths()
+    if "circleci.com__v1__openapi.yaml" not in paths or "spotify.com__v1__swagger.yaml" not in paths:
+        pytest.skip("the shared corpus is not present")
+    circleci, spotify = paths["circleci.com__v1__openapi.yaml"], paths["spotify.com__v1__swagger.yaml"]
+    async with open_client(compile_spec(circleci, seed=0), episode="e") as c:
+        listed = (await c.call("get_projects", {})).structured["result"]
+        project = {"username": listed[0].get("username", "u"), "project": listed[0]["reponame"]}
+        build = await c.call("post_project_by_username_by_project", project)
+        assert not build.is_error
+        got = await c.call(
+            "get_project_by_username_by_project_by_build_num", {**project, "build_num": build.structured["build_num"]}
+        )
+        assert not got.is_error
+        missing = await c.call("get_project_by_username_by_project_by_build_num", {**project, "build_num": 999})
+        assert missing.text.startswith("No builds with build_num='999'.")
+        ids = ", ".join(p["reponame"] for p in listed)
+        for tool in ("post_project_by_username_by_project", "post_project_by_username_by_project_envvar"):
+            miss = await c.call(tool, {"username": "alice", "project": "web"})
+            assert miss.is_error and miss.text == f"No projects with project='web'. Existing ids: {ids}."
+    async with open_client(compile_spec(spotify, seed=0), episode="e") as c:
+        miss = await c.call("get_users_by_user_id_playlists", {"user_id": "u1"})
+        assert miss.is_error and miss.text.startswith("No users with user_id='u1'. Existing ids: use_")
