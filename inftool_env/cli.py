@@ -195,28 +195,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not suite.tools:
         raise InftoolError(f"{args.spec}: no operation could be served{_skipped(suite, 3)}")
     where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
-    if not args.quiet:
-        print(f"inftool: serving {len(suite.tools)} tools of {suite.name} on {where}{_skipped(suite, 3)}",
-              file=sys.stderr)  # fmt: skip
+
+    def serving() -> None:
+        if not args.quiet:
+            print(f"inftool: serving {len(suite.tools)} tools of {suite.name} on {where}{_skipped(suite, 3)}",
+                  file=sys.stderr)  # fmt: skip
+
     if args.transport == "stdio":
+        serving()
         anyio.run(serve_stdio, compiled)
-    else:
+    else:  # said once the port is bound: a busy one gets only the error
 
         async def run_http() -> None:
             await serve_http(compiled, host=args.host, port=args.port, token=args.token or None,
-                             allowed_hosts=args.allow_host)  # fmt: skip
+                             allowed_hosts=args.allow_host, on_listening=serving)  # fmt: skip
 
         anyio.run(run_http)
     return 0
 
 
 def _skipped(suite: Any, shown: int) -> str:
-    """ "; 2 operations skipped: a (why), b (why)" for a start-up line (``inspect`` lists them all)."""
+    """ "; 2 operations skipped: a (why), b (why)" for a start-up line; past ``shown``, "and 2 more"
+    (``inspect`` lists a spec's; the skips a backend class adds are named only here)."""
     if not suite.skipped:
         return ""
+    count = len(suite.skipped)
     named = ", ".join(f"{s.name} ({s.reason})" for s in suite.skipped[:shown])
-    more = f" and {len(suite.skipped) - shown} more" if len(suite.skipped) > shown else ""
-    return f"; {len(suite.skipped)} operations skipped: {named}{more} (inftool inspect lists them)"
+    more = f" and {count - shown} more (inftool inspect lists them)" if count > shown else ""
+    return f"; {count} operation{'' if count == 1 else 's'} skipped: {named}{more}"
 
 
 def warn_lost_operations(servers: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inftool_env.backends.base import Backend
-from inftool_env.backends.python import PythonBackend, import_object, suite_from_class
+from inftool_env.backends.python import PythonBackend, import_object, match_suite, suite_from_class
 from inftool_env.backends.stateful import StatefulBackend
 from inftool_env.errors import BackendError, SpecError
 from inftool_env.mcp.server import CompiledServer
@@ -104,6 +104,7 @@ def compile_spec(
 ) -> CompiledServer:
     """Compile a spec into a real MCP server; serve it with any transport or connect in-process."""
     suite = load_suite(source, strict=strict, max_bytes=max_bytes)
-    return CompiledServer(
-        suite, make_backend(os.fspath(source), suite, backend), seed=seed, initial_state=initial_state
-    )
+    runner = make_backend(os.fspath(source), suite, backend)
+    if isinstance(runner, PythonBackend) and isinstance(runner.factory, type):  # a class (BFCL's too)
+        suite = match_suite(suite, runner.factory, strict=strict)  # its methods against the docs
+    return CompiledServer(suite, runner, seed=seed, initial_state=initial_state)

@@ -105,7 +105,7 @@ def test_serve_names_the_operations_it_skipped(tmp_path):
     broken.write_text(BROKEN_REF)
     proc = subprocess.run([*INFTOOL, "serve", str(broken)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "no operation could be served; 1 operations skipped: GET /a ($ref '#/components/schemas/Gone'" in proc.stderr
+    assert "no operation could be served; 1 operation skipped: GET /a ($ref '#/components/schemas/Gone'" in proc.stderr
     partial = tmp_path / "partial.yaml"
     partial.write_text(
         BROKEN_REF
@@ -117,14 +117,30 @@ def test_serve_names_the_operations_it_skipped(tmp_path):
     )
     proc = subprocess.run([*INFTOOL, "serve", str(partial)], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)  # fmt: skip
-    assert "serving 1 tools of Refs on stdio; 1 operations skipped: GET /a" in proc.stderr
+    assert "serving 1 tools of Refs on stdio; 1 operation skipped: GET /a" in proc.stderr
+
+
+def test_the_skipped_line_counts_one_operation_and_names_at_most_three():
+    from inftool_env.cli import _skipped
+    from inftool_env.spec.ir import SkippedOperation, ToolSuite
+
+    def suite(n: int) -> ToolSuite:
+        skips = [SkippedOperation(name=f"op{i}", pointer=f"/{i}", reason="why") for i in range(n)]
+        return ToolSuite(name="s", format="functions", source="s.json", tools=[], skipped=skips)
+
+    assert _skipped(suite(0), 3) == ""
+    assert _skipped(suite(1), 3) == "; 1 operation skipped: op0 (why)"  # was "1 operations"
+    assert _skipped(suite(5), 3) == (
+        "; 5 operations skipped: op0 (why), op1 (why), op2 (why) and 2 more (inftool inspect lists them)"
+    )
 
 
 def test_serve_http_subprocess_and_a_busy_port():
     port = free_port()
     proc = subprocess.Popen(
         [*INFTOOL, "serve", str(BOOKSHELF), "--transport", "http", "--port", str(port)],
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}/mcp"
@@ -145,10 +161,13 @@ def test_serve_http_subprocess_and_a_busy_port():
             text=True,
             timeout=60,
         )
-        assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+        # Only the error: "serving …" is said once the port is bound (it came first, then the error).
+        assert busy.returncode == 2 and busy.stderr.startswith(f"inftool: error: cannot listen on 127.0.0.1:{port}")
+        assert "serving" not in busy.stderr
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        _, said = proc.communicate(timeout=10)
+    assert said.startswith(f"inftool: serving 9 tools of Bookshelf on http://127.0.0.1:{port}/mcp\n")
 
 
 def test_dns_rebinding_protection_refuses_foreign_hosts():

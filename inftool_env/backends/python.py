@@ -27,7 +27,7 @@ from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic_core import PydanticSerializationError
 
 from inftool_env.backends.base import copy_tree
-from inftool_env.errors import BackendError, ToolCallError, invalid_why
+from inftool_env.errors import BackendError, SpecError, ToolCallError, invalid_why
 from inftool_env.spec.ir import ParamBinding, SkippedOperation, Source, ToolSpec, ToolSuite
 from inftool_env.spec.naming import UniqueNames, sanitize_tool_name
 from inftool_env.spec.schema import SchemaCompiler
@@ -223,6 +223,57 @@ def suite_from_class(cls: type, *, name: str | None = None) -> ToolSuite:
         tools=tools,
         skipped=skipped,
     )
+
+
+def match_suite(suite: ToolSuite, cls: type, *, strict: bool = False) -> ToolSuite:
+    """``suite`` less the tools ``cls`` cannot run, each moved to ``skipped`` with why (``strict``: a
+    SpecError instead): docs written apart from the class (a functions file, BFCL's) are matched
+    against it at load, not found out at the first call. A tool needs a method of its name that takes
+    every documented argument by keyword and whose required parameters are all documented."""
+    tools, skipped = [], list(suite.skipped)
+    for tool in suite.tools:
+        why = _mismatch(cls, tool)
+        if why is None:
+            tools.append(tool)
+        elif strict:
+            raise SpecError(why, source=suite.source, pointer=tool.source.pointer)
+        else:
+            skipped.append(SkippedOperation(name=tool.name, pointer=tool.source.pointer, reason=why))
+    if len(tools) == len(suite.tools):
+        return suite
+    return suite.model_copy(update={"tools": tools, "skipped": skipped})
+
+
+def _mismatch(cls: type, tool: ToolSpec) -> str | None:
+    """Why a call of ``tool`` on an instance of ``cls`` would fail before the method runs, or None."""
+    name = tool.original_name
+    method = _method(cls, name)
+    if isinstance(method, str):
+        return f"{cls.__qualname__}.{name} cannot be a tool: {method}"
+    if method is None:
+        if getattr(cls, "__getattr__", None) is not None:  # its instances may make the method: found at the call
+            return None
+        return f"{cls.__qualname__} has no method {name!r}"
+    documented = set(tool.input_schema.get("properties", {}))
+    by_keyword = {p.name for p in method.params if p.kind in _BY_KEYWORD}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in method.params)
+    unknown = [] if takes_any else sorted(documented - by_keyword)
+    missing = [p.name for p in method.params if p.kind not in _VARIADIC and p.default is p.empty
+               and not (p.name in documented and p.name in by_keyword)]  # fmt: skip
+    problems = []
+    if unknown:
+        takes = ", ".join(sorted(by_keyword)) or "none"
+        problems.append(f"takes no argument {_listed(unknown)} (its parameters: {takes})")
+    if missing:
+        problems.append(f"requires {_listed(missing)}, which the doc does not give as an argument")
+    return f"{cls.__qualname__}.{name} {' and '.join(problems)}" if problems else None
+
+
+_BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names)
 
 
 @dataclasses.dataclass(frozen=True)

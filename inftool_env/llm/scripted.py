@@ -14,6 +14,10 @@ from typing import Any
 from inftool_env.errors import PolicyError
 from inftool_env.llm import Completion, Usage
 
+REPLY_SHAPE = (
+    'a string (the assistant\'s text) or an object (an assistant message: {"content": …, '
+    '"tool_calls": [{"function": {"name": …, "arguments": {…}}}]})'
+)
 Reply = str | dict[str, Any] | Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], "str | dict[str, Any]"]
 
 
@@ -22,7 +26,16 @@ class ScriptedChat:
         if not replies:
             raise PolicyError("a scripted model needs at least one reply")
         self.name, self.replies, self.cycle = name, list(replies), cycle
+        for i, reply in enumerate(self.replies):  # at load, not at the turn that reaches it
+            if not callable(reply):
+                self._check(i, reply)
         self.requests: list[dict[str, Any]] = []
+
+    def _check(self, i: int, reply: Any) -> None:
+        if not isinstance(reply, str | dict):
+            shown = json.dumps(reply, default=repr, ensure_ascii=False)
+            raise PolicyError(f"{self.name}: reply [{i}] is {shown[:80]} ({type(reply).__name__}); expected "
+                              f"{REPLY_SHAPE}")  # fmt: skip
 
     @classmethod
     def from_file(cls, path: str) -> ScriptedChat:
@@ -52,6 +65,7 @@ class ScriptedChat:
         reply = self.replies[n % len(self.replies)]
         if callable(reply):
             reply = reply(messages, tools)
+            self._check(n % len(self.replies), reply)
         message = {"role": "assistant", "content": reply} if isinstance(reply, str) else dict(reply)
         message.setdefault("role", "assistant")
         message.setdefault("content", "")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import socket
-from collections.abc import AsyncIterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from typing import Any
 
 import anyio
@@ -135,8 +135,10 @@ async def serve_http(
     port: int = 8000,
     token: str | None = None,
     allowed_hosts: Sequence[str] = (),
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
-    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled (or SIGTERM/SIGINT)."""
+    """Serve streamable HTTP at ``http://host:port/mcp`` until cancelled (or SIGTERM/SIGINT);
+    ``on_listening`` is called once the port is bound (``inftool serve`` says "serving" then)."""
     # uvicorn reports a busy port by exiting the process; probe first to raise a clean error. (Handing
     # uvicorn a pre-bound socket instead measured 44 ms a call against 1.7 ms: bench_transports.py.)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -148,9 +150,22 @@ async def serve_http(
             raise ServerError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         app = http_app(compiled, host=host, token=token, allowed_hosts=allowed_hosts)
-        await uvicorn.Server(uvicorn_config(app, host=host, port=port)).serve()
+        await _Server(uvicorn_config(app, host=host, port=port), on_listening).serve()
     except SystemExit:
         raise ServerError(f"cannot listen on {host}:{port}") from None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, calling ``on_listening`` once its startup has bound the socket."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_listening is not None:
+            self.on_listening()
 
 
 @contextlib.asynccontextmanager

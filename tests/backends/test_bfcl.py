@@ -10,7 +10,9 @@ from importlib import resources
 
 import pytest
 
+from inftool_env import compile_spec
 from inftool_env.backends.bfcl import BFCL_DOMAINS, BfclBackend, bfcl_class, bfcl_suite
+from inftool_env.backends.python import match_suite
 from inftool_env.mcp import CompiledServer, open_client
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +41,23 @@ def test_docs_match_the_class(domain):
     cls = bfcl_class(domain)
     assert suite.tools and all(callable(getattr(cls, t.original_name)) for t in suite.tools)
     assert all(t.output_schema is None for t in suite.tools)
+
+
+@pytest.mark.parametrize("domain", list(BFCL_DOMAINS))
+def test_the_class_check_at_load_skips_none_of_bfcls_tools(domain, tmp_path):
+    # compile_spec matches docs served with a class against its methods; BFCL's docs and classes go
+    # through it and must all pass, the long-context variant too.
+    assert match_suite(bfcl_suite(domain), bfcl_class(domain), strict=True) is bfcl_suite(domain)
+    for backend in (f"bfcl:{domain}", f"bfcl:{domain}:long_context"):
+        compiled = compile_spec(f"bfcl:{domain}", backend=backend, strict=True)
+        assert compiled.suite.skipped == [] and compiled.suite.tool_names == bfcl_suite(domain).tool_names
+    # The check does run on this path: BFCL's docs plus one for a method the class lacks.
+    text = resources.files("bfcl_eval").joinpath("data", "multi_turn_func_doc", BFCL_DOMAINS[domain][1]).read_text()
+    ghost = {"name": "teleport", "description": "Nowhere.", "parameters": {"type": "dict", "properties": {}}}
+    docs = tmp_path / "docs.json"
+    docs.write_text(json.dumps([json.loads(line) for line in text.splitlines() if line.strip()] + [ghost]))
+    skipped = compile_spec(docs, backend=f"bfcl:{domain}").suite.skipped
+    assert [(s.name, s.reason) for s in skipped] == [("teleport", f"{domain} has no method 'teleport'")]
 
 
 @pytest.mark.parametrize("question, answer", entries("multi_turn_base", 25), ids=lambda v: v.get("id", ""))

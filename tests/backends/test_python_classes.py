@@ -19,7 +19,7 @@ from inftool_env import compile_spec, load_suite
 from inftool_env.backends.bfcl import BFCL_DOMAINS, bfcl_class
 from inftool_env.backends.python import argument_adapters, suite_from_class, to_jsonable
 from inftool_env.cli import main
-from inftool_env.errors import BackendError
+from inftool_env.errors import BackendError, SpecError
 from inftool_env.mcp import open_client
 
 pytestmark = pytest.mark.anyio
@@ -239,3 +239,56 @@ def test_an_init_that_fails_is_one_line_not_a_traceback(user_modules, capsys):
     assert main(["synth", "python:r31_classes:InitFails", "--n", "2", "--out", str(user_modules / "out")]) == 2
     last = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
     assert last == "inftool: error: InitFails() failed: RuntimeError: database not reachable"
+
+
+class Notebook:
+    """The class a user's function docs are served with."""
+
+    def add_note(self, title: str, body: str = "") -> dict[str, str]:
+        return {"title": title, "body": body}
+
+    def list_notes(self, limit: int = 10) -> list[str]:
+        return []
+
+    def get_note(self, note_id: str) -> dict[str, str]:
+        return {"id": note_id}
+
+    def search(self, text: str, **filters: Any) -> list[str]:
+        return [text, *filters]
+
+    @staticmethod
+    def word_count(text: str) -> int:
+        return len(text.split())
+
+
+def _doc(name: str, *params: str) -> dict[str, Any]:
+    props = {p: {"type": "string"} for p in params}
+    return {"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": props}}}
+
+
+NOTEBOOK_DOCS = [
+    _doc("add_note", "title"),  # an optional parameter left out: fine
+    _doc("archive_note", "note_id"),  # no such method
+    _doc("list_notes", "max"),  # the method takes `limit`
+    _doc("get_note"),  # its required `note_id` undocumented
+    _doc("search", "text", "tag"),  # `tag` lands in **filters
+    _doc("word_count", "text"),  # a staticmethod
+]
+
+
+async def test_function_docs_are_matched_against_the_class_at_load(tmp_path):
+    # Served as they were, a doc naming a method the class lacks, or arguments it does not take, failed
+    # only when a model called it.
+    docs = tmp_path / "functions.json"
+    docs.write_text(json.dumps(NOTEBOOK_DOCS))
+    compiled = compile_spec(docs, backend=f"python:{__name__}:Notebook")
+    assert compiled.suite.tool_names == ["add_note", "search", "word_count"]
+    assert [(s.name, s.pointer, s.reason) for s in compiled.suite.skipped] == [
+        ("archive_note", "/1/function", "Notebook has no method 'archive_note'"),
+        ("list_notes", "/2/function", "Notebook.list_notes takes no argument 'max' (its parameters: limit)"),
+        ("get_note", "/3/function", "Notebook.get_note requires 'note_id', which the doc does not give as an argument"),
+    ]  # fmt: skip
+    async with open_client(compiled) as client:  # the tools kept run as before
+        assert json.loads((await client.call("search", {"text": "a", "tag": "b"})).text) == ["a", "tag"]
+    with pytest.raises(SpecError, match=r"functions\.json#/1/function: Notebook has no method 'archive_note'"):
+        compile_spec(docs, backend=f"python:{__name__}:Notebook", strict=True)

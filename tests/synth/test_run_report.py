@@ -123,7 +123,7 @@ def test_synth_warns_of_the_operations_its_spec_lost_as_check_does(tmp_path, cap
     out = tmp_path / "out"
     assert _cli(["synth", str(spec), "--n", "2", "--categories", "simple", "--out", str(out)]) == 0
     warned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")]
-    assert len(warned) == 1 and "1 operations skipped: " in warned[0] and "Owner" in warned[0]
+    assert len(warned) == 1 and "1 operation skipped: " in warned[0] and "Owner" in warned[0]
     main(["check", str(next(out.glob("*-v0.toml")))])
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")] == warned
 
