@@ -321,6 +321,13 @@ def test_list_check_and_eval(capsys, tmp_path):
 
     assert main(["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--n", "7", "--out", str(tmp_path)]) == 0
     assert "7 episodes" in capsys.readouterr().out
+    # Another env's eval into the same folder would replace these results: refused before any episode.
+    kept = (tmp_path / "trajectories.jsonl").read_text()
+    assert main(["eval", "inftool/YelpFusion-v0", "--policy", "oracle", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"inftool: error: {tmp_path} holds another env's results (inftool/Bookshelf-v0); pick another --out"
+    ]
+    assert (tmp_path / "trajectories.jsonl").read_text() == kept
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from typing import Any
 
 from inftool_env.env import ToolEnv, run_batch
 from inftool_env.env.batch import PolicyFactory
+from inftool_env.errors import InftoolError
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
 
@@ -72,7 +73,10 @@ async def evaluate(
     out: Path | None = None,
     progress: bool = True,
 ) -> tuple[EvalSummary, list[Trajectory]]:
-    """Each task once (``n`` None), or ``n`` episodes with seeded task sampling."""
+    """Each task once (``n`` None), or ``n`` episodes with seeded task sampling. ``out`` may hold this env's
+    earlier results (replaced), not another env's (refused before any episode)."""
+    if out is not None:
+        _check_out(out, env.config.id)
     if tasks is not None:
         env = ToolEnv(env.config, tasks, env.servers, user=env.user, reward_fn=env.reward_fn)
     episodes: list[tuple[int, str | None]]
@@ -89,6 +93,15 @@ async def evaluate(
                 f.write(t.model_dump_json() + "\n")
         (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary, trajectories
+
+
+def _check_out(out: Path, env_id: str) -> None:
+    try:
+        held = json.loads((out / "summary.json").read_text()).get("env_id")
+    except (OSError, ValueError, AttributeError):  # none, or not an eval's: nothing of another env to lose
+        return
+    if held is not None and held != env_id:
+        raise InftoolError(f"{out} holds another env's results ({held}); pick another --out")
 
 
 def format_summary(summary: EvalSummary) -> str:
