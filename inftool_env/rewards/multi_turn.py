@@ -160,7 +160,7 @@ async def _replay(
     truth_turns = task.ground_truth
     unlike = next((k for k in range(max(len(model), len(truth_turns))) if not _turn_alike(model, truth_turns, k)), None)
     same = unlike is None
-    turns = range(max(len(task.turns), len(task.ground_truth)))
+    turns = range(max(len(task.turns), len(truth_turns)))
     owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
     kept = None
     if same and live is not None and all(getattr(servers[n].backend, "deterministic", False) for n in names):
@@ -182,22 +182,26 @@ async def _replay(
         yield _as_truths(k, model, task, kept_results)
     model_states = _States(servers, names, task, seed, base=frozen[start - 1] if frozen and start else None)
     truth_states = _States(servers, names, task, seed)  # with a kept side: only a fresh one to compare with
+    last_unlike: int | None = None  # found at the first turn that could end the replay
     for k in turns[start:]:
         steps = list(model[k]) if k < len(model) else []
-        truth = task.ground_truth[k] if k < len(task.ground_truth) else []
+        truth = truth_turns[k] if k < len(truth_turns) else []
         results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
         if kept is None:
             truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
             expected: Mapping[str, Any] = truth_states.made
         else:
-            truth_results, expected = (list(kept.results[k]), kept.states[k]) if k < len(kept.results) else ([], {})
+            truth_results, expected = (list(kept_results[k]), kept.states[k]) if k < len(kept_results) else ([], {})
         # Only turns whose ground truth calls something are checked.
         now = frozen[k] if frozen is not None and k < len(frozen) else None
         differ = _differ(servers, model_states, expected, truth_states, now) if truth else ()
         yield TurnOutcome(steps, results, len(truth), truth_results, differ)
-        rest = range(k + 1, max(len(model), len(truth_turns)))
-        if (now is not None and not differ and k + 1 < len(turns)
-                and all(_turn_alike(model, truth_turns, j) for j in rest) and model_states.are(now)):  # fmt: skip
+        if now is None or differ or k + 1 >= len(turns):
+            continue
+        if last_unlike is None:
+            ends = max(len(model), len(truth_turns))
+            last_unlike = next(j for j in reversed(range(ends)) if not _turn_alike(model, truth_turns, j))
+        if k >= last_unlike and model_states.are(now):
             # Every state is now the ground truth's, whole, and the calls left are its own: so are the outcomes.
             for j in turns[k + 1 :]:
                 yield _as_truths(j, model, task, kept_results)
@@ -333,14 +337,15 @@ def _turn_alike(model: Sequence[Steps], truth: list[list[ToolCall]], k: int) -> 
 
 
 def _same_json(a: Any, b: Any) -> bool:
-    """``a`` and ``b`` would be the same JSON (keys in any order): equal, type for type (a bool is not an
-    int, a tuple not a list), floats by their text too (0.0 and -0.0). What it calls unlike may be
-    alike (NaN): that costs a replay, never a verdict."""
+    """``a`` and ``b`` would be the same JSON text: equal, type for type (a bool is not an int, a tuple not
+    a list), floats by their text too (0.0 and -0.0), keys in the same order (a backend may keep the
+    order it was sent: the REST simulator's results do). What it calls unlike may be alike (NaN): that
+    costs a replay, never a verdict."""
     kind = type(a)
     if kind is not type(b):
         return False
     if kind is dict:
-        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+        return list(a) == list(b) and all(_same_json(v, b[k]) for k, v in a.items())
     if kind is list:
         return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
     if kind is float:
@@ -395,8 +400,9 @@ class _Kept:
 
 
 class TruthCache:
-    """The ground truth's side of recently replayed tasks (results, and copies of the states at the
-    checked turns), for backends that are ``deterministic`` and offer ``copy_state``. A task's side
+    """The ground truth's side of recently replayed tasks (results, copies of the states at the checked
+    turns and, where the backends freeze, each turn's frozen states), for backends that are
+    ``deterministic`` and offer ``copy_state``. A task's side
     is built the second time it is seen, so a one-off replay (an eval of one results file) pays for
     no copies — or the first time, when the model made the ground truth's own calls: then its one
     replay, with copies, stands for both sides. ``size`` tasks are remembered, least recently

@@ -4,6 +4,7 @@ answer, and a ground truth's side kept from an earlier replay gives a cold repla
 from __future__ import annotations
 
 import copy
+import json
 import random
 
 import pytest
@@ -212,8 +213,10 @@ def test_only_the_very_same_calls_reuse_the_ground_truths_side():
         return all(_turn_alike(model, truth, k) for k in range(max(len(model), len(truth))))
 
     truth = [[ToolCall(name="add", arguments={"a": 1, "b": [2], "c": {"d": 0.5}})], []]
-    alike = [[[ToolCall(name="add", arguments={"c": {"d": 0.5}, "b": [2], "a": 1})]], []]
+    alike = [[[ToolCall(name="add", arguments={"a": 1, "b": [2], "c": {"d": 0.5}})]], []]
     assert same(alike, truth) and same([[[c] for c in turn] for turn in truth], truth)
+    # Keys in another order: a backend may keep the order in its results (the REST simulator does).
+    assert not same([[[ToolCall(name="add", arguments={"c": {"d": 0.5}, "b": [2], "a": 1})]], []], truth)
     for a in (1.0, True, "1", None, [1]):
         assert not same([[[ToolCall(name="add", arguments={"a": a, "b": [2], "c": {"d": 0.5}})]], []], truth)
     for b in ([2.0], [True], [2, 2], []):
@@ -345,3 +348,37 @@ async def test_a_state_that_cannot_be_frozen_is_replayed_whole(replayed):
         del replayed[:]
         assert as_tuple(await replay_turns(servers, task, steps, seed=0, truths=kept)) == as_tuple(cold)
         assert len(replayed) == sum(len(call) for turn in steps for call in turn)  # every call, none skipped
+
+
+async def test_arguments_in_another_order_are_replayed_where_a_backend_keeps_their_order(tmp_path):
+    """The REST simulator keeps a free-form body's keys in the order sent, and its result text shows them:
+    a rollout that sent the ground truth's keys in another order got another text, so it takes no kept
+    outcome, whether its turns are the first or the last."""
+    from inftool_env import compile_spec
+
+    body = {"type": "object", "properties": {"meta": {"type": "object", "additionalProperties": True}}}
+    ok = {"200": {"description": "ok"}}
+    note_id = {"name": "noteId", "in": "path", "required": True, "schema": {"type": "string"}}
+    spec = {"openapi": "3.0.0", "info": {"title": "Notes", "version": "1"}, "paths": {
+        "/notes": {"post": {"operationId": "addNote", "responses": ok,
+                            "requestBody": {"content": {"application/json": {"schema": body}}}}},
+        "/notes/{noteId}": {"get": {"operationId": "getNote", "responses": ok, "parameters": [note_id]}}}}  # fmt: skip
+    (tmp_path / "notes.json").write_text(json.dumps(spec))
+    server = compile_spec(tmp_path / "notes.json")
+    servers = {server.suite.name: server}
+    get = ToolCall(name="getNote", arguments={"noteId": "1"})
+
+    def add(meta):
+        return ToolCall(name="addNote", arguments={"meta": meta})
+
+    truth = [[add({"a": 1, "b": 2})], [get], [get]]
+    task = Task(id="n", turns=["x", "y", "z"], servers=[server.suite.name], ground_truth=truth)
+    reordered = [[[add({"b": 2, "a": 1})]], [[get]], [[ToolCall(name="getNote", arguments={"noteId": "2"})]]]
+    later = [[[add({"a": 1, "b": 2})]], [[get]], [[add({"b": 2, "a": 1})]]]
+    for steps in (reordered, later):
+        cold = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0))
+        kept = TruthCache()
+        await replay_turns(servers, task, [[turn] for turn in truth], seed=0, truths=kept)
+        assert as_tuple(await replay_turns(servers, task, steps, seed=0, truths=kept)) == as_tuple(cold)
+    verdict = await verdict_multi_turn(servers, task, reordered, seed=0, truths=kept)
+    assert verdict.error_type == "multi_turn:execution_response_mismatch"
