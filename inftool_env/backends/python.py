@@ -337,14 +337,7 @@ def _hints(cls: type, name: str, func: Callable[..., Any]) -> dict[str, Any]:
 
 def _signature_schema(method: _Method, where: str) -> dict[str, Any]:
     params = [p for p in method.params if p.kind not in _VARIADIC]
-    adapters = {}
-    for param in params:
-        try:
-            adapter = TypeAdapter(method.hints.get(param.name, Any))
-            adapter.json_schema()  # a type with no JSON Schema (a Callable) takes any value
-            adapters[param.name] = adapter
-        except (PydanticSchemaGenerationError, PydanticUserError):
-            pass
+    adapters = _param_adapters(method)
     # All at once: a model or an Enum is a shared "$ref": "#/$defs/…", which must be found at the root.
     schemas, defs = TypeAdapter.json_schemas([(name, "validation", a) for name, a in adapters.items()])
     properties: dict[str, Any] = {}
@@ -373,23 +366,32 @@ def _is_json(value: Any) -> bool:
 
 def argument_adapters(cls: type, name: str) -> dict[str, TypeAdapter[Any]]:
     """A validator for each argument of ``cls.name`` whose hint is not plain JSON (a dataclass, a model,
-    a date, an Enum, a tuple): the model sends JSON, the method expects the type it annotated."""
+    a date, an Enum, a tuple, a dict of int keys): the model sends JSON, the method expects the type it annotated."""
     method = _method(cls, name)
-    if not isinstance(method, _Method):
-        return {}
+    return _param_adapters(method, plain=False) if isinstance(method, _Method) else {}
+
+
+def _param_adapters(method: _Method, *, plain: bool = True) -> dict[str, TypeAdapter[Any]]:
+    """A TypeAdapter for each parameter a call names (not ``*args``/``**kwargs``; with ``plain=False``,
+    none whose hint is plain JSON), one walk for both the schema and the validators. A type with no JSON
+    Schema (a Callable) gets none: its schema is ``{}`` (any value), so its value reaches the method as sent."""
     adapters = {}
     for param in method.params:
         hint = method.hints.get(param.name, Any)
-        if param.kind in _VARIADIC or _is_plain(hint):
+        if param.kind in _VARIADIC or (not plain and _is_plain(hint)):
             continue
         try:
-            adapters[param.name] = TypeAdapter(hint)
-        except (PydanticSchemaGenerationError, PydanticUserError):  # a type pydantic cannot build: as sent
+            adapter = TypeAdapter(hint)
+            adapter.json_schema()
+        except (PydanticSchemaGenerationError, PydanticUserError):  # PydanticInvalidForJsonSchema is one
             continue
+        adapters[param.name] = adapter
     return adapters
 
 
 _JSON_HINTS = (str, int, float, bool, type(None), list, dict, object)
+# A JSON object's keys are text: a dict of other keys (dict[int, X]) needs its validator to become one.
+_JSON_KEYS = (str, Any, object)
 
 
 def _is_plain(hint: Any) -> bool:
@@ -399,8 +401,11 @@ def _is_plain(hint: Any) -> bool:
     origin = get_origin(hint)
     if origin is Literal:
         return all(type(v) in _PLAIN for v in get_args(hint))
-    if origin in (list, dict, Union, types.UnionType):
-        return all(_is_plain(arg) for arg in get_args(hint))
+    args = get_args(hint)
+    if origin is dict:
+        return not args or (args[0] in _JSON_KEYS and _is_plain(args[1]))  # typing.Dict has none
+    if origin in (list, Union, types.UnionType):
+        return all(_is_plain(arg) for arg in args)
     return False
 
 

@@ -37,11 +37,22 @@ except ImportError:  # pragma: no cover
 class _Loader(_BaseLoader):
     """A safe loader that refuses a key written twice in one mapping: PyYAML keeps the last, so a path
     written twice lost the first one's operations unseen. Keys a merge (``<<: *base``) brings may be
-    overridden, as YAML allows."""
+    overridden, as YAML allows. A timestamp stays the text it was written as (the string the same spec
+    in JSON gives), and a value a constructor refuses (``!!int abc``) is a YAML error naming its line."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._checked: set[int] = set()
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:  # int() of an !!int, float() of an !!float, an int past 4300 digits
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            what = f"{node.value[:40]!r} as {tag}" if isinstance(node, yaml.ScalarNode) else tag
+            raise yaml.constructor.ConstructorError(
+                problem=f"cannot read {what}: {exc}", problem_mark=node.start_mark
+            ) from None
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         # Every mapping is flattened before it is built, and a merge flattens its source first: checked
@@ -61,6 +72,16 @@ class _Loader(_BaseLoader):
                     )
                 first[key] = key_node
         super().flatten_mapping(node)
+
+
+def _as_text(loader: _Loader, node: yaml.ScalarNode) -> str:
+    return loader.construct_scalar(node)
+
+
+# PyYAML reads 2023-02-30 as a date and fails ("day is out of range for month"). A valid date became its
+# isoformat(), the text as written; a date-time now keeps its own form too ("…Z", not "…+00:00"), as the
+# same spec in JSON (or YAML 1.2, which has no timestamps) gives it.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_text)
 
 
 def is_live_source(source: str) -> bool:
@@ -147,6 +168,8 @@ def parse_text(text: str, *, source: str) -> Any:
             raise SpecError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source) from None
         except RecursionError:
             raise SpecError("JSON nested too deeply", source=source) from None
+        except ValueError as exc:  # not a JSONDecodeError: a number past Python's 4,300-digit limit
+            raise SpecError(f"invalid JSON: {exc}", source=source) from None
     try:
         document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (C or pure Python)
     except yaml.YAMLError as exc:
@@ -182,7 +205,7 @@ def _json_key(key: Any) -> str:
 
 
 def _jsonable(node: Any, memo: dict[int, Any]) -> Any:
-    """YAML gives dates and integer keys (``200:``); tools speak JSON. Shared (aliased) nodes are
+    """YAML gives integer keys (``200:``) and sets; tools speak JSON. Shared (aliased) nodes are
     converted once and stay shared, so an alias bomb costs nothing here."""
     if isinstance(node, str | int | float | bool) or node is None:
         return node
@@ -199,8 +222,6 @@ def _jsonable(node: Any, memo: dict[int, Any]) -> Any:
         memo[id(node)] = items
         items.extend(_jsonable(v, memo) for v in node)
         return items
-    if hasattr(node, "isoformat"):
-        return node.isoformat()
     return str(node)
 
 

@@ -9,6 +9,7 @@ import functools
 import importlib
 import json
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,6 +86,14 @@ class Kit:
         """JSON in, as sent."""
         return "ok"
 
+    def keyed(self, scores: dict[int, str]) -> list[str]:
+        """Key types as the method sees them."""
+        return [type(k).__name__ for k in scores]
+
+    def hook(self, fn: Callable[[], str] | None = None) -> str:
+        """A parameter no JSON Schema describes."""
+        return repr(fn)
+
 
 def test_static_and_class_methods_are_tools_with_their_real_parameters():
     suite = suite_from_class(Kit)
@@ -136,6 +145,22 @@ def test_plain_json_arguments_get_no_validator():
     for name in BFCL_DOMAINS:
         cls = bfcl_class(name)
         assert all(argument_adapters(cls, m) == {} for m in dir(cls)), name
+
+
+async def test_a_dict_of_int_keys_reaches_the_method_with_int_keys():
+    """JSON keys are text: dict[int, str] counted as plain JSON, and the method got {"1": …}."""
+    assert sorted(argument_adapters(Kit, "keyed")) == ["scores"]
+    async with open_client(compile_spec(KIT), episode="a") as client:
+        assert json.loads((await client.call("keyed", {"scores": {"1": "a", "2": "b"}})).text) == ["int", "int"]
+
+
+async def test_a_parameter_with_no_json_schema_takes_any_value_as_its_schema_says():
+    """The schema said any value ({}), yet a TypeAdapter(Callable) refused every one."""
+    assert suite_from_class(Kit).tool("hook").input_schema["properties"] == {"fn": {"default": None}}
+    assert argument_adapters(Kit, "hook") == {}
+    async with open_client(compile_spec(KIT), episode="a") as client:
+        result = await client.call("hook", {"fn": "x"})
+        assert not result.is_error and json.loads(result.text) == "'x'"
 
 
 def test_results_are_json_not_reprs():

@@ -282,3 +282,31 @@ def test_a_yaml_error_says_where_the_unclosed_thing_began(tmp_path):
         f"{path}: invalid YAML: while scanning a quoted scalar at line 3 column 10, "
         "found unexpected end of stream at line 6 column 1"
     )
+
+
+def test_a_yaml_date_is_its_text_even_one_no_calendar_has(tmp_path):
+    """PyYAML builds 2023-02-30 as a date and fails: a bare ValueError escaped load_spec."""
+    path = tmp_path / "dates.yaml"
+    path.write_text(
+        "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nx-days: {2023-02-30: a, 2024-01-02: b}\npaths:\n"
+        "  /a:\n    get:\n      operationId: a\n      responses:\n"
+        "        '200': {description: ok, content: {application/json: {example: 2023-02-30}}}\n"
+    )
+    load_spec(path)
+    document = parse_text(path.read_text(), source=str(path))
+    assert document["x-days"] == {"2023-02-30": "a", "2024-01-02": "b"}  # a real one as before: its isoformat
+    assert document["paths"]["/a"]["get"]["responses"]["200"]["content"]["application/json"]["example"] == "2023-02-30"
+
+
+def test_a_value_its_yaml_tag_refuses_is_a_spec_error_naming_its_line():
+    with pytest.raises(SpecError) as err:
+        parse_text("a: 1\nb: [2, !!int abc]\n", source="tag.yaml")
+    assert str(err.value) == (
+        "tag.yaml: invalid YAML at line 2 column 8: cannot read 'abc' as !!int: invalid literal for int() with "
+        "base 10: 'abc'"
+    )
+
+
+def test_a_json_number_past_pythons_digit_limit_is_a_spec_error():
+    with pytest.raises(SpecError, match=r"^big.json: invalid JSON: Exceeds the limit"):
+        parse_text('{"a": ' + "9" * 5000 + "}", source="big.json")
