@@ -14,14 +14,13 @@ import functools
 import importlib
 import json
 import marshal
-import pickle
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
-from inftool_env.backends.base import PickledState, copy_tree, pickle_state
+from inftool_env.backends.base import PickledState, copy_tree
 from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
@@ -99,19 +98,18 @@ class BfclBackend(PickledState, PythonBackend):
         key = _scenario_key(initial)
         if key is not None and (loaded := self._loaded.get(key)) is not None:
             self._loaded.move_to_end(key)
-            return pickle.loads(loaded)  # noqa: S301 - our own bytes, pickled just after a load
+            return self.thaw_state(loaded)
         instance = self.factory()
         self._load_scenario(instance, copy_tree(initial) if initial is not None else {})
         if key is not None:
-            try:
-                loaded = self._loaded[key] = pickle_state(instance)
-            except (pickle.PicklingError, TypeError, AttributeError):
+            if (loaded := self.freeze_state(instance)) is None:
                 return instance  # a class pickle cannot copy: each of its states is loaded anew
+            self._loaded[key] = loaded
             if len(self._loaded) > LOADED_KEPT:
                 self._loaded.popitem(last=False)
             # The first state a copy too, as every later one is: which of its strings are one object (the
             # code's constants, or each its own) is then the same in all, and so are their frozen bytes.
-            return pickle.loads(loaded)  # noqa: S301 - our own bytes, pickled just above
+            return self.thaw_state(loaded)
         return instance
 
     def forget_loaded(self) -> None:

@@ -67,7 +67,8 @@ class StatefulBackend:
     def __init__(self, suite: ToolSuite, *, seed_records: int = SEED_RECORDS) -> None:
         self.suite = suite
         self.seed_records = seed_records
-        self.routes, linked = _linked({t.name: _route(t.http.path) for t in suite.tools if t.http is not None})
+        paths = {t.name: _route(t.http.path) for t in suite.tools if t.http is not None}
+        self.routes, linked = _linked(paths, _record_schemas(suite, paths))
         self.known_collections = {r.collection for r in self.routes.values()}
         # Only collections something can read back start with records (not /channels/stop, /freeBusy…).
         self.readable = {
@@ -75,24 +76,7 @@ class StatefulBackend:
             for t in suite.tools
             if t.name in self.routes and t.http and t.http.method == "GET"
         }
-        # The schema a record of each collection has: its item GET's output, else its create's, else a listing's items.
-        self.record_schemas: dict[str, dict[str, Any]] = {}
-        rank: dict[str, int] = {}
-        candidate: dict[str, Any] | None
-        for tool in suite.tools:
-            route = self.routes.get(tool.name)
-            if not (route and tool.output_schema and tool.http and tool.http.method in ("GET", "POST")):
-                continue
-            if route.item_param is not None and tool.http.method == "GET":
-                candidate, level = tool.output_schema, 0
-            elif tool.http.method == "POST" and not route.search and route.item_param is None:
-                candidate, level = tool.output_schema, 1
-            elif tool.http.method == "GET":
-                candidate, level = _listed_items(tool.output_schema), 2
-            else:
-                continue
-            if candidate is not None and level < rank.get(route.collection, 3):
-                self.record_schemas[route.collection], rank[route.collection] = candidate, level
+        self.record_schemas = _record_schemas(suite, self.routes)
         # The field a record keeps its id in: "id", or the item's path parameter where the record has that
         # field and no "id" and the server makes it (Nexmo's calls: /{uuid}, {"uuid": ...}), so a listed
         # record names its own path. A field a create sends (a tag's name) stays the client's.
@@ -137,9 +121,9 @@ class StatefulBackend:
         # every id the world holds), else the record's own ``id`` property.
         self.id_schemas: dict[str, dict[str, Any]] = {}
         for tool in suite.tools:
-            route = self.routes.get(tool.name)
-            if route is None:
+            if tool.name not in self.routes:
                 continue
+            route = self.routes[tool.name]
             named = [(route.collection, route.item_param)] if route.item_param else []
             for collection, param in [*named, *route.parents]:
                 schema = _path_param_schema(tool, param)
@@ -157,16 +141,14 @@ class StatefulBackend:
         kept = self._seeded.get(seed) if isinstance(seed, int) else None
         if kept is not None:
             self._seeded.move_to_end(seed)
-            collections, next_id, rng_state = marshal.loads(kept)  # noqa: S302 - our own bytes
-            rng = random.Random(0)
-            rng.setstate(rng_state)
-            return StatefulState(rng=rng, collections=collections, next_id=next_id)
+            return self.thaw_state(kept)
         state = self._seed_world(seed)
         if isinstance(seed, int):
-            try:  # one blob: a few kB where the rng's state as Python ints would be ~25 kB
-                self._seeded[seed] = marshal.dumps((state.collections, state.next_id, state.rng.getstate()))
-            except ValueError:  # a value marshal cannot hold (not JSON): this world is not kept
+            # One blob: a few kB where the rng's state as Python ints would be ~25 kB. None: a value marshal
+            # cannot hold (not JSON), so this world is not kept.
+            if (frozen := self.freeze_state(state)) is None:
                 return state
+            self._seeded[seed] = frozen
             while len(self._seeded) > SEEDED_WORLDS_KEPT:
                 self._seeded.popitem(last=False)
         return state
@@ -206,16 +188,14 @@ class StatefulBackend:
     @staticmethod
     def thaw_state(frozen: bytes) -> StatefulState:
         collections, next_id, rng_state = marshal.loads(frozen)  # noqa: S302 - our own bytes
-        rng = random.Random(0)
-        rng.setstate(rng_state)
-        return StatefulState(rng=rng, collections=collections, next_id=next_id)
+        return StatefulState(rng=_rng_at(rng_state), collections=collections, next_id=next_id)
 
     @staticmethod
     def copy_state(state: StatefulState) -> StatefulState:
         """An independent copy that goes on as the original would (its rng included)."""
-        rng = random.Random(0)
-        rng.setstate(state.rng.getstate())
-        return StatefulState(rng=rng, collections=copy_tree(state.collections), next_id=state.next_id)
+        return StatefulState(
+            rng=_rng_at(state.rng.getstate()), collections=copy_tree(state.collections), next_id=state.next_id
+        )
 
     async def call(self, tool: ToolSpec, arguments: dict[str, Any], state: StatefulState) -> Any:
         route = self.routes.get(tool.name)
@@ -345,6 +325,13 @@ class StatefulBackend:
         return sample(schema, state.rng, hint=value, root=schema, optional=0.0)
 
 
+def _rng_at(position: tuple[Any, ...]) -> random.Random:
+    """A generator at ``position`` (what ``getstate()`` gave)."""
+    rng = random.Random(0)
+    rng.setstate(position)
+    return rng
+
+
 def _route(path: str) -> _Route:
     segments = [s for s in path.split("/") if s]
     item_param = None
@@ -362,11 +349,37 @@ def _route(path: str) -> _Route:
     return _Route(collection=prefix or "/", item_param=item_param, parents=tuple(parents), search=search)
 
 
-def _linked(routes: dict[str, _Route]) -> tuple[dict[str, _Route], dict[str, frozenset[str]]]:
+def _record_schemas(suite: ToolSuite, routes: dict[str, _Route]) -> dict[str, dict[str, Any]]:
+    """The schema a record of each collection has: its item GET's output, else its create's, else a listing's items."""
+    schemas: dict[str, dict[str, Any]] = {}
+    rank: dict[str, int] = {}
+    candidate: dict[str, Any] | None
+    for tool in suite.tools:
+        route = routes.get(tool.name)
+        if not (route and tool.output_schema and tool.http and tool.http.method in ("GET", "POST")):
+            continue
+        if route.item_param is not None and tool.http.method == "GET":
+            candidate, level = tool.output_schema, 0
+        elif tool.http.method == "POST" and not route.search and route.item_param is None:
+            candidate, level = tool.output_schema, 1
+        elif tool.http.method == "GET":
+            candidate, level = _listed_items(tool.output_schema), 2
+        else:
+            continue
+        if candidate is not None and level < rank.get(route.collection, 3):
+            schemas[route.collection], rank[route.collection] = candidate, level
+    return schemas
+
+
+def _linked(
+    routes: dict[str, _Route], record_schemas: dict[str, dict[str, Any]]
+) -> tuple[dict[str, _Route], dict[str, frozenset[str]]]:
     """Routes whose items a top-level listing holds. CircleCI lists /projects and names one project as
-    /project/{username}/{project}: the path's noun, singular, with parameters only after it (``username``
-    just qualifies the name), where no /project collection exists. Such an item is a /projects record, and
-    a path that deeper routes name items under (/project/{username}/{project}/{build_num}) is their
+    /project/{username}/{project}: the path's noun, singular, with parameters only after it, where no /project
+    collection exists and each parameter before the last (``username``) is a field of the listing's records
+    (``record_schemas``, per collection before linking), so it just qualifies the name. A team has no
+    ``teamId``: /team/{teamId}/{memberId} beside /teams names a member, not a team. Such an item is a /projects
+    record, and a path that deeper routes name items under (/project/{username}/{project}/{build_num}) is their
     collection: GET lists the builds, POST triggers one. Returns the routes and, per linked listing, the
     parameters that qualify its records' names."""
     collections = {r.collection for r in routes.values()}
@@ -376,7 +389,9 @@ def _linked(routes: dict[str, _Route]) -> tuple[dict[str, _Route], dict[str, fro
         base = c.split("/{")[0]
         plural = base + "s"
         if base and base not in collections and plural in top and plural not in owners.values():
-            if re.fullmatch(re.escape(base) + r"(?:/\{[^}/]+\})+", c):
+            fields = record_schemas.get(plural, {}).get("properties") or {}
+            qualifiers = re.findall(r"\{([^}]+)\}", c)
+            if re.fullmatch(re.escape(base) + r"(?:/\{[^}/]+\})+", c) and all(q in fields for q in qualifiers):
                 owners[c] = plural
     out: dict[str, _Route] = {}
     for name, r in routes.items():

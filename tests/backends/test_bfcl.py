@@ -109,6 +109,24 @@ async def test_a_scenario_seen_again_is_a_fresh_copy_of_its_first_load(domain):
     assert backend.snapshot(other) == backend.snapshot(loaded(domain, {}))
 
 
+def test_a_scenario_pickle_cannot_hold_is_loaded_anew_each_time():
+    """A loaded instance too deeply nested to pickle (RecursionError, as a class with a lock or a local
+    class gives its own errors) is not kept: each new state loads it, never a traceback (review31_diff #7)."""
+    backend = BfclBackend("TravelAPI")
+    load = backend._load_scenario
+
+    def nested(instance, initial):
+        load(instance, initial)
+        deep: list = []
+        for _ in range(100_000):
+            deep = [deep]
+        instance.deep = deep
+
+    backend._load_scenario = nested  # type: ignore[method-assign]
+    first, second = backend.new_state(seed=0, initial={}), backend.new_state(seed=0, initial={})
+    assert first is not second and first.deep is not second.deep and not backend._loaded
+
+
 FROZEN_CASES = [(d, False) for d in sorted(set(BFCL_DOMAINS) - {"GorillaFileSystem"})] + [("TravelAPI", True)]
 
 

@@ -341,3 +341,29 @@ async def test_nested_paths_name_the_listed_parent_and_the_missing_items_collect
     async with open_client(compile_spec(spotify, seed=0), episode="e") as c:
         miss = await c.call("get_users_by_user_id_playlists", {"user_id": "u1"})
         assert miss.is_error and miss.text.startswith("No users with user_id='u1'. Existing ids: use_")
+
+
+async def test_a_nested_path_whose_qualifier_its_plural_listings_records_lack_is_not_linked():
+    """/team/{teamId}/{memberId} beside /teams names a member of a team, not a team (review31_diff #4): a team
+    record has no ``teamId``, so the member is not looked up among the teams, nor a team id taken for one."""
+    from inftool_env.mcp import CompiledServer
+
+    ok = {"200": {"description": "ok"}}
+    team = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
+    listing = {
+        "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "array", "items": team}}}}
+    }
+    ids = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in ("teamId", "memberId")]
+    spec = {"openapi": "3.0.0", "info": {"title": "Teams", "version": "1"}, "paths": {
+        "/teams": {"get": {"operationId": "listTeams", "responses": listing}},
+        "/team/{teamId}/{memberId}": {"get": {"operationId": "getMember", "parameters": ids, "responses": ok}},
+    }}  # fmt: skip
+    suite = load_spec(spec)
+    backend = StatefulBackend(suite)
+    assert backend.linked == {} and backend.routes["getMember"].collection == "/team/{teamId}"
+    async with open_client(CompiledServer(suite, backend)) as c:
+        teams = [t["id"] for t in (await c.call("listTeams", {})).structured["result"]]
+        member = await c.call("getMember", {"teamId": teams[0], "memberId": "m1"})
+        assert member.is_error and "Existing ids" not in member.text and teams[1] not in member.text
+        team_as_member = await c.call("getMember", {"teamId": "nonexistent", "memberId": teams[1]})
+        assert team_as_member.is_error
