@@ -247,7 +247,7 @@ async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], l
     producers = [p for p in tools if p[1].name == focus] or list(tools)
     ctx.rng.shuffle(producers)
     found_any = False
-    failed: Skip | None = None  # the last chain whose call failed: the table names its tool
+    failed: Skip | None = None  # the last chain whose consumer's call failed: the table names its tool
     for server, producer in producers[:8]:
         try:
             first = ctx.make_call(server, producer)
@@ -278,16 +278,21 @@ async def find_chain(ctx: Context, focus: str | None) -> tuple[list[ToolCall], l
             value = str(value)
         try:
             second = ctx.make_call(cserver, consumer, fixed={param: value})
-            if not informative(consumer, second):  # an update that says only which record
-                continue
+        except Skip as exc:  # never sent (its arguments do not validate): its own reason, not the server's
+            failed = exc if exc.tool else failed
+            continue
+        if not informative(consumer, second):  # an update that says only which record
+            continue
+        try:
             await ctx.execute([[first, second]], initial=initial)
         except Skip as exc:
-            failed = exc if exc.tool else failed
+            if exc.tool:
+                failed = Skip("the chained call failed on the server", tool=exc.tool, error=exc.error)
             continue
         return [first, second], [producer, consumer], param, how
     # Which ids a result holds depends on the drawn call (a filter may match nothing): another draw may chain.
     if failed is not None:
-        raise Skip("the chained call failed on the server", tool=failed.tool, error=failed.error)
+        raise Skip(str(failed), tool=failed.tool, error=failed.error)
     raise Skip("the chained call failed on the server" if found_any else "no result named a record another takes")
 
 

@@ -204,8 +204,8 @@ async def _fill(
                 made += 1
                 bar.update(1)
                 paired = {**origin, "companion_of": kept[-1].id}
-                run.companions += len(companions)
                 for companion in companions:  # beyond the quota: the bar grows with them
+                    run.companions += 1  # as each is verified: one that raises is a drop, the rest never candidates
                     if await _keep(companion, world, paired, fresh, dedup, kept, drops, round, seed):
                         bar.total += 1
                         bar.update(1)

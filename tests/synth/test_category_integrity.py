@@ -228,6 +228,21 @@ async def test_a_source_with_no_id_to_hand_on_has_no_chain(tmp_path):
         await find_chain(Context.create(world, 0), None)
 
 
+async def test_a_chained_call_whose_arguments_do_not_validate_is_not_called_a_server_failure(monkeypatch):
+    """review31_diff #8: the consumer's call was never sent, so find_chain gives up with its own reason."""
+    make_call = Context.make_call
+
+    def invalid_consumer(self, server, tool, fixed=None):
+        if fixed:  # the chained call, fed the producer's value
+            raise Skip("generated arguments do not validate (bad)", tool=tool.name, error="bad")
+        return make_call(self, server, tool)
+
+    monkeypatch.setattr(Context, "make_call", invalid_consumer)
+    with pytest.raises(Skip, match=r"^generated arguments do not validate \(bad\)$") as caught:
+        await find_chain(Context.create(open_world(BOOKSHELF_ID), 0), None)
+    assert caught.value.tool and caught.value.error == "bad"
+
+
 def test_irrelevance_falls_back_to_near_misses_when_no_off_domain_request_fits(tmp_path):
     words = ("weather forecast translate language recipe cook dish capital country poem write remind reminder call "
              "boil egg podcast recommend fact animal octopus stretch exercise running football sport rule name pet "

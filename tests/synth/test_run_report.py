@@ -106,6 +106,31 @@ def test_attempts_and_candidates_add_up(bookshelf_run):
     assert f"{s['kept']} of {s['candidates']} candidates kept" in bookshelf_run.table()
 
 
+def test_the_counts_add_up_when_a_companions_check_raises(monkeypatch):
+    # review31_diff #10: every companion was counted before any was checked, so one whose check raised
+    # (an internal error, one drop) left the others counted as candidates that were never kept or dropped.
+    simple = synth_run.BUILDERS["simple"]
+
+    async def with_companions(ctx, focus):
+        task = await simple(ctx, focus)
+        return [task, task.model_copy(update={"id": "raises"}), task.model_copy(update={"id": "after"})]
+
+    keep = synth_run._keep
+
+    async def checked(task, *args, **kwargs):
+        if task.id == "raises":
+            raise RuntimeError("a bug met by one companion")
+        return await keep(task, *args, **kwargs)
+
+    monkeypatch.setitem(synth_run.BUILDERS, "simple", with_companions)
+    monkeypatch.setattr(synth_run, "_keep", checked)
+    run = synthesize(BOOKSHELF_ID, n=1, categories=["simple"], seed=0, attempts_per_task=1)
+    s = run.stats
+    assert s["kept"] == 1 and s["dropped"]["simple: internal error (RuntimeError: a bug met by one companion)"] == 1
+    assert s["attempts"] - s["not_applicable_attempts"] + s["companions"] == s["candidates"]
+    assert s["candidates"] == s["kept"] + sum(s["dropped"].values())
+
+
 # -- the CLI -------------------------------------------------------------------------------------
 
 
