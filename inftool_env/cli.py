@@ -162,7 +162,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     print(f"{suite.name} {suite.version} ({suite.format}) from {suite.source}")
     warned = f", {len(suite.warnings)} warnings" if suite.warnings else ""
-    print(f"{len(suite.tools)} tools, {len(suite.skipped)} skipped{warned}\n")
+    print(f"{_many(len(suite.tools), 'tool')}, {len(suite.skipped)} skipped{warned}\n")
     width = max((len(t.name) for t in suite.tools), default=4)
     for tool in suite.tools:
         props = tool.input_schema.get("properties", {})
@@ -198,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def serving() -> None:
         if not args.quiet:
-            print(f"inftool: serving {len(suite.tools)} tools of {suite.name} on {where}{_skipped(suite, 3)}",
+            print(f"inftool: serving {_many(len(suite.tools), 'tool')} of {suite.name} on {where}{_skipped(suite, 3)}",
                   file=sys.stderr)  # fmt: skip
 
     if args.transport == "stdio":
@@ -222,7 +222,11 @@ def _skipped(suite: Any, shown: int) -> str:
     count = len(suite.skipped)
     named = ", ".join(f"{s.name} ({s.reason})" for s in suite.skipped[:shown])
     more = f" and {count - shown} more (inftool inspect lists them)" if count > shown else ""
-    return f"; {count} operation{'' if count == 1 else 's'} skipped: {named}{more}"
+    return f"; {_many(count, 'operation')} skipped: {named}{more}"
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def warn_lost_operations(servers: Mapping[str, Any]) -> None:

@@ -27,7 +27,7 @@ def test_inspect_lists_tools_and_skips(capsys, tmp_path):
     bad.write_text("openapi: 3.0.0\npaths:\n  /a: {get: {parameters: [{name: q, in: nowhere}]}}\n  /b: {get: {}}\n")
     assert main(["inspect", str(bad)]) == 0
     out = capsys.readouterr().out
-    assert "1 tools, 1 skipped" in out and "GET /a  at #/paths/~1a/get/parameters/0: unknown parameter location" in out
+    assert "1 tool, 1 skipped" in out and "GET /a  at #/paths/~1a/get/parameters/0: unknown parameter location" in out
     assert main(["inspect", str(bad), "--strict"]) == 2
     assert "inftool: error:" in capsys.readouterr().err
 
@@ -117,7 +117,7 @@ def test_serve_names_the_operations_it_skipped(tmp_path):
     )
     proc = subprocess.run([*INFTOOL, "serve", str(partial)], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)  # fmt: skip
-    assert "serving 1 tools of Refs on stdio; 1 operation skipped: GET /a" in proc.stderr
+    assert "serving 1 tool of Refs on stdio; 1 operation skipped: GET /a" in proc.stderr
 
 
 def test_the_skipped_line_counts_one_operation_and_names_at_most_three():
