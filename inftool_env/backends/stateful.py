@@ -80,17 +80,14 @@ class StatefulBackend:
         # The field a record keeps its id in: "id", or the item's path parameter where the record has that
         # field and no "id" and the server makes it (Nexmo's calls: /{uuid}, {"uuid": ...}), so a listed
         # record names its own path. A field a create sends (a tag's name) stays the client's.
-        sent = {
-            self.routes[t.name].collection: _sent_fields(t)
+        creates = [
+            t
             for t in suite.tools
             if t.name in self.routes and t.http and t.http.method == "POST" and not self.routes[t.name].item_param
-        }
+        ]
+        sent = {self.routes[t.name].collection: _sent_fields(t) for t in creates}
         # The create's response counts too (CircleCI's build detail lacks build_num, its trigger's summary has it).
-        made = {
-            self.routes[t.name].collection: set((t.output_schema or {}).get("properties") or {})
-            for t in suite.tools
-            if t.name in self.routes and t.http and t.http.method == "POST" and not self.routes[t.name].item_param
-        }
+        made = {self.routes[t.name].collection: set((t.output_schema or {}).get("properties") or {}) for t in creates}
         self.id_keys: dict[str, str] = {}
         for route in self.routes.values():
             props = self.record_schemas.get(route.collection, {}).get("properties") or {}

@@ -73,7 +73,6 @@ class Drops:
 @dataclass
 class SynthRun:
     tasks: list[Task]
-    dropped: dict[str, int]  # by short reason ("simple: execution"); ``drops`` holds the whole reasons
     not_applicable: dict[str, str]
     env_config: EnvConfig
     world: World
@@ -83,6 +82,11 @@ class SynthRun:
     drops: Drops = field(default_factory=Drops)
     not_applicable_attempts: int = 0  # attempts that found their category does not apply
     companions: int = 0  # candidates a builder made beside its task
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Drops by short reason ("simple: execution"); ``drops`` holds the whole reasons."""
+        return dict(self.drops.counts)
 
     def table(self) -> str:
         return format_table(self)
@@ -149,7 +153,7 @@ async def synthesize_async(
     model = None if generator == "schema" else generator
     world = source if isinstance(source, World) else open_world(source, model=model if isinstance(model, str) else None)
     quota = _quota(wanted, n, plan)
-    run = SynthRun([], {}, {}, env_config(world), world, plan=plan)
+    run = SynthRun([], {}, env_config(world), world, plan=plan)
     fresh = world.fresh()
     kept: list[Task] = []
     parents: dict[tuple[str, str], Task] = {}
@@ -172,7 +176,6 @@ async def synthesize_async(
         bar.close()
         if agents is not None:
             await agents.aclose()
-    run.dropped = dict(run.drops.counts)
     run.stats = stats(run)
     return run
 
