@@ -310,3 +310,27 @@ def test_a_value_its_yaml_tag_refuses_is_a_spec_error_naming_its_line():
 def test_a_json_number_past_pythons_digit_limit_is_a_spec_error():
     with pytest.raises(SpecError, match=r"^big.json: invalid JSON: Exceeds the limit"):
         parse_text('{"a": ' + "9" * 5000 + "}", source="big.json")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"paths": {"/a": {"get": {}}, "/a": {"post": {}}}}', "duplicate key '/a' in the object at /paths"),
+        ('{"a": 1, "a": 2}', "duplicate key 'a' in the object at the top level"),
+        ('[{"name": "f"}, {"name": "g", "parameters": {"x~/y": {"t": 1, "t": 2}}}]',
+         "duplicate key 't' in the object at /1/parameters/x~0~1y"),
+    ],
+)  # fmt: skip
+def test_a_json_key_written_twice_is_refused_with_where(tmp_path, text, message):
+    """``json`` keeps the last of two equal keys, as PyYAML did: the first path's operations were lost unseen."""
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == f"{path}: invalid JSON: {message}"
+
+
+def test_a_jsonl_line_with_a_key_written_twice_names_its_line():
+    text = '{"name": "f", "parameters": {}}\n{"name": "g", "name": "h", "parameters": {}}\n'
+    with pytest.raises(SpecError, match=r"^tools.jsonl line 2: invalid JSON: duplicate key 'name'"):
+        parse_text(text, source="tools.jsonl")
