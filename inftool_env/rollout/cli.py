@@ -46,10 +46,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def run_rollout(args: argparse.Namespace) -> int:
+    import anyio
+
     from inftool_env.rollout.run import rollout
     from inftool_env.rollout.shared import parse_server_urls
 
     out = Path(args.out)
+    anyio.run(_warn_lost_operations, args.env_id)
     summary = rollout(args.env_id, args.policy, n=args.n, workers=args.workers, ray_address=args.ray, out=out,
                       concurrency=args.concurrency, seed=args.seed, server_urls=parse_server_urls(args.server),
                       worker_cpus=args.worker_cpus, progress=True)  # fmt: skip
@@ -59,3 +62,16 @@ def run_rollout(args: argparse.Namespace) -> int:
         print(f"inftool: {summary.broken} of {summary.episodes} episodes broke ({kinds}); see {out}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _warn_lost_operations(env_id: str) -> None:
+    """What eval and check print: the workers build their own envs, so the warning comes from a copy here
+    (one compile of each spec, well under a second for the registered ones)."""
+    from inftool_env.cli import warn_lost_operations
+    from inftool_env.registration import make
+
+    env = make(env_id)
+    try:
+        warn_lost_operations(env.servers)
+    finally:
+        await env.close()

@@ -134,7 +134,7 @@ def test_the_counts_add_up_when_a_companions_check_raises(monkeypatch):
 # -- the CLI -------------------------------------------------------------------------------------
 
 
-def test_synth_warns_of_the_operations_its_spec_lost_as_check_does(tmp_path, capsys):
+def test_synth_warns_of_the_operations_its_spec_lost_as_check_and_rollout_do(tmp_path, capsys):
     # serve and check named them; synth said nothing, and no task used them.
     spec = tmp_path / "shop.json"
     ok = {"200": {"description": "ok"}}
@@ -150,6 +150,20 @@ def test_synth_warns_of_the_operations_its_spec_lost_as_check_does(tmp_path, cap
     warned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")]
     assert len(warned) == 1 and "1 operation skipped: " in warned[0] and "Owner" in warned[0]
     main(["check", str(next(out.glob("*-v0.toml")))])
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")] == warned
+    # rollout's episodes run in workers that build their own envs: it said nothing
+    main(
+        [
+            "rollout",
+            str(next(out.glob("*-v0.toml"))),
+            "--policy",
+            "oracle",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ]
+    )
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARN")] == warned
 
 
