@@ -30,7 +30,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.exceptions import MCPError
-from mcp_types import METHOD_NOT_FOUND
+from mcp_types import CONNECTION_CLOSED, METHOD_NOT_FOUND
 
 from inftool_env.errors import ServerError
 from inftool_env.mcp.guards import ServerLimits, argument_problem, has_lone_surrogate
@@ -98,10 +98,13 @@ class RemoteTool:
 
 
 class ToolClient:
-    def __init__(self, client: Client, meta: dict[str, Any], timeout: float | None) -> None:
+    def __init__(
+        self, client: Client, meta: dict[str, Any], timeout: float | None, stderr: _ChildStderr | None = None
+    ) -> None:
         self._client = client
         self._meta = meta
         self._timeout = timeout
+        self._stderr = stderr  # a stdio child's: why it died, for a connection lost mid-episode
 
     @property
     def episode(self) -> str | None:
@@ -113,13 +116,19 @@ class ToolClient:
         self, episode: str, *, seed: int | None = None, initial_state: Mapping[str, Any] | None = None
     ) -> ToolClient:
         """The same connection, speaking for another episode (its own state on the server)."""
-        return ToolClient(self._client, episode_meta(episode, seed, initial_state), self._timeout)
+        return ToolClient(self._client, episode_meta(episode, seed, initial_state), self._timeout, self._stderr)
+
+    async def _failed(self, what: str, exc: MCPError) -> ServerError:
+        """``what`` failed; a lost connection to a stdio child also quotes the child's last words
+        ("disk quota exceeded"), as at start-up. Not a timeout: a live child's stderr says nothing of it."""
+        said = await self._stderr.ending() if exc.code == CONNECTION_CLOSED and self._stderr is not None else ""
+        return ServerError(f"{what} failed: {exc}{said}")
 
     async def list_tools(self) -> list[RemoteTool]:
         try:
             listing = await self._client.list_tools()
         except MCPError as exc:
-            raise ServerError(f"tools/list failed: {exc}") from exc
+            raise await self._failed("tools/list", exc) from exc
         return [
             RemoteTool(
                 name=t.name,
@@ -154,7 +163,7 @@ class ToolClient:
                 meta=meta or None,  # type: ignore[arg-type]
             )
         except MCPError as exc:
-            raise ServerError(f"tools/call {name!r} failed: {exc}") from exc
+            raise await self._failed(f"tools/call {name!r}", exc) from exc
         except RuntimeError as exc:  # the SDK's structured-content check: a server outside its own schema
             raise ServerError(f"tools/call {name!r}: {exc}") from exc
         text = "\n".join(getattr(block, "text", "") for block in result.content)
@@ -177,7 +186,7 @@ class ToolClient:
         except MCPError as exc:
             if exc.code == METHOD_NOT_FOUND:
                 return False
-            raise ServerError(f"ending episode {episode!r} failed: {exc}") from exc
+            raise await self._failed(f"ending episode {episode!r}", exc) from exc
         return result.ended
 
 
@@ -210,13 +219,12 @@ async def open_client(
             try:
                 client = await stack.enter_async_context(Client(server, read_timeout_seconds=timeout))
             except Exception as exc:
-                said = await stderr.last_lines() if stderr is not None else ""
-                said = f"; its stderr ends: {said}" if said else ""
+                said = await stderr.ending() if stderr is not None else ""
                 raise ServerError(f"cannot connect to MCP server {describe(target)}: {_root(exc)}{said}") from exc
             finally:
                 if stderr is not None:
                     stderr.close_writer()  # the child holds its own copy
-            yield ToolClient(client, meta, timeout)
+            yield ToolClient(client, meta, timeout, stderr)
     except BaseExceptionGroup as group:
         # The SDK's task groups wrap whatever the caller's block raised; hand back the error itself.
         leaves = _leaves(group)
@@ -227,8 +235,9 @@ async def open_client(
 
 class _ChildStderr:
     """A stdio server's stderr, passed on to ours as it comes, its end kept: a server that exits at
-    start-up ("cannot import 'mini'") is then named in the error by its own words, not only by the
-    SDK's "Connection closed". A pipe and a thread: the SDK hands the subprocess a file (``errlog``)."""
+    start-up ("cannot import 'mini'") or mid-episode is then named in the error by its own words, not
+    only by the SDK's "Connection closed". A pipe and a thread: the SDK hands the subprocess a file
+    (``errlog``)."""
 
     KEPT_BYTES = 4096
     SHOWN_LINES = 3
@@ -276,6 +285,11 @@ class _ChildStderr:
         lines = [line.strip() for line in self._kept.decode(errors="replace").splitlines() if line.strip()]
         text = " | ".join(lines[-self.SHOWN_LINES :])
         return text if len(text) <= self.SHOWN_CHARS else "…" + text[-self.SHOWN_CHARS + 1 :]
+
+    async def ending(self) -> str:
+        """What an error message ends with: "; its stderr ends: …", or "" if the child wrote nothing."""
+        said = await self.last_lines()
+        return f"; its stderr ends: {said}" if said else ""
 
 
 @functools.cache

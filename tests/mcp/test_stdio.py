@@ -1,9 +1,10 @@
-"""The stdio transport's child process: the environment it gets, and its stderr when it dies at start-up."""
+"""The stdio transport's child process: the environment it gets, and its stderr when it dies."""
 
 from __future__ import annotations
 
 import sys
 
+import anyio
 import pytest
 
 from inftool_env.errors import ServerError
@@ -48,3 +49,22 @@ async def test_a_server_that_exits_at_start_up_is_named_by_its_own_words(capfd):
         async with open_client(StdioCommand(sys.executable, ("-c", lines))):
             pass
     assert "line 0\nline 1\n" in capfd.readouterr().err
+
+
+async def test_a_server_that_dies_mid_episode_is_named_by_its_own_words(tmp_path, monkeypatch, capfd):
+    # Connected, then gone during a call: the user read only "Connection closed", never why.
+    (tmp_path / "stdio_dying_tools.py").write_text(
+        "import os, sys\n\nclass Tools:\n"
+        "    def fill(self) -> str:\n"
+        "        print('fatal: disk quota exceeded', file=sys.stderr, flush=True)\n        os._exit(3)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with anyio.fail_after(60):
+        async with open_client(StdioCommand.inftool_serve("python:stdio_dying_tools:Tools"), episode="e1") as client:
+            with pytest.raises(ServerError, match=r"^tools/call 'fill' failed: Connection closed; its stderr ends: "
+                                                  r"fatal: disk quota exceeded$"):  # fmt: skip
+                await client.call("fill", {})
+            # And every later request on the dead connection, as an env ending its episode makes.
+            with pytest.raises(ServerError, match=r"^ending episode 'e1' failed: .*; its stderr ends: fatal: disk"):
+                await client.end_episode()
+    assert "fatal: disk quota exceeded\n" in capfd.readouterr().err
