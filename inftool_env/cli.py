@@ -241,10 +241,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     registry = default_registry()
     ids = registry.ids()
-    width = max(map(len, ids))
+    width = max(map(len, ids), default=0)
     for env_id in ids:
         config = registry.entry(env_id).config
         print(f"{env_id:<{width}}  {config.description}")
+    if registry.problems:  # on stderr: stdout stays one env a line, for scripts
+        print("could not load:", file=sys.stderr)
+        for problem in registry.problems:
+            print(f"  {problem}", file=sys.stderr)
     return 0
 
 

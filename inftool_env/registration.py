@@ -3,7 +3,12 @@
 ``Registry`` is an object (inject your own in tests); ``default_registry()`` builds the shared one
 lazily from the manifests shipped in ``registry/`` and from the ``inftool_env.envs`` entry-point
 group, whose entries name a directory of manifests (``pkg.module:MANIFEST_DIR``) or a callable
-taking the registry. Nothing is swallowed: a bad manifest raises ``RegistrationError``.
+taking the registry. An explicit call (``load_manifest``, ``Registry.register_dir`` of a folder you
+pass, ``resolve`` of a manifest path) raises ``RegistrationError`` for a bad manifest. The default
+registry's scan does not let one broken file or plugin take every command down: it registers the
+good manifests and keeps each failure (the manifest's path or the plugin's package, and why) in
+``Registry.problems``, which ``inftool list`` prints; asking for an id whose manifest is among them
+raises that manifest's error, and asking for an unknown id names them. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from inftool_env.env.config import EnvConfig
 from inftool_env.errors import NameNotFound, RegistrationError, VersionNotFound, first_invalid
 from inftool_env.task_sources import load_task_source
 
-__all__ = ["EnvEntry", "Registry", "default_registry", "load_manifest", "load_task_source", "make", "parse_id"]
+__all__ = [
+    "EnvEntry",
+    "LoadProblem",
+    "Registry",
+    "default_registry",
+    "load_manifest",
+    "load_task_source",
+    "make",
+    "parse_id",
+]
 
 ID_RE = re.compile(r"^(?:(?P<ns>[\w-]+)/)?(?P<name>[\w-]+?)-v(?P<version>\d+)$")
 ENTRY_POINT_GROUP = "inftool_env.envs"
@@ -34,6 +48,21 @@ MANIFEST_DIR = manifest_dir()  # the checkout's registry/, or the copy an instal
 class EnvEntry:
     config: EnvConfig
     base_dir: Path  # relative paths in the manifest resolve against this
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """A manifest (or a plugin package) the default registry's scan could not load, and why."""
+
+    source: str  # the manifest's path, or the entry point and package that could not be loaded
+    reason: str  # one line
+    env_id: str | None = None  # the id a broken manifest is for: its own, or ``Name-vN`` from its file name
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", " ".join(self.reason.split()))  # one line, whatever raised it
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
 
 
 def parse_id(env_id: str) -> tuple[str | None, str, int]:
@@ -60,6 +89,8 @@ class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, EnvEntry] = {}
         self._origins: dict[str, str] = {}  # id -> the manifest (or caller) that registered it
+        self.problems: list[LoadProblem] = []  # what the default registry's scan could not load
+        self._scanning: str | None = None  # during that scan: where the manifests come from ("" for registry/)
 
     def register(self, entry: EnvEntry | EnvConfig, base_dir: Path | None = None, *, origin: str = "") -> None:
         if isinstance(entry, EnvConfig):
@@ -74,8 +105,18 @@ class Registry:
         self._origins[env_id] = origin
 
     def register_dir(self, directory: Path) -> None:
+        """Every ``*.toml`` in ``directory``; a bad one raises, except in the default registry's scan,
+        which keeps it in ``problems`` (with the id it is for) and registers the rest."""
+        if not directory.is_dir():
+            raise RegistrationError(f"{directory}: not a folder of manifests")
         for path in sorted(directory.glob("*.toml")):
-            self.register(load_manifest(path), origin=str(path))
+            try:
+                self.register(load_manifest(path), origin=str(path))
+            except RegistrationError as exc:
+                if self._scanning is None:
+                    raise
+                source = f"{path} (from {self._scanning})" if self._scanning else str(path)
+                self.problems.append(LoadProblem(source, str(exc).removeprefix(f"{path}: "), _intended_id(path)))
 
     def ids(self) -> list[str]:
         return sorted(self._entries)
@@ -93,16 +134,23 @@ class Registry:
         if env_id in self._entries:
             return self._entries[env_id]
         ns, name, version = parse_id(env_id)
+        broken = [str(p) for p in self.problems if p.env_id in (env_id, f"{name}-v{version}")]
+        if broken:  # its manifest is there, but could not be loaded: say why, not "no environment"
+            raise RegistrationError(f"{env_id} could not be loaded: {'; '.join(broken)}")
+        unloaded = ""
+        if self.problems:  # the one asked for may be among them, under another file name
+            unloaded = f". Could not load (`inftool list` says why): {', '.join(p.source for p in self.problems)}"
         same_name = [i for i in self._entries if parse_id(i)[:2] == (ns, name)]
         if same_name:
-            raise VersionNotFound(f"{env_id}: no version {version}; registered: {', '.join(sorted(same_name))}")
+            registered = ", ".join(sorted(same_name))
+            raise VersionNotFound(f"{env_id}: no version {version}; registered: {registered}{unloaded}")
         # Names compared within the namespace: every id shares "inftool/", which made any two look alike.
         known = {i: parse_id(i) for i in self._entries}
         names = {f"{n}-v{v}": i for i, (space, n, v) in known.items() if space == ns}
         close = [names[m] for m in difflib.get_close_matches(f"{name}-v{version}", names, n=3, cutoff=0.6)]
         close = close or difflib.get_close_matches(env_id, self._entries, n=3, cutoff=0.9)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise NameNotFound(f"no environment {env_id!r}.{hint} (`inftool list` shows them all)")
+        raise NameNotFound(f"no environment {env_id!r}.{hint} (`inftool list` shows them all){unloaded}")
 
     def make(self, env_id: str | Path, *, trainer_driven: bool = False, **overrides: Any) -> Any:
         """A fresh async ``ToolEnv`` from a registered id or a manifest file (``out/synth/Spotify-v0.toml``);
@@ -122,28 +170,44 @@ _DEFAULT: Registry | None = None
 def default_registry() -> Registry:
     global _DEFAULT
     if _DEFAULT is None:
+        # Every command builds this registry: one broken manifest or plugin must not stop the others'
+        # envs, and must say which file or package to fix or remove (``problems``).
         registry = Registry()
+        registry._scanning = ""
         if MANIFEST_DIR.is_dir():
             registry.register_dir(MANIFEST_DIR)
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            # Every command builds this registry: a broken plugin must say which package to fix or remove.
             package = f"entry point {ep.name!r} = {ep.value} (package {ep.dist.name if ep.dist else 'unknown'})"
+            registry._scanning = package
             try:
                 target = ep.load()
                 if callable(target):
-                    target(registry)
+                    target(registry)  # what it registered before failing stays: those did load
                 else:
                     registry.register_dir(Path(target))
             except RegistrationError as exc:
-                raise RegistrationError(f"{package}: {exc}") from None
-            except Exception as exc:  # an import error in the plugin's package
-                raise RegistrationError(f"{package} cannot be loaded: {type(exc).__name__}: {exc}") from None
+                registry.problems.append(LoadProblem(package, str(exc)))
+            except Exception as exc:  # an import error in the plugin's package, or a bug in its callable
+                registry.problems.append(LoadProblem(package, f"cannot be loaded: {type(exc).__name__}: {exc}"))
+        registry._scanning = None
         _DEFAULT = registry
     return _DEFAULT
 
 
 def make(env_id: str | Path, *, trainer_driven: bool = False, **overrides: Any) -> Any:
     return default_registry().make(env_id, trainer_driven=trainer_driven, **overrides)
+
+
+def _intended_id(path: Path) -> str | None:
+    """The id a manifest that failed to load is for: its own ``id`` where that can be read, or else
+    ``Name-vN`` from its file name (manifests are named so), matching that name in any namespace."""
+    try:
+        declared = tomllib.loads(path.read_text(encoding="utf-8")).get("id")
+        parse_id(declared)
+        return declared
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TypeError, RegistrationError):
+        pass
+    return path.stem if ID_RE.match(path.stem) else None
 
 
 def is_manifest_path(env_id: str | Path) -> bool:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import tomllib
 
 import pytest
 
@@ -379,27 +381,112 @@ async def test_withheld_tools_are_offered_from_their_turn_and_one_shot_tasks_end
     await once.close()
 
 
-def test_a_broken_plugin_names_its_package(monkeypatch, tmp_path):
-    # Every command builds the default registry: its error must say which installed package to fix.
+def _plugin(monkeypatch, load) -> None:
+    """One installed plugin (entry point 'mine' of package my-tools) whose entry loads ``load()``; a fresh default
+    registry."""
     from types import SimpleNamespace
 
     from inftool_env import registration
 
-    def broken_load() -> None:
-        raise ImportError("No module named 'my_tools'")
+    ep = SimpleNamespace(name="mine", value="my_tools:MANIFESTS", dist=SimpleNamespace(name="my-tools"), load=load)
+    monkeypatch.setattr(registration.metadata, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(registration, "_DEFAULT", None)
 
-    (tmp_path / "dup.toml").write_text(
-        'id = "inftool/Bookshelf-v0"\nservers = [{name = "s", spec = "x.yaml"}]\n[tasks]\nsource = "t.jsonl"\n'
+
+PLUGIN = "entry point 'mine' = my_tools:MANIFESTS (package my-tools)"
+
+
+def _manifest(env_id: str, servers: str = f'[{{name = "shelf", spec = "{BOOKSHELF.as_posix()}"}}]') -> str:
+    return f'id = "{env_id}"\ndescription = "d"\nservers = {servers}\n[tasks]\nsource = "tasks.jsonl"\n'
+
+
+async def test_a_bad_plugin_manifest_leaves_the_good_envs_and_is_named_with_its_reason(monkeypatch, tmp_path, capsys):
+    # One broken file in one plugin made every registry command fail, `inftool list` and making any env included.
+    from inftool_env import registration
+    from inftool_env.cli import main
+
+    (tmp_path / "tasks.jsonl").write_text(ADD.model_dump_json() + "\n")
+    (tmp_path / "Good-v0.toml").write_text(_manifest("mine/Good-v0"))
+    (tmp_path / "Broken-v0.toml").write_text('id = "mine/Broken-v0"\nservers = [\n')  # not TOML
+    (tmp_path / "Empty-v0.toml").write_text(_manifest("mine/Empty-v0", servers="[]"))  # fails validation
+    (tmp_path / "Bookshelf-v0.toml").write_text(_manifest("inftool/Bookshelf-v0"))  # an id registry/ has
+    _plugin(monkeypatch, lambda: tmp_path)
+
+    registry = registration.default_registry()
+    assert "mine/Good-v0" in registry.ids() and "inftool/Bookshelf-v0" in registry.ids()
+    assert not {"mine/Broken-v0", "mine/Empty-v0"} & set(registry.ids())
+    env = registration.make("mine/Good-v0")
+    await env.reset(seed=0)
+    await env.close()
+    assert registry.entry("inftool/Bookshelf-v0").base_dir.name == "registry"  # the first one stays
+
+    where = f"(from {PLUGIN}): "
+    dup, broken, empty = map(str, registry.problems)
+    assert dup == (
+        f"{tmp_path / 'Bookshelf-v0.toml'} {where}inftool/Bookshelf-v0 is already registered (by "
+        f"{registration.MANIFEST_DIR / 'Bookshelf-v0.toml'}, then by {tmp_path / 'Bookshelf-v0.toml'})"
     )
+    assert broken.startswith(f"{tmp_path / 'Broken-v0.toml'} {where}cannot read manifest: Invalid ")
+    assert (
+        empty
+        == f"{tmp_path / 'Empty-v0.toml'} {where}servers: List should have at least 1 item after validation, not 0"
+    )
+
+    # Asking for a broken one raises its own error, not "no environment" (by its id, or by its file name).
+    for env_id, reason in (("mine/Empty-v0", "Empty-v0.toml .*: servers: List should have at least 1 item"),
+                           ("mine/Broken-v0", "Broken-v0.toml .*: cannot read manifest: Invalid"),
+                           ("other/Broken-v0", "Broken-v0.toml .*: cannot read manifest: Invalid")):  # fmt: skip
+        with pytest.raises(RegistrationError, match=f"^{env_id} could not be loaded: .*{reason}") as caught:
+            registration.make(env_id)
+        assert not isinstance(caught.value, NameNotFound)
+    # An id that is nowhere says which manifests could not be loaded: it may be in one under another name.
+    with pytest.raises(NameNotFound, match=r"no environment 'mine/Else-v0'.*Could not load .*Broken-v0.toml"):
+        registry.entry("mine/Else-v0")
+    with pytest.raises(VersionNotFound, match=r"registered: mine/Good-v0\. Could not load .*Empty-v0.toml"):
+        registry.entry("mine/Good-v1")
+
+    # `inftool list`: exactly the envs that loaded, then each manifest that did not, one line, path and reason.
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()] == registry.ids()
+    assert err.splitlines() == ["could not load:", *(f"  {p}" for p in registry.problems)]
+    assert "Traceback" not in err
+
+    # Explicit calls still raise at once: a folder the user names, a manifest path.
+    with pytest.raises(RegistrationError, match=r"inftool/Bookshelf-v0 is already registered"):
+        registry.register_dir(tmp_path)  # the default registry too, once built
+    with pytest.raises(RegistrationError, match=r"Broken-v0.toml: cannot read manifest"):
+        Registry().register_dir(tmp_path)
+    with pytest.raises(RegistrationError, match=r"Empty-v0.toml: servers: List should have at least 1 item"):
+        registry.resolve(tmp_path / "Empty-v0.toml")
+    with pytest.raises(RegistrationError, match=r"nowhere: not a folder of manifests"):
+        Registry().register_dir(tmp_path / "nowhere")
+
+
+def test_a_plugin_that_cannot_be_loaded_is_named_and_the_rest_still_load(monkeypatch, tmp_path, capsys):
+    # Every command builds the default registry: a broken plugin must not stop it, and must say which package to fix.
+    from inftool_env import registration
+    from inftool_env.cli import main
+
+    def broken_load() -> None:
+        raise ImportError("No module named 'my_tools'\n(more)")
+
+    def half_done(registry: Registry) -> None:
+        registry.register(EnvConfig.model_validate(tomllib.loads(_manifest("mine/Early-v0"))), tmp_path)
+        raise RuntimeError("bug in my_tools")
+
     plugins = {
-        "cannot be loaded: ImportError: No module named 'my_tools'": broken_load,
-        "inftool/Bookshelf-v0 is already registered (by ": lambda: tmp_path,
+        broken_load: ("cannot be loaded: ImportError: No module named 'my_tools' (more)", []),
+        lambda: half_done: ("cannot be loaded: RuntimeError: bug in my_tools", ["mine/Early-v0"]),
+        lambda: tmp_path / "gone": (f"{tmp_path / 'gone'}: not a folder of manifests", []),
     }
-    for message, load in plugins.items():
-        ep = SimpleNamespace(name="mine", value="my_tools:MANIFESTS", dist=SimpleNamespace(name="my-tools"), load=load)
-        monkeypatch.setattr(registration.metadata, "entry_points", lambda group, ep=ep: [ep])
-        monkeypatch.setattr(registration, "_DEFAULT", None)
-        with pytest.raises(RegistrationError) as caught:
-            registration.default_registry()
-        assert str(caught.value).startswith("entry point 'mine' = my_tools:MANIFESTS (package my-tools)")
-        assert message in str(caught.value)
+    for load, (reason, loaded) in plugins.items():
+        _plugin(monkeypatch, load)
+        registry = registration.default_registry()
+        assert "inftool/Bookshelf-v0" in registry.ids()
+        assert [i for i in registry.ids() if i.startswith("mine/")] == loaded
+        assert [str(p) for p in registry.problems] == [f"{PLUGIN}: {reason}"]
+        with pytest.raises(NameNotFound, match=rf"Could not load \(`inftool list` says why\): {re.escape(PLUGIN)}$"):
+            registry.entry("mine/Tools-v0")
+        assert main(["list"]) == 0
+        assert capsys.readouterr().err == f"could not load:\n  {PLUGIN}: {reason}\n"
