@@ -50,12 +50,13 @@ class PickledState:
     its order and the sharing between parts included, is alike. The converse need not hold: a dict
     built in another order, or a string that is one object in one state and two in the other (a
     thawed state's keys are its own, a new record's may be the code's) pickle unalike, which costs a
-    checker a replay, never a wrong verdict."""
+    checker a replay, never a wrong verdict. ``pickler``: a subclass may write some parts its own way."""
 
-    @staticmethod
-    def freeze_state(state: Any) -> bytes | None:
+    pickler: type[pickle.Pickler]  # set below, once StatePickler exists
+
+    def freeze_state(self, state: Any) -> bytes | None:
         try:
-            return pickle_state(state)
+            return pickle_state(state, self.pickler)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return None  # a part pickle cannot hold (a lock, a local class): not frozen
 
@@ -64,12 +65,12 @@ class PickledState:
         return pickle.loads(frozen)  # noqa: S301 - our own bytes, from freeze_state
 
 
-def pickle_state(state: Any) -> bytes:
+def pickle_state(state: Any, pickler: type[pickle.Pickler] | None = None) -> bytes:
     """``pickle.dumps`` (read back by ``pickle.loads``), with a ``random.Random``'s state as one marshal blob:
     a generator is most of a small state's pickle (625 ints), and this reads and writes it in a third
     less time."""
     buffer = io.BytesIO()
-    _StatePickler(buffer, pickle.HIGHEST_PROTOCOL).dump(state)
+    (pickler or StatePickler)(buffer, pickle.HIGHEST_PROTOCOL).dump(state)
     return buffer.getvalue()
 
 
@@ -83,8 +84,11 @@ def _reduce_random(rng: random.Random) -> tuple[Any, tuple[bytes]]:
     return _random_from, (marshal.dumps(rng.getstate(), 2),)
 
 
-class _StatePickler(pickle.Pickler):
+class StatePickler(pickle.Pickler):
     dispatch_table = {**copyreg.dispatch_table, random.Random: _reduce_random}  # the exact class: not a subclass
+
+
+PickledState.pickler = StatePickler
 
 
 def copy_tree(value: Any) -> Any:

@@ -10,6 +10,7 @@ loading again costs a deep copy of the class's default state, the checker's larg
 from __future__ import annotations
 
 import ast
+import datetime
 import functools
 import importlib
 import json
@@ -20,7 +21,7 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
-from inftool_env.backends.base import PickledState, copy_tree
+from inftool_env.backends.base import PickledState, StatePickler, copy_tree
 from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
@@ -75,6 +76,14 @@ def bfcl_class(class_name: str) -> type:
     return cls
 
 
+class _UnclockedPickler(StatePickler):
+    """GorillaFileSystem stamps a file with ``datetime.now()`` at each write (``File._last_modified``), a
+    stamp none of its methods reads. Frozen as one fixed time, two states that made the same writes freeze
+    alike, so a checker can see that a rollout rejoined the ground truth's state (multi_turn.TruthCache)."""
+
+    dispatch_table = {**StatePickler.dispatch_table, datetime.datetime: lambda _: (datetime.datetime, (2000, 1, 1))}
+
+
 class BfclBackend(PickledState, PythonBackend):
     """One BFCL domain. ``initial`` is that class's entry of a task's ``initial_config``;
     ``long_context`` loads BFCL's long-context variant of every scenario."""
@@ -84,6 +93,8 @@ class BfclBackend(PickledState, PythonBackend):
         self.long_context = long_context
         cls = bfcl_class(class_name)
         super().__init__(cls, load_state=self._load_scenario)
+        if class_name == "GorillaFileSystem":
+            self.pickler = _UnclockedPickler
         self._loaded: OrderedDict[bytes, bytes] = OrderedDict()  # scenario -> its freshly loaded instance, pickled
 
     def _load_scenario(self, instance: Any, initial: Mapping[str, Any]) -> None:

@@ -127,10 +127,10 @@ def test_a_scenario_pickle_cannot_hold_is_loaded_anew_each_time():
     assert first is not second and first.deep is not second.deep and not backend._loaded
 
 
-FROZEN_CASES = [(d, False) for d in sorted(set(BFCL_DOMAINS) - {"GorillaFileSystem"})] + [("TravelAPI", True)]
+FROZEN_CASES = [(d, False) for d in sorted(BFCL_DOMAINS)] + [("TravelAPI", True)]
 
 
-@pytest.mark.parametrize(("domain", "long_context"), FROZEN_CASES)  # GorillaFileSystem stamps its files with the time
+@pytest.mark.parametrize(("domain", "long_context"), FROZEN_CASES)
 async def test_the_first_state_of_a_scenario_freezes_as_its_later_copies_do(domain, long_context):
     """States of one scenario that made the same calls freeze alike (a checker's shortcut needs it),
     the first one made included; one whose generator moved does not."""
