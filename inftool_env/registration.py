@@ -158,9 +158,10 @@ class Registry:
         adapter, no wall-clock limit on an episode (``inftool_env.env.config.trainer_driven``)."""
         from inftool_env.env.build import build_env
         from inftool_env.env.config import trainer_driven as driven
+        from inftool_env.env.config import with_overrides
 
         entry = self.resolve(env_id)
-        config = entry.config.model_copy(update=overrides) if overrides else entry.config
+        config = with_overrides(entry.config, overrides) if overrides else entry.config
         return build_env(driven(config) if trainer_driven else config, entry.base_dir)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+
+from inftool_env.errors import RegistrationError, first_invalid
 
 
 class Limits(BaseModel):
@@ -95,3 +98,24 @@ def trainer_driven(config: EnvConfig, episode_timeout_s: float | None = None) ->
     scored as they stood. Each tool call keeps its own limit (``call_timeout_s``)."""
     limits = config.limits.model_copy(update={"episode_timeout_s": episode_timeout_s or NO_DEADLINE_S})
     return config.model_copy(update={"limits": limits})
+
+
+def with_overrides(config: EnvConfig, overrides: Mapping[str, Any]) -> EnvConfig:
+    """``config`` with fields replaced (``transport="http"``), validated as a manifest is: ``model_copy``
+    took ``max_turns=3`` (a field of ``limits``) and any misspelling without a word. A mapping for a
+    section (``limits={"max_turns": 3}``) replaces only the keys it names."""
+    data = config.model_dump()
+    for key, value in overrides.items():
+        current = getattr(config, key, None)
+        if isinstance(value, Mapping) and isinstance(current, BaseModel):
+            value = {**current.model_dump(), **value}
+        data[key] = value.model_dump() if isinstance(value, BaseModel) else value
+    for key in overrides.keys() - EnvConfig.model_fields.keys():
+        for section, part in config:
+            if isinstance(part, BaseModel) and key in type(part).model_fields:
+                raise RegistrationError(f"{config.id}: override {key}: a field of {section}; "
+                                        f"pass {section}={{{key!r}: ...}}")  # fmt: skip
+    try:
+        return EnvConfig.model_validate(data)
+    except ValidationError as exc:
+        raise RegistrationError(f"{config.id}: override {first_invalid(exc)}") from None

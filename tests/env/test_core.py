@@ -272,6 +272,23 @@ async def test_stdio_and_http_transports_run_the_same_episode():
     assert texts[0] == texts[1] == texts[2]
 
 
+def test_make_validates_its_overrides_as_a_manifest_is():
+    # model_copy took max_turns=3 (ignored: a field of limits), transport="carrier-pigeon", and raised
+    # AttributeError on limits={...}.
+    shorter = make("inftool/Bookshelf-v0", limits={"max_turns": 3})
+    assert shorter.config.limits.max_turns == 3
+    assert shorter.config.limits.call_timeout_s == make("inftool/Bookshelf-v0").config.limits.call_timeout_s
+    refused = {
+        "max_turns": (3, r"override max_turns: a field of limits; pass limits=\{'max_turns': ...\}"),
+        "transport": ("carrier-pigeon", r"override transport: Input should be 'inprocess', 'stdio' or 'http'"),
+        "limits": ({"max_turnz": 3}, r"override limits.max_turnz: Extra inputs are not permitted"),
+        "colour": ("red", r"override colour: Extra inputs are not permitted"),
+    }
+    for field, (value, message) in refused.items():
+        with pytest.raises(RegistrationError, match=f"^inftool/Bookshelf-v0: {message}$"):
+            make("inftool/Bookshelf-v0", **{field: value})
+
+
 def test_registry_errors_suggest_names(tmp_path):
     registry = Registry()
     (tmp_path / "a.toml").write_text(
