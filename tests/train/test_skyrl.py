@@ -113,6 +113,7 @@ def test_bad_text_fails_the_format_gate_and_episodes_are_isolated():
 def test_dataset_rows_and_generic_id():
     rows = dataset_rows(ENV, fmt="hermes")
     assert [r["task_id"] for r in rows][:1] == ["bookshelf-add"] and rows[3]["seed"] == 3
+    assert rows[3]["env_class"] == rows[3]["env_id"] == ENV  # a registered id names its own env class
     register_envs([ENV])
     env = skyrl_gym.make("inftool", extras={"env_id": ENV, "task_id": rows[3]["task_id"], "seed": rows[3]["seed"],
                                              "format": "hermes"})  # fmt: skip
@@ -270,3 +271,100 @@ def test_registering_every_env_leaves_bfcl_out():
 
     register_envs()
     assert ENV in registry and not [i for i in registry if i.startswith("inftool/Bfcl")]
+
+
+@pytest.fixture(scope="module")
+def synth_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``inftool synth`` writes for Bookshelf: tasks.jsonl beside a manifest whose paths are relative to it."""
+    from inftool_env.synth import synthesize
+
+    run = synthesize(ENV, n=2, categories=["simple"], seed=1)
+    return run.write(tmp_path_factory.mktemp("synth-out") / "synth")
+
+
+def _oracle_reward(row: dict[str, Any], env_class: str, tasks: Path) -> float:
+    """A SkyRL trajectory of ``row``, made as SkyRL makes it (``env_class``, the row as extras), playing
+    its task's own calls (from ``tasks``): a synthesized one-shot task, so it ends on that reply."""
+    from inftool_env.tasks import load_tasks
+
+    task = next(t for t in load_tasks(tasks) if t.id == row["task_id"])
+    env = skyrl_gym.make(env_class, env_config=None, extras=row)
+    try:
+        prompt, info = env.init(row["prompt"])
+        assert prompt == row["prompt"] and info["task_id"] == row["task_id"]
+        out = env.step("\n".join(_call(c.name, **c.arguments) for c in task.ground_truth[0]))
+        assert out["done"] and out["metadata"]["truncation_reason"] is None
+        return float(out["reward"])
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("given", ["absolute", "relative"])
+def test_rows_of_a_synthesized_manifest_play_after_register_envs(given, synth_manifest, tmp_path, monkeypatch):
+    """The README's flow with ``inftool synth``'s manifest in place of an id: ``register_envs()`` then
+    ``skyrl_gym.make(row["env_class"], extras=row)``. Rows name the generic class and the manifest's absolute
+    path, so a worker in another directory plays them too."""
+    if given == "relative":
+        monkeypatch.chdir(synth_manifest.parent.parent)
+        path = str(Path(synth_manifest.parent.name) / synth_manifest.name)
+    else:
+        path = str(synth_manifest)
+    rows = dataset_rows(path)
+    monkeypatch.chdir(tmp_path)  # the worker's directory is not the one the rows were made in
+    register_envs()  # as the README says: no ids named
+    tasks = synth_manifest.parent / "tasks.jsonl"
+    assert [_oracle_reward(row, row["env_class"], tasks) for row in rows] == [1.0, 1.0]
+    assert {(r["env_class"], r["env_id"]) for r in rows} == {("inftool", str(synth_manifest.resolve()))}
+    # A manifest may be registered by name too, however written: its class runs its absolute path.
+    monkeypatch.chdir(synth_manifest.parent.parent)
+    register_envs([path])
+    monkeypatch.chdir(tmp_path)
+    assert _oracle_reward({k: v for k, v in rows[0].items() if k != "env_id"}, path, tasks) == 1.0
+
+
+BFCL_TASK = {"id": "t", "turns": ["hi"], "provenance": {"source": "bfcl-eval 2026.3.23"}}
+NOT_JSON = (
+    r"the row's task must be a task as JSON \(as dataset_rows writes it\), but it is not JSON "
+    r"\(Expecting property name .*\): '\{oops' \(str\)$"
+)
+OTHER_SERVERS = r"the row's task: task t names servers \['library'\] the env does not have; is it another env's task\?$"
+
+
+@pytest.mark.parametrize(
+    ("extras", "why"),
+    [
+        ({"seed": "abc"}, r"the row's seed must be an integer, 0 or more, not 'abc' \(str\)$"),
+        ({"seed": 2.7}, r"the row's seed must be an integer, 0 or more, not 2.7 \(float\)$"),
+        ({"seed": True}, r"the row's seed must be an integer, 0 or more, not True \(bool\)$"),
+        ({"task": "{oops"}, NOT_JSON),
+        ({"task": '["hi"]'}, r"the row's task must be a task \(a JSON object\), not \['hi'\] \(list\)$"),
+        ({"task": '{"id": "t"}'}, r"the row's task is not a task: turns: Field required$"),
+        ({"task": json.dumps(BFCL_TASK)}, r"the row's task: task t is BFCL's, and BFCL is for evaluation only$"),
+        ({"task": BFCL_TASK}, r"the row's task: task t is BFCL's, and BFCL is for evaluation only$"),
+        ({"task": {"id": "t", "turns": ["hi"], "servers": ["library"]}}, OTHER_SERVERS),
+        ({"task_id": 5}, r"the row's task_id must be a string, not 5 \(int\)$"),
+        ({"format": ["hermes"]}, r"the row's format must be a string, not \['hermes'\] \(list\)$"),
+    ],
+    ids=(
+        "seed-text seed-float seed-bool task-not-json task-not-object task-invalid task-bfcl task-bfcl-dict "
+        "task-other-servers task-id-number format-list"
+    ).split(),
+)
+def test_a_hand_built_rows_wrong_field_is_refused_in_one_line(extras, why):
+    """SkyRL hands the env its row as it is: each field is checked when the env is made, in one line naming the
+    field, its value and what it must be; not a raw ValueError or JSONDecodeError, not a seed silently cut."""
+    register_envs([ENV])
+    with pytest.raises(InftoolError, match=f"^{ENV}: {why}"):
+        skyrl_gym.make(ENV, extras={"task_id": TASK, **extras})
+
+
+def test_a_datasets_integer_seed_is_taken():
+    """A seed read from a dataset column may be numpy's integer: it is an integer, so it is taken."""
+    import numpy as np
+
+    register_envs([ENV])
+    env = skyrl_gym.make(ENV, extras={"task_id": TASK, "seed": np.int64(3)})
+    try:
+        assert env.seed == 3 and type(env.seed) is int
+    finally:
+        env.close()

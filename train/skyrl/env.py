@@ -29,15 +29,21 @@ import json
 import os
 import threading
 from collections.abc import Coroutine, Mapping
+from numbers import Integral
+from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
 from inftool_env.env import ToolEnv
-from inftool_env.errors import InftoolError
+from inftool_env.env.core import refuse_missing_servers
+from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.eval.bfcl_guard import refuse_bfcl
+from inftool_env.tasks import Task
 from inftool_env.train.checks import check_seed, check_text_format, text_format
 from inftool_env.train.loop_thread import LoopThread
+from inftool_env.train.skyrl.register import env_key
 
 T = TypeVar("T")
 
@@ -129,7 +135,8 @@ class InftoolTextEnv(BaseTextEnv):
     """Row ``extras``: ``task`` (a task as JSON, not among the env's own: a synthesized one), else ``task_id``
     (else a task drawn with ``seed``), ``seed`` (default 0), ``format``
     (the policy's text tool-call format; default the manifest's text format or hermes, see ``base_env``),
-    ``env_id`` (or registered per env)."""
+    ``env_id`` (or registered per env). Each is checked before any work: a wrong one (a seed that is not
+    an integer 0 or more, a task that is not a task's JSON, or is BFCL's) is refused in one line naming it."""
 
     def __init__(self, env_config: Any = None, extras: Mapping[str, Any] | None = None, *,
                  env_id: str | None = None) -> None:  # fmt: skip
@@ -143,13 +150,18 @@ class InftoolTextEnv(BaseTextEnv):
         env_id = _setting("env_id", extras, env_config, env_id)
         if not env_id:
             raise InftoolError("InftoolTextEnv needs an env id: register it per env (register_envs) or give env_id")
-        self.env_id = str(env_id)
-        self.task_id: str | None = _setting("task_id", extras, env_config)
-        given = _setting("task", extras, env_config)
-        self.task: dict[str, Any] | None = json.loads(given) if isinstance(given, str) else given
-        self.seed = int(_setting("seed", extras, env_config, 0))
-        check_seed(self.seed, f"{self.env_id}: the row's seed")
-        self.core = base_env(self.env_id, _setting("format", extras, env_config)).spawn()
+        if not isinstance(env_id, str | Path):
+            raise InftoolError(f"the row's env_id must be an env id or a manifest path, not {_shown(env_id)}")
+        self.env_id = env_key(env_id)  # a manifest's absolute path: one base env however the path is written
+        # Each field is checked here, before any work, in one line naming it (SkyRL hands us the row as it is).
+        self.task_id: str | None = _text("task_id", _setting("task_id", extras, env_config), self.env_id)
+        fmt = _text("format", _setting("format", extras, env_config), self.env_id)
+        self.seed = _seed(_setting("seed", extras, env_config, 0), self.env_id)
+        self.task: Task | None = _task(_setting("task", extras, env_config), self.env_id)
+        base = base_env(self.env_id, fmt)
+        if self.task is not None:
+            refuse_missing_servers(f"{self.env_id}: the row's task", [self.task], base.servers)
+        self.core = base.spawn()
         self._pid = os.getpid()
         self.max_turns = self.core.limits.max_turns
         self._closed = False
@@ -204,6 +216,50 @@ class InftoolTextEnv(BaseTextEnv):
                 f"this {self.env_id} env was made in process {self._pid}, and this process is a fork of it, where "
                 "its connections do not run: make the env in this process (skyrl_gym.make)"
             )
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as an error shows it: its repr, cut short (a row's task may be long), and its type."""
+    text = repr(value)
+    text = text if len(text) <= limit else f"{text[: limit - 3]}..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _text(name: str, value: Any, env_id: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InftoolError(f"{env_id}: the row's {name} must be a string, not {_shown(value)}")
+    return value
+
+
+def _seed(value: Any, env_id: str) -> int:
+    """An integer, 0 or more: not a float (2.7 is not seed 2), a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise InftoolError(f"{env_id}: the row's seed must be an integer, 0 or more, not {_shown(value)}")
+    seed = int(value)  # numpy's integers (a dataset's column) are Integral too
+    check_seed(seed, f"{env_id}: the row's seed")
+    return seed
+
+
+def _task(value: Any, env_id: str) -> Task | None:
+    """A task given in the row (JSON, as ``dataset_rows`` writes it, or its dict), checked whole; BFCL's refused."""
+    if value is None or isinstance(value, Task):
+        task = value
+    else:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise InftoolError(f"{env_id}: the row's task must be a task as JSON (as dataset_rows writes it), "
+                                   f"but it is not JSON ({exc}): {_shown(value)}") from None  # fmt: skip
+        if not isinstance(value, Mapping):
+            raise InftoolError(f"{env_id}: the row's task must be a task (a JSON object), not {_shown(value)}")
+        try:
+            task = Task.model_validate(dict(value))
+        except ValidationError as exc:
+            raise InftoolError(f"{env_id}: the row's task is not a task: {first_invalid(exc)}") from None
+    if task is not None:
+        refuse_bfcl(f"{env_id}: the row's task", None, [task])  # training data: BFCL's tasks, in whatever env
+    return task
 
 
 def _chat(message: Mapping[str, Any]) -> dict[str, Any]:
