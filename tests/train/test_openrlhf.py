@@ -13,6 +13,7 @@ import asyncio
 import copy
 import importlib.util
 import json
+import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +86,16 @@ class Engine:
         return SimpleNamespace(outputs=[out])
 
 
-async def rollouts(executor: Any, row: dict[str, Any], tokenizer: Any, engine: Any, *, n: int, max_length: int):
+async def rollouts(
+    executor: Any, row: dict[str, Any], tokenizer: Any, engine: Any, *, n: int, max_length: int,
+    max_new_tokens: int | None = None,
+):  # fmt: skip
     """A GRPO group as OpenRLHF's engine runs it (``generate_responses``): ``n`` executions of one
-    prompt, concurrently."""
+    prompt, concurrently (``max_new_tokens``: ``--rollout.max_new_tokens``)."""
     prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
     return await asyncio.gather(*(
-        executor.execute(prompt=prompt, label=row["label"], sampling_params=SamplingParams(), max_length=max_length,
-                         hf_tokenizer=tokenizer, llm_engine=engine, images=None)
+        executor.execute(prompt=prompt, label=row["label"], sampling_params=SamplingParams(max_tokens=max_new_tokens),
+                         max_length=max_length, hf_tokenizer=tokenizer, llm_engine=engine, images=None)
         for _ in range(n)
     ))  # fmt: skip
 
@@ -283,7 +287,48 @@ def test_an_episode_out_of_context_ends_with_no_reward(executor, rows, tokenizer
     (result,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=8192))
     check_tokens(result, engine.calls, tokenizer)
     assert result["reward"] == 0.0 and result["extra_logs"]["context_exhausted"] == 1.0
+    assert result["extra_logs"]["prompt_too_long"] == 0.0  # the prompt fitted: the model ran out, not the prompt
     assert len(result["action_ranges"]) == 1
+
+
+@pytest.mark.parametrize("max_new_tokens", [None, 128], ids=["budget-left-over", "max-new-tokens"])
+def test_a_prompt_too_long_for_max_length_fails_its_episodes_loudly(
+    executor, rows, tokenizer, caplog, monkeypatch, max_new_tokens
+):
+    # OpenRLHF would keep the prompt's tail (the system message's head and tools cut) and warn in passing;
+    # raising would end the whole run, so the episode fails unplayed, said in one error and in extra_logs.
+    from inftool_env.train.openrlhf import episode
+
+    monkeypatch.setattr(episode, "_TOO_LONG_LOGGED", set())
+    row = rows["bookshelf-remove"]
+    prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    tokens = len(tokenizer(text=prompt, add_special_tokens=False)["input_ids"])
+    # Without max_new_tokens OpenRLHF keeps max_length - 1 of the prompt; with it, max_length - max_new_tokens.
+    max_length = 512 if max_new_tokens is None else tokens + 64
+    budgets: list[int] = []
+
+    async def sample(prompt_ids: list[int], params: Any) -> tuple[list[int], list[float], str]:
+        budgets.append(params.max_tokens)
+        ids = tokenizer(text=call("removeBook", bookId="boo_1") + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        return ids[: params.max_tokens], [-0.5] * min(len(ids), params.max_tokens), "length"
+
+    engine = Engine(tokenizer, sample)
+    with caplog.at_level(logging.ERROR, logger=episode.__name__):
+        group = asyncio.run(rollouts(executor, row, tokenizer, engine, n=2, max_length=max_length,
+                                     max_new_tokens=max_new_tokens))  # fmt: skip
+    for result in group:
+        assert result["reward"] == 0.0 and len(result["action_ranges"]) == 1
+        logs = result["extra_logs"]
+        assert logs["prompt_too_long"] == logs["context_exhausted"] == 1.0
+        assert logs["turns"] == logs["tool_calls"] == 0.0  # the env never saw what the model said to a cut prompt
+    assert budgets == [1, 1]  # no generation spent on an episode that is not played
+    (record,) = [r for r in caplog.records if r.name == episode.__name__]  # once per task, not per rollout
+    room = max_length - (max_new_tokens or 1)
+    message = record.getMessage()
+    assert record.levelno == logging.ERROR and "\n" not in message
+    assert message.startswith(f"{BOOKSHELF} task bookshelf-remove: its opening prompt is {tokens:,} tokens, ")
+    assert f"max_length (--data.max_len) {max_length:,} leaves it ({room:,}" in message
+    assert f"raise --data.max_len (MAX_LEN in launch_grpo.sh) above {tokens + (max_new_tokens or 1) - 1:,}" in message
 
 
 def test_a_call_marker_the_tokenizer_flags_special_reaches_the_parser(executor, rows, tokenizer):
@@ -367,6 +412,18 @@ def test_the_dataset_carries_the_task_and_the_envs_opening(rows, tokenizer):
     assert user == {"role": "user", "content": label.task.turns[0]}
 
 
+@pytest.mark.parametrize(("seed", "why"), [("-3", "must be 0 or more, not -3"), ("true", "valid integer")])
+def test_a_label_with_a_negative_or_non_integer_seed_is_refused_when_read(seed, why):
+    # Gymnasium would refuse a negative seed only at the episode's reset, mid-rollout; JSON true is no seed.
+    label = f'{{"env_id": "{BOOKSHELF}", "seed": {seed}, "task": {{"id": "t", "turns": ["hi"]}}}}'
+    with pytest.raises(
+        InftoolError, match=f"^an OpenRLHF label must be an inftool EpisodeLabel .*; seed: .*{why}"
+    ) as exc:
+        EpisodeLabel.from_json(label)
+    assert "\n" not in str(exc.value)
+    assert EpisodeLabel.from_json(label.replace(f'"seed": {seed}', '"seed": 0')).seed == 0
+
+
 def test_bad_labels_and_formats_are_clear_errors(tmp_path):
     with pytest.raises(InftoolError, match="EpisodeLabel.*env_id"):
         EpisodeLabel.from_json('{"task": {"id": "t", "turns": ["hi"]}}')
@@ -389,6 +446,34 @@ def test_the_export_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{BOOKSHELF}     1" in printed and str(AGENT_FILE) in printed
     assert f"{out}   (rows written: 1)" in printed
+
+
+def test_the_export_warns_once_per_env_about_prompts_over_max_len(tmp_path, capsys, rows, tokenizer):
+    from inftool_env.train.openrlhf import LAUNCH_SCRIPT
+    from inftool_env.train.openrlhf.dataset import DEFAULT_MAX_LEN, estimated_tokens
+
+    # The estimate (no tokenizer at export) is near the real count: Qwen2.5's on Bookshelf's ~1k-token prompts.
+    for row in rows.values():
+        text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+        real = len(tokenizer(text=text, add_special_tokens=False)["input_ids"])
+        assert 0.8 * real <= estimated_tokens(row["prompt"]) <= 1.2 * real
+    assert f"MAX_LEN=${{MAX_LEN:-{DEFAULT_MAX_LEN}}}" in LAUNCH_SCRIPT.read_text()  # the default warned against
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    out = tmp_path / "d.jsonl"
+    args = parser.parse_args(["export-openrlhf", BOOKSHELF, "--out", str(out), "--max-len", "500"])
+    assert args.run(args) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    most = max(estimated_tokens(json.loads(line)["prompt"]) for line in out.read_text().splitlines())
+    assert warnings == [
+        f"inftool: warning: {BOOKSHELF}: 5 of 5 prompts are over --max-len 500 (up to about {most:,} tokens, at 3.5 "
+        "characters a token); OpenRLHF would cut them and every such episode fails with reward 0: train with "
+        "MAX_LEN (--data.max_len) above that, with room for the episode's turns"
+    ]
+    args = parser.parse_args(["export-openrlhf", BOOKSHELF, "--out", str(out)])  # the default, 8192
+    assert args.run(args) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_the_export_command_refuses_a_negative_seed_in_one_line(capsys):
@@ -449,6 +534,32 @@ def test_the_launch_scripts_train_batch_follows_prompts_and_group(tmp_path):
     assert batch() == "256"
     assert batch(GROUP="4", PROMPTS="16") == "64"
     assert batch(GROUP="4", TRAIN_BATCH="32") == "32"
+
+
+@pytest.mark.parametrize(
+    ("running", "train_rc", "calls"),
+    [
+        (False, 0, ["status", "start --head --num-gpus 8", "train", "stop"]),
+        (False, 3, ["status", "start --head --num-gpus 8", "train", "stop"]),  # a failed run stops it too
+        (True, 0, ["status", "train"]),  # someone's cluster: used, left running
+    ],
+    ids=["started-then-stopped", "stopped-after-a-failure", "a-running-cluster-left-alone"],
+)
+def test_the_launch_script_stops_only_the_ray_head_it_started(tmp_path, running, train_rc, calls):
+    from inftool_env.train.openrlhf import LAUNCH_SCRIPT
+
+    log = tmp_path / "calls"
+    stubs = {
+        "ray": f'echo "$*" >> {log}; [ "$1" = status ] && exit {0 if running else 1}; exit 0',
+        "python": f'if [ "$1" = -m ]; then echo train >> {log}; exit {train_rc}; fi; echo agent.py',
+    }
+    for name, body in stubs.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    done = subprocess.run(["bash", str(LAUNCH_SCRIPT)], capture_output=True, text=True,
+                          env={"PATH": f"{tmp_path}:/usr/bin:/bin", "DATA": "d.jsonl"})  # fmt: skip
+    assert done.returncode == train_rc, done.stderr  # the training's status, not the cleanup's
+    assert log.read_text().splitlines() == calls
 
 
 def test_a_manifest_given_by_a_relative_path_is_labelled_absolute(tmp_path, monkeypatch):

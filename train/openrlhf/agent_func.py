@@ -8,12 +8,14 @@ the env its label names (``inftool export-openrlhf`` writes the dataset), with i
 The executor hands a step only the model's text; the episode also needs the ids behind it (did the
 turn end on the template's end-of-turn token, or run out of budget?). So ``execute`` wraps the engine
 in a recorder of each generation, and the instance reaches its episode through a context variable —
-each ``execute`` runs in its own asyncio task, so concurrent rollouts never see each other's.
+each ``execute`` runs in its own asyncio task, so concurrent rollouts never see each other's. An episode
+whose opening is too long for ``max_length`` is failed (see ``episode``): it is given one token.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 from typing import Any
 
 import torch
@@ -50,6 +52,9 @@ class _RecordingEngine:
         self.engine, self.episode = engine, episode
 
     async def generate(self, prompt_token_ids: list[int], sampling_params: Any, multi_modal_data: Any = None) -> Any:
+        if self.episode.too_long:  # failed, not played (OpenRLHF cut its prompt): no budget spent on it
+            sampling_params = copy.deepcopy(sampling_params)
+            sampling_params.max_tokens = 1
         output = await self.engine.generate(prompt_token_ids, sampling_params, multi_modal_data=multi_modal_data)
         sample = output.outputs[0]
         self.episode.record(prompt_token_ids, list(sample.token_ids), sample.finish_reason)
@@ -70,7 +75,8 @@ class AgentExecutor(MultiTurnAgentExecutor):
         llm_engine: Any,
         images: Any = None,
     ) -> dict[str, Any]:
-        episode = Episode(label, hf_tokenizer, max_length)
+        # OpenRLHF keeps max_length less the generation's minimum (its max_tokens, else 1) of the prompt.
+        episode = Episode(label, hf_tokenizer, max_length, getattr(sampling_params, "max_tokens", None) or 1)
         token = _EPISODE.set(episode)
         try:
             result: dict[str, Any] = await super().execute(

@@ -5,22 +5,28 @@ tools rendered in the model's tool-call format, the user's first turn), for ``--
 to render; ``label`` is an ``EpisodeLabel`` as JSON — env id, format, seed and the whole task — which the
 agent file turns back into an isolated episode. Row ``i`` gets seed ``seed + i``, the seed ``inftool eval
 --seed SEED`` gives the ``i``-th task, so an exported row and an evaluated episode start the same.
+
+OpenRLHF keeps only the tail of a prompt longer than ``--data.max_len`` leaves it, cutting the system
+message's head and tools; the agent file fails such an episode (reward 0, ``prompt_too_long``). The export
+has no tokenizer, so it estimates each prompt's tokens from its characters and warns, once per env, about
+rows over ``max_len`` (Google Calendar's prompts are about 54k tokens; the launch script's MAX_LEN is 8192).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from inftool_env.argtypes import seed_arg
+from inftool_env.argtypes import positive_int, seed_arg
 from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.tasks import Task, load_tasks
@@ -29,6 +35,8 @@ from inftool_env.train.checks import DEFAULT_FORMAT, check_seed, check_text_form
 HERE = Path(__file__).resolve().parent
 AGENT_FILE = HERE / "agent_func.py"  # --train.agent_func_path
 LAUNCH_SCRIPT = HERE / "launch_grpo.sh"
+DEFAULT_MAX_LEN = 8192  # the launch script's MAX_LEN (--data.max_len)
+CHARS_PER_TOKEN = 3.5  # Qwen2.5's tokenizer gives 3.4-4.3 on our envs' prompts: this errs towards warning
 
 
 class EpisodeLabel(BaseModel):
@@ -38,8 +46,15 @@ class EpisodeLabel(BaseModel):
 
     env_id: str
     format: str = DEFAULT_FORMAT
-    seed: int = 0
+    seed: int = Field(default=0, strict=True)  # strict: JSON `true` is not seed 1
     task: Task
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_not_negative(cls, seed: int) -> int:
+        if seed < 0:  # gymnasium would refuse it only at the episode's reset, mid-rollout
+            raise ValueError(f"must be 0 or more, not {seed}")
+        return seed
 
     @classmethod
     def from_json(cls, text: str) -> EpisodeLabel:
@@ -53,9 +68,38 @@ class EpisodeLabel(BaseModel):
 
 
 @dataclass(frozen=True)
+class LongPrompts:
+    """An env's rows whose prompt is estimated (``CHARS_PER_TOKEN``) to be over the export's ``max_len``."""
+
+    rows: int
+    of: int  # the env's rows
+    most_tokens: int  # the longest prompt's estimate
+    max_len: int
+
+    def warning(self, env_id: str) -> str:
+        return (
+            f"{env_id}: {self.rows} of {self.of} prompts are over --max-len {self.max_len} (up to about "
+            f"{self.most_tokens:,} tokens, at {CHARS_PER_TOKEN} characters a token); OpenRLHF would cut them and "
+            f"every such episode fails with reward 0: train with MAX_LEN (--data.max_len) above that, with room "
+            f"for the episode's turns"
+        )
+
+
+@dataclass(frozen=True)
 class ExportSummary:
     out: Path
     rows: dict[str, int]  # env id -> rows written
+    long_prompts: dict[str, LongPrompts] = field(default_factory=dict)  # env id -> its rows over max_len
+
+
+def estimated_tokens(prompt: list[dict[str, Any]]) -> int:
+    """A prompt's tokens, roughly, without the model's tokenizer (the export has none)."""
+    return round(sum(len(str(m.get("content") or "")) for m in prompt) / CHARS_PER_TOKEN)
+
+
+def _long_prompts(rows: list[dict[str, Any]], max_len: int) -> LongPrompts | None:
+    over = [n for n in (estimated_tokens(r["prompt"]) for r in rows) if n > max_len]
+    return LongPrompts(len(over), len(rows), max(over), max_len) if over else None
 
 
 async def _rows(env_id: str, tasks: list[Task] | None, fmt: str, seed: int) -> list[dict[str, Any]]:
@@ -84,9 +128,11 @@ def export_dataset(
     tasks: str | Path | None = None,
     format: str = DEFAULT_FORMAT,
     seed: int = 0,
+    max_len: int | None = DEFAULT_MAX_LEN,
 ) -> ExportSummary:
     """Write OpenRLHF's prompt dataset (JSONL: ``prompt``, ``label``, ``datasource``) for every task of
-    ``env_ids``, or for the tasks in the JSONL file ``tasks`` (one env then)."""
+    ``env_ids``, or for the tasks in the JSONL file ``tasks`` (one env then). The summary's
+    ``long_prompts`` names each env with prompts estimated over ``max_len`` (``None``: no check)."""
     from inftool_env.registration import default_registry, is_manifest_path
 
     # A manifest by path goes into every label absolute: OpenRLHF's workers need not share this directory.
@@ -115,7 +161,8 @@ def export_dataset(
         for env_rows in rows.values():
             for row in env_rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return ExportSummary(out, {k: len(v) for k, v in rows.items()})
+    long = {k: lp for k, v in rows.items() if max_len is not None and (lp := _long_prompts(v, max_len)) is not None}
+    return ExportSummary(out, {k: len(v) for k, v in rows.items()}, long)
 
 
 def add_commands(subparsers: Any) -> None:
@@ -132,11 +179,15 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--format", default=DEFAULT_FORMAT,
                    help="the trained model's tool-call format: hermes (Qwen2.5), llama3, mistral, bfcl")  # fmt: skip
     p.add_argument("--seed", type=seed_arg, default=0, help="row i starts its episode with seed SEED+i")
+    p.add_argument("--max-len", type=positive_int, default=DEFAULT_MAX_LEN,
+                   help="the --data.max_len you will train with (the launch script's MAX_LEN): warn about "
+                        "prompts estimated longer (default: %(default)s)")  # fmt: skip
     p.set_defaults(run=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    summary = export_dataset(args.env_ids, args.out, tasks=args.tasks, format=args.format, seed=args.seed)
+    summary = export_dataset(args.env_ids, args.out, tasks=args.tasks, format=args.format, seed=args.seed,
+                             max_len=args.max_len)  # fmt: skip
     width = max(len("environment"), *map(len, summary.rows))
     print(f"{'environment':<{width}}  rows")
     for env_id, n in summary.rows.items():
@@ -146,4 +197,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"agent file     {AGENT_FILE}   (--train.agent_func_path)")
     print(f"launch script  {LAUNCH_SCRIPT}")
     print(f"train:         MODEL=Qwen/Qwen2.5-7B-Instruct DATA={summary.out} bash {LAUNCH_SCRIPT}")
+    for env_id, long in summary.long_prompts.items():
+        print(f"inftool: warning: {long.warning(env_id)}", file=sys.stderr)
     return 0

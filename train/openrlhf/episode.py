@@ -17,6 +17,12 @@ to the event loop that opened them; OpenRLHF runs an engine's rollouts as tasks 
 
 The reward is the env's gated reward, given on the episode's last step (0 before); its breakdown goes
 to ``extra_logs`` with the same keys on every step, since OpenRLHF logs the last step's.
+
+An opening longer than OpenRLHF leaves for it (``--data.max_len`` less the generation's minimum) would be
+cut to its last tokens, the system message's head and tools gone. Raising would end the whole training run
+for one row (an executor's exception reaches the trainer's ``ray.get``), so the episode fails instead: an
+error logged once per task and process (env, task, the prompt's tokens, max_length, the fix), no env
+step, a one-token generation, reward 0 and ``prompt_too_long`` 1 in ``extra_logs``.
 """
 
 from __future__ import annotations
@@ -38,9 +44,10 @@ log = logging.getLogger(__name__)
 
 LOG_KEYS = (
     *(f"gate_{g}" for g in GATES), *COMPONENTS, "correct", "turns", "tool_calls", "tool_errors", "truncated",
-    "context_exhausted",
+    "context_exhausted", "prompt_too_long",
 )  # fmt: skip
 _BASES: dict[tuple[str, str], ToolEnv] = {}  # compiled servers, shared by every episode in this process
+_TOO_LONG_LOGGED: set[tuple[str, str, int]] = set()  # (env, task, room): each logged once per process
 
 
 def base_env(env_id: str, fmt: str) -> ToolEnv:
@@ -167,10 +174,12 @@ class Episode:
     """One rollout: a worker env (the episode's own server state), the template, the latest generation.
     Built inside the rollout's task (the worker belongs to its event loop)."""
 
-    def __init__(self, label: str, tokenizer: Any, max_length: int) -> None:
+    def __init__(self, label: str, tokenizer: Any, max_length: int, min_generation: int = 1) -> None:
         self.label = EpisodeLabel.from_json(label)
         self.template = ChatTemplate(tokenizer)
         self.max_length = max_length
+        self.prompt_room = max_length - min_generation  # OpenRLHF keeps at most this much of the opening
+        self.too_long = False  # the opening is over prompt_room: the episode is failed, never played
         self._workers = _POOLS.get(self.label.env_id, self.label.format)
         self.env = self._workers.take()
         self.generation: Generation | None = None
@@ -187,7 +196,25 @@ class Episode:
         if prompt is not None and prompt != text:
             log.warning("the dataset's prompt differs from the env's opening (was it exported for another model "
                         "or without --data.apply_chat_template?); the env's opening is used")  # fmt: skip
+        tokens = len(self.template.encode(text))
+        if tokens > self.prompt_room:
+            self.too_long = True
+            key = (self.label.env_id, self.label.task.id, self.prompt_room)
+            if key not in _TOO_LONG_LOGGED:
+                _TOO_LONG_LOGGED.add(key)
+                log.error("%s", self.too_long_reason(tokens))
         return text
+
+    def too_long_reason(self, tokens: int) -> str:
+        room, generation = self.prompt_room, self.max_length - self.prompt_room
+        leaves = f"{room:,}" if generation == 1 else f"{room:,}, after --rollout.max_new_tokens {generation:,}"
+        return (
+            f"{self.label.env_id} task {self.label.task.id}: its opening prompt is {tokens:,} tokens, more than "
+            f"max_length (--data.max_len) {self.max_length:,} leaves it ({leaves}); OpenRLHF would keep only its "
+            f"last {room:,} tokens, cutting the system message's head and tools, so the episode fails unplayed "
+            f"(reward 0, prompt_too_long 1): raise --data.max_len (MAX_LEN in launch_grpo.sh) above "
+            f"{tokens + generation - 1:,}, with room for the episode's turns"
+        )
 
     def record(self, prompt_ids: list[int], token_ids: list[int], finish_reason: str | None) -> None:
         self.generation = Generation(len(prompt_ids), list(token_ids), finish_reason)
@@ -196,6 +223,8 @@ class Episode:
         gen = self.generation
         if gen is None:
             raise InftoolError("step() before the model generated anything")
+        if self.too_long:  # what the model saw was the prompt's tail: nothing to judge
+            return self._cut(prompt_too_long=True)
         if gen.finish_reason == "length":  # the budget ran out mid-turn: OpenRLHF generates no more
             return self._cut()
         result = await self.env.step(self.template.text_of(gen.token_ids))
@@ -223,11 +252,12 @@ class Episode:
         self._ended = True
         return StepOutcome("", True, float(result.reward), self._logs(result.info["reward_breakdown"]))
 
-    def _cut(self) -> StepOutcome:
-        """Out of context before the episode ended: no reward (the env never judged it)."""
+    def _cut(self, *, prompt_too_long: bool = False) -> StepOutcome:
+        """Out of context before the episode ended (or began): no reward (the env never judged it)."""
         self._ended = True
         logs = self._logs(None)
         logs["truncated"] = logs["context_exhausted"] = 1.0
+        logs["prompt_too_long"] = float(prompt_too_long)
         return StepOutcome("", True, 0.0, logs)
 
     def _logs(self, breakdown: dict[str, Any] | None) -> dict[str, float]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GRPO on an inftool environment with OpenRLHF 0.11.2 (Ray + vLLM + DeepSpeed), one node of 8 GPUs.
 #
-#   pip install 'openrlhf[vllm]==0.11.2' inftool-env
+#   pip install -e . 'openrlhf[vllm]==0.11.2'   # in the checkout
 #   inftool export-openrlhf inftool/Bookshelf-v0 --out prompts.jsonl
 #   MODEL=Qwen/Qwen2.5-7B-Instruct DATA=prompts.jsonl bash launch_grpo.sh
 #
@@ -25,12 +25,18 @@ KL=${KL:-1e-3}                 # KL to the reference model, as a loss term (GRPO
 CLIP=${CLIP:-0.2}              # PPO ratio clip
 TEMPERATURE=${TEMPERATURE:-1.0}
 MAX_LEN=${MAX_LEN:-8192}       # the whole episode (prompt, every turn, every tool result); OpenRLHF gives
-                               # each turn what is left, and an episode that runs out gets reward 0
+                               # each turn what is left, and an episode that runs out gets reward 0. A prompt
+                               # over it fails unplayed (logged; prompt_too_long): Google Calendar's are ~54k
+                               # tokens (export-openrlhf --max-len warns)
 EPISODES=${EPISODES:-1}        # passes over the dataset
 
 AGENT=$(python -c 'from inftool_env.train.openrlhf import AGENT_FILE; print(AGENT_FILE)')
 
-ray status >/dev/null 2>&1 || ray start --head --num-gpus "$GPUS"
+if ! ray status >/dev/null 2>&1; then  # a cluster already running is used, and left running
+  trap 'ray stop || true' EXIT          # the head this script starts stops however the run ends (bash
+                                        # runs an EXIT trap on an error, Ctrl-C and SIGTERM too)
+  ray start --head --num-gpus "$GPUS"
+fi
 
 python -m openrlhf.cli.train_ppo_ray \
   --actor.model_name_or_path "$MODEL" \
