@@ -204,9 +204,10 @@ def _intended_id(path: Path) -> str | None:
     ``Name-vN`` from its file name (manifests are named so), matching that name in any namespace."""
     try:
         declared = tomllib.loads(path.read_text(encoding="utf-8")).get("id")
-        parse_id(declared)
-        return declared
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TypeError, RegistrationError):
+        if isinstance(declared, str):
+            parse_id(declared)
+            return declared
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RegistrationError):
         pass
     return path.stem if ID_RE.match(path.stem) else None
 

@@ -106,10 +106,11 @@ def _leading_examples(text: str) -> list[str]:
             break
         out.append(token.group(1))
         rest = rest[token.end() :]
-        ends, joined = token.group(2), re.match(r"\s*(?:(?:or|and)\s+)?", rest)
-        if any(c in ends for c in ".;:)") or ("," not in ends and not joined.group(0).strip()):
+        ends = token.group(2)
+        joined = len(rest) - len(re.sub(r"^\s*(?:(?:or|and)\s+)?", "", rest))  # the "or "/", " that joins
+        if any(c in ends for c in ".;:)") or ("," not in ends and not rest[:joined].strip()):
             break  # the sentence goes on in prose
-        rest = rest[joined.end() :]
+        rest = rest[joined:]
     return out
 
 

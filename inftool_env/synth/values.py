@@ -11,6 +11,7 @@ comes from the caller's rng.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -418,13 +419,13 @@ class ValueMaker:
         named = set(words) | {singular(w) for w in words}
         for keys, make in _BY_NAME:
             if named & set(keys):
-                return lambda make=make: str(make(rng))
+                return functools.partial(_text_of, make, rng)
         if hints.says_id(description):
             return None
         head = " ".join(description.lower().split()[:12])
         for cue, make in _BY_DESCRIPTION:
             if re.search(rf"\b(?:{cue})\b", head):
-                return lambda make=make: str(make(rng))
+                return functools.partial(_text_of, make, rng)
         return None
 
     def _kind(self, words: list[str], description: str, said: list[str]) -> Callable[[], str] | None:
@@ -598,3 +599,7 @@ def _type(schema: dict[str, Any]) -> str:
     if "items" in schema:
         return "array"
     return "string"
+
+
+def _text_of(make: Callable[[random.Random], Any], rng: random.Random) -> str:
+    return str(make(rng))
