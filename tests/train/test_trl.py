@@ -4,8 +4,9 @@ Two halves. A real ``GRPOTrainer`` trains one step with our ``environment_factor
 randomly initialised Qwen2 (the embedded model's architecture and tokenizer); every episode it ran is
 then replayed through ``inftool eval``'s runner and must score the same. A random model never makes a
 valid call, so the same environment class is also driven the way TRL's tool loop drives it: the model's
-text is parsed by TRL's own ``parse_response``, each call dispatched to the method of that name, then the
-rollout scored by ``gated_reward`` — and the reward must equal ``evaluate()``'s for the same assistant turns,
+text is parsed by TRL's own ``parse_response``, each call dispatched to the method of that name (or answered
+by TRL itself, as its loop answers a call it cannot run), then the rollout scored by ``gated_reward`` — and
+the reward must equal ``evaluate()``'s for the same assistant turns (and for the same text, parsed by eval),
 for multi-turn tasks and for synthesized single-turn ones (each offered only its own tools, scored on its
 first turn).
 """
@@ -16,7 +17,7 @@ import inspect
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -41,20 +42,21 @@ ENV_ID = "inftool/Bookshelf-v0"
 
 
 class Replay:
-    """A scripted policy: the given assistant turns in order, then empty replies."""
+    """A scripted policy: the given assistant turns (messages, or text in the env's format) in order, then
+    empty replies."""
 
-    def __init__(self, turns: list[dict[str, Any]]) -> None:
-        self.turns = list(turns)
+    def __init__(self, turns: list[dict[str, Any]] | list[str]) -> None:
+        self.turns: list[Any] = list(turns)
 
-    async def act(self, observation: dict[str, Any]) -> dict[str, Any]:
+    async def act(self, observation: dict[str, Any]) -> dict[str, Any] | str:
         return self.turns.pop(0) if self.turns else {"role": "assistant", "content": ""}
 
 
-def eval_reward(task: Task, seed: int, turns: list[dict[str, Any]]) -> RewardBreakdown:
+def eval_reward(task: Task, seed: int, turns: list[dict[str, Any]] | list[str], **overrides: Any) -> RewardBreakdown:
     """What ``inftool eval`` gives for these assistant turns (its runner, on a freshly made env)."""
 
     async def run() -> list[Trajectory]:
-        env = make(ENV_ID)
+        env = make(ENV_ID, **overrides)
         try:
             _, trajectories = await evaluate(env, lambda _task: Replay(turns), tasks=[task], seed=seed,
                                              concurrency=1, progress=False)  # fmt: skip
@@ -95,8 +97,14 @@ def call(tool: str, /, **arguments: Any) -> str:
 
 # The closing brace is missing: TRL's parse_response falls back to plain text and ends the rollout there.
 MALFORMED = '<tool_call>\n{"name": "removeBook", "arguments": {"bookId": "boo_1"\n</tool_call>'
+# Arguments that are not an object: TRL's call raises TypeError (`**` needs a mapping), so the env never sees it.
+NOT_AN_OBJECT = '<tool_call>\n{"name": "removeBook", "arguments": "boo_1"}\n</tool_call>'
+# An object as a JSON string: TRL's call raises TypeError too, but eval's parser decodes it (a valid call).
+AS_A_STRING = '<tool_call>\n{"name": "removeBook", "arguments": "{\\"bookId\\": \\"boo_1\\"}"}\n</tool_call>'
 REGISTER = call("registerMember", name="Ada Lovelace", email="ada@example.com")
 BORROW = call("borrowBook", memberId="mem_7", bookId="boo_2", due="2025-03-01")
+REMOVE = call("removeBook", bookId="boo_1")
+READS = [call("listBooks"), call("listMembers"), call("getBook", bookId="boo_2"), call("listLoans", memberId="mem_7")]
 ARIEL = call("addBook", title="Ariel", author="Sylvia Plath", genre="poetry")
 LEAVES = call("addBook", title="Leaves of Grass", author="Walt Whitman", genre="poetry")
 SCRIPTS = {
@@ -110,7 +118,19 @@ SCRIPTS = {
     # The model stops after the first request: the user's second turn then goes unanswered.
     "stops-early": ("bookshelf-register-and-borrow", [REGISTER, "Registered."], 0.5),  # 1 of 2 turns right
     # The right call, then a call written as text in the last reply: eval's format gate fails the episode.
-    "malformed-last-reply": ("bookshelf-remove", [call("removeBook", bookId="boo_1"), MALFORMED], 0.0),
+    "malformed-last-reply": ("bookshelf-remove", [REMOVE, MALFORMED], 0.0),
+    # TRL answers "Tool deleteBook not found." itself; eval's schema gate fails the episode on it.
+    "unknown-tool": ("bookshelf-remove", [call("deleteBook", bookId="boo_1"), REMOVE, "Done, removed."], 0.0),
+    # TRL answers the TypeError itself; eval's parser fails that turn, so its format gate the episode.
+    "non-object-arguments": ("bookshelf-remove", [NOT_AN_OBJECT, REMOVE, "Done, removed."], 0.0),
+    # TRL runs nothing (TypeError); eval runs the call, and the book is removed.
+    "arguments-as-a-string": ("bookshelf-remove", [AS_A_STRING, "Done, removed."], 1.0),
+    # 12 calls in two messages: 4 turns for eval (max_turns 12), however many calls TRL runs one at a time.
+    "many-calls-few-turns": ("bookshelf-register-and-borrow",
+                             ["\n".join([*READS[:2], REGISTER]), call(USER_TOOL, message="You are registered."),
+                              "\n".join([*READS, *READS, BORROW]), "Done."], 1.0),
+    # max_turns still cuts, counted in messages: the 13th (the removal) is never run.
+    "max-turns-in-messages": ("bookshelf-remove", [*[call("listBooks")] * 12, REMOVE, "Done."], 0.0),
 }  # fmt: skip
 
 
@@ -122,8 +142,10 @@ def tools_of(env: Any) -> dict[str, Any]:
 
 def drive(env: Any, row: dict[str, Any], texts: list[str], tokenizer: Any) -> tuple[float, list[dict], list[str]]:
     """One rollout the way TRL's tool loop runs it: each text parsed by TRL's own ``parse_response``, each call
-    dispatched to its method, then ``gated_reward``. Returns the reward, the same turns as eval takes them (a
-    message's calls together, a ``message_user`` call as text) and the tools' results."""
+    dispatched to its method (a name the class lacks answered "Tool X not found.", and a call that raises
+    answered with the error, by TRL itself), then ``gated_reward``. Returns the reward, the same turns as eval
+    takes them (a message's calls together, every call the model wrote; a ``message_user`` call as text, a
+    turn of its own) and the tools' results."""
     parser = add_response_schema(tokenizer)  # what GRPOTrainer does to a Qwen2.5 tokenizer
     tools = tools_of(env)
     assert env.reset(**{k: v for k, v in row.items() if k != "environment"}) is None  # the prompt holds the opening
@@ -140,9 +162,17 @@ def drive(env: Any, row: dict[str, Any], texts: list[str], tokenizer: Any) -> tu
         batch = []
         for tool_call in message.get("tool_calls") or []:
             function = tool_call["function"]
-            results.append(tools[function["name"]](**function["arguments"]))  # TRL's sync tool dispatch
+            try:  # as GRPOTrainer._tool_call_loop dispatches a sync tool
+                if function["name"] not in tools:
+                    raise ValueError(f"Tool {function['name']} not found.")
+                results.append(tools[function["name"]](**function["arguments"]))
+            except Exception as exc:
+                results.append(str({"error": str(exc)}))
             completion.append({"role": "tool", "name": function["name"], "content": results[-1]})
             if function["name"] == USER_TOOL:  # in eval, a reply to the user is a turn without calls
+                if batch:
+                    eval_turns.append({"role": "assistant", "content": "", "tool_calls": batch})
+                    batch = []
                 eval_turns.append({"role": "assistant", "content": function["arguments"]["message"]})
             else:
                 batch.append({"type": "function", "function": dict(function)})
@@ -156,6 +186,14 @@ def drive(env: Any, row: dict[str, Any], texts: list[str], tokenizer: Any) -> tu
     return reward, eval_turns, results
 
 
+def as_eval_text(text: str) -> str:
+    """The model's text as eval's model writes it: a ``message_user`` call is its message (eval offers no
+    such tool, a reply without calls goes to the user)."""
+    if f'"name": "{USER_TOOL}"' not in text:
+        return text
+    return json.loads(text.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>"))["arguments"]["message"]
+
+
 @pytest.mark.parametrize("case", list(SCRIPTS))
 def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
     task_id, texts, expected = SCRIPTS[case]
@@ -163,9 +201,13 @@ def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
         row = next(r for r in build_dataset(ENV_ID, seed=100) if r["task_id"] == task_id)
         env = factory[row["environment"]]()
         reward, eval_turns, results = drive(env, row, texts, tokenizer)
-        breakdown = env.reward_breakdown
+        breakdown, trajectory = env.reward_breakdown, env.trajectory
     assert reward == expected, breakdown
-    assert breakdown == eval_reward(Task.model_validate_json(row["task"]), row["seed"], eval_turns)
+    task = Task.model_validate_json(row["task"])
+    assert breakdown == eval_reward(task, row["seed"], eval_turns)
+    # The same model text, parsed by eval itself (Hermes, the format a local model's chat template writes).
+    from_text = eval_reward(task, row["seed"], [as_eval_text(t) for t in texts], format="hermes")
+    assert (from_text.reward, from_text.gates) == (breakdown.reward, breakdown.gates)
     if case == "multi-turn":
         assert results[1] == "Thanks! Now lend me book boo_2 until 2025-03-01."  # the user's second turn
         assert json.loads(results[2])["bookId"] == "boo_2"
@@ -174,6 +216,50 @@ def test_tool_loop_reward_equals_eval(case: str, tokenizer: Any) -> None:
         assert "'author' is a required property" in results[0]
     if case == "malformed-last-reply":
         assert breakdown is not None and breakdown.gates == {"format": False, "schema": True, "execution": True}
+    if case == "unknown-tool":
+        assert results[0] == "{'error': 'Tool deleteBook not found.'}"  # TRL's answer: the env never saw it
+        assert breakdown.gates == {"format": True, "schema": False, "execution": True}
+    if case == "non-object-arguments":
+        assert "must be a mapping, not str" in results[0]
+        assert breakdown.gates == {"format": False, "schema": True, "execution": True}
+    if case == "arguments-as-a-string":
+        assert "must be a mapping, not str" in results[0]
+        assert json.loads(trajectory.turns[0].calls[0].result)["id"] == "boo_1"  # eval's parser ran it
+    if case == "many-calls-few-turns":
+        assert len(results) == 13 and json.loads(results[-1])["bookId"] == "boo_2"  # the loan: nothing cut
+        assert len(trajectory.turns) == 4 and trajectory.terminated
+    if case == "max-turns-in-messages":
+        assert trajectory.truncation_reason == "max_turns" and len(trajectory.turns) == 12
+
+
+def test_the_user_is_asked_once_per_turn(tokenizer: Any) -> None:
+    """The judged episode hears again what the live one's user said (what the model saw; an LLM user is not
+    asked twice), and asks the user itself only past that: here, for the answer to the last reply."""
+    from inftool_env.users import ScriptedUser
+
+    class Counted(ScriptedUser):
+        asked: ClassVar[list[str]] = []
+
+        async def opening(self, task: Task) -> str:
+            self.asked.append("opening")
+            return await super().opening(task)
+
+        async def reply(self, task: Task, messages: list[dict[str, Any]]) -> Any:
+            self.asked.append("reply")
+            return await super().reply(task, messages)
+
+    base = make(ENV_ID, trainer_driven=True)
+    env = ToolEnv(base.config, base.tasks, base.servers, user=Counted())
+    task_id, texts, _ = SCRIPTS["multi-turn"]
+    with environment_factory(env) as factory:
+        row = next(r for r in build_dataset(env, seed=100) if r["task_id"] == task_id)
+        trl_env = factory()
+        reward, _, results = drive(trl_env, row, texts, tokenizer)
+        trajectory = trl_env.trajectory
+    assert reward == 1.0 and trajectory.terminated
+    assert Counted.asked == ["opening", "reply", "reply"]  # live: the opening, message_user; judged: "Done."
+    said = [m["content"] for m in trajectory.messages if m["role"] == "user"]
+    assert said == [row["prompt"][-1]["content"], results[1]]  # what the model saw
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +300,18 @@ def test_one_shot_tasks_score_their_first_turn_with_their_own_tools(case, single
         breakdown = env.reward_breakdown
     assert reward == expected, breakdown
     assert breakdown == eval_reward(task, row["seed"], eval_turns)
+
+
+def test_duplicate_task_ids_are_refused_up_front() -> None:
+    """Two tasks of one id: the factory would keep one, and the other's rows would fail mid-training."""
+    base = Task.model_validate_json(build_dataset(ENV_ID)[0]["task"])
+    twin = base.model_copy(update={"turns": ["Something else."]})
+    other = base.model_copy(update={"id": "other"})
+    why = f"^inftool/Bookshelf-v0: task id '{base.id}' is given twice \\(tasks \\[0\\] and \\[2\\]\\)"
+    with pytest.raises(InftoolError, match=why):
+        build_dataset(ENV_ID, tasks=[base, other, twin])
+    with pytest.raises(InftoolError, match=why):
+        environment_factory(ENV_ID, tasks=[base, other, twin])
 
 
 def test_gated_reward_scores_each_rollout_once() -> None:
@@ -487,6 +585,44 @@ def test_tool_method_schema_round_trip() -> None:
     assert list(get_json_schema(own)["function"]["parameters"]["properties"]) == ["self_"]
     assert json.loads(own(self_="me")) == ["own", {"self": "me"}]
     assert json.loads(own(**{"self": "me"})) == ["own", {"self": "me"}]  # off-schema: the env's schema gate judges
+
+
+class Shelf:
+    """A backend whose one tool's parameter (``book-id``) is no Python name: TRL's method calls it ``book_id``."""
+
+    TOOLS: ClassVar[list[dict[str, Any]]] = [
+        {"name": "keep", "description": "Keep a book.",
+         "parameters": {"type": "object", "properties": {"book-id": {"type": "string"}}, "required": ["book-id"],
+                        "additionalProperties": False}},
+    ]  # fmt: skip
+
+    def new_state(self, *, seed: int, initial: Any = None) -> dict[str, Any]:
+        return {"kept": []}
+
+    async def call(self, tool: Any, arguments: dict[str, Any], state: dict[str, Any]) -> Any:
+        state["kept"].append(arguments["book-id"])
+        return {"kept": len(state["kept"])}
+
+    def snapshot(self, state: dict[str, Any]) -> dict[str, Any]:
+        return state
+
+
+def test_renamed_parameters_are_judged_under_the_schemas_names(tokenizer: Any) -> None:
+    """The judged episode gets a call's arguments as the tool's method hands them to the env: under the schema's
+    names, not the Python names TRL renders (which the schema gate would refuse)."""
+    from inftool_env import load_spec
+    from inftool_env.mcp.server import CompiledServer
+
+    config = EnvConfig(id="test/Shelf-v0", servers=[ServerConfig(name="shelf", spec="-")],
+                       tasks=TaskSource(source="-"))  # fmt: skip
+    task = Task(id="keep", turns=["Keep b1."], ground_truth=[[{"name": "keep", "arguments": {"book-id": "b1"}}]])
+    env = ToolEnv(config, [task], {"shelf": CompiledServer(load_spec(Shelf.TOOLS, name="shelf"), Shelf())})
+    with environment_factory(env) as factory:
+        trl_env = factory()
+        reward, _, results = drive(trl_env, build_dataset(env)[0], [call("keep", book_id="b1"), "Kept."], tokenizer)
+        trajectory = trl_env.trajectory
+    assert results == ['{"kept": 1}'] and reward == 1.0, trl_env.reward_breakdown
+    assert trajectory.turns[0].calls[0].arguments == {"book-id": "b1"}
 
 
 class Shadowing:

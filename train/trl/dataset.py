@@ -43,6 +43,7 @@ def build_dataset(
     config, own = _config_and_tasks(env)
     chosen = own if tasks is None else (load_tasks(tasks) if isinstance(tasks, str | Path) else list(tasks))
     refuse_bfcl(config.id, config, chosen)
+    refuse_duplicate_ids(config.id, chosen)
     servers = [s.name for s in config.servers]
     check_supported(config.id, chosen, servers)
     if not chosen:
@@ -66,6 +67,17 @@ def unsupported(task: Task, servers: Collection[str]) -> str | None:
     if unknown:
         return f"names servers {unknown} the env does not have"
     return None
+
+
+def refuse_duplicate_ids(env_id: str, tasks: Sequence[Task]) -> None:
+    """Raise naming the first task id given twice: an env finds a task by its id, so ``environment_factory``
+    would keep one of them and a row of the other would fail mid-training (``load_tasks`` refuses a file so)."""
+    seen: dict[str, int] = {}
+    for i, task in enumerate(tasks):
+        if task.id in seen:
+            raise InftoolError(f"{env_id}: task id {task.id!r} is given twice (tasks [{seen[task.id]}] and [{i}]); "
+                               "task ids must be unique")  # fmt: skip
+        seen[task.id] = i
 
 
 def check_supported(env_id: str, tasks: Sequence[Task], servers: Collection[str]) -> None:

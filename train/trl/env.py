@@ -6,23 +6,34 @@ model makes by calling the method of that name, and scores the finished rollout 
 ``gated_reward`` is ours. The factory is a dict, TRL's multi-environment form: one environment class per
 tool offer among the tasks (a single-turn task is offered only its own tools), and ``build_dataset`` routes
 each row to its offer (the ``environment`` column), so the model is shown what ``inftool eval`` shows it.
-Here each instance drives one episode of our async ``ToolEnv`` at a time, on a real MCP server:
+Each instance runs two episodes of our async ``ToolEnv`` per rollout, on a real MCP server:
 
-- ``reset`` starts the row's task (carried in the row as JSON) with the row's seed;
-- each tool call is one assistant step with that call, so the server, gates and trajectory are the ones
-  ``inftool eval`` runs (the reward of a multi-call turn does not depend on how its calls are grouped);
-- ``message_user`` (offered when a task has more than one user turn, or the user is not scripted) is how
-  the model talks to the user mid-episode: its text is an assistant turn without calls and the user's
-  answer comes back as the tool's result. TRL's loop ends a rollout at the first reply without a tool
-  call, so there is no other way for a user's next turn to reach the model;
-- TRL ends a rollout at the model's first reply it cannot read as a tool call — a malformed call too — and
-  keeps that reply to itself: ``gated_reward`` hands it to the env as the assistant turn it is (so the
-  format gate judges it as in ``inftool eval``), closes the episode (the user's remaining turns answered by
-  empty assistant turns) and returns the gated reward;
+- the live one answers the model as it goes: ``reset`` starts the row's task (carried in the row as JSON)
+  with the row's seed, and each tool call TRL runs is one step with that call. ``message_user`` (offered
+  when a task has more than one user turn, or the user is not scripted) is how the model talks to the
+  user mid-episode: its text is an assistant turn without calls and the user's answer comes back as the
+  tool's result. TRL's loop ends a rollout at the first reply without a tool call, so there is no other
+  way for a user's next turn to reach the model;
+- the judged one is ``inftool eval``'s episode of the same completion, run by ``gated_reward`` on the
+  task and the row's seed: each assistant message is one turn with all its calls (split where it calls
+  ``message_user``, whose text is a turn of its own), so ``max_turns`` counts messages as eval does; the
+  calls TRL never hands the env are in it too (a tool the environment lacks, which TRL answers "Tool X
+  not found" itself, and arguments that are not an object), for the schema and format gates to judge;
+  the model's last reply, which TRL keeps to itself (a malformed call ends a rollout there too), is its
+  last turn; the user's remaining turns are answered by empty assistant turns. The user says again what
+  it said in the live episode (an LLM user is not asked twice), so the reward is eval's for the assistant
+  turns the model wrote, however TRL grouped and ran their calls;
+- a rollout that TRL cut on calls it never ran (``max_tool_calling_iterations``, or results that would pass
+  ``max_completion_length``) is judged without that last message: the model never saw those results;
 - a one-shot task (``inftool synth``'s single-turn categories) ends in eval after the first assistant turn,
-  all its calls together; TRL runs each call as it comes and generates on. So its tools answer from an
-  episode that goes on, as TRL expects, and ``gated_reward`` scores the completion's first assistant
-  message, as that one turn, on a fresh episode of the task: the reward ``inftool eval`` gives it.
+  all its calls together; TRL runs each call as it comes and generates on. So its live episode goes on, as
+  TRL expects, and the judged one is the completion's first assistant message alone: the reward
+  ``inftool eval`` gives it.
+
+The live episode is never scored (it runs the task without its ground truth). Its turn limit is
+``max_turns`` plus ``max_tool_calls``: its steps are its calls (``max_tool_calls`` cuts those) and its
+``message_user`` turns, each a turn of the judged episode, so the turn limit cuts it only once the judged
+episode has ended.
 
 Every instance of one factory shares one event loop on a daemon thread, the way the Gymnasium adapter
 runs the core on a loop of its own: TRL calls the (synchronous) methods from its training thread, and
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import json
 import re
 from collections.abc import Callable, Coroutine, Sequence
@@ -44,9 +56,10 @@ from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.loop_thread import LoopThread
-from inftool_env.train.trl.dataset import check_supported, offer_name
+from inftool_env.train.trl.dataset import check_supported, offer_name, refuse_duplicate_ids
 from inftool_env.train.trl.tools import tool_method
 from inftool_env.trajectory import RewardBreakdown, Trajectory
+from inftool_env.users import UserReply, UserSimulator
 
 T = TypeVar("T")
 
@@ -61,15 +74,21 @@ class InftoolTrlEnv:
 
     _factory: ClassVar[TrlEnvFactory]
     _offer: ClassVar[str]  # the offer this class's tools are (offer_name)
+    _tools: ClassVar[frozenset[str]]  # the methods TRL offers and runs: the names it can dispatch
+    _renamed: ClassVar[dict[str, dict[str, str]]]  # tool -> its methods' parameter names -> the schema's
 
     def __init__(self) -> None:
-        self._core = self._factory.spawn_core()
+        self._core = self._factory.spawn_core()  # the live episode: the model's calls, as TRL runs them
+        limits = self._core.limits  # a step per call: cut on turns only where the judged episode is too
+        self._core.limits = limits.model_copy(update={"max_turns": limits.max_turns + limits.max_tool_calls})
+        self._heard: list[Any] = []  # what the live episode's user said: its opening, then each UserReply
+        self._core.user = _Recording(self._core.user, self._heard)
         self._result: StepResult | None = None
         self._scored = False  # gated_reward ran: the rollout is over
         self._task: Task | None = None
         self._seed: int | None = None
-        self._judge: ToolEnv | None = None  # a one-shot task's first turn is scored here
-        self._judged: StepResult | None = None
+        self._judge: ToolEnv | None = None  # eval's episode of the completion is run here
+        self._judged: Trajectory | None = None
 
     # -- what TRL calls -------------------------------------------------------------------------
     def reset(self, task: str | dict[str, Any] | None = None, seed: int | None = None, prompt: Any = None,
@@ -84,9 +103,10 @@ class InftoolTrlEnv:
         self._result = self._judged = None
         self._scored = False
         self._task, self._seed = chosen, seed
-        # A one-shot task's tools answer from an episode that goes on past the first turn, as TRL's loop does.
-        options = {"task": chosen.model_copy(update={"one_shot": False})} if chosen.one_shot else {"task_id": chosen.id}
-        observation, _ = self._factory.run(self._core.reset(seed=seed, options=options))
+        # Never scored, so without the ground truth (nothing replayed when it ends); a one-shot task's tools
+        # answer from an episode that goes on past the first turn, as TRL's loop does.
+        live = chosen.model_copy(update={"one_shot": False, "ground_truth": []})
+        observation, _ = self._factory.run(self._core.reset(seed=seed, options={"task": live}))
         opening = str(observation["messages"][-1]["content"])
         given = _last_user_text(prompt)
         if given == opening:
@@ -99,35 +119,30 @@ class InftoolTrlEnv:
         )
 
     def _score(self, completion: Any) -> float:
-        """The rollout's gated reward: its last reply handed over, the episode closed if the model stopped
-        before the user was done; a one-shot task's first turn scored on its own."""
-        trajectory = self._trajectory()
+        """The rollout's gated reward: eval's episode of the completion's assistant turns (a one-shot task's
+        first turn alone), run on the task and the row's seed."""
         if self._scored:
-            raise InftoolError(f"the rollout of task {trajectory.task_id} was scored already; reset() starts another")
+            assert self._task is not None  # noqa: S101 - reset() ran
+            raise InftoolError(f"the rollout of task {self._task.id} was scored already; reset() starts another")
+        self._trajectory()  # an error before reset()
         self._scored = True
+        self._factory.run(self._core.end_episode())  # the rollout is over: its live state goes now
         if self._one_shot:
-            self._judge_first_turn(completion)
-            assert self._judged is not None  # noqa: S101 - just judged
-            return float(self._judged.reward)
-        text = _reply_text(completion)
-        if text is not None and not self._done:  # else the episode ended first (the user was done, or a limit)
-            self._step({"role": "assistant", "content": text})
-        # Each empty turn lets the user say their next line or finish; max_turns bounds the loop anyway.
-        for _ in range(self._core.limits.max_turns + 1):
-            if self._done:
-                break
-            self._step({"role": "assistant", "content": ""})
-        if trajectory.reward is None:
-            raise InftoolError(f"episode of task {trajectory.task_id} did not end")
-        return float(trajectory.reward.reward)
+            first = next((m for m in _messages(completion) if m.get("role") == "assistant"), None)
+            if first is None:
+                raise InftoolError("gated_reward got a completion without an assistant message")
+            turns = [self._as_one_turn(first)]
+        else:
+            turns = self._turns(completion)
+        self._judged = self._judge_turns(turns)
+        assert self._judged.reward is not None  # noqa: S101 - _judge_turns checked
+        return float(self._judged.reward.reward)
 
     # -- what a trainer or test may read ----------------------------------------------------------
     @property
     def trajectory(self) -> Trajectory | None:
-        """The scored episode: for a one-shot task, its first turn's (once ``gated_reward`` has run)."""
-        if self._one_shot:
-            return self._judged.info["trajectory"] if self._judged is not None else None
-        return self._core.trajectory
+        """The scored episode, eval's of the completion (once ``gated_reward`` has run; None before)."""
+        return self._judged
 
     @property
     def reward_breakdown(self) -> RewardBreakdown | None:
@@ -153,47 +168,129 @@ class InftoolTrlEnv:
         self._result = self._factory.run(self._core.step(action))
         return self._result
 
-    def _ended(self) -> str:
-        reason = self._trajectory().truncation_reason or "the user is done"
-        return ENDED.format(reason=reason)
-
-    def _judge_first_turn(self, completion: Any) -> None:
-        first = next((m for m in completion if isinstance(m, dict) and m.get("role") == "assistant"), None)
-        if first is None:
-            raise InftoolError("gated_reward got a completion without an assistant message")
-        if self._judge is None:
-            self._judge = self._factory.spawn_core()
-        judge, task, seed = self._judge, self._task, self._seed
-
-        async def judged() -> StepResult:
-            # The task as given and the row's seed: the episode the live one started as.
-            await judge.reset(seed=seed, options={"task": task})
-            return await judge.step(_as_one_turn(first))
-
-        self._judged = self._factory.run(judged())
+    def _ended(self) -> str | None:
+        """The note a call gets once the live episode has ended (or the rollout was scored), else None."""
+        if self._scored:
+            return ENDED.format(reason="the rollout was scored")
+        trajectory = self._trajectory()
+        if not self._done:
+            return None
+        return ENDED.format(reason=trajectory.truncation_reason or "the user is done")
 
     def _call_tool(self, name: str, arguments: dict[str, Any]) -> str:
-        """One assistant step with this one call; the call's result (an error result too) as text."""
+        """One live step with this one call; the call's result (an error result too) as text."""
+        ended = self._ended()
+        if ended is not None:
+            return ended
         trajectory = self._trajectory()
-        if self._done:
-            return self._ended()
         call = {"id": f"call_{len(trajectory.turns)}", "type": "function",
                 "function": {"name": name, "arguments": arguments}}  # fmt: skip
         result = self._step({"role": "assistant", "content": "", "tool_calls": [call]})
         calls = result.info.get("calls") or []
-        if not calls:  # the turn did not parse (e.g. arguments that are not an object)
+        if not calls:  # the turn did not parse (e.g. arguments JSON cannot carry)
             return f"Error: {result.info.get('parse_error') or 'the call was not understood'}"
         return str(calls[-1]["result"])
 
     def _message_user(self, message: str) -> str:
-        self._trajectory()
-        if self._done:
-            return self._ended()
+        ended = self._ended()
+        if ended is not None:
+            return ended
         result = self._step({"role": "assistant", "content": message})
-        if self._done:
-            return self._ended()
+        ended = self._ended()
+        if ended is not None:
+            return ended
         last = result.observation["messages"][-1]
         return str(last["content"]) if last.get("role") == "user" else ""
+
+    # -- the judged episode -----------------------------------------------------------------------
+    def _judge_turns(self, turns: list[dict[str, Any]]) -> Trajectory:
+        """Eval's episode of these assistant turns, then empty ones until the user is done (or a limit cuts
+        it), on the task as given and the row's seed: the episode the live one started as."""
+        if self._judge is None:
+            self._judge = self._factory.spawn_core()
+        judge, task, seed = self._judge, self._task, self._seed
+        assert task is not None  # noqa: S101 - reset() ran
+        judge.user = _Replaying(self._factory.env.user, list(self._heard))
+        closing = [{"role": "assistant", "content": ""}] * (judge.limits.max_turns + 1)  # max_turns ends it first
+
+        async def judged() -> Trajectory | None:
+            await judge.reset(seed=seed, options={"task": task})
+            for turn in [*turns, *closing]:
+                result = await judge.step(turn)
+                if result.terminated or result.truncated:
+                    return result.info["trajectory"]
+            return None
+
+        trajectory = self._factory.run(judged())
+        if trajectory is None or trajectory.reward is None:
+            why = "did not end" if trajectory is None else f"was not scored ({trajectory.error})"
+            raise InftoolError(f"episode of task {task.id} {why}")
+        return trajectory
+
+    def _turns(self, completion: Any) -> list[dict[str, Any]]:
+        """The completion's assistant messages as eval's turns: each message's calls together, split where it
+        calls ``message_user`` (a turn of its own, text to the user); every call the model wrote is kept,
+        those TRL could not run on this env too. A last message whose calls TRL never ran (it cut the
+        rollout there) is left out."""
+        messages = _messages(completion)
+        if messages and messages[-1].get("role") == "assistant" and messages[-1].get("tool_calls"):
+            messages = messages[:-1]
+        turns: list[dict[str, Any]] = []
+        for message in messages:
+            if message.get("role") != "assistant":
+                continue
+            content = _text(message.get("content"))
+            calls: list[dict[str, Any]] = []
+            for call in message.get("tool_calls") or []:
+                said = self._said(call)
+                if said is None:
+                    calls.append(self._eval_call(call))
+                    continue
+                if calls:
+                    turns.append({"role": "assistant", "content": content, "tool_calls": calls})
+                    content, calls = "", []
+                turns.append({"role": "assistant", "content": "\n".join(s for s in (content, said) if s)})
+                content = ""
+            if calls or not message.get("tool_calls"):  # a reply without calls: what ended the rollout
+                turns.append({"role": "assistant", "content": content, **({"tool_calls": calls} if calls else {})})
+        return turns
+
+    def _as_one_turn(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An assistant message, its calls together in one turn; a ``message_user`` call in it is text to
+        the user, as eval reads a turn without calls."""
+        calls: list[dict[str, Any]] = []
+        said = [_text(message.get("content"))]
+        for call in message.get("tool_calls") or []:
+            text = self._said(call)
+            if text is None:
+                calls.append(self._eval_call(call))
+            else:
+                said.append(text)
+        turn: dict[str, Any] = {"role": "assistant", "content": "\n".join(s for s in said if s)}
+        return {**turn, "tool_calls": calls} if calls else turn
+
+    def _said(self, call: Any) -> str | None:
+        """The text of a ``message_user`` call TRL ran (else None: a call for the env to judge)."""
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or function.get("name") != USER_TOOL or USER_TOOL not in self._tools:
+            return None
+        arguments = function.get("arguments")
+        if not isinstance(arguments, dict) or set(arguments) != {"message"}:  # TRL's call raised TypeError
+            return None
+        message = arguments["message"]
+        return message if isinstance(message, str) else ""  # as the live step read it
+
+    def _eval_call(self, call: Any) -> dict[str, Any]:
+        """A call as eval's turn holds it: arguments under the schema's names, as the tool's method passes
+        them on; a name this env lacks, or arguments that are not an object, as the model wrote them (the
+        env's parser and schema gate judge them, as in eval)."""
+        function = dict(call.get("function") or {}) if isinstance(call, dict) else {}
+        name = function.get("name")
+        renamed = self._renamed.get(name) if isinstance(name, str) else None
+        arguments = function.get("arguments")
+        if renamed and isinstance(arguments, dict):
+            function["arguments"] = {renamed.get(k, k): v for k, v in arguments.items()}
+        return {"type": "function", "function": function}
 
 
 def message_user(self, message: str) -> str:  # an annotated self would become a tool argument
@@ -212,13 +309,51 @@ def message_user(self, message: str) -> str:  # an annotated self would become a
 OWN_NAMES = frozenset(name for name in dir(InftoolTrlEnv) if not name.startswith("_"))
 
 
+class _Recording:
+    """The live episode's user, what it says written down (``heard``: the opening, then each reply)."""
+
+    def __init__(self, user: UserSimulator, heard: list[Any]) -> None:
+        self.user, self.heard = user, heard
+
+    async def opening(self, task: Task) -> str:
+        text = await self.user.opening(task)
+        self.heard[:] = [text]
+        return text
+
+    async def reply(self, task: Task, messages: list[dict[str, Any]]) -> UserReply:
+        reply = await self.user.reply(task, messages)
+        self.heard.append(reply)
+        return reply
+
+
+class _Replaying:
+    """The judged episode's user: says again what the live episode's said, in order (the model saw those
+    words, and an LLM user is not asked twice); past them (the model's last reply, the closing turns, or
+    a live episode that ended first), the user itself answers."""
+
+    def __init__(self, user: UserSimulator, heard: list[Any]) -> None:
+        self.user, self.heard = user, heard
+        self.next = 1
+
+    async def opening(self, task: Task) -> str:
+        self.next = 1
+        return str(self.heard[0]) if self.heard else await self.user.opening(task)
+
+    async def reply(self, task: Task, messages: list[dict[str, Any]]) -> UserReply:
+        if self.next < len(self.heard):
+            self.next += 1
+            reply: UserReply = self.heard[self.next - 1]
+            return reply
+        return await self.user.reply(task, messages)
+
+
 def gated_reward(
     completions: Sequence[Any], environments: Sequence[Any] | None = None, **_: Any
 ) -> list[float | None]:  # TRL's RewardFunc type
     """``GRPOTrainer(reward_funcs=gated_reward, ...)``: each rollout's gated reward, as ``inftool eval`` gives
     it for the same assistant turns (logged as ``rewards/gated_reward``); None for another library's env.
 
-    A rollout cut by ``max_tool_calling_iterations`` ends on calls TRL never ran; they are not run here either.
+    A rollout cut by ``max_tool_calling_iterations`` ends on calls TRL never ran; they are not judged either.
     """
     if environments is None:
         raise InftoolError("gated_reward needs GRPOTrainer(environment_factory=...) from inftool_env.train.trl")
@@ -226,27 +361,9 @@ def gated_reward(
             for completion, env in zip(completions, environments, strict=True)]  # fmt: skip
 
 
-def _as_one_turn(message: dict[str, Any]) -> dict[str, Any]:
-    """An assistant message of TRL's, its calls together in one turn; a ``message_user`` call in it is
-    text to the user, as eval reads a turn without calls."""
-    calls: list[dict[str, Any]] = []
-    said = [_text(message.get("content"))]
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        if function.get("name") == USER_TOOL:
-            said.append(str((function.get("arguments") or {}).get("message", "")))
-        else:
-            calls.append({"id": f"call_{len(calls)}", "type": "function", "function": dict(function)})
-    turn: dict[str, Any] = {"role": "assistant", "content": "\n".join(s for s in said if s)}
-    return {**turn, "tool_calls": calls} if calls else turn
-
-
-def _reply_text(completion: Any) -> str | None:
-    """The text of the completion's last message if that is a reply without calls (what ended the rollout)."""
-    last = completion[-1] if isinstance(completion, list) and completion else None
-    if not isinstance(last, dict) or last.get("role") != "assistant" or last.get("tool_calls"):
-        return None
-    return _text(last.get("content"))
+def _messages(completion: Any) -> list[dict[str, Any]]:
+    """A conversational completion's messages (none for anything else)."""
+    return [m for m in completion if isinstance(m, dict)] if isinstance(completion, list) else []
 
 
 def _text(content: Any) -> str:
@@ -277,6 +394,7 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
                                "cannot be; pass an env id or a ToolEnv")  # fmt: skip
         chosen = env.tasks if tasks is None else list(tasks)
         refuse_bfcl(env.config.id, env.config, chosen)
+        refuse_duplicate_ids(env.config.id, chosen)  # one would shadow the other in ``tasks``
         self.env = ToolEnv(env.config, chosen, env.servers, user=env.user, reward_fn=env.reward_fn)
         self.tasks = {t.id: t for t in chosen}
         if user_tool is None:
@@ -315,7 +433,8 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
 
     def _make_class(self, offer: str, task: Task, user_tool: bool) -> type[InftoolTrlEnv]:
         """The class whose public methods are the tools ``task`` is offered (and ``message_user``)."""
-        namespace: dict[str, Any] = {"_factory": self, "_offer": offer, "__module__": __name__,
+        renamed: dict[str, dict[str, str]] = {}
+        namespace: dict[str, Any] = {"_factory": self, "_offer": offer, "_renamed": renamed, "__module__": __name__,
                                      "__doc__": f"{offer} for TRL: one episode per reset()."}  # fmt: skip
         excluded = set(task.excluded_tools)
         for name in task.servers or self.env.servers:  # [] is every server, as ToolEnv.reset reads it
@@ -329,12 +448,17 @@ class TrlEnvFactory(dict[str, Callable[[], InftoolTrlEnv]]):
                                        f"own {spec.name!r} (TRL offers every public method as a tool)")  # fmt: skip
                 method = tool_method(spec.name, spec.description, spec.input_schema, "_call_tool")
                 namespace[spec.name] = method.function
+                renamed[spec.name] = dict(method.arguments)
         if user_tool:
             if USER_TOOL in namespace:
                 raise InftoolError(f"{self.env.config.id} has a tool named {USER_TOOL!r}; pass user_tool=False")
             namespace[USER_TOOL] = message_user
         name = re.sub(r"\W", "_", offer.split("/")[-1])
-        return type(name, (InftoolTrlEnv,), namespace)
+        cls: type[InftoolTrlEnv] = type(name, (InftoolTrlEnv,), namespace)
+        # As GRPOTrainer lists them: a call of any other name it answers "Tool X not found" itself.
+        cls._tools = frozenset(n for n, _ in inspect.getmembers(cls, predicate=inspect.isfunction)
+                               if n not in ("reset", "get_reward") and not n.startswith("_"))  # fmt: skip
+        return cls
 
     def spawn_core(self) -> ToolEnv:
         core = self.env.spawn()
