@@ -61,10 +61,13 @@ $(VLLM_STAMP): constraints-vllm.txt
 
 # verifiers 0.4 in a virtualenv of its own (it pins mcp 2.0 and numpy>=2.1); our side runs in .venv and is
 # reached over loopback (train/verifiers/bridge.py). uv: verifiers' harness installs its chat loop with it.
+# Only our package's code is needed here (inftool_verifiers): the `inftool` console script pip adds would
+# fail without our dependencies, and the bridge runs from $INFTOOL_PYTHON, so it is removed.
 $(VF_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VF_VENV)
 	$(VF_VENV)/bin/pip install -q verifiers==0.4.0 uv==0.11.8
 	$(EDITABLE) $(VF_VENV)/bin/pip install -q --no-deps -e .
+	rm -f $(VF_VENV)/bin/inftool
 	touch $(VF_STAMP)
 
 venv-verifiers: $(VF_STAMP)

@@ -1,6 +1,7 @@
 """verifiers 0.4 adapter: our env, tasks, MCP server and gated reward under verifiers' v1 API.
 
-Use: ``vf-eval inftool_verifiers --env.taskset.env inftool/Bookshelf-v0 …`` in a virtualenv holding
+Use: ``vf-eval inftool_verifiers --env.taskset.env inftool/Bookshelf-v0 …`` (a registered env id, or
+the path of an env manifest such as the one ``inftool synth`` writes) in a virtualenv holding
 verifiers (and this package installed with ``--no-deps``), with ``$INFTOOL_PYTHON`` naming the
 interpreter of the virtualenv where inftool-env is installed. verifiers imports a taskset id as a
 top-level module, so ``inftool_verifiers`` (``vf_entry/``) re-exports ``taskset.py`` under that name.
@@ -25,9 +26,13 @@ task and seed, the user's lines taken from the trace: it is therefore exactly wh
 gives for the same actions, gates and all. The replay's tool results are compared with the ones
 the model saw and any difference is reported as the ``divergent_results`` metric.
 
+Each episode is shown the tools the env offers it, as ``inftool eval`` shows them: the episode's MCP
+listing leaves out a task's ``excluded_tools``, and a call to a tool not offered runs nowhere and is
+answered as our env answers an unknown tool. Tasks whose tools change between user turns
+(``tools_added``) are refused when the bridge starts: one rollout is shown one listing.
+
 Known differences from our own loop: verifiers' chat loop decides when a turn ends (a reply
 without tool calls) and its own limits apply; a conversation it cut short scores 0 (``finished``
-= 0). Every tool of a server is listed over MCP, even ones a task withholds (a call to one still
-fails the schema gate in the replay, as in our env). With several servers, verifiers names tools
-``server_tool``; the prefix is removed before the env sees them.
+= 0). With several servers, verifiers names tools ``server_tool``; the prefix is removed before
+the env sees them.
 """

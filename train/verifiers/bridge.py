@@ -8,7 +8,10 @@ binds a free loopback port, writes it to FILE and serves until stopped:
   messages exactly as ``ToolEnv.reset`` makes them, and one MCP URL per server;
 - ``/episodes/{key}/{server}/mcp``        that server, streamable HTTP, speaking for episode ``key``:
   the episode keys our servers read from ``_meta`` are added to every ``tools/call`` on the way in,
-  so a client that sends none (verifiers' chat program) still gets its own isolated, seeded state;
+  so a client that sends none (verifiers' chat program) still gets its own isolated, seeded state.
+  It shows the episode's offer, not the server's whole listing: ``tools/list`` holds only the tools
+  ``ToolEnv.reset`` offered (a task's ``excluded_tools`` are not there), and a ``tools/call`` to any
+  other tool is not run: it is answered as the env answers an unknown tool (``unknown_tool_text``);
 - ``POST /episodes/{key}/user``           ``{messages}``: the env's user simulator's next reply;
 - ``DELETE /episodes/{key}``              drop the episode's server state;
 - ``POST /score``                         ``{task_id, seed, messages}``: the gated reward (see ``score``).
@@ -22,7 +25,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +42,7 @@ from inftool_env.env import ToolEnv
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.mcp import http_app
-from inftool_env.mcp.server import META_EPISODE, META_INITIAL, META_SEED
+from inftool_env.mcp.server import META_EPISODE, META_ERROR_KIND, META_INITIAL, META_SEED
 from inftool_env.tasks import Task
 from inftool_env.train.checks import check_seed
 from inftool_env.users import UserReply
@@ -59,6 +62,30 @@ EPISODE_PATH = re.compile(r"^/episodes/(?P<key>[\w-]+)/(?P<server>[\w.-]+)/mcp/?
 class LiveEpisode:
     task: Task
     seed: int  # the episode seed (what ToolEnv.reset drew), not the caller's
+    offered: tuple[str, ...] = ()  # the tools ToolEnv.reset offered, in its order
+
+
+def unknown_tool_text(name: str, offered: Sequence[str]) -> str:
+    """What ``ToolEnv`` answers a call to a tool it does not offer (``env/core.py``, ``_run_call``);
+    ``taskset.py`` words it the same way for calls verifiers' chat program answers itself."""
+    return f"Unknown tool {name!r}. Offered tools: {', '.join(offered)}."
+
+
+def unsupported(task: Task) -> str | None:
+    """Why the bridge cannot play ``task`` as ``inftool eval`` does, or None."""
+    if task.tools_added:
+        return ("withholds tools until a later user turn, but verifiers' harness is shown one tool listing "
+                "for a whole rollout")  # fmt: skip
+    return None
+
+
+def check_supported(env_id: str, tasks: Sequence[Task]) -> None:
+    """Raise naming the first task ``unsupported`` refuses (and how many more there are): up front, not
+    mid-rollout."""
+    refused = [(t.id, why) for t in tasks if (why := unsupported(t))]
+    if refused:
+        more = f" ({len(refused) - 1} more such tasks)" if len(refused) > 1 else ""
+        raise InftoolError(f"{env_id}: task {refused[0][0]} {refused[0][1]}{more}")
 
 
 class RecordedUser:
@@ -81,6 +108,9 @@ class Bridge:
     env: ToolEnv
     episodes: dict[str, LiveEpisode] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_supported(self.env.config.id, self.env.tasks)
+
     # -- live episodes --------------------------------------------------------------------------
     async def start(self, task_id: str, seed: int) -> dict[str, Any]:
         worker = self.env.spawn()
@@ -90,13 +120,15 @@ class Bridge:
             await worker.close()
         task = next(t for t in self.env.tasks if t.id == task_id)
         key = uuid.uuid4().hex
-        self.episodes[key] = LiveEpisode(task, int(info["seed"]))
+        offered = tuple(str(t["function"]["name"]) for t in obs["tools"])
+        self.episodes[key] = LiveEpisode(task, int(info["seed"]), offered)
         names = task.servers or list(self.env.servers)
         return {
             "episode": key,
             "episode_seed": info["seed"],
             "messages": obs["messages"],
             "tools": obs["tools"],
+            "offered": list(offered),
             "servers": {name: f"/episodes/{key}/{name}/mcp" for name in names},
         }
 
@@ -128,7 +160,10 @@ class Bridge:
         """Replay the conversation's assistant turns through a fresh ToolEnv episode (same task,
         same seed, the recorded user) and return its gated reward: by construction what
         ``inftool eval`` gives for the same actions. Tool results the model saw are compared with
-        the replay's; a difference is reported, never hidden."""
+        the replay's; a difference is reported, never hidden. A call to a tool the episode does not
+        offer is not compared: no server ran it, live or in the replay, and a harness that answers
+        such calls itself words the answer its own way (verifiers' chat program does, unless
+        ``taskset.py``'s interceptor answers first)."""
         said = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
         env = ToolEnv(self.env.config, self.env.tasks, self.env.servers, user=RecordedUser(said),
                       reward_fn=self.env.reward_fn)  # fmt: skip
@@ -139,8 +174,9 @@ class Bridge:
             for action, live_results in seen:
                 result = await env.step(action)
                 steps += 1
-                replayed = [c["result"] for c in result.info.get("calls", [])]
-                divergent += sum(a != b for a, b in zip(replayed, live_results, strict=False))
+                replayed = result.info.get("calls", [])
+                divergent += sum(c["result"] != live for c, live in zip(replayed, live_results, strict=False)
+                                 if c.get("error_kind") != "unknown_tool")  # fmt: skip
                 if result.terminated or result.truncated:
                     break
             finished = result is not None and (result.terminated or result.truncated)
@@ -240,7 +276,9 @@ def bridge_app(bridge: Bridge) -> ASGIApp:
             )
             return
         inner = dict(scope, path="/mcp", raw_path=b"/mcp")
-        await servers[server](inner, await _with_meta(receive, inner, bridge.meta(key, server)), send)
+        offered = bridge.episodes[key].offered
+        receive, answers = await _episode_request(receive, inner, bridge.meta(key, server), offered)
+        await servers[server](inner, receive, _answering(send, answers) if answers else send)
 
     return app
 
@@ -271,16 +309,22 @@ async def _error(_: Request, exc: Exception) -> Response:
     return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=400)
 
 
-async def _with_meta(receive: Receive, scope: Scope, meta: dict[str, Any]) -> Receive:
-    """Read a POST's JSON-RPC body now and hand back a ``receive`` that yields it with the episode's
-    keys in every ``tools/call``'s ``_meta`` (the protocol's place for them); content-length follows."""
+async def _episode_request(
+    receive: Receive, scope: Scope, meta: dict[str, Any], offered: Sequence[str]
+) -> tuple[Receive, dict[str, Answer]]:
+    """Read a POST's JSON-RPC body now and hand back a ``receive`` that yields it as the episode's:
+    the episode's keys in every ``tools/call``'s ``_meta`` (the protocol's place for them), and a call
+    to a tool the episode does not offer renamed to one no server has, so that nothing runs it;
+    content-length follows. With it, by request id, how to rewrite each answer: ``tools/list`` to
+    the offered tools, such a call's error to the env's own words."""
+    answers: dict[str, Answer] = {}
     if scope.get("method") != "POST":
-        return receive
+        return receive, answers
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return receive
+            return receive, answers
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
@@ -291,9 +335,18 @@ async def _with_meta(receive: Receive, scope: Scope, meta: dict[str, Any]) -> Re
         payload = None
     if payload is not None:
         for request in payload if isinstance(payload, list) else [payload]:
-            if isinstance(request, dict) and request.get("method") == "tools/call":
+            if not isinstance(request, dict):
+                continue
+            method, rid = request.get("method"), json.dumps(request.get("id"))
+            if method == "tools/list" and "id" in request:
+                answers[rid] = _offer_only(offered)
+            elif method == "tools/call":
                 params = request.setdefault("params", {})
                 params["_meta"] = {**(params.get("_meta") or {}), **meta}
+                name = params.get("name")
+                if isinstance(name, str) and name not in offered:
+                    params["name"] = NOT_OFFERED
+                    answers[rid] = _unknown_tool(name, offered)
         body = json.dumps(payload).encode()
     headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
     scope["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
@@ -306,7 +359,98 @@ async def _with_meta(receive: Receive, scope: Scope, meta: dict[str, Any]) -> Re
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return replay
+    return replay, answers
+
+
+NOT_OFFERED = "inftool/not-offered"  # no tool is named so (a slash): the server answers unknown_tool, runs nothing
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _offer_only(offered: Sequence[str]) -> Answer:
+    keep = set(offered)
+    return lambda result: {**result, "tools": [t for t in result.get("tools", []) if t.get("name") in keep]}
+
+
+def _unknown_tool(name: str, offered: Sequence[str]) -> Answer:
+    text = unknown_tool_text(name, offered)
+    answer = {"content": [{"type": "text", "text": text}], "isError": True, "_meta": {META_ERROR_KIND: "unknown_tool"}}
+    return lambda _result: answer
+
+
+def _answering(send: Send, answers: dict[str, Answer]) -> Send:
+    """``send`` with the results of the requests in ``answers`` rewritten: an event stream event by
+    event as it comes (a call's progress is not held back), a JSON body whole (its length changes)."""
+    start: Message | None = None
+    stream = started = False
+    pending = b""
+
+    async def wrapped(message: Message) -> None:
+        nonlocal start, stream, started, pending
+        if message["type"] == "http.response.start":
+            start = message
+            stream = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+                         for k, v in message.get("headers", []))  # fmt: skip
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        more = bool(message.get("more_body"))
+        pending += message.get("body", b"")
+        if stream:
+            if not started:
+                await send(start)
+                started = True
+            cut = _events_end(pending) if more else len(pending)
+            done, pending = pending[:cut], pending[cut:]
+            if done or not more:
+                await send({"type": "http.response.body", "body": _rewrite_events(done, answers), "more_body": more})
+        elif not more:
+            body = _rewrite_json(pending, answers)
+            kept = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*kept, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return wrapped
+
+
+def _events_end(data: bytes) -> int:
+    """Where the last complete event of an event stream's ``data`` ends (0: none is complete yet)."""
+    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def _rewrite_message(message: Any, answers: dict[str, Answer]) -> Any:
+    if isinstance(message, list):
+        return [_rewrite_message(m, answers) for m in message]
+    if isinstance(message, dict) and isinstance(message.get("result"), dict):
+        answer = answers.get(json.dumps(message.get("id")))
+        if answer is not None:
+            return {**message, "result": answer(message["result"])}
+    return message
+
+
+def _rewrite_json(body: bytes, answers: dict[str, Answer]) -> bytes:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    return json.dumps(_rewrite_message(payload, answers)).encode()
+
+
+def _rewrite_events(body: bytes, answers: dict[str, Answer]) -> bytes:
+    """Each ``data:`` line of an event stream that is a JSON-RPC answer in ``answers``, rewritten."""
+    out = []
+    for line in body.decode("utf-8", errors="surrogateescape").splitlines(keepends=True):
+        text = line.rstrip("\r\n")
+        if text.startswith("data:"):
+            try:
+                payload = json.loads(text[5:])
+            except ValueError:
+                payload = None
+            if payload is not None:
+                line = "data: " + json.dumps(_rewrite_message(payload, answers)) + line[len(text) :]
+        out.append(line)
+    return "".join(out).encode("utf-8", errors="surrogateescape")
 
 
 async def serve(env_id: str, *, host: str, port: int, port_file: Path | None) -> None:
