@@ -2,7 +2,9 @@
 
 ``tools="native"`` sends the tools in the request (``tools=``) and returns the model's message with its
 ``tool_calls``; ``tools="prompt"`` sends none and returns the text, for envs whose tool-call format
-renders the tools into the system prompt and parses calls out of text (Hermes/Qwen, Llama 3, BFCL).
+renders the tools into the system prompt and parses calls out of text (Hermes/Qwen, Llama 3, BFCL). On
+an env that renders none (``openai`` format) its first turn raises ``PolicyError``, naming the fix,
+rather than prompt a model that is offered no tools.
 Every completion is kept (``samples``: logprobs and token ids where the backend gives them) and its
 tokens summed over the episode (``usage``). On a local model (``hf:``, ``vllm:``, ``gguf:``) the policy
 also keeps the episode's one token record (``tokens``: ids, logprobs, assistant mask), and prompts
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from inftool_env.errors import PolicyError
 from inftool_env.llm import ChatModel, Completion, Usage
 from inftool_env.llm.episode_tokens import EpisodeTokens
 from inftool_env.llm.local import LocalChat
+from inftool_env.policies import PROMPT_ON_OPENAI
 
 
 class ChatPolicy:
@@ -37,6 +41,8 @@ class ChatPolicy:
 
     async def act(self, observation: dict[str, Any]) -> dict[str, Any] | str:
         messages = observation["messages"]
+        if self.tools == "prompt" and not self.samples and not _tools_in_prompt(observation):
+            raise PolicyError(PROMPT_ON_OPENAI)
         offered = (observation.get("tools") or None) if self.tools == "native" else None
         seed = None if self.seed is None else self.seed + len(self.samples)
         prompt = self.tokens.prompt(messages, offered) if self.tokens is not None else None
@@ -52,3 +58,12 @@ class ChatPolicy:
         if self.tools == "prompt":
             return str(done.message.get("content") or "")
         return done.message
+
+
+def _tools_in_prompt(observation: dict[str, Any]) -> bool:
+    """Whether the episode's opening prompt offers its tools, as every text format renders them (each by
+    name in the system message); an openai-format env offers them only in ``tools``. No tools: nothing to offer."""
+    functions = [t.get("function", t) for t in observation.get("tools") or () if isinstance(t, dict)]
+    names = [f["name"] for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)]
+    system = " ".join(str(m.get("content") or "") for m in observation["messages"] if m.get("role") == "system")
+    return not names or any(name in system for name in names)

@@ -6,11 +6,14 @@ tests); ``hf:PATH`` a local transformers model (a directory or a .gguf file), ``
 llama.cpp, ``vllm:PATH`` vLLM's offline engine on a model directory, ``hf:embedded`` /
 ``gguf:embedded`` / ``vllm:embedded`` the embedded default model;
 ``scripted:FILE`` replies from a JSON list (tests and dry runs). Options follow the model after ``?``: ``openai:http://127.0.0.1:8000/v1#qwen?temperature=0.7&stream=1``
-(an endpoint's faults: ``retries=4`` after the first try, ``retry_budget_s=300`` in all).
+(an endpoint's faults: ``retries=4`` after the first try, ``retry_budget_s=300`` in all; requests in flight:
+``concurrency=8``). A numeric option that is not a number in its range is refused, naming it.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -82,44 +85,77 @@ def split_options(spec: str) -> tuple[str, dict[str, str]]:
     return base, dict(parse_qsl(query, keep_blank_values=True))
 
 
-def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
-    """A model string -> (the model, the options it did not consume)."""
+def number_option(
+    spec: str, options: dict[str, str], name: str, default: float | None, *, integer: bool = True, minimum: float = 0
+) -> Any:
+    """``options[name]`` (popped) as an integer (or any finite number) of at least ``minimum``, else
+    ``default``; anything else is a ``PolicyError`` naming the option and what it takes."""
+    if name not in options:
+        return default
+    value = options.pop(name)
+    try:
+        number = int(value) if integer else float(value)
+        ok = math.isfinite(number) and number >= minimum
+    except ValueError:
+        ok = False
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise PolicyError(f"{spec!r}: {name} must be {kind} of at least {minimum:g}, not {value!r}")
+    return number
+
+
+def parse_model(spec: str) -> tuple[Callable[[], ChatModel], dict[str, str]]:
+    """A model string -> (what builds the model, the options it did not consume). Every option it
+    consumes is checked here, and nothing is loaded or opened until the builder is called."""
     base, options = split_options(spec)
     if base.startswith("openai:"):
-        from inftool_env.llm.openai_chat import OpenAIChat
-
         url, sep, model = base.removeprefix("openai:").partition("#")
         if not sep or not model or not url.startswith(("http://", "https://")):
             raise PolicyError(f"{spec!r}: expected openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#qwen")
-        try:
-            retries = {k: float(options.pop(k)) for k in ("retries", "retry_budget_s") if k in options}
-            if any(not v >= 0 for v in retries.values()):  # `not >=` refuses NaN too
-                raise ValueError("a negative number")
-        except ValueError as exc:
-            raise PolicyError(f"{spec!r}: retries and retry_budget_s are numbers of at least 0 ({exc})") from None
-        chat = OpenAIChat(url, model, stream=options.pop("stream", "0") in ("1", "true"),
-                          concurrency=int(options.pop("concurrency", "8")),
-                          max_retries=int(retries.get("retries", 4)),
-                          retry_budget_s=retries.get("retry_budget_s", 300.0))  # fmt: skip
-        return chat, options
-    if base.startswith("hf:"):
-        from inftool_env.llm.hf import HFChat
+        stream = options.pop("stream", "0") in ("1", "true")
+        concurrency = number_option(spec, options, "concurrency", 8, minimum=1)
+        retries = number_option(spec, options, "retries", 4)
+        budget = number_option(spec, options, "retry_budget_s", 300.0, integer=False)
 
-        return HFChat(base.removeprefix("hf:"), max_new_tokens=int(options.pop("max_new_tokens", "256"))), options
-    if base.startswith("gguf:"):
-        from inftool_env.llm.gguf import GGUFChat
+        def openai_chat() -> ChatModel:
+            from inftool_env.llm.openai_chat import OpenAIChat
 
-        cache = options.pop("prefix_cache", "1") in ("1", "true")
-        return GGUFChat(base.removeprefix("gguf:"), max_new_tokens=int(options.pop("max_new_tokens", "256")),
-                        prefix_cache=cache), options  # fmt: skip
-    if base.startswith("vllm:"):
-        from inftool_env.llm.vllm_engine import VLLMChat
+            return OpenAIChat(url, model, stream=stream, concurrency=concurrency, max_retries=retries,
+                              retry_budget_s=budget)  # fmt: skip
 
-        compiled = options.pop("compile", "1") in ("1", "true")
-        return VLLMChat(base.removeprefix("vllm:"), max_new_tokens=int(options.pop("max_new_tokens", "256")),
-                        compile=compiled), options  # fmt: skip
+        return openai_chat, options
+    if base.startswith(("hf:", "gguf:", "vllm:")):
+        kind, _, path = base.partition(":")
+        max_new_tokens = number_option(spec, options, "max_new_tokens", 256, minimum=1)
+        flag = {"gguf": "prefix_cache", "vllm": "compile"}.get(kind)
+        on = options.pop(flag, "1") in ("1", "true") if flag else True
+
+        def local_chat() -> ChatModel:
+            if kind == "hf":
+                from inftool_env.llm.hf import HFChat
+
+                return HFChat(path, max_new_tokens=max_new_tokens)
+            if kind == "gguf":
+                from inftool_env.llm.gguf import GGUFChat
+
+                return GGUFChat(path, max_new_tokens=max_new_tokens, prefix_cache=on)
+            from inftool_env.llm.vllm_engine import VLLMChat
+
+            return VLLMChat(path, max_new_tokens=max_new_tokens, compile=on)
+
+        return local_chat, options
     if base.startswith("scripted:"):
-        from inftool_env.llm.scripted import ScriptedChat
 
-        return ScriptedChat.from_file(base.removeprefix("scripted:")), options
+        def scripted_chat() -> ChatModel:
+            from inftool_env.llm.scripted import ScriptedChat
+
+            return ScriptedChat.from_file(base.removeprefix("scripted:"))
+
+        return scripted_chat, options
     raise PolicyError(f"unknown model {spec!r}; expected one of: {', '.join(MODEL_KINDS)}")
+
+
+def resolve_model(spec: str) -> tuple[ChatModel, dict[str, str]]:
+    """A model string -> (the model, the options it did not consume)."""
+    build, options = parse_model(spec)
+    return build(), options

@@ -80,6 +80,8 @@ class OpenAIChat:
         retry_budget_s: float = 300.0,
         stream: bool = False,
     ) -> None:
+        if concurrency < 1:  # asyncio.Semaphore(0) would wait forever
+            raise ValueError(f"concurrency must be at least 1 request in flight, not {concurrency}")
         self.name = model
         self.base_url = base_url
         key = api_key or os.environ.get("INFTOOL_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"

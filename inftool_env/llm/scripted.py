@@ -1,11 +1,14 @@
 """A chat model that replies from a script: the fake at the LLM boundary for tests and dry runs.
 
 Each reply is text or an assistant message dict (with ``tool_calls``), or a function of the request.
-Token counts are whitespace words: honest about being a fake, yet enough to test accounting.
+Token counts are whitespace words: honest about being a fake, yet enough to test accounting. One object
+answers its requests in the order they arrive; ``for_episode()`` is a copy that replays the script from
+its start (the ``scripted:FILE`` policy takes one per episode, so a dry run reads alike at any concurrency).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +33,12 @@ class ScriptedChat:
             if not callable(reply):
                 self._check(i, reply)
         self.requests: list[dict[str, Any]] = []
+
+    def for_episode(self) -> ScriptedChat:
+        """The same script, from its first reply, with requests of its own (the replies are checked already)."""
+        fresh = copy.copy(self)
+        fresh.requests = []
+        return fresh
 
     def _check(self, i: int, reply: Any) -> None:
         if not isinstance(reply, str | dict):

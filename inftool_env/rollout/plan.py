@@ -61,17 +61,34 @@ def broken(env_id: str, episode: Episode, reason: str, error: str) -> Trajectory
 
 
 class JsonlSink:
-    """Appends each record as it arrives, flushed, so the file is readable (and tail-able) mid-run."""
+    """Appends each record as it arrives, flushed, so the file is readable (and tail-able) mid-run.
 
-    def __init__(self, path: Path | None) -> None:
+    ``start=False`` only checks that ``path`` can be written, emptying nothing: an earlier run's file is
+    replaced at ``start()``, once the run is sure to begin (a file this check created goes if it never does)."""
+
+    def __init__(self, path: Path | None, *, start: bool = True) -> None:
         self.path = path
         self._file: IO[str] | None = None
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = path.open("w", encoding="utf-8")
-            except OSError as exc:
-                raise InftoolError(f"--out {path}: cannot write: {os_reason(exc)}") from None
+        self._created = False  # by the check, and still empty
+        if path is not None and not start:
+            existed = path.exists()
+            self._open("a").close()
+            self._created = not existed
+        elif path is not None:
+            self._file = self._open("w")
+
+    def _open(self, mode: str) -> IO[str]:
+        assert self.path is not None  # noqa: S101 - callers check
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self.path.open(mode, encoding="utf-8")
+        except OSError as exc:
+            raise InftoolError(f"--out {self.path}: cannot write: {os_reason(exc)}") from None
+
+    def start(self) -> None:
+        """Empty the file (an earlier run's lines go) and write from here on."""
+        if self.path is not None and self._file is None:
+            self._file, self._created = self._open("w"), False
 
     def write(self, finished: Finished) -> None:
         if self._file is None:
@@ -90,6 +107,9 @@ class JsonlSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+        elif self._created and self.path is not None:  # never started: leave no empty file behind
+            self.path.unlink(missing_ok=True)
+            self._created = False
 
 
 @dataclass(frozen=True)

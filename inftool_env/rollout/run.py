@@ -32,11 +32,26 @@ def rollout(
     """Without ``workers`` and ``ray_address``: this process, ``concurrency`` episodes at once. With
     either: Ray actors (a local cluster started here, or the one at ``ray_address``), ``concurrency``
     episodes at once on each. ``policy``: a policy string, as ``inftool eval --policy`` takes, or a factory."""
+    from inftool_env.policies import check_policy, resolve_policy
     from inftool_env.registration import default_registry
+    from inftool_env.rollout.shared import check_server_names
 
-    default_registry().resolve(env_id)  # an unknown id or manifest fails here, before any worker starts
+    # Every mistake is refused before --out is touched (it may hold an earlier run) or a worker starts:
+    # an unknown env, a --server it lacks, a policy string (on Ray, checked here and built by each worker).
+    config = default_registry().resolve(env_id).config
+    check_server_names(config.id, [s.name for s in config.servers], server_urls or {})
     episodes = plan_episodes(n, seed=seed)
-    tally, sink = Tally(), JsonlSink(out)
+    local = workers is None and ray_address is None
+    if isinstance(policy, str):
+        check_policy(policy, env_format=config.format)
+    sink = JsonlSink(out, start=False)  # checked writable; emptied only once the episodes are to run
+    if isinstance(policy, str) and local:
+        try:  # built before the file is emptied: a model that cannot load is refused like a typo
+            policy = resolve_policy(policy, env_format=config.format)
+        except BaseException:
+            sink.close()
+            raise
+    tally = Tally()
     bar = tqdm(total=n, desc="episodes", unit="ep", disable=not progress)
 
     def on_finished(finished: Finished) -> None:
@@ -46,17 +61,23 @@ def rollout(
 
     start = time.perf_counter()
     startup: list[float] = []  # set once the Ray workers are up
+
+    def workers_up(seconds: float) -> None:
+        sink.start()
+        startup.append(seconds)
+
     try:
-        if workers is None and ray_address is None:
+        if local:
             from inftool_env.rollout.local import rollout_local
 
             anyio.run(lambda: rollout_local(env_id, policy, episodes, on_finished=on_finished,
-                                            concurrency=concurrency, server_urls=server_urls))  # fmt: skip
+                                            concurrency=concurrency, server_urls=server_urls,
+                                            started=sink.start))  # fmt: skip
             where = f"local asyncio ({concurrency} at once)"
         else:
             where = _on_ray(env_id, policy, episodes, on_finished, workers=workers, address=ray_address,
                             concurrency=concurrency, server_urls=server_urls, worker_cpus=worker_cpus,
-                            started=lambda: startup.append(time.perf_counter() - start))  # fmt: skip
+                            started=lambda: workers_up(time.perf_counter() - start))  # fmt: skip
     finally:
         bar.close()
         sink.close()

@@ -8,7 +8,7 @@ for the reward's replay (it never serves from that copy).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
 from inftool_env.env.core import ToolEnv
 from inftool_env.errors import InftoolError
@@ -28,13 +28,18 @@ def parse_server_urls(values: Sequence[str] | None) -> dict[str, str]:
     return urls
 
 
+def check_server_names(env_id: str, servers: Collection[str], urls: Mapping[str, str]) -> None:
+    """Every name in ``urls`` must be one of the env's ``servers``."""
+    unknown = sorted(set(urls) - set(servers))
+    if unknown:
+        raise InftoolError(f"--server {unknown}: {env_id} has servers {sorted(servers)}")
+
+
 class SharedServersEnv(ToolEnv):
     """A ToolEnv whose servers named in ``urls`` are reached at those URLs instead of being started."""
 
     def __init__(self, base: ToolEnv, urls: Mapping[str, str]) -> None:
-        unknown = sorted(set(urls) - set(base.servers))
-        if unknown:
-            raise InftoolError(f"--server {unknown}: {base.config.id} has servers {sorted(base.servers)}")
+        check_server_names(base.config.id, base.servers, urls)
         # All servers remote: the env is an HTTP client (in-process inspection of state does not apply).
         config = base.config.model_copy(update={"transport": "http"}) if set(urls) == set(base.servers) else base.config
         super().__init__(config, base.tasks, base.servers, user=base.user, reward_fn=base.reward_fn)

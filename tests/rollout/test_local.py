@@ -92,3 +92,37 @@ def test_plan_and_sink_units(tmp_path):
     assert stub["rollout"]["index"] == 5 and stub["error"].startswith("trajectory not writable as JSON")
     assert record["rollout"] == {"index": 4, "worker": "ray-1", "episode_id": "abc"}
     assert record["messages"][0]["content"] in ("\ud800", "\ufffd")  # escaped, or replaced by pydantic
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--policy", "oracle", "--server", "nope=http://127.0.0.1:1/mcp"], "inftool/Bookshelf-v0 has servers"),
+        (["--policy", "bogus"], "unknown policy 'bogus'"),
+        (["--policy", "openai:http://127.0.0.1:1/v1#m?concurrency=-1"], "concurrency must be an integer of at least 1"),
+        (["--policy", "openai:http://127.0.0.1:1/v1#m?tools=prompt"], 'make(ID, format="hermes")'),
+        (["--policy", "scripted:/nonexistent/replies.json"], "cannot read scripted replies"),
+    ],
+    ids=["server", "policy", "option", "tools-prompt", "script"],
+)
+def test_a_rerun_with_a_mistake_leaves_the_earlier_out_as_it_was(tmp_path, capsys, argv, message):
+    # The default --out is shared by every rollout: a typo on a rerun emptied the finished run's file.
+    out = tmp_path / "r.jsonl"
+    assert main(["rollout", ENV, "--policy", "oracle", "--n", "3", "--out", str(out)]) == 0
+    before = out.read_text()
+    capsys.readouterr()
+    assert main(["rollout", ENV, "--n", "2", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert out.read_text() == before and len(before.splitlines()) == 3
+    # … and a new --out is not left behind, empty, by a refused run.
+    assert main(["rollout", ENV, "--n", "2", *argv, "--out", str(tmp_path / "new.jsonl")]) == 2
+    assert not (tmp_path / "new.jsonl").exists()
+
+
+def test_local_records_carry_the_episode_id_the_servers_used(tmp_path):
+    out = tmp_path / "r.jsonl"
+    rollout(ENV, "oracle", n=6, out=out, concurrency=3)
+    ids = [r["rollout"]["episode_id"] for r in read(out)]
+    assert all(isinstance(i, str) and len(i) == 32 for i in ids), ids  # a uuid4's hex, as on Ray
+    assert len(set(ids)) == 6
