@@ -3,7 +3,10 @@
 ``reset`` picks a task and starts a fresh episode (its own server state, seed and rng); ``step``
 takes one assistant turn — raw text in the env's tool-call format, or an OpenAI-style message —
 runs its calls over MCP in order, and hands a turn without calls to the user simulator. Tool
-failures are observations; broken infrastructure truncates the episode with the error recorded.
+failures are observations, and so are format errors (a tool message says why the turn ran nothing);
+broken infrastructure truncates the episode with the error recorded. How a turn enters the messages
+(one id per call in its message and its answer, a text format's calls kept once) is history.py's.
+``reset(options=...)`` takes ``task`` or ``task_id``; any other key, or both, is refused.
 
 Connections to the servers are opened once and kept by a keeper task, so ``reset``/``step``/``close``
 may be called from any task (trainers, the Gymnasium portal). A connection that broke (a stdio server
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 
 from inftool_env.backends.base import copy_tree
 from inftool_env.env.config import EnvConfig, Limits
+from inftool_env.env.history import assistant_message, call_ids, calls_as_made, malformed_answers
 from inftool_env.env.readonly import freeze
 from inftool_env.env.stalls import timeout_excluding_stalls
 from inftool_env.errors import InftoolError, RegistrationError, ServerError, UserSimError, first_invalid
@@ -65,6 +68,7 @@ SERVER_KINDS: dict[str, ErrorKind | None] = {
 ANSWER_GRACE_S = 1.0
 BACKSTOP_S = 120.0  # the client's own wait for an answer: past any stall the env's clock does not count
 RELEASE_TIMEOUT_S = 5.0  # ending an episode on a server that does not answer
+RESET_OPTIONS = ("task", "task_id")  # reset(options=...): one task given, or one of the env's by id
 
 
 @dataclass
@@ -297,9 +301,9 @@ class ToolEnv:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         if self._closed:
             raise InftoolError("the environment is closed")
+        options = self._check_options(options)
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
-        options = options or {}
         await self._release()
         self._episode = None
         await self._connect()
@@ -329,6 +333,21 @@ class ToolEnv:
     def _episode_clients(self, task: Task, names: list[str], key: str, seed: int) -> dict[str, ToolClient]:
         """The shared connections, each speaking for episode ``key`` (its own state on the server)."""
         return {n: self._clients[n].for_episode(key, seed=seed, initial_state=task.initial_for(n)) for n in names}
+
+    def _check_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """``reset``'s options, refused before the running episode is let go: an unknown key would be
+        ignored (a task drawn instead of the one meant), and with both ``task`` and ``task_id`` one is."""
+        if options is None:
+            return {}
+        if not isinstance(options, dict):
+            raise RegistrationError(f"{self.config.id}: reset(options=...) takes a dict, not {type(options).__name__}")
+        unknown = sorted(map(repr, set(options) - set(RESET_OPTIONS)))
+        if unknown:
+            raise RegistrationError(f"{self.config.id}: unknown reset option {', '.join(unknown)}; known: "
+                                    f"{', '.join(RESET_OPTIONS)}")  # fmt: skip
+        if "task" in options and "task_id" in options:
+            raise RegistrationError(f"{self.config.id}: reset(options=...) takes 'task' or 'task_id', not both")
+        return options
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
         """``options["task"]``: a Task (or its JSON dict) not among the env's own, e.g. a synthesized one;
@@ -386,25 +405,29 @@ class ToolEnv:
         traj = ep.trajectory
         parsed, text, replaced = self._read(action)
         turn = TurnRecord(step=len(traj.turns), content=parsed.content, parse_error=parsed.error)
+        made = None
+        if parsed.error is not None and isinstance(action, dict) and self._as_message(action):
+            made, more = calls_as_made(action, turn.step) or (None, 0)
+            replaced += more
         if replaced:
             turn.notes.append(f"{replaced} lone surrogate(s) replaced with U+FFFD: text must be valid Unicode")
         traj.turns.append(turn)
-        traj.messages.append(self._assistant_message(parsed, text))
+        ids = call_ids([c.id for c in parsed.calls], turn.step)  # one id per call: its message and its answer
+        traj.messages.append(assistant_message(parsed, text, ids, made))
         truncation = None
 
-        if parsed.error is not None:
+        if parsed.error is not None:  # answered, so the model can correct itself (history.py)
+            traj.messages.extend(malformed_answers(parsed.error, made))
             truncation = self._count_error()
         elif parsed.calls:
-            for i, call in enumerate(parsed.calls):
+            for call, call_id in zip(parsed.calls, ids, strict=True):
                 if ep.tool_calls >= self.limits.max_tool_calls:  # one turn may list any number of calls
                     truncation = "max_tool_calls"
                     break
                 record, cut = await self._run_call(ep, call.name, call.arguments)
                 turn.calls.append(record)
-                traj.messages.append(
-                    {"role": "tool", "tool_call_id": call.id or f"call_{turn.step}_{i}", "name": call.name,
-                     "content": record.result}
-                )  # fmt: skip
+                traj.messages.append({"role": "tool", "tool_call_id": call_id, "name": call.name,
+                                      "content": record.result})  # fmt: skip
                 ep.tool_calls += 1
                 if cut is not None:
                     truncation = cut
@@ -452,7 +475,7 @@ class ToolEnv:
         try:
             if isinstance(action, str):
                 parsed = self.format.parse(text)
-            elif isinstance(action, dict) and (isinstance(self.format, OpenAIFormat) or "tool_calls" in action):
+            elif isinstance(action, dict) and self._as_message(action):
                 parsed = OpenAIFormat().parse_message(action)
             elif isinstance(action, dict):
                 parsed = self.format.parse(text)
@@ -470,16 +493,9 @@ class ToolEnv:
         error = clean_text(parsed.error)[0] if parsed.error is not None else None
         return ParseResult(content=content, calls=tuple(calls), error=error), text, replaced
 
-    @staticmethod
-    def _assistant_message(parsed: ParseResult, text: str) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if parsed.calls:
-            message["tool_calls"] = [
-                {"id": c.id or f"call_{i}", "type": "function",
-                 "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
-                for i, c in enumerate(parsed.calls)
-            ]  # fmt: skip
-        return message
+    def _as_message(self, action: dict[str, Any]) -> bool:
+        """Whether a dict action is read as an OpenAI message (its ``tool_calls``), not as text to parse."""
+        return isinstance(self.format, OpenAIFormat) or "tool_calls" in action
 
     async def _run_call(self, ep: _Episode, name: str, arguments: dict[str, Any]) -> tuple[CallRecord, str | None]:
         """One call's record, and the truncation it forces (a hung server, the episode's deadline, broken

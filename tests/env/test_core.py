@@ -261,6 +261,122 @@ async def test_raw_text_actions_in_the_hermes_format():
     await env.close()
 
 
+def assert_answers_pair(messages: list[dict]) -> None:
+    """Each tool message answers, by id, a call of the assistant message before it (one without an id
+    answers a turn that made no readable call), every call is answered, and ids are unique in the episode;
+    no assistant turn follows another unanswered."""
+    roles = [m["role"] for m in messages]
+    assert ["assistant", "assistant"] not in [roles[i : i + 2] for i in range(len(roles) - 1)], roles
+    seen: list[str] = []
+    asked: list[str] = []
+    answered: list[str] = []
+    for m in [*messages, {"role": "end"}]:
+        if m["role"] != "tool":
+            assert answered == asked, (asked, answered)  # the previous assistant turn's calls, all answered
+            asked, answered = [], []
+        if m["role"] == "assistant":
+            asked = [c["id"] for c in m.get("tool_calls") or []]
+            seen += asked
+        elif m["role"] == "tool" and asked:
+            answered.append(m["tool_call_id"])
+        elif m["role"] == "tool":
+            assert "tool_call_id" not in m
+    assert len(seen) == len(set(seen)), seen
+
+
+async def test_calls_without_ids_pair_with_their_results():
+    """The README's action has no call ids: the assistant message said call_0 and its result answered call_0_0."""
+    env = make("inftool/Bookshelf-v0")
+    await env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+    two = {"role": "assistant", "content": "", "tool_calls": [
+        {"function": {"name": "removeBook", "arguments": {"bookId": "boo_1"}}},
+        {"function": {"name": "listBooks", "arguments": {}}},
+    ]}  # fmt: skip
+    await env.step(two)
+    step = await env.step(call("listBooks", limit=1))
+    messages = step.observation["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "assistant", "tool"]
+    assert_answers_pair(messages)
+    given = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "mine", "function": {"name": "listBooks", "arguments": {}}},
+        {"function": {"name": "listBooks", "arguments": {}}},
+    ]}  # fmt: skip
+    step = await env.step(given)  # the model's own id is kept
+    assert [c["id"] for c in step.observation["messages"][-3]["tool_calls"]][0] == "mine"
+    assert_answers_pair(step.observation["messages"])
+    await env.close()
+
+
+async def test_hermes_text_calls_pair_with_their_results_and_appear_once():
+    # Qwen2.5's template renders both content and tool_calls: the call was in each, so shown twice.
+    env = make("inftool/Bookshelf-v0", format="hermes")
+    await env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+    one = '{"name": "removeBook", "arguments": {"bookId": "boo_1"}}'
+    step = await env.step(f"Sure.\n<tool_call>\n{one}\n</tool_call>\n<tool_call>\n{one}\n</tool_call>")
+    assert_answers_pair(step.observation["messages"])
+    assistant = step.observation["messages"][-3]
+    assert assistant["content"] == "Sure." and len(assistant["tool_calls"]) == 2
+    done = await env.step("Removed.")
+    assert done.terminated and done.info["reward_breakdown"]["gates"]["format"] is True
+    await env.close()
+
+
+async def test_a_malformed_call_is_answered_and_still_fails_the_format_gate():
+    """Arguments that are not JSON: the call vanished from the history and nothing said why, so the model saw
+    only empty assistant turns in a row until max_consecutive_errors."""
+    env = make("inftool/Bookshelf-v0")
+    await env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+    for k in range(2):
+        bad = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{k}", "type": "function", "function": {"name": "removeBook", "arguments": "{not: json"}},
+            {"type": "function", "function": {"name": "listBooks", "arguments": "{}"}},
+        ]}  # fmt: skip
+        step = await env.step(bad)
+        assert step.info["parse_error"].startswith("tool_calls[0]: arguments are not valid JSON")
+        assert step.info["calls"] == [] and not step.truncated  # nothing was run
+    messages = step.observation["messages"]
+    assert_answers_pair(messages)
+    made, answer, sibling = messages[-3:]
+    assert made["tool_calls"][0]["function"] == {"name": "removeBook", "arguments": "{not: json"}  # as sent
+    assert answer["tool_call_id"] == "c1" and "arguments are not valid JSON" in answer["content"]
+    assert sibling["content"].startswith("Not run: tool_calls[0]: arguments are not valid JSON")
+    await env.step(call("removeBook", bookId="boo_1"))
+    done = await env.step("Removed.")
+    assert done.terminated and done.info["reward_breakdown"]["gates"]["format"] is False
+    assert done.reward == 0.0 and done.info["reward_breakdown"]["components"]["state"] == 1.0
+    await env.close()
+
+
+async def test_a_text_turn_that_does_not_parse_is_answered_and_still_fails_the_format_gate():
+    env = make("inftool/Bookshelf-v0", format="hermes")  # no call could be read, so none to answer by id
+    await env.reset(seed=0, options={"task_id": "bookshelf-remove"})
+    for _ in range(2):
+        step = await env.step("<tool_call>{broken</tool_call>")
+    assert_answers_pair(step.observation["messages"])
+    assert step.observation["messages"][-1]["content"].startswith("Malformed tool call: <tool_call> 0: invalid JSON")
+    await env.step('<tool_call>{"name": "removeBook", "arguments": {"bookId": "boo_1"}}</tool_call>')
+    done = await env.step("Removed.")
+    assert done.terminated and done.info["reward_breakdown"]["gates"]["format"] is False
+    await env.close()
+
+
+async def test_reset_refuses_unknown_options_and_both_task_and_task_id():
+    env = bookshelf_env([ADD])
+    await env.reset(seed=0, options={"task_id": "add"})
+    refused = {
+        "bogus": ({"bogus": 1}, r"^test/Shelf-v0: unknown reset option 'bogus'; known: task, task_id$"),
+        "both": ({"task_id": "add", "task": {"id": "other", "turns": ["hi"]}},
+                 r"^test/Shelf-v0: reset\(options=...\) takes 'task' or 'task_id', not both$"),
+    }  # fmt: skip
+    for options, message in refused.values():
+        with pytest.raises(RegistrationError, match=message):
+            await env.reset(seed=0, options=options)
+    assert env.task is not None and env.task.id == "add"  # the running episode was not let go
+    obs, info = await env.reset(seed=0, options={"task": {"id": "other", "turns": ["hi"]}})
+    assert info["task_id"] == "other"
+    await env.close()
+
+
 async def test_stdio_and_http_transports_run_the_same_episode():
     texts = []
     for transport in ("inprocess", "stdio", "http"):

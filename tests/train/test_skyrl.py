@@ -100,7 +100,10 @@ def test_bad_text_fails_the_format_gate_and_episodes_are_isolated():
         second = envs[1].step(RIGHT[0])  # the same call in another episode: its own state, same member id
         assert first["observations"][0]["content"] == second["observations"][0]["content"]
         broken = envs[0].step('<tool_call>{"name": "borrowBook", "arguments": </tool_call>')
-        assert broken["metadata"]["parse_error"] and not broken["done"] and broken["observations"] == []
+        assert broken["metadata"]["parse_error"] and not broken["done"]
+        (why,) = broken["observations"]  # the model reads why its turn did nothing, as a tool response
+        assert why == {"role": "tool", "content": f"Malformed tool call: {broken['metadata']['parse_error']}. "
+                                                  "No call of this turn was run."}  # fmt: skip
         for action in RIGHT[1:]:
             out = envs[0].step(action)
         assert out["done"] and out["reward"] == 0.0  # right from then on, but the format gate failed
