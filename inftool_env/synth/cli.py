@@ -21,7 +21,8 @@ SOURCE_HELP = (
 EXAMPLE = """example:
   inftool synth servers/bookshelf/openapi.yaml --n 200 --out out/synth/bookshelf
   inftool eval out/synth/bookshelf/Bookshelf-v0.toml --policy oracle
-  inftool synth inftool/Bookshelf-v0 --target out/eval --categories multi_step,parallel --out out/synth/r1"""
+  inftool synth inftool/Bookshelf-v0 --target out/eval/inftool/Bookshelf-v0 --categories multi_step,parallel \\
+      --out out/synth/r1"""
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
