@@ -392,10 +392,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from inftool_env.env import ToolEnv
     from inftool_env.eval.runner import evaluate, format_summary, task_warnings
     from inftool_env.policies import close_policy, resolve_policy
-    from inftool_env.registration import make
+    from inftool_env.registration import default_registry, make
     from inftool_env.tasks import load_tasks
 
-    policy = resolve_policy(args.policy)
+    # The env's format: a policy that cannot act on it (tools=prompt on an openai-format env) is refused now.
+    policy = resolve_policy(args.policy, env_format=default_registry().resolve(args.env_id).config.format)
     tasks = load_tasks(args.tasks) if args.tasks else None
     outs: list[Path] = []  # where this run writes, once known (a Ctrl-C says what it kept there)
 

@@ -283,3 +283,11 @@ def test_a_run_at_zero_says_what_failed(capsys, tmp_path):
     out = capsys.readouterr().out.splitlines()
     assert "  success rate   0.0%" in out and "  not solved     no call made: 5" in out
     assert json.loads((tmp_path / "o/summary.json").read_text())["unsolved"] == {"no call made": 5}
+
+
+def test_a_policy_that_cannot_act_on_the_env_is_refused_before_any_episode(tmp_path, capsys):
+    # tools=prompt on an openai-format env offers the model no tools: each episode broke ("infrastructure").
+    policy = "openai:http://127.0.0.1:9/v1#m?tools=prompt"
+    assert main(["eval", "inftool/Bookshelf-v0", "--policy", policy, "--out", str(tmp_path / "out")]) == 2
+    assert "tools=prompt needs an env in a text tool-call format" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
