@@ -32,7 +32,13 @@ from pydantic import ValidationError
 
 from inftool_env.backends.base import copy_tree
 from inftool_env.env.config import EnvConfig, Limits
-from inftool_env.env.history import assistant_message, call_ids, calls_as_made, malformed_answers
+from inftool_env.env.history import (
+    assistant_message,
+    call_ids,
+    calls_as_made,
+    malformed_answers,
+    unrun_answers,
+)
 from inftool_env.env.readonly import freeze
 from inftool_env.env.stalls import timeout_excluding_stalls
 from inftool_env.errors import InftoolError, RegistrationError, ServerError, UserSimError, first_invalid
@@ -402,6 +408,8 @@ class ToolEnv:
         ep = self._episode
         if ep is None or ep.done:
             raise InftoolError("step() before reset(), or after the episode ended: call reset()")
+        if isinstance(action, dict) and action.get("role", "assistant") != "assistant":  # the caller's slip
+            raise InftoolError(f"step() takes the assistant's turn; this message's role is {action['role']!r}")
         traj = ep.trajectory
         parsed, text, replaced = self._read(action)
         turn = TurnRecord(step=len(traj.turns), content=parsed.content, parse_error=parsed.error)
@@ -440,6 +448,10 @@ class ToolEnv:
                         break
                 else:
                     ep.consecutive_errors = 0
+            if truncation is not None:  # the calls after the one that ended the episode, answered as not run
+                left = len(turn.calls)  # each run call has its record and its answer
+                names = [call.name for call in parsed.calls[left:]]
+                traj.messages.extend(unrun_answers(names, ids[left:], truncation))
         if ep.task.one_shot and truncation is None:
             return await self._finish(terminated=True, reason=None)
         if parsed.error is None and not parsed.calls:

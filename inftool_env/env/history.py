@@ -16,6 +16,8 @@
   with why they were not run (a turn with a malformed call runs none). Where no call can be shown as made
   (text that does not parse, ``tool_calls`` that is not a list of calls), one tool message without an id
   says why: there is no call to pair it with, and text models' templates render it as a tool response.
+- A turn whose calls end the episode part-way (``max_tool_calls``, a hung server, too many errors) answers
+  each call it did not run, by id, with why, so the saved trajectory pairs every call with a tool message.
 """
 
 from __future__ import annotations
@@ -112,4 +114,13 @@ def malformed_answers(error: str, made: Sequence[MadeCall] | None) -> list[dict[
          "content": f"Malformed tool call: {c.error}. It was not run." if c.error
          else f"Not run: {first}; no call of this turn was run."}
         for c in made
+    ]  # fmt: skip
+
+
+def unrun_answers(names: Sequence[str], ids: Sequence[str], reason: str) -> list[dict[str, Any]]:
+    """The tool messages answering a turn's calls left unrun because the episode ended (``reason``) first."""
+    return [
+        {"role": "tool", "tool_call_id": call_id, "name": name,
+         "content": f"{name} was not run: the episode ended ({reason}) before it."}
+        for name, call_id in zip(names, ids, strict=True)
     ]  # fmt: skip

@@ -377,6 +377,19 @@ async def test_reset_refuses_unknown_options_and_both_task_and_task_id():
     await env.close()
 
 
+async def test_a_message_of_another_role_is_refused_and_the_episode_goes_on():
+    env = bookshelf_env([ADD])
+    obs, _ = await env.reset(seed=0)
+    for role in ("user", "tool", "system"):
+        refused = rf"^step\(\) takes the assistant's turn; this message's role is '{role}'$"
+        with pytest.raises(InftoolError, match=refused):
+            await env.step({"role": role, "content": "Add it."})
+    assert env.trajectory is not None and env.trajectory.messages == obs["messages"]  # nothing taken as a turn
+    step = await env.step(call("addBook", title="Les Misérables", author="Hugo"))
+    assert step.info["calls"][0]["error_kind"] is None
+    await env.close()
+
+
 async def test_stdio_and_http_transports_run_the_same_episode():
     texts = []
     for transport in ("inprocess", "stdio", "http"):

@@ -299,3 +299,26 @@ async def test_a_turn_of_ten_thousand_calls_runs_no_more_than_the_limit():
     assert step.truncated and step.info["truncation_reason"] == "max_tool_calls"
     assert len(step.info["calls"]) == 5
     await env.close()
+
+
+@pytest.mark.parametrize(
+    ("limits", "names", "reason"),
+    [({"max_tool_calls": 2}, ["echo", "echo", "echo", "echo"], "max_tool_calls"),
+     ({"max_consecutive_errors": 2}, ["refuse", "refuse", "echo"], "max_consecutive_errors")],
+)  # fmt: skip
+async def test_calls_a_turn_leaves_unrun_as_the_episode_ends_are_each_answered(limits, names, reason):
+    env = python_env(FAULTY, **limits)
+    await env.reset(seed=0)
+    turn = {"content": "", "tool_calls": [{"function": {"name": n, "arguments": {"what": str(i)}}}
+                                          for i, n in enumerate(names)]}  # fmt: skip
+    step = await env.step(turn)
+    assert step.truncated and step.info["truncation_reason"] == reason
+    messages = env.trajectory.messages
+    made = [c["id"] for c in messages[-len(names) - 1]["tool_calls"]]
+    answers = messages[-len(names) :]
+    assert [m["tool_call_id"] for m in answers] == made  # every call answered once, in order
+    ran = len(step.info["calls"])
+    assert 0 < ran < len(names)
+    assert all(m["content"] == f"{m['name']} was not run: the episode ended ({reason}) before it."
+               for m in answers[ran:])  # fmt: skip
+    await env.close()
