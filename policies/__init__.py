@@ -59,7 +59,7 @@ def check_policy(spec: str, *, env_format: str | None = None) -> None:
 
 def _chat_policy(spec: str, env_format: str | None) -> tuple[Callable[[], Any], dict[str, Any], bool]:
     """(what builds the model, the ChatPolicy's options, whether each episode gets its own model state)."""
-    from inftool_env.llm import number_option, parse_model
+    from inftool_env.llm import flag_option, number_option, parse_model
 
     build, options = parse_model(spec)
     tools = options.pop("tools", "native")
@@ -67,21 +67,17 @@ def _chat_policy(spec: str, env_format: str | None) -> tuple[Callable[[], Any], 
         raise PolicyError(f"policy {spec!r}: tools must be native or prompt, not {tools!r}")
     if tools == "prompt" and env_format == "openai":
         raise PolicyError(f"policy {spec!r}: {PROMPT_ON_OPENAI}")
-    shared = "0"
-    if spec.startswith("scripted:"):
-        shared = options.pop("shared", "0")
-        if shared not in ("0", "1", "true", "false"):
-            raise PolicyError(f"policy {spec!r}: shared must be 0 or 1, not {shared!r}")
+    shared = flag_option(spec, options, "shared", False) if spec.startswith("scripted:") else False
     kwargs: dict[str, Any] = {
         "tools": tools,
         "temperature": number_option(spec, options, "temperature", None, integer=False),
         "seed": number_option(spec, options, "seed", None),
         "max_tokens": number_option(spec, options, "max_tokens", None, minimum=1),
-        "logprobs": options.pop("logprobs", "0") in ("1", "true"),
+        "logprobs": flag_option(spec, options, "logprobs", False),
     }
     if options:
         raise PolicyError(f"policy {spec!r}: unknown options {sorted(options)}")
-    return build, kwargs, shared in ("0", "false")
+    return build, kwargs, not shared
 
 
 class ChatPolicyFactory:

@@ -104,6 +104,20 @@ def number_option(
     return number
 
 
+FLAGS = {"1": True, "true": True, "0": False, "false": False}
+
+
+def flag_option(spec: str, options: dict[str, str], name: str, default: bool) -> bool:
+    """``options[name]`` (popped) as 1/true or 0/false, else ``default``; anything else is a
+    ``PolicyError`` (``stream=yes`` read as off before)."""
+    if name not in options:
+        return default
+    value = options.pop(name)
+    if value.lower() not in FLAGS:
+        raise PolicyError(f"{spec!r}: {name} must be 1/true or 0/false, not {value!r}")
+    return FLAGS[value.lower()]
+
+
 def parse_model(spec: str) -> tuple[Callable[[], ChatModel], dict[str, str]]:
     """A model string -> (what builds the model, the options it did not consume). Every option it
     consumes is checked here, and nothing is loaded or opened until the builder is called."""
@@ -112,7 +126,7 @@ def parse_model(spec: str) -> tuple[Callable[[], ChatModel], dict[str, str]]:
         url, sep, model = base.removeprefix("openai:").partition("#")
         if not sep or not model or not url.startswith(("http://", "https://")):
             raise PolicyError(f"{spec!r}: expected openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#qwen")
-        stream = options.pop("stream", "0") in ("1", "true")
+        stream = flag_option(spec, options, "stream", False)
         concurrency = number_option(spec, options, "concurrency", 8, minimum=1)
         retries = number_option(spec, options, "retries", 4)
         budget = number_option(spec, options, "retry_budget_s", 300.0, integer=False)
@@ -128,7 +142,7 @@ def parse_model(spec: str) -> tuple[Callable[[], ChatModel], dict[str, str]]:
         kind, _, path = base.partition(":")
         max_new_tokens = number_option(spec, options, "max_new_tokens", 256, minimum=1)
         flag = {"gguf": "prefix_cache", "vllm": "compile"}.get(kind)
-        on = options.pop(flag, "1") in ("1", "true") if flag else True
+        on = flag_option(spec, options, flag, True) if flag else True
 
         def local_chat() -> ChatModel:
             if kind == "hf":

@@ -21,6 +21,7 @@ from inftool_env.tasks import Task, ToolCall
 ENV = "inftool/Bookshelf-v0"
 URL = "openai:http://127.0.0.1:1/v1#m"
 INT = "must be an integer of at least"
+FLAG = "must be 1/true or 0/false"
 
 
 @pytest.mark.parametrize(
@@ -37,18 +38,22 @@ INT = "must be an integer of at least"
         ("hf:/models/x?max_new_tokens=abc", f"max_new_tokens {INT} 1, not 'abc'"),
         ("gguf:/models/x.gguf?max_new_tokens=0", f"max_new_tokens {INT} 1, not '0'"),
         ("vllm:/models/x?max_new_tokens=-5", f"max_new_tokens {INT} 1, not '-5'"),
+        (f"{URL}?stream=yes", f"stream {FLAG}, not 'yes'"),  # read as off before
+        (f"{URL}?logprobs=on", f"logprobs {FLAG}, not 'on'"),
+        ("gguf:/models/x.gguf?prefix_cache=no", f"prefix_cache {FLAG}, not 'no'"),  # read as off: slower, silently
+        ("vllm:/models/x?compile=", f"compile {FLAG}, not ''"),
     ],
 )
-def test_a_numeric_option_out_of_range_is_refused_naming_it(spec, message):
+def test_an_option_out_of_range_is_refused_naming_it(spec, message):
     with pytest.raises(PolicyError) as caught:
         resolve_policy(spec)  # before any model is loaded or asked
     assert str(caught.value) == f"{spec!r}: {message}"
 
 
 def test_numeric_options_in_range_reach_the_model():
-    chat, rest = resolve_model(f"{URL}?concurrency=2&retries=0&retry_budget_s=1.5")
+    chat, rest = resolve_model(f"{URL}?concurrency=2&retries=0&retry_budget_s=1.5&stream=TRUE")
     assert isinstance(chat, OpenAIChat) and rest == {}
-    assert (chat._slots._value, chat.max_retries, chat.retry_budget_s) == (2, 0, 1.5)
+    assert (chat._slots._value, chat.max_retries, chat.retry_budget_s, chat.stream) == (2, 0, 1.5, True)
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         OpenAIChat("http://127.0.0.1:1/v1", "m", concurrency=0)
 

@@ -77,5 +77,5 @@ async def test_shared_keeps_one_sequence_across_episodes(tmp_path):
 
     assert await first_words(f"scripted:{script}") == ["one", "one", "one"]
     assert await first_words(f"scripted:{script}?shared=1") == ["one", "two", "three"]
-    with pytest.raises(PolicyError, match="shared must be 0 or 1, not 'yes'"):
+    with pytest.raises(PolicyError, match="shared must be 1/true or 0/false, not 'yes'"):
         resolve_policy(f"scripted:{script}?shared=yes")
