@@ -128,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--concurrency", type=positive_int, help="episodes at once (default: 8)")
     evaluate.add_argument("--out", help="env: where summary.json and trajectories.jsonl go (default: "
                           "out/eval/ENV_ID); bfcl: report.json, summary.txt, accuracy.png and results/ "
-                          "(default: out/bfcl)")  # fmt: skip
+                          "(default: out/bfcl), replacing all an earlier bfcl run wrote there (every category's "
+                          "result file) and leaving other files")  # fmt: skip
     evaluate.set_defaults(run=cmd_eval)
 
     # The loop's commands live beside their code; each module imports its heavy parts (torch) lazily.
@@ -453,7 +454,7 @@ def _broken(cause: str | None) -> int:
 def cmd_eval_bfcl(args: argparse.Namespace) -> int:
     from inftool_env.eval.bfcl import evaluate_bfcl, score_path
     from inftool_env.eval.bfcl_data import resolve_categories
-    from inftool_env.eval.bfcl_report import format_report
+    from inftool_env.eval.bfcl_report import format_report, interrupted_line
     from inftool_env.policies import resolve_policy
 
     _refuse_flags(args, ENV_FLAGS, "an env's eval (`inftool eval ENV_ID`)", "`inftool eval bfcl`")
@@ -469,9 +470,14 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
             raise InftoolError("--policy is required (e.g. --policy oracle), or --from-results FILE_OR_DIR")
         categories = resolve_categories(_words(args.categories))
         policy = resolve_policy(args.policy)
-        report = anyio.run(lambda: evaluate_bfcl(args.policy, policy, categories, limit=args.limit, out=out,
-                                                 format=args.format or "openai",
-                                                 concurrency=args.concurrency or 8))  # fmt: skip
+        try:
+            report = anyio.run(lambda: evaluate_bfcl(args.policy, policy, categories, limit=args.limit, out=out,
+                                                     format=args.format or "openai",
+                                                     concurrency=args.concurrency or 8))  # fmt: skip
+        except KeyboardInterrupt:  # what the interrupted run kept, and where (main exits 130)
+            if (line := interrupted_line(out)) is not None:
+                print(line, file=sys.stderr)
+            raise
     print(format_report(report))
     results = out / "results"
     print(

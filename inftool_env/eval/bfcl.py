@@ -5,13 +5,17 @@ the domain servers); its verdict is the reward's ``correct`` (gates aside, as BF
 ``score_results`` scores results in BFCL's own file format instead, without running a policy. The
 report (``bfcl_report.py``) gathers the verdicts, and names the episodes that broke on infrastructure
 (an endpoint down: ``report.broken``), which ``inftool eval bfcl`` then exits non-zero on.
+
+A run's ``out`` is held as ``inftool eval`` holds its own (``ResultsOut``): made, locked and cleared of an
+earlier run's files before any entry, each result line written as its episode ends, and the report after
+each category; an interrupted run (Ctrl-C) leaves its finished entries and a report of them marked incomplete.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from inftool_env.errors import SpecError
 from inftool_env.eval.bfcl_data import CATEGORIES, BfclCategory, CategoryData, load_category
 from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.eval.bfcl_report import BfclReport, EntryVerdict, save_report
-from inftool_env.eval.bfcl_results import decode_step, decode_turns, encode, read_results, result_file
+from inftool_env.eval.bfcl_results import ResultsOut, decode_step, decode_turns, read_results
 from inftool_env.eval.runner import infrastructure_failures
 from inftool_env.parsing.base import call_in_text
 from inftool_env.policies import close_policy
@@ -44,22 +48,25 @@ async def run_category(
     format: str = "openai",
     concurrency: int = 8,
     progress: bool = True,
+    on_done: Callable[[Trajectory], None] | None = None,
 ) -> list[Trajectory]:
+    """The category's trajectories in entry order; each also handed to ``on_done`` the moment it ends."""
     cat = data.category
     limits = Limits(max_turns=128, max_tool_calls=256, max_consecutive_errors=32, max_total_errors=128)
+    run = functools.partial(_run, cat, policy=policy, limits=limits, format=format, concurrency=concurrency,
+                            progress=progress, on_done=on_done)  # fmt: skip
     if cat.kind == "multi_turn":
-        return await _run(cat, data.tasks, data.servers, policy, limits, format, concurrency, progress)
+        return await run(data.tasks, data.servers)
     out: list[Trajectory] = []
     for start in range(0, len(data.tasks), CHUNK):
         chunk = data.tasks[start : start + CHUNK]
-        servers = {t.id: data.servers[t.id] for t in chunk}
-        out += await _run(cat, chunk, servers, policy, limits, format, concurrency, progress)
+        out += await run(chunk, {t.id: data.servers[t.id] for t in chunk})
     return out
 
 
 async def _run(
-    cat: BfclCategory, tasks: list[Task], servers: dict[str, Any], policy: PolicyFactory, limits: Limits,
-    format: str, concurrency: int, progress: bool,
+    cat: BfclCategory, tasks: list[Task], servers: dict[str, Any], *, policy: PolicyFactory, limits: Limits,
+    format: str, concurrency: int, progress: bool, on_done: Callable[[Trajectory], None] | None,
 ) -> list[Trajectory]:  # fmt: skip
     config = EnvConfig(
         id=f"bfcl/{cat.name}", servers=[ServerConfig(name=n, spec=f"bfcl:{n}") for n in servers],
@@ -68,7 +75,9 @@ async def _run(
     env = ToolEnv(config, tasks, servers)
     episodes = [(i, t.id) for i, t in enumerate(tasks)]
     try:
-        return await run_batch(env, policy, episodes=episodes, concurrency=concurrency, progress=progress)
+        done = None if on_done is None else lambda _position, trajectory: on_done(trajectory)
+        return await run_batch(env, policy, episodes=episodes, concurrency=concurrency, progress=progress,
+                               on_done=done)  # fmt: skip
     finally:
         await env.close()
 
@@ -106,17 +115,6 @@ def _verdict(
         known = "no ground truth: BFCL ships no answer for relevance entries"
     return EntryVerdict(task.id, ref.category if ref else task.category, verdict.valid, verdict.error_type or "",
                         list(verdict.errors), tools, known, cut, as_text)  # fmt: skip
-
-
-def write_results(out: Path, data: CategoryData, trajectories: list[Trajectory]) -> Path:
-    """Our trajectories in BFCL's result format (scoreable by its harness and by ``score_results``)."""
-    out.mkdir(parents=True, exist_ok=True)
-    multi = data.category.kind == "multi_turn"
-    path = out / result_file(data.category.name)
-    with path.open("w", encoding="utf-8") as f:
-        for traj in trajectories:
-            f.write(json.dumps({"id": traj.task_id, "result": encode(traj, multi_turn=multi)}) + "\n")
-    return path
 
 
 # -- scoring results written by anyone ----------------------------------------------------------------
@@ -172,26 +170,70 @@ async def evaluate_bfcl(
     concurrency: int = 8,
     progress: bool = True,
 ) -> BfclReport:
+    """The policy on each category's entries (the first ``limit``). With ``out``, see the module's doc."""
     report = BfclReport(policy_name, [], {c.name: c.reason for c in categories if c.kind == "not_run"})
+    pending = [c for c in categories if c.kind != "not_run"]  # popped as each category completes
     errors: list[str | None] = []
+    held: ResultsOut | None = None
+    data: CategoryData | None = None  # the category running, while it runs
+    ended: list[Trajectory] = []  # its entries that ended, in the order they ended
+
+    def done(trajectory: Trajectory) -> None:
+        ended.append(trajectory)
+        if held is not None:
+            held.add(trajectory)
+
     try:
-        for cat in categories:
-            if cat.kind == "not_run":
-                continue
-            data = load_category(cat, limit=limit)
+        if out is not None:
+            held = ResultsOut(out)  # before any entry: a busy or unwritable out is refused here
+            save_report(_partial(report, None, [], pending), out, plot=False)
+        while pending:
+            data, ended = load_category(pending[0], limit=limit), []
             if progress:
-                print(f"{cat.name}: {len(data.tasks)} entries", flush=True)
-            trajectories = await run_category(data, policy, format=format, concurrency=concurrency, progress=progress)
+                print(f"{data.category.name}: {len(data.tasks)} entries", flush=True)
+            if held is not None:
+                held.start(data.category.name, multi_turn=data.category.kind == "multi_turn")
+            trajectories = await run_category(data, policy, format=format, concurrency=concurrency,
+                                              progress=progress, on_done=done)  # fmt: skip
             report.entries += verdicts(data, trajectories)
             errors += [t.error for t in trajectories]
             report.broken = infrastructure_failures(errors)
-            if out is not None:
-                write_results(out / "results", data, trajectories)
+            data = None
+            pending.pop(0)
+            if held is not None:
+                held.finish(trajectories)
+                if pending:  # said after each category: a run killed outright (no Ctrl-C) still leaves it
+                    save_report(_partial(report, None, [], pending), held.out, plot=False)
+        if held is not None:
+            save_report(report, held.out)
+    except BaseException:  # Ctrl-C (a cancellation here), or a bug: what ended is kept, the report incomplete
+        if held is not None and pending:
+            order = {t.id: i for i, t in enumerate(data.tasks)} if data is not None else None
+            ended = sorted(ended, key=lambda t: order[t.task_id]) if order is not None else []
+            held.finish(ended)  # the running category's lines, in entry order
+            partial = _partial(report, data, ended, pending)
+            partial.broken = infrastructure_failures(errors + [t.error for t in ended])
+            save_report(partial, held.out, plot=False)
+        raise
     finally:
+        if held is not None:
+            held.release()
         await close_policy(policy)
-    if out is not None:
-        save_report(report, out)
     return report
+
+
+def _partial(
+    report: BfclReport, data: CategoryData | None, ended: list[Trajectory], pending: Sequence[BfclCategory]
+) -> BfclReport:
+    """The report so far, marked incomplete: the completed categories, the entries of the one running
+    (``data``) that ended, and what was not run (its other entries, the categories after it)."""
+    if data is None:
+        return replace(report, incomplete=True, not_started=[c.name for c in pending])
+    ran = {t.task_id for t in ended}
+    left = [t.id for t in data.tasks if t.id not in ran]
+    return replace(report, entries=report.entries + verdicts(data, ended), incomplete=True,
+                   unfinished={data.category.name: left} if left else {},
+                   not_started=[c.name for c in pending if c is not data.category])  # fmt: skip
 
 
 async def score_path(path: Path, *, out: Path | None = None, progress: bool = True) -> BfclReport:

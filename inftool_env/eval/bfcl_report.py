@@ -34,6 +34,10 @@ class BfclReport:
     not_run: dict[str, str]
     missing: dict[str, int] = field(default_factory=dict)  # scored results: entries with no result line
     broken: str | None = None  # one line: how many episodes broke on infrastructure, and why
+    # An interrupted run's report (Ctrl-C): ``entries`` are what finished, these were not run.
+    incomplete: bool = False
+    unfinished: dict[str, list[str]] = field(default_factory=dict)  # the category cut short: its entries not run
+    not_started: list[str] = field(default_factory=list)  # categories not begun
 
     def accuracy(self) -> dict[str, dict[str, Any]]:
         by: dict[str, list[EntryVerdict]] = defaultdict(list)
@@ -61,6 +65,7 @@ class BfclReport:
     def to_json(self) -> dict[str, Any]:
         return {"policy": self.policy, "categories": self.accuracy(), "aggregates": self.aggregates(),
                 "not_run": self.not_run, "missing": self.missing, "broken": self.broken,
+                "incomplete": self.incomplete, "unfinished": self.unfinished, "not_started": self.not_started,
                 "errors_by_tool": self.errors_by_tool(),
                 "entries": [asdict(e) for e in self.entries]}  # fmt: skip
 
@@ -89,16 +94,46 @@ def bfcl_aggregates(scores: dict[str, tuple[float, int]]) -> dict[str, float]:
             "multi_turn": multi_turn, "agentic": agentic}  # fmt: skip
 
 
-def save_report(report: BfclReport, out: Path) -> None:
+def save_report(report: BfclReport, out: Path, *, plot: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     (out / "summary.txt").write_text(format_report(report) + "\n")
-    plot_report(report, out / "accuracy.png")
+    if plot:
+        plot_report(report, out / "accuracy.png")
+
+
+def not_run_text(unfinished: dict[str, list[str]], not_started: list[str]) -> str:
+    """What an interrupted run did not run, e.g. "2 entries of irrelevance (irrelevance_1, irrelevance_2),
+    all of multiple"."""
+    parts = []
+    for name, ids in unfinished.items():
+        shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+        parts.append(f"{len(ids)} entr{'y' if len(ids) == 1 else 'ies'} of {name} ({shown})")
+    parts += [f"all of {name}" for name in not_started]
+    return ", ".join(parts) or "nothing"
+
+
+def interrupted_line(out: Path) -> str | None:
+    """After Ctrl-C: how many entries the interrupted run kept, where, and what it did not run (read from
+    the report it left, so the line says what is on disk)."""
+    try:
+        report = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or not report.get("incomplete"):
+        return None
+    left = not_run_text(report.get("unfinished") or {}, report.get("not_started") or [])
+    finished = len(report.get("entries") or [])
+    return (f"inftool: interrupted: {finished} entries finished, kept in {out / 'results'} "
+            f"({out / 'report.json'} marked incomplete; not run: {left})")  # fmt: skip
 
 
 # -- printing -----------------------------------------------------------------------------------------
 def format_report(report: BfclReport) -> str:
-    lines = [f"BFCL v4 — policy {report.policy}", f"{'category':<26}{'accuracy':>10}{'correct':>10}{'total':>8}"]
+    lines = [f"BFCL v4 — policy {report.policy}"]
+    if report.incomplete:
+        lines.append(f"INCOMPLETE (interrupted); not run: {not_run_text(report.unfinished, report.not_started)}")
+    lines.append(f"{'category':<26}{'accuracy':>10}{'correct':>10}{'total':>8}")
     for name, s in report.accuracy().items():
         known = f"  ({s['known_issues']} known issue{'s' * (s['known_issues'] != 1)})" if s["known_issues"] else ""
         cut = f"  ({s['failed_cut']} failed with a reply cut at the token limit)" if s["failed_cut"] else ""

@@ -5,16 +5,18 @@ a ``BFCL_v4_<category>_result.json`` file per category.
 (``"[f(a=1)]"``, prompting models) or a list of ``{name: arguments}`` with arguments as a JSON
 string or object (function-calling models); for multi-turn entries, a list per user turn of a list
 per assistant step of the same. We write the function-calling form, which BFCL's harness reads
-back for any FC model, and read both.
+back for any FC model, and read both. ``ResultsOut`` holds a run's ``--out`` and writes each entry's line
+as its episode ends.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from inftool_env.errors import SpecError
+from inftool_env.eval.runner import lock_out
 from inftool_env.parsing import get_format
 from inftool_env.rewards.multi_turn import Steps
 from inftool_env.tasks import ToolCall
@@ -91,6 +93,80 @@ def encode(trajectory: Trajectory, *, multi_turn: bool) -> Any:
         if not record.calls and record.parse_error is None:
             turns.append([])
     return turns[:-1] if trajectory.terminated else turns
+
+
+def result_line(trajectory: Trajectory, *, multi_turn: bool) -> str:
+    return json.dumps({"id": trajectory.task_id, "result": encode(trajectory, multi_turn=multi_turn)}) + "\n"
+
+
+REPORT_FILES = ("report.json", "summary.txt", "accuracy.png")  # what a run writes beside results/
+
+
+class ResultsOut:
+    """An ``eval bfcl`` run's ``--out`` while it runs. Before any entry it is made, locked with the lock
+    ``inftool eval`` takes (so a busy or unwritable folder fails at once, in one line) and cleared of what an
+    earlier run wrote: its report and every category's result file, else ``--from-results OUT/results``
+    would score two runs mixed. Each entry's line is appended the moment its episode ends, so an interrupted
+    run keeps every finished entry; a category's file is rewritten in entry order when it ends."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.results = out, out / "results"
+        self._file: IO[str] | None = None
+        self._path: Path | None = None
+        self._multi = False
+        out.mkdir(parents=True, exist_ok=True)  # an OSError naming the path: the CLI's one-line error
+        self._lock: Path | None = lock_out(out)
+        try:
+            self.results.mkdir(exist_ok=True)
+            for name in REPORT_FILES:
+                (out / name).unlink(missing_ok=True)
+            for pattern in (result_file("*"), _part(result_file("*"))):
+                for stale in self.results.glob(pattern):
+                    stale.unlink()
+        except BaseException:
+            self.release()
+            raise
+
+    def start(self, category: str, *, multi_turn: bool) -> None:
+        self._close()
+        self._path, self._multi = self.results / result_file(category), multi_turn
+        self._file = self._path.open("w", encoding="utf-8")
+
+    def add(self, trajectory: Trajectory) -> None:
+        if self._file is not None:
+            self._file.write(result_line(trajectory, multi_turn=self._multi))
+            self._file.flush()  # on disk now: a run killed outright keeps it too
+
+    def finish(self, trajectories: list[Trajectory]) -> None:
+        """The category's lines again, in the order given (they were appended as episodes ended); no
+        trajectories (interrupted before any ended): no file."""
+        self._close()
+        path, self._path = self._path, None
+        if path is None:
+            return
+        if not trajectories:
+            path.unlink(missing_ok=True)
+            return
+        partial = path.with_name(_part(path.name))
+        with partial.open("w", encoding="utf-8") as f:
+            f.writelines(result_line(t, multi_turn=self._multi) for t in trajectories)
+        partial.replace(path)
+
+    def release(self) -> None:
+        self._close()
+        if self._lock is not None:
+            self._lock.unlink(missing_ok=True)
+            self._lock = None
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _part(name: str) -> str:
+    """A result file's copy while it is rewritten: not ``*.json*``, so ``read_results`` never reads it."""
+    return name.removesuffix(".json") + ".part"
 
 
 def read_results(path: Path) -> dict[str, list[dict[str, Any]]]:

@@ -242,7 +242,7 @@ class EvalOut:
         self.finished: list[Trajectory] = []
         self._file: IO[str] | None = None
         out.mkdir(parents=True, exist_ok=True)  # an OSError naming the path: a one-line error, before any episode
-        self._lock: Path | None = _lock(out)
+        self._lock: Path | None = lock_out(out)
         try:
             _check_out(out, env_id)
             self._file = (out / "trajectories.jsonl").open("w", encoding="utf-8")
@@ -283,7 +283,7 @@ class EvalOut:
             self._lock = None
 
 
-def _lock(out: Path) -> Path:
+def lock_out(out: Path) -> Path:
     """``out/.eval.lock`` made with this process's pid; one naming a live process refuses the eval, one
     naming a dead one (an eval killed outright) is taken over."""
     lock = out / LOCK
