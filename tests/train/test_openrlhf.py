@@ -467,13 +467,38 @@ def test_the_export_warns_once_per_env_about_prompts_over_max_len(tmp_path, caps
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     most = max(estimated_tokens(json.loads(line)["prompt"]) for line in out.read_text().splitlines())
     assert warnings == [
-        f"inftool: warning: {BOOKSHELF}: 5 of 5 prompts are over --max-len 500 (up to about {most:,} tokens, at 3.5 "
-        "characters a token); OpenRLHF would cut them and every such episode fails with reward 0: train with "
-        "MAX_LEN (--data.max_len) above that, with room for the episode's turns"
+        f"inftool: warning: {BOOKSHELF}: 5 of 5 prompts are too long for --max-len 500, up to about {most:,} tokens "
+        "(estimated at 3.5 characters a token; pass --tokenizer for exact counts); OpenRLHF would cut them and every "
+        "such episode fails with reward 0: train with MAX_LEN (--data.max_len) above that, with room for the "
+        "episode's turns"
     ]
     args = parser.parse_args(["export-openrlhf", BOOKSHELF, "--out", str(out)])  # the default, 8192
     assert args.run(args) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_exports_exact_count_is_what_the_executor_generates_from(executor, rows, tokenizer, monkeypatch):
+    # --tokenizer counts a row's prompt as the agent file renders it and OpenRLHF tokenizes it: the ids the
+    # engine is given. A prompt of max_len tokens or more fails unplayed, and just those the export warns about.
+    from inftool_env.train.openrlhf import episode
+    from inftool_env.train.openrlhf.dataset import _long_prompts, prompt_counter
+
+    monkeypatch.setattr(episode, "_TOO_LONG_LOGGED", set())
+    count = prompt_counter("embedded")
+
+    async def sample(prompt_ids: list[int], params: Any) -> tuple[list[int], list[float], str]:
+        return [tokenizer.eos_token_id] * params.max_tokens, [-0.5] * params.max_tokens, "length"
+
+    for task_id, row in rows.items():
+        tokens = count(row["prompt"])
+        for max_length, too_long in [(tokens + 1, 0.0), (tokens, 1.0)]:
+            engine = Engine(tokenizer, sample)
+            (result,) = asyncio.run(rollouts(executor, row, tokenizer, engine, n=1, max_length=max_length))
+            # The whole prompt when it fits; its last max_length - 1 tokens when OpenRLHF cut it.
+            assert len(engine.calls[0].prompt) == min(tokens, max_length - 1), task_id
+            assert result["extra_logs"]["prompt_too_long"] == too_long, (task_id, max_length)
+            warned = _long_prompts([row], max_length, count, "embedded")
+            assert (warned is not None) == bool(too_long), (task_id, max_length)
 
 
 def test_the_export_command_refuses_a_negative_seed_in_one_line(capsys):

