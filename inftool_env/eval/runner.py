@@ -284,40 +284,53 @@ class EvalOut:
 
 
 def lock_out(out: Path) -> Path:
-    """``out/.eval.lock`` made with this process's pid; one naming a live process refuses the eval, one
-    naming a dead one (an eval killed outright) is taken over."""
+    """``out/.eval.lock`` made with this process's pid (and, on Linux, its start time); one naming a live
+    process refuses the eval, one naming a dead one (an eval killed outright) or a pid since reused by
+    another process (its start time differs) is taken over."""
     lock = out / LOCK
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            pid = _pid_in(lock)
-            if pid is not None and _alive(pid):
-                raise InftoolError(f"{out} is being written by another inftool eval (pid {pid}); "
-                                   "pick another --out, or wait for it to end") from None  # fmt: skip
+            holder = _holder_in(lock)
+            if holder is not None and _alive(*holder):
+                raise InftoolError(f"{out} is being written by another inftool eval (pid {holder[0]}); pick "
+                                   f"another --out, or wait for it to end") from None  # fmt: skip
             lock.unlink(missing_ok=True)  # stale
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
+            f.write(f"{os.getpid()} {_started(os.getpid()) or ''}".rstrip() + "\n")
         return lock
     raise InftoolError(f"{out}: cannot take {LOCK}: another eval keeps making it")
 
 
-def _pid_in(lock: Path) -> int | None:
+def _holder_in(lock: Path) -> tuple[int, str | None] | None:
+    """The lock's pid and the start time it recorded (None: not recorded, as by another system)."""
     try:
-        return int(lock.read_text().strip())
+        pid, *started = lock.read_text().split()
+        return int(pid), started[0] if started else None
     except (OSError, ValueError):
         return None
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat``'s 22nd field); None off Linux."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # after the command's name, which may hold spaces
+
+
+def _alive(pid: int, started: str | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    now = _started(pid)
+    return started is None or now is None or now == started  # a pid reused since: not the holder
 
 
 def _check_out(out: Path, env_id: str) -> None:

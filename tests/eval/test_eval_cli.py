@@ -84,6 +84,17 @@ def test_a_live_evals_lock_refuses_a_second_eval_and_a_dead_ones_is_taken_over(c
     assert sorted(p.name for p in out.iterdir()) == ["summary.json", "trajectories.jsonl"]  # its lock released
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="start times are read from /proc (Linux)")
+def test_a_lock_whose_pid_was_reused_is_taken_over_and_its_own_holder_still_refuses(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    started = Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19]
+    (out / LOCK).write_text(f"{os.getpid()} {int(started) - 1}\n")  # this pid, but a process started earlier
+    assert main(["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--out", str(out)]) == 0
+    (out / LOCK).write_text(f"{os.getpid()} {started}\n")  # this very process
+    assert main(["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--out", str(out)]) == 2
+
+
 @pytest.fixture
 def slow_endpoint() -> Iterator[str]:
     """An OpenAI-compatible endpoint that answers every request with "ok" after 0.3 s."""
@@ -135,7 +146,7 @@ def test_ctrl_c_keeps_the_finished_episodes_and_a_second_eval_is_refused_meanwhi
             while lines_of(out / "trajectories.jsonl") < 2:  # streamed as episodes end
                 assert proc.poll() is None and time.monotonic() < deadline, "no two episodes streamed"
                 time.sleep(0.1)
-            assert int((out / LOCK).read_text()) == proc.pid
+            assert int((out / LOCK).read_text().split()[0]) == proc.pid
             assert main(["eval", "inftool/YelpFusion-v0", "--policy", "oracle", "--out", str(out)]) == 2
             assert f"is being written by another inftool eval (pid {proc.pid})" in capsys.readouterr().err
             proc.send_signal(signal.SIGINT)
