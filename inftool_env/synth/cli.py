@@ -57,7 +57,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 def run_synth(args: argparse.Namespace) -> int:
     from inftool_env.cli import warn_lost_operations
     from inftool_env.synth.categories import parse_categories
-    from inftool_env.synth.run import env_config, synthesize
+    from inftool_env.synth.run import env_config, synthesize, too_few
     from inftool_env.synth.world import open_world
 
     categories = parse_categories(args.categories)
@@ -74,6 +74,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
         plan = plan_targets(args.target, _target_tasks(args), n=args.n, seed=args.seed, categories=categories)
         print(plan.describe())
+    if plan is None and (few := too_few(args.n, categories)) is not None:
+        print(few)
     run = synthesize(world, n=args.n, categories=categories, generator=args.generator, seed=args.seed, plan=plan,
                      round=args.round, progress=True)  # fmt: skip
     print(run.table())

@@ -246,3 +246,18 @@ def test_synth_never_overwrites_what_out_holds_with_nothing_or_with_another_env(
     with pytest.raises(InftoolError, match=f"holds another env's synthesized tasks \\({ours}\\)"):
         _cli(["synth", "inftool/Bookshelf-v0", "--n", "4", "--out", str(out)])
     assert (out / "tasks.jsonl").read_text() == before
+
+
+def test_a_split_smaller_than_the_categories_leaves_out_other_ones_on_each_source(capsys, tmp_path):
+    from inftool_env.cli import main
+    from inftool_env.synth.run import _quota
+
+    names = ["Bookshelf", "YelpFusion", "Spotify", "VisualCrossing", "DealAPI", "HotelBooking"]
+    quotas = [_quota(list(CATEGORIES), 6, None, key=f"0|{name}") for name in names]
+    assert all(sum(q.values()) == 6 and max(q.values()) == 1 for q in quotas)
+    left_out = {frozenset(c for (_, c), k in q.items() if k == 0) for q in quotas}
+    assert len(left_out) > 1  # taken in order, every source left out missing_param and irrelevance
+    assert {c for q in quotas for (_, c), k in q.items() if k} == set(CATEGORIES)
+    assert _quota(list(CATEGORIES), 6, None, key="0|Spotify") == quotas[2]  # the same source and seed: alike
+    assert main(["synth", "inftool/Bookshelf-v0", "--n", "3", "--out", str(tmp_path)]) == 0
+    assert "WARN  3 tasks over 8 categories: 5 get none on each source" in capsys.readouterr().out

@@ -141,7 +141,12 @@ class Evolve:
     # -- stages -----------------------------------------------------------------------------------
     def heldout(self) -> None:
         from inftool_env.synth import synthesize
+        from inftool_env.synth.categories import parse_categories
+        from inftool_env.synth.run import too_few
 
+        few = too_few(self.config.eval_tasks, parse_categories(self.config.categories))
+        if few is not None:  # the held-out split then never measures those categories on that source
+            print(few.replace("tasks over", "held-out tasks (--eval-tasks) over"), flush=True)
         for source, slug in self.slugs.items():
             run = synthesize(source, n=self.config.eval_tasks, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + HELDOUT_SEED, round=0,
