@@ -7,7 +7,12 @@ sample depends on its own seed and prompt only, never on which requests happened
 (temperature-1) logprob of each chosen token kept, as the loss needs. The longest prefix common to a
 batch's prompts — the system prompt with the tools, a whole prompt for a group's first turn, all but
 the last reply and tool result for its later turns — is evaluated once and its KV cache repeated for
-every row: the largest saving on a CPU, where the tools make a prompt several times the reply.
+every row: the largest saving on a CPU, where the tools make a prompt several times the reply. A
+trainer's batch mixes tasks whose system prompts and tools differ, though: there the common prefix is
+next to nothing, and one batch would prefill every row in full, padded to the longest prompt. So a
+batch is split into clusters of rows that share a long prefix, each run as a batch of its own, where
+a cost model says that is cheaper: the split saves prefill but adds a decode loop per cluster. A row's
+sample does not depend on how it was clustered, as it does not on its batch.
 
 Exploration (``explore=(T, k)``): the first token of every reply decides between a tool call and a
 text answer. A small model is often so sure of that token that all of a group's samples agree, and
@@ -31,6 +36,15 @@ from inftool_env.llm.local import Generated, LocalChat, abandoned
 
 MIN_SHARED = 16  # a shorter common prefix is not worth a pass of its own
 PREFIXES_KEPT = 8  # recent prompt prefixes whose KV cache is kept (~27 MB each for the embedded model at 1k tokens)
+# A decode step's cost in prefill tokens: the price of splitting a batch, as every extra cluster runs a
+# decode loop of its own (the rows' own work per step is the same either way). A step reads every weight
+# once however few its rows, while prefill is compute-bound: on a 2-core CPU, with a model of the embedded
+# model's size, a step at batch 1 took ~0.8 s and a prefill token ~19 ms: about 40 tokens, rounded up to
+# lean to one batch where it is a close call (timings on a shared machine are noisy).
+DECODE_STEP_COST = 48
+# On a GPU a prefill token is nearly free and a step costs its kernel launches (an estimate, not
+# measured): there a split pays only where prompts are thousands of tokens apart.
+DECODE_STEP_COST_ACCELERATOR = 1024
 
 
 def _common_prefix(prompts: list[list[int]]) -> int:
@@ -40,6 +54,39 @@ def _common_prefix(prompts: list[list[int]]) -> int:
     for other in prompts[1:]:
         n = next((i for i in range(n) if other[i] != first[i]), n)
     return max(n, 0)
+
+
+def _shared_len(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def _clusters(prompts: list[list[int]], split_cost: float) -> list[list[int]]:
+    """The rows (indices, in row order within each) to run as separate batches: one cluster unless a
+    split costs less, modelled as prefill tokens (the shared prefix once, each row's rest padded to its
+    cluster's widest) plus ``split_cost`` per cluster (its decode loop). Sorted by prompt, rows sharing
+    a prefix lie next to each other and a run's common prefix is the least of its neighbours', so the
+    cheapest cut of the sorted rows into runs is found exactly (n^2/2 runs, for n up to ``max_batch``)."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    ps = [prompts[i] for i in order]
+    neighbours = [_shared_len(a, b) for a, b in zip(ps, ps[1:], strict=False)]
+
+    def cost(i: int, j: int) -> float:  # rows order[i:j] as one batch
+        shared = max(min([*neighbours[i : j - 1], min(len(p) for p in ps[i:j]) - 1]), 0)
+        shared = shared if shared >= MIN_SHARED else 0
+        return shared + (j - i) * (max(len(p) for p in ps[i:j]) - shared) + split_cost
+
+    n = len(ps)
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):  # i = 0 first: ties keep fewer clusters
+            if best[i] + cost(i, j) < best[j]:
+                best[j], cut[j] = best[i] + cost(i, j), i
+    runs, j = [], n
+    while j:
+        runs.append(sorted(order[cut[j] : j]))
+        j = cut[j]
+    return runs[::-1]
 
 
 class TorchChat(LocalChat):
@@ -56,6 +103,8 @@ class TorchChat(LocalChat):
         self.explore_after = explore_after if explore is not None else None  # also explore the token after this text
         self._pieces: dict[int, str] = {}  # token id -> its text, to spot explore_after as tokens arrive
         self.device = next(model.parameters()).device
+        # A decode step's cost in prefill tokens, for splitting a batch (math.inf: never split).
+        self.decode_step_cost: float = DECODE_STEP_COST if self.device.type == "cpu" else DECODE_STEP_COST_ACCELERATOR
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id)
         self._meter_lock = threading.Lock()
@@ -93,6 +142,22 @@ class TorchChat(LocalChat):
     def _sample(
         self, prompts: list[list[int]], seeds: list[int | None], temperature: float, max_new: int
     ) -> list[Generated]:
+        clusters = _clusters(prompts, self.decode_step_cost * max_new)
+        if len(clusters) == 1:
+            return self._sample_batch(prompts, seeds, temperature, max_new)
+        out: list[Generated] = [([], []) for _ in prompts]
+        for rows in clusters:
+            if abandoned():  # the rows not yet run stay empty: no one waits for them
+                break
+            done = self._sample_batch([prompts[i] for i in rows], [seeds[i] for i in rows], temperature, max_new)
+            for i, generated in zip(rows, done, strict=True):
+                out[i] = generated
+        return out
+
+    def _sample_batch(
+        self, prompts: list[list[int]], seeds: list[int | None], temperature: float, max_new: int
+    ) -> list[Generated]:
+        """One batch: the prompts' common prefix (when long enough) once, then every row's own rest."""
         torch = self._torch
         rows_n = len(prompts)
         shared = _common_prefix(prompts)
