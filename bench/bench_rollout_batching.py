@@ -25,15 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.train.tiny import tiny_qwen2  # noqa: E402
-
-
-def tool(name: str) -> dict[str, Any]:
-    return {"type": "function", "function": {
-        "name": name, "description": f"{name.replace('_', ' ').capitalize()} for the user.",
-        "parameters": {"type": "object", "properties": {
-            "id": {"type": "string", "description": "the item's id"},
-            "limit": {"type": "integer", "description": "how many at most"}}, "required": ["id"]}}}  # fmt: skip
+from tests.train.tiny import tiny_qwen2, tool_entry  # noqa: E402
 
 
 def prompts(chat: Any, tasks: int, long_tools: int) -> list[list[int]]:
@@ -42,7 +34,7 @@ def prompts(chat: Any, tasks: int, long_tools: int) -> list[list[int]]:
     out = []
     for t in range(tasks):
         n = long_tools if t == 0 else 4 * t
-        tools = [tool(f"task{t}_action_{i}") for i in range(n)]
+        tools = [tool_entry(f"task{t}_action_{i}") for i in range(n)]
         messages = [{"role": "system", "content": f"Source {t}: you act for the user with the tools given."},
                     {"role": "user", "content": f"Please do task number {t} for me."}]  # fmt: skip
         out.append(chat.render(messages, tools))

@@ -17,17 +17,9 @@ pytestmark = pytest.mark.skipif(
     reason="the trainer needs torch and transformers (the `model` extra)",
 )
 
-from tests.train.tiny import tiny_qwen2  # noqa: E402
+from tests.train.tiny import tiny_qwen2, tool_entry  # noqa: E402
 
 MAX_NEW = 8
-
-
-def _tool(name: str) -> dict[str, Any]:
-    return {"type": "function", "function": {
-        "name": name, "description": f"{name.replace('_', ' ').capitalize()} in the user's music library.",
-        "parameters": {"type": "object", "properties": {
-            "id": {"type": "string", "description": "the item's id"},
-            "limit": {"type": "integer", "description": "how many at most"}}, "required": ["id"]}}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +51,7 @@ def _chat(model: Any, tokenizer: Any) -> Any:
 def prompts(model: Any, tokenizer: Any) -> tuple[list[int], list[int]]:
     """A long first-turn prompt (a music task offering many tools) and a short one from another source."""
     chat = _chat(model, tokenizer)
-    tools = [_tool(f"{verb}_{thing}") for verb in ("get", "add", "remove", "rename")
+    tools = [tool_entry(f"{verb}_{thing}", "in the user's music library") for verb in ("get", "add", "remove", "rename")
              for thing in ("track", "album", "playlist", "artist")]  # fmt: skip
     long = chat.render([{"role": "system", "content": "You manage a music library for the user."},
                         {"role": "user", "content": "Add the album alb_7 to my playlist pl_2."}], tools)  # fmt: skip

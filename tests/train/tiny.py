@@ -4,6 +4,7 @@ random weights, beside the embedded model's real tokenizer, saved as an HF direc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def tiny_qwen2(where: Path, seed: int = 0) -> Path:
@@ -21,3 +22,12 @@ def tiny_qwen2(where: Path, seed: int = 0) -> Path:
     Qwen2ForCausalLM(config).save_pretrained(where)
     gguf_tokenizer(embedded_gguf()).save_pretrained(where)
     return where
+
+
+def tool_entry(name: str, where: str = "for the user") -> dict[str, Any]:
+    """An offered tool of two parameters, its description made from its name (prompts of a chosen length)."""
+    return {"type": "function", "function": {
+        "name": name, "description": f"{name.replace('_', ' ').capitalize()} {where}.",
+        "parameters": {"type": "object", "properties": {
+            "id": {"type": "string", "description": "the item's id"},
+            "limit": {"type": "integer", "description": "how many at most"}}, "required": ["id"]}}}  # fmt: skip
