@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from inftool_env.errors import SpecError
-from inftool_env.eval.runner import lock_out
+from inftool_env.eval.runner import LockedOut, rewrite
 from inftool_env.parsing import get_format
 from inftool_env.rewards.multi_turn import Steps
 from inftool_env.tasks import ToolCall
@@ -102,7 +102,7 @@ def result_line(trajectory: Trajectory, *, multi_turn: bool) -> str:
 REPORT_FILES = ("report.json", "summary.txt", "accuracy.png")  # what a run writes beside results/
 
 
-class ResultsOut:
+class ResultsOut(LockedOut):
     """An ``eval bfcl`` run's ``--out`` while it runs. Before any entry it is made, locked with the lock
     ``inftool eval`` takes (so a busy or unwritable folder fails at once, in one line) and cleared of what an
     earlier run wrote: its report and every category's result file, else ``--from-results OUT/results``
@@ -110,12 +110,10 @@ class ResultsOut:
     run keeps every finished entry; a category's file is rewritten in entry order when it ends."""
 
     def __init__(self, out: Path) -> None:
-        self.out, self.results = out, out / "results"
-        self._file: IO[str] | None = None
+        super().__init__(out)
+        self.results = out / "results"
         self._path: Path | None = None
         self._multi = False
-        out.mkdir(parents=True, exist_ok=True)  # an OSError naming the path: the CLI's one-line error
-        self._lock: Path | None = lock_out(out)
         try:
             self.results.mkdir(exist_ok=True)
             for name in REPORT_FILES:
@@ -133,9 +131,7 @@ class ResultsOut:
         self._file = self._path.open("w", encoding="utf-8")
 
     def add(self, trajectory: Trajectory) -> None:
-        if self._file is not None:
-            self._file.write(result_line(trajectory, multi_turn=self._multi))
-            self._file.flush()  # on disk now: a run killed outright keeps it too
+        self._append(result_line(trajectory, multi_turn=self._multi))
 
     def finish(self, trajectories: list[Trajectory]) -> None:
         """The category's lines again, in the order given (they were appended as episodes ended); no
@@ -147,21 +143,8 @@ class ResultsOut:
         if not trajectories:
             path.unlink(missing_ok=True)
             return
-        partial = path.with_name(_part(path.name))
-        with partial.open("w", encoding="utf-8") as f:
-            f.writelines(result_line(t, multi_turn=self._multi) for t in trajectories)
-        partial.replace(path)
-
-    def release(self) -> None:
-        self._close()
-        if self._lock is not None:
-            self._lock.unlink(missing_ok=True)
-            self._lock = None
-
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        lines = (result_line(t, multi_turn=self._multi) for t in trajectories)
+        rewrite(path, lines, path.with_name(_part(path.name)))
 
 
 def _part(name: str) -> str:

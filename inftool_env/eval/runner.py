@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -234,15 +234,47 @@ async def evaluate(
             held.release()
 
 
-class EvalOut:
-    """An eval's ``out`` folder while it runs: made and locked at once, trajectories appended as they end."""
+class LockedOut:
+    """An eval's ``out`` folder while a run writes there: made and locked at once (an unwritable path or
+    another eval's lock is a one-line error before any episode); each line appended to the open file is
+    flushed, so a run killed outright keeps it; ``release`` closes the file and lets the lock go."""
 
-    def __init__(self, out: Path, env_id: str, started: EvalSummary) -> None:
+    def __init__(self, out: Path) -> None:
         self.out = out
-        self.finished: list[Trajectory] = []
         self._file: IO[str] | None = None
         out.mkdir(parents=True, exist_ok=True)  # an OSError naming the path: a one-line error, before any episode
-        self._lock: Path | None = lock_out(out)
+        self._lock: Path | None = _lock(out)
+
+    def _append(self, line: str) -> None:
+        if self._file is not None:
+            self._file.write(line)
+            self._file.flush()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def release(self) -> None:
+        self._close()
+        if self._lock is not None:
+            self._lock.unlink(missing_ok=True)
+            self._lock = None
+
+
+def rewrite(path: Path, lines: Iterable[str], partial: Path) -> None:
+    """``path`` written whole as ``partial`` first, then moved into place: no reader sees half of it."""
+    with partial.open("w", encoding="utf-8") as f:
+        f.writelines(lines)
+    partial.replace(path)
+
+
+class EvalOut(LockedOut):
+    """An eval's ``out`` folder while it runs: trajectories appended as they end."""
+
+    def __init__(self, out: Path, env_id: str, started: EvalSummary) -> None:
+        super().__init__(out)
+        self.finished: list[Trajectory] = []
         try:
             _check_out(out, env_id)
             self._file = (out / "trajectories.jsonl").open("w", encoding="utf-8")
@@ -254,36 +286,21 @@ class EvalOut:
 
     def add(self, _position: int, trajectory: Trajectory) -> None:
         self.finished.append(trajectory)
-        if self._file is not None:
-            self._file.write(trajectory.model_dump_json() + "\n")
-            self._file.flush()
+        self._append(trajectory.model_dump_json() + "\n")
 
     def finish(self, trajectories: list[Trajectory], summary: EvalSummary, *, complete: bool = True) -> None:
         """The summary; a complete run's trajectories again, in episode order (appended as they ended)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close()
         if complete:
-            partial = self.out / "trajectories.jsonl.part"
-            with partial.open("w", encoding="utf-8") as f:
-                for t in trajectories:
-                    f.write(t.model_dump_json() + "\n")
-            partial.replace(self.out / "trajectories.jsonl")
+            path = self.out / "trajectories.jsonl"
+            rewrite(path, (t.model_dump_json() + "\n" for t in trajectories), path.with_name(path.name + ".part"))
         self._write_summary(summary)
 
     def _write_summary(self, summary: EvalSummary) -> None:
         (self.out / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
 
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._lock is not None:
-            self._lock.unlink(missing_ok=True)
-            self._lock = None
 
-
-def lock_out(out: Path) -> Path:
+def _lock(out: Path) -> Path:
     """``out/.eval.lock`` made with this process's pid (and, on Linux, its start time); one naming a live
     process refuses the eval, one naming a dead one (an eval killed outright) or a pid since reused by
     another process (its start time differs) is taken over."""
