@@ -47,18 +47,15 @@ DECODE_STEP_COST = 48
 DECODE_STEP_COST_ACCELERATOR = 1024
 
 
-def _common_prefix(prompts: list[list[int]]) -> int:
-    """The prompts' longest common prefix, leaving every row at least one token of its own."""
-    n = min(len(p) for p in prompts) - 1
-    first = prompts[0]
-    for other in prompts[1:]:
-        n = next((i for i in range(n) if other[i] != first[i]), n)
-    return max(n, 0)
-
-
 def _shared_len(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
+    """The prompts' longest common prefix, leaving every row at least one token of its own."""
+    own = min(len(p) for p in prompts) - 1
+    return max(min([own, *(_shared_len(prompts[0], p) for p in prompts[1:])]), 0)
 
 
 def _clusters(prompts: list[list[int]], split_cost: float) -> list[list[int]]:
