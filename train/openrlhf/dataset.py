@@ -140,9 +140,7 @@ def _loaded(name: str, load: Callable[[], Any]) -> Any:
 
 def prompt_counter(tokenizer: str) -> Callable[[Prompt], int]:
     """A prompt's tokens as OpenRLHF will see them, by the tokenizer ``load_tokenizer`` loads from ``tokenizer``:
-    the agent file's episode renders the env's opening with the chat template (``ChatTemplate.render``: the
-    tools in the system message, none given to the template, a generation prompt) and OpenRLHF tokenizes that
-    text without special tokens (``ChatTemplate.encode``)."""
+    ``ChatTemplate.opening``, the very count the agent file's episode checks its opening against."""
     from inftool_env.train.openrlhf.episode import ChatTemplate
 
     loaded = load_tokenizer(tokenizer)
@@ -152,10 +150,7 @@ def prompt_counter(tokenizer: str) -> Callable[[Prompt], int]:
         raise InftoolError(f"--tokenizer {tokenizer}: its chat template renders no conversation "
                            f"({_first_line(exc)})") from None  # fmt: skip
 
-    def tokens(prompt: Prompt) -> int:
-        return len(template.encode(template.render(prompt, generation_prompt=True)))
-
-    return tokens
+    return lambda prompt: template.opening(prompt)[1]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -105,6 +105,12 @@ class ChatTemplate:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text=text, add_special_tokens=False)["input_ids"])
 
+    def opening(self, messages: list[dict[str, Any]]) -> tuple[str, int]:
+        """The episode's first prompt as OpenRLHF gets it (rendered with a generation prompt) and its tokens
+        as OpenRLHF counts them (no special tokens added): what the agent file starts from and the export checks."""
+        text = self.render(messages, generation_prompt=True)
+        return text, len(self.encode(text))
+
     def text_of(self, token_ids: list[int]) -> str:
         """What a turn that stopped wrote, special tokens included (``skip_special_tokens`` would drop a
         call marker the tokenizer flags special), less the token it stopped on: vLLM keeps an EOS or
@@ -192,11 +198,10 @@ class Episode:
         obs, _ = await self.env.reset(seed=self.label.seed, options={"task": self.label.task})
         self.template.check(obs["messages"])
         self._seen = len(obs["messages"])
-        text = self.template.render(obs["messages"], generation_prompt=True)
+        text, tokens = self.template.opening(obs["messages"])
         if prompt is not None and prompt != text:
             log.warning("the dataset's prompt differs from the env's opening (was it exported for another model "
                         "or without --data.apply_chat_template?); the env's opening is used")  # fmt: skip
-        tokens = len(self.template.encode(text))
         if tokens > self.prompt_room:
             self.too_long = True
             key = (self.label.env_id, self.label.task.id, self.prompt_room)
