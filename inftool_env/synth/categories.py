@@ -89,6 +89,19 @@ def _task(ctx: Context, category: Category, turns: list[str], truth: list[list[T
     )  # fmt: skip
 
 
+OFFER_CAP = 10  # the most tools a task that offers "the whole source" offers: a prompt a CPU rollout affords
+
+
+def _whole_source(ctx: Context, keep: list[str]) -> list[str]:
+    """Every tool of the source, or past OFFER_CAP the ones ``keep`` names and others drawn to the cap, in the
+    source's order (no place cue): Spotify's 37 tools make a 6,200-token prompt, minutes a rollout on a CPU."""
+    names = [t.name for _, t in ctx.tools()]
+    if len(names) <= OFFER_CAP:
+        return names
+    chosen = {*keep, *_distractors(ctx, keep, OFFER_CAP - len(set(keep)))}
+    return [n for n in names if n in chosen]
+
+
 def _distractors(ctx: Context, keep: list[str], k: int) -> list[str]:
     others = [t.name for _, t in ctx.tools() if t.name not in keep]
     ctx.rng.shuffle(others)
@@ -313,14 +326,13 @@ async def multi_step(ctx: Context, focus: str | None) -> Task:
         [ph.clause(tools[0], calls[0].arguments, ctx.rng),
          ph.clause(tools[1], shown, ctx.rng, reference=_reference(how, ctx))], ctx.rng,
     )  # fmt: skip
-    offered = [t.name for _, t in ctx.tools()]
+    offered = _whole_source(ctx, [c.name for c in calls])
     return _task(ctx, "multi_step", [text], [calls], offered, provenance={"fed": f"{calls[1].name}.{param}"})
 
 
 async def multi_turn(ctx: Context, focus: str | None) -> Task:
     if not ctx.executable():
         raise NotApplicable("needs an executor: later turns depend on what earlier ones changed")
-    offered = [t.name for _, t in ctx.tools()]
     if all(t.annotations.read_only for _, t in ctx.tools(executable=True)):
         raise NotApplicable("every tool only reads: no state evolves over the turns")
     try:
@@ -340,7 +352,10 @@ async def multi_turn(ctx: Context, focus: str | None) -> Task:
             turns.append(ph.opener(ph.clause(tool, call.arguments, ctx.rng), ctx.rng))
         if all(ctx.world.tool(c[0].name).annotations.read_only for c in truth):
             raise Skip("only reads: the state would not evolve") from None
+        offered = _whole_source(ctx, [c.name for (c,) in truth])
         await ctx.execute(truth, initial=ctx.pin(offered))
+    else:
+        offered = _whole_source(ctx, [c.name for c in calls])
     return _task(ctx, "multi_turn", turns, truth, offered)
 
 
@@ -488,8 +503,8 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
 
 
 async def off_domain_irrelevance(ctx: Context, focus: str | None) -> Task:
-    offered = [t.name for _, t in ctx.tools()]
-    vocab = vocabulary([t for _, t in ctx.tools()])
+    offered = _whole_source(ctx, [])
+    vocab = vocabulary([t for _, t in ctx.tools()])  # every tool's, offered or not: the stricter test
     fits = []
     for template, keywords in _OFF_DOMAIN:
         words = {w for w in words_of(template + " " + keywords) if len(w) >= 4 and w not in _STOP}

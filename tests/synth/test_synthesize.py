@@ -19,6 +19,7 @@ from inftool_env.rewards.bfcl_ast import check_ast
 from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import CATEGORIES, SynthError, synthesize
 from inftool_env.synth import phrasing as ph
+from inftool_env.synth.categories import OFFER_CAP
 from inftool_env.synth.cli import add_commands
 from inftool_env.tasks import Task, load_tasks
 from tests.conftest import corpus_dir, shared_corpus_or_skip
@@ -178,6 +179,29 @@ def test_a_spec_no_env_uses_goes_end_to_end(tmp_path, capsys):
     assert main(["eval", str(manifest), "--policy", "oracle", "--out", str(tmp_path / "eval")]) == 0
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["episodes"] >= 20 and summary["success_rate"] == 1.0
+
+
+def test_a_task_over_a_large_source_offers_at_most_the_cap_its_calls_among_them():
+    spec = corpus_dir() / "spotify.com__v1__swagger.yaml"  # 37 tools: all of them made 6,200-token prompts
+    if not spec.is_file():
+        pytest.skip(f"no {spec}")
+    run = synthesize(spec, n=18, categories=["multi_step", "multi_turn", "irrelevance"], seed=3)
+    names = [t.name for t in compile_spec(spec).suite.tools]
+    assert len(names) > OFFER_CAP
+    made = defaultdict(int)
+    for task in run.tasks:
+        offered = [n for n in names if n not in task.excluded_tools]
+        called = {c.name for turn in task.ground_truth for c in turn}
+        assert len(offered) <= OFFER_CAP and called <= set(offered), (task.id, len(offered), called)
+        made[task.category] += 1
+    assert made["multi_step"] and made["multi_turn"] and made["irrelevance"], run.table()
+
+
+def test_a_small_source_still_offers_every_tool(bookshelf_run):
+    for task in bookshelf_run.tasks:
+        if task.category in ("multi_step", "multi_turn") or "near_miss_of" not in task.provenance and \
+                task.category == "irrelevance":  # fmt: skip
+            assert not task.excluded_tools, task.id
 
 
 FUNCTIONS = [
