@@ -455,7 +455,8 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
     from inftool_env.eval.bfcl import evaluate_bfcl, score_path
     from inftool_env.eval.bfcl_data import resolve_categories
     from inftool_env.eval.bfcl_report import format_report, interrupted_line
-    from inftool_env.policies import resolve_policy
+    from inftool_env.eval.bfcl_results import check_out
+    from inftool_env.policies import check_policy, resolve_policy
 
     _refuse_flags(args, ENV_FLAGS, "an env's eval (`inftool eval ENV_ID`)", "`inftool eval bfcl`")
     out = Path(args.out or "out/bfcl")
@@ -469,6 +470,8 @@ def cmd_eval_bfcl(args: argparse.Namespace) -> int:
         if args.policy is None:
             raise InftoolError("--policy is required (e.g. --policy oracle), or --from-results FILE_OR_DIR")
         categories = resolve_categories(_words(args.categories))
+        check_policy(args.policy)
+        check_out(out)  # a busy or unwritable --out refused now, not after the model has loaded
         policy = resolve_policy(args.policy)
         try:
             report = anyio.run(lambda: evaluate_bfcl(args.policy, policy, categories, limit=args.limit, out=out,

@@ -29,7 +29,7 @@ from inftool_env.eval.bfcl_data import CATEGORIES, BfclCategory, CategoryData, l
 from inftool_env.eval.bfcl_known import UNPASSABLE
 from inftool_env.eval.bfcl_report import BfclReport, EntryVerdict, save_report
 from inftool_env.eval.bfcl_results import ResultsOut, decode_step, decode_turns, read_results
-from inftool_env.eval.runner import infrastructure_failures
+from inftool_env.eval.runner import LockedOut, infrastructure_failures
 from inftool_env.parsing.base import call_in_text
 from inftool_env.policies import close_policy
 from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
@@ -237,7 +237,20 @@ def _partial(
 
 
 async def score_path(path: Path, *, out: Path | None = None, progress: bool = True) -> BfclReport:
-    """Score result files (BFCL's format) found at ``path``: each category present, all its entries."""
+    """Score result files (BFCL's format) found at ``path``: each category present, all its entries. ``out``
+    is locked while scored (a run writing there is refused), not cleared: ``path`` may lie in it."""
+    held = LockedOut(out) if out is not None else None
+    try:
+        report = await _score_path(path, progress=progress)
+        if out is not None:
+            save_report(report, out)
+        return report
+    finally:
+        if held is not None:
+            held.release()
+
+
+async def _score_path(path: Path, *, progress: bool) -> BfclReport:
     by_category = read_results(path)
     unknown = sorted(set(by_category) - set(CATEGORIES))
     if unknown:
@@ -259,6 +272,4 @@ async def score_path(path: Path, *, out: Path | None = None, progress: bool = Tr
         report.entries += scored
         if len(scored) < len(data.tasks):
             report.missing[name] = len(data.tasks) - len(scored)
-    if out is not None:
-        save_report(report, out)
     return report

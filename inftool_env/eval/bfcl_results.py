@@ -147,6 +147,16 @@ class ResultsOut(LockedOut):
         rewrite(path, lines, path.with_name(_part(path.name)))
 
 
+def check_out(out: Path) -> None:
+    """What ``ResultsOut(out)`` would refuse (another run's lock, a path that cannot be written), found
+    without clearing anything: a run checks it before its model loads."""
+    probe = LockedOut(out)
+    try:
+        (out / "results").mkdir(exist_ok=True)
+    finally:
+        probe.release()
+
+
 def _part(name: str) -> str:
     """A result file's copy while it is rewritten: not ``*.json*``, so ``read_results`` never reads it."""
     return name.removesuffix(".json") + ".part"

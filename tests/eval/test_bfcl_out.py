@@ -37,6 +37,7 @@ class Requests:
     def __init__(self) -> None:
         self.asked: list[int] = []
         self.interrupt_at: int | None = None
+        self.built = 0  # policies built (a real model's load: seconds to minutes)
 
     def reply(self, messages: list[dict[str, Any]], tools: Any) -> str:
         self.asked.append(len(self.asked) + 1)
@@ -51,7 +52,12 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[Requests]:
 
     made = Requests()
     factory = ChatPolicyFactory(ScriptedChat([made.reply], cycle=True), {})
-    monkeypatch.setattr(policies, "resolve_policy", lambda spec, **kwargs: factory)
+
+    def build(spec: str, **kwargs: Any) -> ChatPolicyFactory:
+        made.built += 1
+        return factory
+
+    monkeypatch.setattr(policies, "resolve_policy", build)
     # Python's own SIGINT handler, as in a terminal (a test runner's worker may set another): anyio.run then
     # turns SIGINT into a cancellation of the run, and KeyboardInterrupt once the run has unwound.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -134,8 +140,22 @@ def test_a_locked_out_is_refused_in_one_line_before_any_request(requests, tmp_pa
         f"inftool: error: {out} is being written by another inftool eval (pid {os.getpid()}); "
         "pick another --out, or wait for it to end"
     ]
-    assert requests.asked == []
+    assert requests.asked == [] and requests.built == 0  # refused before the model loaded
     assert sorted(p.name for p in out.iterdir()) == [LOCK]
+
+
+def test_from_results_refuses_an_out_a_run_is_writing(interrupted, tmp_path, capsys):
+    # Scoring took no lock: its report landed in the folder of a run still writing there.
+    out, _ = interrupted
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / LOCK).write_text(f"{os.getpid()}\n")
+    assert main(["eval", "bfcl", "--from-results", str(out / "results"), "--out", str(busy)]) == 2
+    assert "is being written by another inftool eval" in capsys.readouterr().err
+    assert sorted(p.name for p in busy.iterdir()) == [LOCK]
+    # Scoring a run's results into its own folder: locked while scored, nothing of the run's cleared.
+    assert main(["eval", "bfcl", "--from-results", str(out / "results"), "--out", str(out)]) == 0
+    assert not (out / LOCK).exists() and len(ids_in(out / "results" / "BFCL_v4_simple_python_result.json")) == 3
 
 
 @pytest.mark.parametrize("where", ["out", "out/results"])
@@ -148,7 +168,7 @@ def test_an_unwritable_out_is_refused_in_one_line_before_any_request(where, requ
     assert bfcl(out, "simple_python", limit=2) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"inftool: error: {tmp_path / where}: a file, where a folder is needed"]  # fmt: skip
-    assert requests.asked == []
+    assert requests.asked == [] and requests.built == 0
     assert (tmp_path / where).read_text() == "mine"
 
 
