@@ -636,3 +636,27 @@ def test_a_plugin_that_cannot_be_loaded_is_named_and_the_rest_still_load(monkeyp
             registry.entry("mine/Tools-v0")
         assert main(["list"]) == 0
         assert capsys.readouterr().err == f"could not load:\n  {PLUGIN}: {reason}\n"
+
+
+async def test_a_manifest_spec_path_names_an_environment_variable(monkeypatch, tmp_path):
+    # A corpus kept elsewhere (CI's clone, an installed wheel) was reachable only by a path relative to the manifest.
+    (tmp_path / "tasks.jsonl").write_text(ADD.model_dump_json() + "\n")
+    shelf = '[{name = "shelf", spec = "${SHELF_DIR:-../servers/bookshelf}/openapi.yaml"}]'
+    (tmp_path / "Shelf-v0.toml").write_text(_manifest("vars/Shelf-v0", servers=shelf))
+    (tmp_path / "Bare-v0.toml").write_text(
+        _manifest("vars/Bare-v0", servers=shelf.replace(":-../servers/bookshelf", ""))
+    )
+    registry = Registry()
+    registry.register_dir(tmp_path)
+    monkeypatch.setenv("SHELF_DIR", str(BOOKSHELF.parent))
+    for env_id in ("vars/Shelf-v0", "vars/Bare-v0"):
+        env = registry.make(env_id)
+        assert env.config.servers[0].spec == str(BOOKSHELF)
+        await env.close()
+    monkeypatch.delenv("SHELF_DIR")
+    with pytest.raises(InftoolError, match=r"/servers/bookshelf/openapi\.yaml: cannot read spec"):
+        registry.make("vars/Shelf-v0")  # the default, relative to the manifest: tmp_path has no servers/
+    unset = r"^vars/Bare-v0: server 'shelf': its spec '\$\{SHELF_DIR\}/openapi\.yaml' names \$\{SHELF_DIR\}, which is"
+    unset += r" not set"
+    with pytest.raises(RegistrationError, match=unset + r" \(set it, or give a default: \$\{SHELF_DIR:-PATH\}\)$"):
+        registry.make("vars/Bare-v0")
