@@ -118,3 +118,28 @@ def test_tokenizer_without_transformers_names_the_extra(tmp_path, capsys, monkey
     line = _refused(["--tokenizer", "embedded"], tmp_path, capsys, monkeypatch)
     assert line.startswith("inftool: error: --tokenizer needs transformers, in the `model` extra")
     assert line.endswith("pip install 'inftool-env[model]'")
+
+
+# Renders an assistant turn only while it is the last message: earlier turns vanish as the conversation goes on.
+FORGETFUL = (
+    "{% for m in messages %}{% if m.role != 'assistant' or loop.last %}<|im_start|>{{ m.role }}\n"
+    "{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% endif %}"
+)
+
+
+def test_a_chat_template_the_agent_file_refuses_is_refused_before_anything_is_written(
+    tokenizer, tmp_path, capsys, monkeypatch
+):
+    # The export counted prompts by any template; the agent file refused it only on the cluster, every episode.
+    forgetful = tmp_path / "forgetful"
+    tokenizer.chat_template = FORGETFUL
+    try:
+        tokenizer.save_pretrained(forgetful)
+    finally:
+        del tokenizer.chat_template
+    line = _refused(["--tokenizer", str(forgetful)], tmp_path, capsys, monkeypatch)
+    assert line == (f"inftool: error: --tokenizer {forgetful}: the model's chat template renders earlier turns "
+                    "differently once the conversation goes on (e.g. it drops past reasoning), so an episode is "
+                    "not one token sequence; use a template that only appends; the agent file would refuse every "
+                    "episode")  # fmt: skip

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +34,9 @@ from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.checks import DEFAULT_FORMAT, check_seed, check_text_format
+
+if TYPE_CHECKING:
+    from inftool_env.train.openrlhf.episode import ChatTemplate
 
 HERE = Path(__file__).resolve().parent
 AGENT_FILE = HERE / "agent_func.py"  # --train.agent_func_path
@@ -138,19 +141,33 @@ def _loaded(name: str, load: Callable[[], Any]) -> Any:
         raise InftoolError(f"--tokenizer {name}: no tokenizer loads from it ({_first_line(exc)})") from None
 
 
-def prompt_counter(tokenizer: str) -> Callable[[Prompt], int]:
-    """A prompt's tokens as OpenRLHF will see them, by the tokenizer ``load_tokenizer`` loads from ``tokenizer``:
-    ``ChatTemplate.opening``, the very count the agent file's episode checks its opening against."""
+def load_template(tokenizer: str) -> ChatTemplate:
+    """The chat template of the tokenizer ``load_tokenizer`` loads from ``tokenizer``."""
     from inftool_env.train.openrlhf.episode import ChatTemplate
 
     loaded = load_tokenizer(tokenizer)
     try:
-        template = ChatTemplate(loaded)
+        return ChatTemplate(loaded)
     except Exception as exc:  # no chat template, or one that does not render a conversation
         raise InftoolError(f"--tokenizer {tokenizer}: its chat template renders no conversation "
                            f"({_first_line(exc)})") from None  # fmt: skip
 
+
+def prompt_counter(tokenizer: str | ChatTemplate) -> Callable[[Prompt], int]:
+    """A prompt's tokens as OpenRLHF will see them (``tokenizer``: see ``load_tokenizer``):
+    ``ChatTemplate.opening``, the very count the agent file's episode checks its opening against."""
+    template = load_template(tokenizer) if isinstance(tokenizer, str) else tokenizer
     return lambda prompt: template.opening(prompt)[1]
+
+
+def check_template(template: ChatTemplate, tokenizer: str) -> None:
+    """What the agent file checks as each episode starts (``ChatTemplate.check``), on an opening shaped as
+    an env's (system, user): a template it refuses would fail every episode, found only once training runs."""
+    opening = [{"role": "system", "content": template.PROBE}, {"role": "user", "content": template.PROBE}]
+    try:
+        template.check(opening)
+    except InftoolError as exc:
+        raise InftoolError(f"--tokenizer {tokenizer}: {exc}; the agent file would refuse every episode") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -219,7 +236,11 @@ def export_dataset(
     chosen = load_tasks(tasks) if tasks is not None else None
     for env_id in ids:  # training data: BFCL is for evaluation only
         refuse_bfcl(env_id, default_registry().resolve(env_id).config, chosen or ())
-    tokens = prompt_counter(tokenizer) if tokenizer is not None else estimated_tokens  # loaded before any row
+    tokens: Callable[[Prompt], int] = estimated_tokens
+    if tokenizer is not None:  # loaded and checked before any row
+        template = load_template(tokenizer)
+        check_template(template, tokenizer)
+        tokens = prompt_counter(template)
     rows: dict[str, list[dict[str, Any]]] = {}
     for env_id in ids:
         rows[env_id] = anyio.run(_rows, env_id, chosen, format, seed)
