@@ -106,8 +106,9 @@ def test_two_rounds_follow_the_report_write_every_file_and_resume_after_an_inter
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         E.evolve(config(tiny), out, progress=False)
-    state = json.loads((out / "state.json").read_text())["done"]
-    assert state == ["heldout", "0/eval", "1/plan", "1/synth", "1/train", "1/eval", "2/plan"]
+    state = json.loads((out / "state.json").read_text())
+    assert state["done"] == ["heldout", "0/eval", "1/plan", "1/synth", "1/train", "1/eval", "2/plan"]
+    assert list(state["seconds"]) == state["done"]  # each finished stage's wall time; the interrupted one's none
     with pytest.raises(InftoolError, match="--resume"):
         E.evolve(config(tiny), out, progress=False)
     with pytest.raises(InftoolError, match="different settings"):
@@ -187,6 +188,12 @@ def test_two_rounds_follow_the_report_write_every_file_and_resume_after_an_inter
     assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "summary.txt").read_text().strip() == table
     assert re.search(r"parallel\s+0\.0%\s+0\.0%\s+\+0\.0", table) and "all held-out" in table
+    seconds = json.loads((out / "state.json").read_text())["seconds"]
+    assert set(seconds) == set(json.loads((out / "state.json").read_text())["done"])
+    times = table.split("\n\n")[-1].splitlines()  # where the time went: each kind of stage, its runs summed
+    assert re.fullmatch(r"wall time of the finished stages: \d+m\d\ds", times[0])
+    assert [line.split()[0] for line in times[2:]] == ["heldout", "eval", "plan", "synth", "train"]
+    assert [int(line.split()[-1]) for line in times[2:]] == [1, 3, 2, 2, 2]
 
     # the guard: nothing BFCL wrote reaches what the loop trained on
     trained_all = [t for p in sorted(out.glob("round_*/tasks/*/train_tasks.jsonl")) for t in load_tasks(p)]

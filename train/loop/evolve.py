@@ -8,9 +8,9 @@ reach the plan, and BFCL's own APIs are refused as sources. A round that scores 
 the held-out split is not built on: the next round plans from and trains the best policy so far
 (``keep_best``; a run of the embedded model once fell from 44% to 12% in one round, declining everything).
 
-Everything is a file in the run folder; ``state.json`` records each finished stage, so a run
-interrupted anywhere continues with ``resume=True`` from the first unfinished stage (a half-done
-training run from its last saved step).
+Everything is a file in the run folder; ``state.json`` records each finished stage and its wall time, so
+a run interrupted anywhere continues with ``resume=True`` from the first unfinished stage (a half-done
+training run from its last saved step), and the closing table says where the time went.
 
     DIR/config.json  state.json  metrics.jsonl  progress.png  summary.txt
     DIR/heldout/<source>/            tasks.jsonl + manifest (the evaluation split, synthesized once)
@@ -28,6 +28,7 @@ import json
 import random
 import re
 import shutil
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -98,9 +99,11 @@ class Evolve:
                 raise InftoolError(f"{self.out}: --resume with different settings than the run was started with: "
                                    f"{'; '.join(changed)} (only --rounds may change; pass the others as before, "
                                    "or pick another --out)")  # fmt: skip
-            self.done: list[str] = json.loads(state_path.read_text())["done"]
+            state = json.loads(state_path.read_text())
+            self.done: list[str] = state["done"]
+            self.seconds: dict[str, float] = state.get("seconds", {})  # none in a run folder older than them
         else:
-            self.done = []
+            self.done, self.seconds = [], {}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(config.model_dump_json(indent=1))
         self.slugs = {s: _slug(s, i) for i, s in enumerate(config.sources)}
@@ -124,6 +127,7 @@ class Evolve:
                 if name in self.done:
                     continue
                 bar.set_postfix_str(name)
+                began = time.monotonic()
                 try:
                     stage()
                 except KeyboardInterrupt:
@@ -131,7 +135,8 @@ class Evolve:
                         print(f"\ninterrupted in stage {name}; `--resume` continues from there", flush=True)
                     raise
                 self.done.append(name)
-                _write_json(self.out / "state.json", {"done": self.done})
+                self.seconds[name] = round(time.monotonic() - began, 1)  # an interrupted stage's time is not kept
+                _write_json(self.out / "state.json", {"done": self.done, "seconds": self.seconds})
                 self.write_metrics()
                 bar.update(1)
         finally:
@@ -381,6 +386,7 @@ class Evolve:
         if best["round"] != evals[-1]["round"]:
             score = 100 * best["overall"]["accuracy"]
             table += f"\nbest on the held-out split: round {best['round']} ({score:.1f}%), {best['policy']}"
+        table += "\n\n" + R.format_times(self.seconds)
         (self.out / "summary.txt").write_text(table + "\n")
         return table
 

@@ -114,6 +114,24 @@ def format_table(rows: list[tuple[str, float | None, float | None]], *, title: s
     return "\n".join(lines)
 
 
+def format_times(seconds: dict[str, float]) -> str:
+    """Where the run's time went: wall time per kind of stage (``heldout``, ``eval``, ``train``…, summed
+    over rounds, in the order they first ran) and in all; an interrupted stage counts only the run that finished it."""
+    kinds: dict[str, list[float]] = {}
+    for name, spent in seconds.items():
+        kinds.setdefault(name.rpartition("/")[2], []).append(spent)
+    width = max([len(k) for k in kinds] + [5])
+    lines = [f"wall time of the finished stages: {_clock(sum(seconds.values()))}",
+             f"{'stage':<{width}}  {'time':>9}  {'runs':>4}"]  # fmt: skip
+    lines += [f"{kind:<{width}}  {_clock(sum(spent)):>9}  {len(spent):>4}" for kind, spent in kinds.items()]
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
 def plot_rounds(metrics: list[dict[str, Any]], path: Path) -> Path | None:
     """Held-out accuracy per category per evaluation (0 = before training), and training reward per
     category per round; BFCL accuracy too when measured. Needs matplotlib (skipped without)."""
