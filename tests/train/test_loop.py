@@ -194,6 +194,8 @@ def test_two_rounds_follow_the_report_write_every_file_and_resume_after_an_inter
     assert re.fullmatch(r"wall time of the finished stages: \d+m\d\ds", times[0])
     assert [line.split()[0] for line in times[2:]] == ["heldout", "eval", "plan", "synth", "train"]
     assert [int(line.split()[-1]) for line in times[2:]] == [1, 3, 2, 2, 2]
+    R = importlib.import_module("inftool_env.train.loop.report")  # a run folder from before stages were timed:
+    assert R.format_times({}, untimed=9).startswith("wall time of the finished stages: 0m00s (9 finished before")
 
     # the guard: nothing BFCL wrote reaches what the loop trained on
     trained_all = [t for p in sorted(out.glob("round_*/tasks/*/train_tasks.jsonl")) for t in load_tasks(p)]

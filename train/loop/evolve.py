@@ -386,7 +386,7 @@ class Evolve:
         if best["round"] != evals[-1]["round"]:
             score = 100 * best["overall"]["accuracy"]
             table += f"\nbest on the held-out split: round {best['round']} ({score:.1f}%), {best['policy']}"
-        table += "\n\n" + R.format_times(self.seconds)
+        table += "\n\n" + R.format_times(self.seconds, untimed=len(set(self.done) - set(self.seconds)))
         (self.out / "summary.txt").write_text(table + "\n")
         return table
 

@@ -114,14 +114,16 @@ def format_table(rows: list[tuple[str, float | None, float | None]], *, title: s
     return "\n".join(lines)
 
 
-def format_times(seconds: dict[str, float]) -> str:
+def format_times(seconds: dict[str, float], untimed: int = 0) -> str:
     """Where the run's time went: wall time per kind of stage (``heldout``, ``eval``, ``train``…, summed
-    over rounds, in the order they first ran) and in all; an interrupted stage counts only the run that finished it."""
+    over rounds, in the order they first ran) and in all; an interrupted stage counts only the run that finished
+    it, and ``untimed`` stages (a run folder older than this timing) are said, not counted."""
     kinds: dict[str, list[float]] = {}
     for name, spent in seconds.items():
         kinds.setdefault(name.rpartition("/")[2], []).append(spent)
     width = max([len(k) for k in kinds] + [5])
-    lines = [f"wall time of the finished stages: {_clock(sum(seconds.values()))}",
+    note = f" ({untimed} finished before stages were timed, not counted)" if untimed else ""
+    lines = [f"wall time of the finished stages: {_clock(sum(seconds.values()))}{note}",
              f"{'stage':<{width}}  {'time':>9}  {'runs':>4}"]  # fmt: skip
     lines += [f"{kind:<{width}}  {_clock(sum(spent)):>9}  {len(spent):>4}" for kind, spent in kinds.items()]
     return "\n".join(lines)
