@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -95,9 +96,18 @@ def test_a_lock_whose_pid_was_reused_is_taken_over_and_its_own_holder_still_refu
     assert main(["eval", "inftool/Bookshelf-v0", "--policy", "oracle", "--out", str(out)]) == 2
 
 
+@dataclass
+class SlowEndpoint:
+    url: str
+    hold: threading.Event
+    released: threading.Event
+
+
 @pytest.fixture
-def slow_endpoint() -> Iterator[str]:
-    """An OpenAI-compatible endpoint that answers every request with "ok" after 0.3 s."""
+def slow_endpoint() -> Iterator[SlowEndpoint]:
+    """An OpenAI-compatible endpoint that answers every request with "ok" after 0.3 s; once ``hold`` is set,
+    a request waits until the test ends (so a run cannot finish before the test has interrupted it)."""
+    endpoint = SlowEndpoint("", threading.Event(), threading.Event())
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -108,6 +118,8 @@ def slow_endpoint() -> Iterator[str]:
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             time.sleep(0.3)
+            if endpoint.hold.is_set():
+                endpoint.released.wait(timeout=120)
             body = json.dumps({
                 "id": "c", "object": "chat.completion", "created": 0, "model": "m",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
@@ -122,9 +134,11 @@ def slow_endpoint() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield endpoint
     finally:
+        endpoint.released.set()
         server.shutdown()
         server.server_close()
 
@@ -137,7 +151,7 @@ def test_ctrl_c_keeps_the_finished_episodes_and_a_second_eval_is_refused_meanwhi
     # Ctrl-C lost every finished episode (nothing was written before the end), and a second eval into the
     # same --out ran too, the later silently replacing the other's results.
     out = tmp_path / "out"
-    argv = ["eval", "inftool/Bookshelf-v0", "--policy", f"openai:{slow_endpoint}#m?retries=0", "--n", "20",
+    argv = ["eval", "inftool/Bookshelf-v0", "--policy", f"openai:{slow_endpoint.url}#m?retries=0", "--n", "20",
             "--concurrency", "1", "--out", str(out)]  # fmt: skip
     popen = subprocess.Popen([*INFTOOL, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with popen as proc:  # its pipes closed and the process reaped, whatever fails here
@@ -146,6 +160,7 @@ def test_ctrl_c_keeps_the_finished_episodes_and_a_second_eval_is_refused_meanwhi
             while lines_of(out / "trajectories.jsonl") < 2:  # streamed as episodes end
                 assert proc.poll() is None and time.monotonic() < deadline, "no two episodes streamed"
                 time.sleep(0.1)
+            slow_endpoint.hold.set()  # the run cannot end on its own now, however slow the checks below
             assert int((out / LOCK).read_text().split()[0]) == proc.pid
             assert main(["eval", "inftool/YelpFusion-v0", "--policy", "oracle", "--out", str(out)]) == 2
             assert f"is being written by another inftool eval (pid {proc.pid})" in capsys.readouterr().err

@@ -436,7 +436,7 @@ def test_a_task_whose_tools_change_between_turns_is_refused_up_front(tmp_path: P
 
 # The bridge's temporary folder (port file, log): gone after a clean stop, kept (and named) after a failure.
 BRIDGE_FOLDERS = """
-import json, signal, sys, tempfile
+import json, signal, subprocess, sys, tempfile
 from pathlib import Path
 from inftool_env.train.verifiers import taskset as ts
 
@@ -453,7 +453,10 @@ except RuntimeError as exc:
 for how in (signal.SIGINT, signal.SIGKILL):  # Ctrl-C is no failure; a bridge killed under us is one
     bridge = ts.BridgeProcess("inftool/Bookshelf-v0", PY)
     bridge.process.send_signal(how)
-    bridge.process.wait()
+    try:
+        bridge.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # say so with the bridge's log, rather than hang until pytest's timeout
+        sys.exit(f"the bridge did not end on signal {how!r}; its log: {bridge.log.read_text()[-2000:]}")
     bridge.stop()
 killed = str(bridge.log)
 ts.bridge_for("inftool/Bookshelf-v0", PY)  # left to the exit to stop
