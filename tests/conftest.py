@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from inftool_env.errors import SpecError
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKSHELF = REPO / "servers" / "bookshelf" / "openapi.yaml"
+
+
+def terminal_sigint() -> None:
+    """A child's SIGINT as in a terminal (``Popen(preexec_fn=…)``): delivered and raising KeyboardInterrupt.
+    A child inherits its parent's blocked signals and ignored ones, and a test runner's worker may carry
+    either, left by a library an earlier test used; a test that sends SIGINT must not depend on that."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def corpus_dir() -> Path:

@@ -20,7 +20,7 @@ import pytest
 
 from inftool_env.cli import main
 from inftool_env.eval.runner import infrastructure_failures
-from tests.conftest import REPO
+from tests.conftest import REPO, terminal_sigint
 
 INFTOOL = [sys.executable, "-m", "inftool_env.cli"]
 LOCK = ".eval.lock"  # held in --out by a running eval (README)
@@ -153,7 +153,8 @@ def test_ctrl_c_keeps_the_finished_episodes_and_a_second_eval_is_refused_meanwhi
     out = tmp_path / "out"
     argv = ["eval", "inftool/Bookshelf-v0", "--policy", f"openai:{slow_endpoint.url}#m?retries=0", "--n", "20",
             "--concurrency", "1", "--out", str(out)]  # fmt: skip
-    popen = subprocess.Popen([*INFTOOL, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    popen = subprocess.Popen([*INFTOOL, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=terminal_sigint)  # fmt: skip
     with popen as proc:  # its pipes closed and the process reaped, whatever fails here
         try:
             deadline = time.monotonic() + 120

@@ -19,7 +19,7 @@ import pytest
 from inftool_env.llm.scripted import ScriptedChat
 from inftool_env.llm.serve import running_openai_server
 from inftool_env.tasks import Task, ToolCall
-from tests.conftest import REPO
+from tests.conftest import REPO, terminal_sigint
 from tests.train._scripted import bookshelf_model
 
 VENV = Path(os.environ.get("INFTOOL_VERIFIERS_VENV", REPO / ".venv-verifiers"))
@@ -468,7 +468,7 @@ print(json.dumps({"while_running": while_running, "after_stop": after_stop, "fai
 def test_a_bridge_leaves_no_temporary_folder_unless_it_failed(tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     run = subprocess.run([str(VENV / "bin" / "python"), "-c", BRIDGE_FOLDERS, sys.executable],
-                         capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+                         capture_output=True, text=True, timeout=600, env=env, preexec_fn=terminal_sigint)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.splitlines()[-1])
     assert len(result["while_running"]) == 1 and result["after_stop"] == []  # a clean stop removes it
