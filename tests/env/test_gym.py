@@ -13,7 +13,7 @@ import pytest
 
 from inftool_env.env.gym import GymToolEnv
 from inftool_env.errors import InftoolError
-from tests.conftest import REPO, child_pids
+from tests.conftest import REPO, child_pids, terminal_sigint
 
 
 def oracle_call():
@@ -145,8 +145,6 @@ def test_a_script_that_raises_before_close_exits_with_its_traceback():
 SLEEPER = "python:tests.fixtures.sleeper:Sleeper"
 
 INTERRUPTED = f"""
-import signal, sys
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever the test runner ignores
 from inftool_env import compile_spec
 from inftool_env.env import EnvConfig, Limits, ServerConfig, TaskSource, ToolEnv
 from inftool_env.env.gym import GymToolEnv
@@ -163,7 +161,7 @@ env.step({{"content": "", "tool_calls": [{{"function": {{"name": "nap", "argumen
 def test_ctrl_c_during_a_step_exits_without_close():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, preexec_fn=terminal_sigint)  # fmt: skip
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "stepping\n", proc.communicate()
         time.sleep(0.5)  # into the call
