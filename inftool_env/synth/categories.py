@@ -105,7 +105,7 @@ def _whole_source(ctx: Context, keep: list[str]) -> list[str]:
 def _distractors(ctx: Context, keep: list[str], k: int) -> list[str]:
     others = [t.name for _, t in ctx.tools() if t.name not in keep]
     ctx.rng.shuffle(others)
-    return others[:k]
+    return others[: max(k, 0)]  # none asked (a cap already met), not all but the last: others[:-1]
 
 
 async def _one_call(ctx: Context, focus: str | None) -> tuple[str, ToolSpec, ToolCall]:
