@@ -16,6 +16,7 @@ from inftool_env.spec.ir import ToolSpec
 from inftool_env.synth import phrasing as ph
 from inftool_env.synth.answers import reference
 from inftool_env.synth.context import Context, NotApplicable, Skip
+from inftool_env.synth.foreign import pick_foreign
 from inftool_env.synth.values import (
     API_PREFIX,
     CITIES,
@@ -58,7 +59,7 @@ def parse_categories(categories: list[str] | None) -> list[str]:
 Builder = Callable[[Context, "str | None"], Awaitable["Task | list[Task]"]]
 
 
-def _askable(ctx: Context, *, executable: bool = False) -> list[tuple[str, ToolSpec]]:
+def askable(ctx: Context, *, executable: bool = False) -> list[tuple[str, ToolSpec]]:
     """Tools a request can ask for: they take arguments, and no earlier call has to create their record."""
     return [
         (s, t)
@@ -68,7 +69,7 @@ def _askable(ctx: Context, *, executable: bool = False) -> list[tuple[str, ToolS
 
 
 def _pick(ctx: Context, focus: str | None, *, executable: bool = False) -> tuple[str, ToolSpec]:
-    tools = _askable(ctx, executable=executable)
+    tools = askable(ctx, executable=executable)
     if not tools:
         raise NotApplicable("no tool takes any argument" if ctx.tools() else "the source has no tools")
     if focus is not None:
@@ -392,12 +393,17 @@ def vocabulary(tools: list[ToolSpec]) -> set[str]:
 
 async def irrelevance(ctx: Context, focus: str | None) -> Task | list[Task]:
     """Half the time a near miss (a real request for one of the source's operations, offered only tools
-    of another resource: the hard case, where a tool looks close but none fits), else an off-domain one."""
-    if ctx.rng.random() < NEAR_MISS_SHARE:
-        try:
+    of another resource: the hard case, where a tool looks close but none fits), else an off-domain one.
+    Where other sources' requests are at hand (``ctx.foreign``), a share is one of those instead."""
+    share = FOREIGN_SHARE if ctx.foreign else 0.0
+    draw = ctx.rng.random()
+    try:
+        if draw < share:
+            return foreign_irrelevance(ctx, focus)
+        if draw < share + NEAR_MISS_SHARE * (1 - share):
             return await near_miss_irrelevance(ctx, focus)
-        except (NotApplicable, Skip):
-            pass
+    except (NotApplicable, Skip):
+        pass
     try:
         return await off_domain_irrelevance(ctx, focus)
     except NotApplicable as off:  # every off-domain request touches these tools: near misses only
@@ -408,6 +414,14 @@ async def irrelevance(ctx: Context, focus: str | None) -> Task | list[Task]:
 
 
 NEAR_MISS_SHARE = 0.5
+FOREIGN_SHARE = 0.4  # of irrelevance, where a run has other sources: the rest split as without them
+
+
+def foreign_irrelevance(ctx: Context, focus: str | None) -> Task:
+    """Another source's actionable request, offered 1-3 of this source's tools that cannot do its job."""
+    request, offered = pick_foreign(ctx, focus)
+    return _task(ctx, "irrelevance", [request.text], [], offered, one_shot=True,
+                 provenance={"foreign": f"{request.source}:{request.tool.name}"})  # fmt: skip
 
 
 def resource(tool: ToolSpec) -> str:
@@ -484,7 +498,7 @@ async def near_miss_irrelevance(ctx: Context, focus: str | None) -> list[Task]:
     server, asked = _pick(ctx, focus)
     others = _near_misses(ctx, server, asked)
     if not others:
-        if not any(_near_misses(ctx, s, t) for s, t in _askable(ctx)):
+        if not any(_near_misses(ctx, s, t) for s, t in askable(ctx)):
             raise NotApplicable("every tool of the source acts on one resource: no near miss to offer")
         raise Skip("every other tool of its server acts on the asked tool's resource")
     call = ctx.make_call(server, asked)

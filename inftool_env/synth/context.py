@@ -12,7 +12,7 @@ import random
 import re
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inftool_env.backends.stateful import StatefulBackend
 from inftool_env.spec.ir import ToolSpec
@@ -28,6 +28,9 @@ from inftool_env.synth.world import (
     updates_in_place,
 )
 from inftool_env.tasks import ToolCall
+
+if TYPE_CHECKING:
+    from inftool_env.synth.foreign import ForeignRequest
 
 
 class Skip(Exception):
@@ -52,10 +55,11 @@ class Context:
     optional_rate: float = 0.35
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     pinnable: dict[str, bool] = field(default_factory=dict)
+    foreign: tuple[ForeignRequest, ...] = ()  # other sources' requests, for irrelevance (synth/foreign.py)
 
     @classmethod
-    def create(cls, world: World, seed: int) -> Context:
-        ctx = cls(world, random.Random(seed), seed)
+    def create(cls, world: World, seed: int, foreign: tuple[ForeignRequest, ...] = ()) -> Context:
+        ctx = cls(world, random.Random(seed), seed, foreign=foreign)
         for name, server in world.compiled.items():
             state = server.backend.new_state(seed=seed)
             snapshot = server.backend.snapshot(state)

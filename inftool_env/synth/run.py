@@ -20,6 +20,7 @@ import re
 import textwrap
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from inftool_env.errors import RolloutError
 from inftool_env.llm import ChatModel
 from inftool_env.synth.categories import BUILDERS, CATEGORIES, parse_categories
 from inftool_env.synth.context import Context, NotApplicable, Skip
+from inftool_env.synth.foreign import ForeignRequest
 from inftool_env.synth.target import ANY_TOOL, TargetPlan, cell_of
 from inftool_env.synth.verify import ERROR_CHARS, Deduper, find_failure
 from inftool_env.synth.world import ManifestSource, SynthError, World, open_world
@@ -118,13 +120,14 @@ def synthesize(
     round: int = 0,  # noqa: A002 - the contract's name for the loop round
     progress: bool = False,
     attempts_per_task: int = ATTEMPTS_PER_TASK,
+    foreign: Sequence[ForeignRequest] = (),
 ) -> SynthRun:
     """Verified tasks for ``source`` (see the module doc); sync wrapper of ``synthesize_async``."""
 
     async def go() -> SynthRun:
         return await synthesize_async(source, n=n, categories=categories, generator=generator, seed=seed,
                                       plan=plan, round=round, progress=progress,
-                                      attempts_per_task=attempts_per_task)  # fmt: skip
+                                      attempts_per_task=attempts_per_task, foreign=foreign)  # fmt: skip
 
     try:
         asyncio.get_running_loop()
@@ -145,9 +148,11 @@ async def synthesize_async(
     round: int = 0,  # noqa: A002
     progress: bool = False,
     attempts_per_task: int = ATTEMPTS_PER_TASK,
+    foreign: Sequence[ForeignRequest] = (),
 ) -> SynthRun:
     """``generator``: "schema", a model string, or a ChatModel object (both agent roles play on it).
-    ``source``: also a World ``open_world`` made (the CLI opens it first, to check ``--out`` against it)."""
+    ``source``: also a World ``open_world`` made (the CLI opens it first, to check ``--out`` against it).
+    ``foreign``: other sources' requests, a share of irrelevance offers this source's tools (synth/foreign.py)."""
     wanted = parse_categories(categories)
     if n < 0 or attempts_per_task < 1:
         raise SynthError(f"n must be at least 0 and attempts_per_task at least 1, not {n} and {attempts_per_task}")
@@ -172,7 +177,8 @@ async def synthesize_async(
             agents = ThreeAgents(chat, chat, world, seed=seed)
     name = generator if isinstance(generator, str) else generator.name
     try:
-        await _fill(run, world, quota, fresh, kept, parents, bar, agents, name, seed, round, attempts_per_task)
+        await _fill(run, world, quota, fresh, kept, parents, bar, agents, name, seed, round, attempts_per_task,
+                    tuple(foreign))  # fmt: skip
     finally:
         bar.close()
         if agents is not None:
@@ -184,11 +190,11 @@ async def synthesize_async(
 async def _fill(
     run: SynthRun, world: World, quota: dict[tuple[str, str], int], fresh: dict[str, Any], kept: list[Task],
     parents: dict[tuple[str, str], Task], bar: Any, agents: Any, generator: str, seed: int, round: int,  # noqa: A002
-    attempts_per_task: int,
+    attempts_per_task: int, foreign: tuple[ForeignRequest, ...],
 ) -> None:  # fmt: skip
     dedup, drops = Deduper(), run.drops
     for (focus, category), count in quota.items():
-        ctx = Context.create(world, seed=zlib.crc32(f"{seed}|{category}|{focus}".encode()) % 2**31)
+        ctx = Context.create(world, seed=zlib.crc32(f"{seed}|{category}|{focus}".encode()) % 2**31, foreign=foreign)
         made = 0
         for attempt in range(count * attempts_per_task + 2):
             if made >= count:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from inftool_env.argtypes import positive_int, seed_arg, share
+from inftool_env.argtypes import at_least, positive_int, seed_arg, share
 from inftool_env.errors import InftoolError, first_invalid
 
 EPILOG = (
@@ -33,6 +33,9 @@ def add_commands(subparsers: Any) -> None:
                    help="share of each round's tasks to decline (keeps restraint; default 0.15)")  # fmt: skip
     p.add_argument("--replay-share", type=share, default=0.25,
                    help="share of training tasks replayed from earlier rounds (default 0.25)")  # fmt: skip
+    p.add_argument("--foreign-requests", type=at_least(0), default=8,
+                   help="with several sources: requests made per source that the others' irrelevance tasks offer "
+                   "their own tools, which cannot do them (0: none; default 8)")  # fmt: skip
     p.add_argument("--eval-via", choices=("gguf", "hf"), default="gguf",
                    help="gguf: checkpoints exported to llama.cpp (default); hf: transformers")  # fmt: skip
     p.add_argument("--eval-max-tokens", type=positive_int, default=128)
@@ -63,6 +66,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     fields = {"sources": args.sources, "policy": args.policy, "rounds": args.rounds, "seed": args.seed,
               "tasks_per_round": args.tasks_per_round, "eval_tasks": args.eval_tasks, "categories": args.categories,
               "irrelevance_share": args.irrelevance_share, "replay_share": args.replay_share,
+              "foreign_requests": args.foreign_requests,
               "eval_via": args.eval_via, "eval_max_tokens": args.eval_max_tokens, "bfcl_categories": bfcl,
               "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo, "keep_best": args.keep_best}  # fmt: skip
     try:

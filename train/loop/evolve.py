@@ -56,6 +56,8 @@ class EvolveConfig(BaseModel):
     keep_share: float = Field(default=0.3, ge=0, le=1, description="plan_targets: share kept for hard-task variants")
     irrelevance_share: float = Field(default=0.15, ge=0, le=1, description="plan_targets: irrelevance share")
     replay_share: float = Field(default=0.25, ge=0, lt=1, description="training tasks replayed from earlier rounds")
+    foreign_requests: int = Field(default=8, ge=0, description="requests made per source that the other sources' "
+                                  "irrelevance offers their own tools (0: none; synth/foreign.py)")  # fmt: skip
     generator: str = "schema"
     categories: list[str] | None = None
     eval_via: Literal["gguf", "hf"] = Field(default="gguf", description="gguf: export each checkpoint, llama.cpp")
@@ -152,10 +154,11 @@ class Evolve:
         few = too_few(self.config.eval_tasks, parse_categories(self.config.categories))
         if few is not None:  # the held-out split then never measures those categories on that source
             print(few.replace("tasks over", "held-out tasks (--eval-tasks) over"), flush=True)
+        foreign = self.foreign(self.config.seed + HELDOUT_SEED)
         for source, slug in self.slugs.items():
             run = synthesize(source, n=self.config.eval_tasks, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + HELDOUT_SEED, round=0,
-                             progress=self.progress)  # fmt: skip
+                             progress=self.progress, foreign=foreign[source])  # fmt: skip
             if not run.tasks:
                 raise InftoolError(f"{source}: synthesis made no held-out tasks (dropped: {run.dropped})")
             _fresh(self.out / "heldout" / slug)
@@ -225,12 +228,13 @@ class Evolve:
     def synth(self, r: int) -> None:
         from inftool_env.synth import TargetPlan, synthesize
 
+        foreign = self.foreign(self.config.seed + r)
         for source, slug in self.slugs.items():
             plan = TargetPlan.model_validate_json((self.out / f"round_{r}" / "plan" / f"{slug}.json").read_text())
             where = _fresh(self.out / f"round_{r}" / "tasks" / slug)
             run = synthesize(source, n=self.config.tasks_per_round, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + r, plan=plan, round=r,
-                             progress=self.progress)  # fmt: skip
+                             progress=self.progress, foreign=foreign[source])  # fmt: skip
             run.write(where)
             held = {_text(t) for t in load_tasks(self.out / "heldout" / slug / "tasks.jsonl")}
             fresh = [t for t in run.tasks if _text(t) not in held]  # the held-out split stays unseen
@@ -250,6 +254,15 @@ class Evolve:
                 "replayed": len(replay), "dropped": run.dropped, "not_applicable": run.not_applicable,
                 "by_category": _count(t.category for t in train),
             })  # fmt: skip
+
+    def foreign(self, seed: int) -> dict[str, tuple[Any, ...]]:
+        """Each source's requests of the other sources, for its irrelevance (none with one source)."""
+        from inftool_env.synth.foreign import pools
+        from inftool_env.synth.world import open_world
+
+        if not self.config.foreign_requests or len(self.slugs) < 2:
+            return dict.fromkeys(self.slugs, ())
+        return pools({s: open_world(s) for s in self.slugs}, self.config.foreign_requests, seed)
 
     def train(self, r: int) -> None:
         from inftool_env.train.grpo import GRPOConfig, train_grpo
