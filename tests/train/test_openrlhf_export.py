@@ -4,8 +4,11 @@ OpenRLHF installed (tests/train/test_openrlhf.py checks the same counts against 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import socket
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -143,3 +146,52 @@ def test_a_chat_template_the_agent_file_refuses_is_refused_before_anything_is_wr
                     "differently once the conversation goes on (e.g. it drops past reasoning), so an episode is "
                     "not one token sequence; use a template that only appends; the agent file would refuse every "
                     "episode")  # fmt: skip
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"  # closed once the block ends: connections are refused
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_hub_id_is_refused_at_once_where_the_hub_cannot_answer(offline, tmp_path, capsys, monkeypatch):
+    """Not the minute transformers spends retrying an unreachable hub: one quick question, then one line."""
+    pytest.importorskip("transformers")
+    from huggingface_hub import constants
+
+    endpoint = _closed_port()
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    line = _refused(["--tokenizer", "inftool-tests/no-such-model"], tmp_path, capsys, monkeypatch)
+    assert line.startswith("inftool: error: --tokenizer inftool-tests/no-such-model: no such directory, not in the "
+                           "Hugging Face cache, and the hub cannot be reached (")  # fmt: skip
+    assert ("HF_HUB_OFFLINE is set" if offline else endpoint) in line
+
+
+def test_a_hub_that_answers_is_reachable_whatever_its_status(monkeypatch):
+    from inftool_env.llm.hub import hub_unreachable
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # the endpoint read from HF_ENDPOINT
+        assert hub_unreachable() is None
+        monkeypatch.setenv("HF_ENDPOINT", _closed_port())
+        assert "refused" in (hub_unreachable() or "").lower()
+    finally:
+        server.shutdown()
+        server.server_close()

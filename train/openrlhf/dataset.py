@@ -131,6 +131,18 @@ def load_tokenizer(name: str) -> Any:
     if not path.exists() and not _HUB_ID.fullmatch(name):  # neither here nor a hub id: ask nobody
         raise InftoolError(f"--tokenizer {name}: no such directory (give the trained model's HF directory or "
                            f"model id, or '{EMBEDDED}')")  # fmt: skip
+    if not path.exists():  # a hub id: the local cache first, then the hub if it answers at all
+        try:
+            return AutoTokenizer.from_pretrained(name, local_files_only=True)
+        except Exception:  # noqa: S110 - not cached: the hub is asked below, and its error is the one shown
+            pass
+        from inftool_env.llm.hub import hub_unreachable
+
+        unreachable = hub_unreachable()
+        if unreachable is not None:
+            raise InftoolError(f"--tokenizer {name}: no such directory, not in the Hugging Face cache, and the hub "
+                               f"cannot be reached ({unreachable}); give the trained model's HF directory or "
+                               f"'{EMBEDDED}'")  # fmt: skip
     return _loaded(name, lambda: AutoTokenizer.from_pretrained(name))
 
 
