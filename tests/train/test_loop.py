@@ -247,8 +247,8 @@ def test_cli_registers_evolve_and_reports_mistakes_in_one_line(capsys: pytest.Ca
     args = parser.parse_args(["evolve", ENV, "--irrelevance-share", "0.3", "--replay-share", "0"])
     assert (args.irrelevance_share, args.replay_share, args.keep_best) == (0.3, 0.0, True)
     assert not parser.parse_args(["evolve", ENV, "--no-keep-best"]).keep_best
-    assert parser.parse_args(["evolve", ENV]).foreign_requests == 8
-    assert parser.parse_args(["evolve", ENV, "--foreign-requests", "0"]).foreign_requests == 0
+    assert parser.parse_args(["evolve", ENV]).foreign_requests == 0
+    assert parser.parse_args(["evolve", ENV, "--foreign-requests", "8"]).foreign_requests == 8
     with pytest.raises(SystemExit):
         parser.parse_args(["evolve", ENV, "--foreign-requests", "-1"])
     assert "0 or more" in capsys.readouterr().err

@@ -33,9 +33,9 @@ def add_commands(subparsers: Any) -> None:
                    help="share of each round's tasks to decline (keeps restraint; default 0.15)")  # fmt: skip
     p.add_argument("--replay-share", type=share, default=0.25,
                    help="share of training tasks replayed from earlier rounds (default 0.25)")  # fmt: skip
-    p.add_argument("--foreign-requests", type=at_least(0), default=8,
+    p.add_argument("--foreign-requests", type=at_least(0), default=0,
                    help="with several sources: requests made per source that the others' irrelevance tasks offer "
-                   "their own tools, which cannot do them (0: none; default 8)")  # fmt: skip
+                   "their own tools, which cannot do them (default 0: none; 8 measured no gain)")  # fmt: skip
     p.add_argument("--eval-via", choices=("gguf", "hf"), default="gguf",
                    help="gguf: checkpoints exported to llama.cpp (default); hf: transformers")  # fmt: skip
     p.add_argument("--eval-max-tokens", type=positive_int, default=128)

@@ -56,7 +56,7 @@ class EvolveConfig(BaseModel):
     keep_share: float = Field(default=0.3, ge=0, le=1, description="plan_targets: share kept for hard-task variants")
     irrelevance_share: float = Field(default=0.15, ge=0, le=1, description="plan_targets: irrelevance share")
     replay_share: float = Field(default=0.25, ge=0, lt=1, description="training tasks replayed from earlier rounds")
-    foreign_requests: int = Field(default=8, ge=0, description="requests made per source that the other sources' "
+    foreign_requests: int = Field(default=0, ge=0, description="requests made per source that the other sources' "
                                   "irrelevance offers their own tools (0: none; synth/foreign.py)")  # fmt: skip
     generator: str = "schema"
     categories: list[str] | None = None
