@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm import tqdm
@@ -40,6 +40,10 @@ from tqdm import tqdm
 from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.loop import report as R
+
+if TYPE_CHECKING:
+    from inftool_env.synth.foreign import ForeignRequest
+    from inftool_env.synth.world import World
 
 HELDOUT_SEED = 1_000_003  # the evaluation split's synthesis seed, apart from every round's
 _METHOD = {"eval": "evaluate"}  # stage name -> method, where they differ
@@ -154,9 +158,9 @@ class Evolve:
         few = too_few(self.config.eval_tasks, parse_categories(self.config.categories))
         if few is not None:  # the held-out split then never measures those categories on that source
             print(few.replace("tasks over", "held-out tasks (--eval-tasks) over"), flush=True)
-        foreign = self.foreign(self.config.seed + HELDOUT_SEED)
+        worlds, foreign = self.foreign(self.config.seed + HELDOUT_SEED)
         for source, slug in self.slugs.items():
-            run = synthesize(source, n=self.config.eval_tasks, categories=self.config.categories,
+            run = synthesize(worlds.get(source, source), n=self.config.eval_tasks, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + HELDOUT_SEED, round=0,
                              progress=self.progress, foreign=foreign[source])  # fmt: skip
             if not run.tasks:
@@ -228,11 +232,12 @@ class Evolve:
     def synth(self, r: int) -> None:
         from inftool_env.synth import TargetPlan, synthesize
 
-        foreign = self.foreign(self.config.seed + r)
+        worlds, foreign = self.foreign(self.config.seed + r)
         for source, slug in self.slugs.items():
             plan = TargetPlan.model_validate_json((self.out / f"round_{r}" / "plan" / f"{slug}.json").read_text())
             where = _fresh(self.out / f"round_{r}" / "tasks" / slug)
-            run = synthesize(source, n=self.config.tasks_per_round, categories=self.config.categories,
+            opened = worlds.get(source, source)
+            run = synthesize(opened, n=self.config.tasks_per_round, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + r, plan=plan, round=r,
                              progress=self.progress, foreign=foreign[source])  # fmt: skip
             run.write(where)
@@ -255,14 +260,17 @@ class Evolve:
                 "by_category": _count(t.category for t in train),
             })  # fmt: skip
 
-    def foreign(self, seed: int) -> dict[str, tuple[Any, ...]]:
-        """Each source's requests of the other sources, for its irrelevance (none with one source)."""
+    def foreign(self, seed: int) -> tuple[dict[str, World], dict[str, tuple[ForeignRequest, ...]]]:
+        """Each source's requests of the other sources, for its irrelevance (none with one source), and the
+        worlds opened to make them, which synthesis then takes rather than opening each source again."""
         from inftool_env.synth.foreign import pools
         from inftool_env.synth.world import open_world
 
         if not self.config.foreign_requests or len(self.slugs) < 2:
-            return dict.fromkeys(self.slugs, ())
-        return pools({s: open_world(s) for s in self.slugs}, self.config.foreign_requests, seed)
+            return {}, dict.fromkeys(self.slugs, ())
+        model = None if self.config.generator == "schema" else self.config.generator  # as synthesize opens it
+        worlds = {s: open_world(s, model=model) for s in self.slugs}
+        return worlds, pools(worlds, self.config.foreign_requests, seed)
 
     def train(self, r: int) -> None:
         from inftool_env.train.grpo import GRPOConfig, train_grpo
