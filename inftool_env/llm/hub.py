@@ -26,7 +26,7 @@ def hub_unreachable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
         urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()  # noqa: S310 - the hub's own endpoint
     except urllib.error.HTTPError:
         return None  # it answered
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # URLError is an OSError: DNS, refused, timed out
         reason = getattr(exc, "reason", exc)
         return f"{endpoint}: {reason}"
     return None

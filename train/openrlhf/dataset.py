@@ -128,10 +128,11 @@ def load_tokenizer(name: str) -> Any:
         gguf = embedded_gguf()  # its own one-line error when the model's parts are not installed
         return _loaded(name, lambda: gguf_tokenizer(gguf))
     path = Path(name)
-    if not path.exists() and not _HUB_ID.fullmatch(name):  # neither here nor a hub id: ask nobody
-        raise InftoolError(f"--tokenizer {name}: no such directory (give the trained model's HF directory or "
-                           f"model id, or '{EMBEDDED}')")  # fmt: skip
-    if not path.exists():  # a hub id: the local cache first, then the hub if it answers at all
+    if not path.exists():
+        if not _HUB_ID.fullmatch(name):  # neither here nor a hub id: ask nobody
+            raise InftoolError(f"--tokenizer {name}: no such directory (give the trained model's HF directory or "
+                               f"model id, or '{EMBEDDED}')")  # fmt: skip
+        # A hub id: the local cache first, then the hub if it answers at all.
         try:
             return AutoTokenizer.from_pretrained(name, local_files_only=True)
         except Exception:  # noqa: S110 - not cached: the hub is asked below, and its error is the one shown
