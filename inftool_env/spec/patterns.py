@@ -122,18 +122,23 @@ def bounded_validator(schema: Any) -> Any:
     return BoundedValidator(schema)
 
 
+_NAMES = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})  # name -> schema
+
+
 def has_patterns(schema: Any) -> bool:
-    """Whether ``schema`` uses a regex keyword anywhere (checking it may then take time)."""
-    stack, seen = [schema], set()
+    """Whether ``schema`` uses a regex keyword anywhere (checking it may then take time). A property
+    named "pattern" (BFCL's ``grep`` has one) is a name, not the keyword."""
+    stack: list[tuple[Any, bool]] = [(schema, False)]  # (node, whether its keys are names, not keywords)
+    seen: set[tuple[int, bool]] = set()
     while stack:
-        node = stack.pop()
-        if id(node) in seen:
+        node, named = stack.pop()
+        if (id(node), named) in seen:
             continue
-        seen.add(id(node))
+        seen.add((id(node), named))
         if isinstance(node, dict):
-            if "pattern" in node or "patternProperties" in node:
+            if not named and ("pattern" in node or "patternProperties" in node):
                 return True
-            stack.extend(node.values())
+            stack.extend((value, not named and key in _NAMES) for key, value in node.items())
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((item, False) for item in node)
     return False

@@ -141,6 +141,27 @@ def test_a_pattern_search_keeps_the_servers_time_budget():
 
 
 @pytest.mark.parametrize(
+    ("schema", "slow"),
+    [
+        ({"type": "string", "pattern": "^a"}, True),
+        ({"properties": {"code": {"anyOf": [{"pattern": "^a"}]}}}, True),
+        ({"patternProperties": {"^a": {}}}, True),
+        ({"$defs": {"pattern": {"pattern": "^a"}}}, True),
+        # Names, not keywords: BFCL's grep takes an argument called "pattern".
+        ({"type": "object", "properties": {"file_name": {"type": "string"}, "pattern": {"type": "string"}}}, False),
+        ({"properties": {"patternProperties": {"type": "object"}}}, False),
+        ({"$defs": {"pattern": {"type": "string"}}}, False),
+    ],
+)
+def test_only_regex_keywords_send_a_check_off_the_event_loop(schema, slow):
+    """A tool whose schema has a regex keyword is validated in a worker thread under a time bound
+    (mcp/server.py): one whose property is merely named "pattern" need not pay for the thread."""
+    from inftool_env.spec.patterns import has_patterns
+
+    assert has_patterns(schema) is slow
+
+
+@pytest.mark.parametrize(
     "schema",
     [
         {"anyOf": [{"type": "string"}]},
