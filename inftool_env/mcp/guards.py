@@ -112,7 +112,7 @@ def argument_problem(arguments: Any, *, max_bytes: int, max_depth: int) -> tuple
 def scrub(value: Any) -> Any:
     """``value`` with every lone surrogate replaced by U+FFFD, so it can be encoded as UTF-8 JSON."""
     if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+        return _LONE_SURROGATE.sub("\ufffd", value) if has_lone_surrogate(value) else value
     if isinstance(value, dict):
         return {scrub(k): scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -121,7 +121,8 @@ def scrub(value: Any) -> Any:
 
 
 def has_lone_surrogate(text: str) -> bool:
-    return _LONE_SURROGATE.search(text) is not None
+    # isascii() reads a flag CPython keeps on every string: ASCII text (most results) is not scanned.
+    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
 
 
 def _too_large(max_bytes: int) -> Problem:
