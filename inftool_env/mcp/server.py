@@ -44,7 +44,7 @@ from mcp.server.lowlevel import Server
 
 from inftool_env.backends.base import Backend, copy_tree
 from inftool_env.errors import ServerError, ToolCallError
-from inftool_env.mcp.guards import ServerLimits, argument_problem, has_lone_surrogate, scrub
+from inftool_env.mcp.guards import Problem, ServerLimits, argument_problem, has_lone_surrogate, scrub
 from inftool_env.spec.fast_check import Check, compile_check
 from inftool_env.spec.ir import ToolSpec, ToolSuite
 from inftool_env.spec.patterns import PatternTimeout, bounded_validator, deadline, has_patterns
@@ -256,15 +256,11 @@ class CompiledServer:
     async def _call(
         self, name: Any, arguments: Any, state: Any, timeout: float | None, live: _Live | None
     ) -> types.CallToolResult:
-        tool = self._tools.get(name) if isinstance(name, str) else None
-        if tool is None:
-            return self._unknown(name)
+        screened = self._screen(name, arguments)
+        if isinstance(screened, types.CallToolResult):
+            return screened
+        tool, size = screened
         limits = self.limits
-        problem, size = argument_problem(arguments, max_bytes=limits.max_argument_bytes,
-                                         max_depth=limits.max_argument_depth)  # fmt: skip
-        if problem is not None:
-            prefix = "Invalid arguments" if problem.kind == "schema" else "Arguments refused"
-            return error_result(f"{prefix} for {name!r}: {problem.message}", problem.kind)
         arguments = {} if arguments is None else arguments
         writes = not tool.annotations.read_only
         if live is not None and writes and live.charged > limits.max_state_bytes:
@@ -284,6 +280,30 @@ class CompiledServer:
             return error_result(f"{name!r} did not finish within the server's {budget:g} s limit; "
                                 "its work was stopped", "timeout")  # fmt: skip
         return self._charge(live, writes, size, result)
+
+    def refusal(self, name: str, arguments: Any) -> types.CallToolResult | None:
+        """What ``call`` answers a call it refuses before running anything (an unknown tool, arguments
+        refused or invalid), a call that so changes no state; None where the call would run, and where
+        its checks would run in a thread (a tool with patterns, big arguments), not run here."""
+        screened = self._screen(name, arguments)
+        if isinstance(screened, types.CallToolResult):
+            return screened
+        tool, size = screened
+        if name in self._slow_input or size > OFF_LOOP_BYTES:
+            return None
+        problems = self._argument_errors(tool, {} if arguments is None else arguments)
+        return _invalid(name, problems) if problems else None
+
+    def _screen(self, name: Any, arguments: Any) -> tuple[ToolSpec, int] | types.CallToolResult:
+        """The tool and the arguments' size (about their JSON's), or the refusal of a call to no tool or
+        with arguments refused before any work (mcp/guards.py)."""
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        if tool is None:
+            return self._unknown(name)
+        limits = self.limits
+        problem, size = argument_problem(arguments, max_bytes=limits.max_argument_bytes,
+                                         max_depth=limits.max_argument_depth)  # fmt: skip
+        return (tool, size) if problem is None else _refused(name, problem)
 
     def _may_suspend(self, tool: ToolSpec, size: int) -> bool:
         """Whether the call may await: an async backend, or checks that run in a thread (_checked_call)."""
@@ -309,7 +329,7 @@ class CompiledServer:
         except PatternTimeout as exc:
             return error_result(f"Checking the arguments of {name!r} took too long: {exc}", "timeout")
         if problems:
-            return error_result(f"Invalid arguments for {name!r}: " + "; ".join(problems), "schema")
+            return _invalid(name, problems)
         try:
             # A copy: backends may mutate what they are given (BFCL's post_tweet appends to `mentions`),
             # and in-process callers (replays, the env) must not see their calls change under them.
@@ -401,6 +421,15 @@ def error_result(message: str, kind: str) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(text=_scrub_text(message))], is_error=True, _meta={META_ERROR_KIND: kind}
     )
+
+
+def _refused(name: str, problem: Problem) -> types.CallToolResult:
+    prefix = "Invalid arguments" if problem.kind == "schema" else "Arguments refused"
+    return error_result(f"{prefix} for {name!r}: {problem.message}", problem.kind)
+
+
+def _invalid(name: str, problems: list[str]) -> types.CallToolResult:
+    return error_result(f"Invalid arguments for {name!r}: " + "; ".join(problems), "schema")
 
 
 def _scrub_text(text: str) -> str:

@@ -27,7 +27,10 @@ a kept side holds each turn's frozen states too: a rollout whose first turns are
 calls starts from the ground truth's states after them, and one whose states are the ground truth's
 whole (private parts included, so a moved generator tells) and whose calls left are its own ends
 there, the rest being the ground truth's outcomes. So a rollout that goes wrong in one turn of many
-replays about that turn.
+replays about that turn. A call the server refuses before running it (an unknown tool, arguments
+refused) changes no state, and its refusal is known without one (``CompiledServer.refusal``): a turn
+whose other calls are the ground truth's counts as its calls, so a rollout that is refused and then
+corrects itself takes the kept side too.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
+
+import mcp_types as types
 
 from inftool_env.backends.base import copy_tree
 from inftool_env.mcp.server import CompiledServer
@@ -60,8 +65,7 @@ class TurnOutcome:
 
     @property
     def responded(self) -> bool:
-        """BFCL's "empty turn" test: no step, or a single step with no call."""
-        return not (not self.steps or (len(self.steps) == 1 and not self.steps[0]))
+        return _responded(self.steps)
 
     @property
     def state_ok(self) -> bool:
@@ -76,6 +80,11 @@ class TurnOutcome:
             else:
                 missing.append(item)
         return missing
+
+
+def _responded(steps: Steps) -> bool:
+    """BFCL's "empty turn" test: no step, or a single step with no call."""
+    return not (not steps or (len(steps) == 1 and not steps[0]))
 
 
 def is_replayable(servers: Mapping[str, CompiledServer]) -> bool:
@@ -136,7 +145,7 @@ async def verdict_multi_turn(
     """``check_multi_turn`` of the replay, replaying only through the first failing turn, as BFCL's
     checker does: the later turns cannot change the verdict (scores need them: ``replay_turns``)."""
     so_far: list[str] = []
-    async with aclosing(_replay(servers, task, model, seed=seed, truths=truths)) as turns:
+    async with aclosing(_replay(servers, task, model, seed=seed, truths=truths, verdict=True)) as turns:
         k = 0
         async for turn in turns:
             failure = _failure(k, turn, so_far)
@@ -154,39 +163,50 @@ async def _replay(
     seed: int,
     truths: TruthCache | None,
     live: Sequence[Sequence[str]] | None = None,
+    verdict: bool = False,
 ) -> AsyncGenerator[TurnOutcome, None]:
-    """Each user turn's outcome as soon as both sides have run it."""
+    """Each user turn's outcome as soon as both sides have run it. ``verdict``: only the verdict will be
+    read, so a turn that fails before its states are looked at is not compared."""
     names = task.servers or list(servers)
     truth_turns = task.ground_truth
-    unlike = next((k for k in range(max(len(model), len(truth_turns))) if not _turn_alike(model, truth_turns, k)), None)
+    owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
+    align = _Alignment(servers, owner, model, truth_turns)
+    unlike = next((k for k in range(max(len(model), len(truth_turns))) if align(k) is None), None)
     same = unlike is None
     turns = range(max(len(task.turns), len(truth_turns)))
-    owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
     kept = None
-    if same and live is not None and all(getattr(servers[n].backend, "deterministic", False) for n in names):
-        answered: Sequence[Sequence[str]] | None = live  # the episode's own: nothing to replay
-    else:
-        kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed, same_calls=same)
-        answered = kept.results if kept is not None and same else None
-    if answered is not None:
+    deterministic = all(getattr(servers[n].backend, "deterministic", False) for n in names)
+    if same and live is not None and deterministic and not align.refused:
+        # The episode's own results: nothing to replay (the calls it made were all answered, none refused).
+        for k in turns:
+            yield _as_truths(k, model, task, live, None)
+        return
+    kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed, same_calls=same)
+    if kept is not None and same:
         # The ground truth's own calls on the same fresh state: a deterministic backend gives the same
         # results and states again, so one side's results are both sides' (a GRPO group's right answers).
         for k in turns:
-            yield _as_truths(k, model, task, answered)
+            yield _as_truths(k, model, task, kept.results, align(k))
         return
     frozen, kept_results = (kept.frozen, kept.results) if kept is not None else (None, [])
     # The turns before the first unlike one are the ground truth's calls on its states: its outcomes,
     # and the model's side starts from the ground truth's states after them.
     start = min(unlike, len(turns), len(frozen)) if frozen is not None and unlike is not None else 0
     for k in range(start):
-        yield _as_truths(k, model, task, kept_results)
+        yield _as_truths(k, model, task, kept_results, align(k))
     model_states = _States(servers, names, task, seed, base=frozen[start - 1] if frozen and start else None)
     truth_states = _States(servers, names, task, seed)  # with a kept side: only a fresh one to compare with
     last_unlike: int | None = None  # found at the first turn that could end the replay
     for k in turns[start:]:
         steps = list(model[k]) if k < len(model) else []
         truth = truth_turns[k] if k < len(truth_turns) else []
-        results = [await _run(servers, owner, model_states, call) for step in steps for call in step]
+        if verdict and truth and not _responded(steps):
+            yield TurnOutcome(steps, [], len(truth), [])  # BFCL's first check fails, whatever the states
+            return
+        results = []
+        for call in (call for step in steps for call in step):
+            refused = align.refusals.get(id(call))  # found lining the calls up: nothing to run
+            results.append(refused if refused is not None else await _run(servers, owner, model_states, call))
         if kept is None:
             truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
             expected: Mapping[str, Any] = truth_states.made
@@ -200,19 +220,23 @@ async def _replay(
             continue
         if last_unlike is None:
             ends = max(len(model), len(truth_turns))
-            last_unlike = next(j for j in reversed(range(ends)) if not _turn_alike(model, truth_turns, j))
+            last_unlike = next(j for j in reversed(range(ends)) if align(j) is None)
         if k >= last_unlike and model_states.are(now):
             # Every state is now the ground truth's, whole, and the calls left are its own: so are the outcomes.
             for j in turns[k + 1 :]:
-                yield _as_truths(j, model, task, kept_results)
+                yield _as_truths(j, model, task, kept_results, align(j))
             return
 
 
-def _as_truths(k: int, model: Sequence[Steps], task: Task, results: Sequence[Sequence[str]]) -> TurnOutcome:
-    """Turn ``k``'s outcome where the model's calls got the ground truth's own ``results``."""
+def _as_truths(
+    k: int, model: Sequence[Steps], task: Task, results: Sequence[Sequence[str]], aligned: Aligned | None
+) -> TurnOutcome:
+    """Turn ``k``'s outcome where the model's calls got the ground truth's own ``results``, and its
+    refused calls (``aligned``, where it has some) their refusals."""
     got = list(results[k]) if k < len(results) else []
     truth_calls = len(task.ground_truth[k]) if k < len(task.ground_truth) else 0
-    return TurnOutcome(list(model[k]) if k < len(model) else [], got, truth_calls, list(got))
+    made = [got[x] if isinstance(x, int) else x for x in aligned] if aligned is not None else list(got)
+    return TurnOutcome(list(model[k]) if k < len(model) else [], made, truth_calls, got)
 
 
 def check_multi_turn(outcomes: Sequence[TurnOutcome]) -> Verdict:
@@ -326,6 +350,65 @@ def _differ(
     return tuple(differ)
 
 
+Aligned = list[int | str]  # a turn's calls: each the ground-truth call it is (its index), or its refusal's text
+
+
+class _Alignment:
+    """Turn by turn, whether the model's calls are the ground truth's (``_turn_alike``), or would be but
+    for calls refused before they run (an unknown tool, arguments refused): such a call changes no state,
+    so what it leaves is the ground truth's, and its result is its refusal, known without running it.
+    A rollout that tries a call, is refused and corrects it is then the ground truth's."""
+
+    def __init__(
+        self,
+        servers: Mapping[str, CompiledServer],
+        owner: dict[str, str],
+        model: Sequence[Steps],
+        truth: list[list[ToolCall]],
+    ) -> None:
+        self.servers, self.owner, self.model, self.truth = servers, owner, model, truth
+        self.turns: dict[int, Aligned | None] = {}
+        self.refused = False  # whether an aligned turn holds a refused call
+        self.refusals: dict[int, str] = {}  # id of a call found refused -> its refusal
+
+    def __call__(self, k: int) -> Aligned | None:
+        """Turn ``k``'s calls lined up with the ground truth's, or None where they are not its own."""
+        if k not in self.turns:
+            self.turns[k] = self._align(k)
+        return self.turns[k]
+
+    def _align(self, k: int) -> Aligned | None:
+        wanted = self.truth[k] if k < len(self.truth) else []
+        if _turn_alike(self.model, self.truth, k):
+            return list(range(len(wanted)))
+        made = [call for step in self.model[k] for call in step] if k < len(self.model) else []
+        aligned: Aligned = []
+        j = 0  # the next ground-truth call
+        for call in made:
+            if j < len(wanted) and call.name == wanted[j].name and _same_json(call.arguments, wanted[j].arguments):
+                aligned.append(j)
+                j += 1
+            elif (refusal := self._refusal(call)) is not None:
+                aligned.append(refusal)
+            else:
+                return None
+        if j != len(wanted):
+            return None
+        self.refused = True  # not alike, yet every call lined up: some were refused
+        return aligned
+
+    def _refusal(self, call: ToolCall) -> str | None:
+        server = self.owner.get(call.name)
+        if server is None:
+            self.refusals[id(call)] = text = _unknown(call.name)
+            return text
+        result = self.servers[server].refusal(call.name, call.arguments)
+        if result is None:
+            return None
+        self.refusals[id(call)] = text = _text(result)
+        return text
+
+
 def _turn_alike(model: Sequence[Steps], truth: list[list[ToolCall]], k: int) -> bool:
     """Whether turn ``k``'s calls, in order, are the ground truth's: the same names, and arguments equal
     as JSON (so 1, 1.0 and true differ, as the backends may see them)."""
@@ -371,8 +454,16 @@ def _matches(backend: Any, state: Any, expected: Any) -> bool:
 async def _run(servers: Mapping[str, CompiledServer], owner: dict[str, str], states: _States, call: ToolCall) -> str:
     server = owner.get(call.name)
     if server is None:
-        return f"Unknown tool {call.name!r}."
-    result = await servers[server].call(call.name, call.arguments, states[server])
+        return _unknown(call.name)
+    return _text(await servers[server].call(call.name, call.arguments, states[server]))
+
+
+def _unknown(name: str) -> str:
+    """A call to no server's tool: what a replay answers it."""
+    return f"Unknown tool {name!r}."
+
+
+def _text(result: types.CallToolResult) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
 

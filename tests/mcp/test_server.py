@@ -35,6 +35,32 @@ async def test_invalid_arguments_name_every_problem_and_where():
     assert "'colour' was unexpected" in out.text
 
 
+async def test_a_refusal_is_what_the_call_answers_and_the_state_is_untouched():
+    """``refusal`` tells a call the server refuses before running it (a checker lines such calls up
+    without a state) by the very result ``call`` gives; a call that would run, or whose checks would run
+    in a thread, gets None."""
+    server = compile_spec(BOOKSHELF)
+    state = server.backend.new_state(seed=0)
+    before = server.backend.snapshot(state)
+    deep: dict = {}
+    for _ in range(80):
+        deep = {"x": deep}
+    for name, arguments in (
+        ("getBok", {"bookId": "x"}),  # unknown
+        ("addBook", {"title": 3, "year": 99}),  # invalid
+        ("addBook", "a title"),  # not an object
+        ("addBook", {"title": "t", "author": "a", "meta": deep}),  # refused: too deep
+    ):
+        refused = server.refusal(name, arguments)
+        assert refused is not None and refused.is_error, (name, arguments)
+        assert refused == await server.call(name, arguments, state), (name, arguments)
+    assert server.backend.snapshot(state) == before
+    assert server.refusal("getBook", {"bookId": "b1"}) is None
+    slow = CompiledServer(FAULTY_SUITE, Faulty())
+    assert slow.refusal("match", {"code": "b"}) is None  # a pattern's check runs in a thread: not told here
+    assert slow.refusal("match", {}) is None
+
+
 async def test_a_backend_exception_is_an_observation_not_a_crash():
     compiled = compile_spec("python:tests.fixtures.counter:Counter")
     async with open_client(compiled) as client:

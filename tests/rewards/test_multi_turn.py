@@ -103,6 +103,63 @@ async def test_an_episode_that_made_the_ground_truths_calls_is_scored_from_its_o
             assert (not replayed) == (label in ("ground_truth", "one_call_per_step")), (task.id, label, replayed)
 
 
+async def test_calls_refused_beside_the_ground_truths_take_the_kept_side(servers, tasks, replayed):
+    """A rollout that tries a call, is refused (an unknown tool, a wrongly typed argument) and then makes
+    the ground truth's calls left no state of its own: with a kept side it is scored without a replay,
+    its refusals among the results, and its outcomes are a cold replay's. A refused call with the right
+    first call never made leaves the turn unlike the ground truth's: it fails, as a cold replay says."""
+    taken = 0
+    for task in tasks:
+        truth = [[turn] if turn else [] for turn in task.ground_truth]
+        k = next(j for j, turn in enumerate(task.ground_truth) if turn)
+        first = task.ground_truth[k][0]
+        param = next(iter(first.arguments), None)
+        if param is None:
+            continue
+        retyped = ToolCall(name=first.name, arguments={**first.arguments, param: [1, {"x": 2}]})
+        unknown = ToolCall(name="no_such_tool", arguments={})
+        right, wrong = copy.deepcopy(truth), copy.deepcopy(truth)
+        right[k] = [[retyped], [unknown, *task.ground_truth[k]]]  # refused twice, then the right calls
+        wrong[k] = [[retyped, *task.ground_truth[k][1:]]]  # refused, and the right first call never made
+        kept = TruthCache()
+        await replay_turns(servers, task, truth, seed=0, truths=kept)  # the right answer, seen first, is kept
+        for steps, valid in ((right, True), (wrong, False)):
+            cold = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0))
+            del replayed[:]
+            got = await replay_turns(servers, task, steps, seed=0, truths=kept)
+            assert as_tuple(got) == as_tuple(cold), (task.id, valid)
+            assert check_multi_turn(got).valid == valid, task.id
+            made = sum(len(call) for turn in steps for call in turn)
+            assert len(replayed) < made, (task.id, replayed)  # a refusal found lining up is not run again
+        del replayed[:]
+        outcomes = await replay_turns(servers, task, right, seed=0, truths=kept)
+        assert not replayed, (task.id, replayed)
+        assert "Unknown tool 'no_such_tool'." in outcomes[k].results
+        assert any(r.startswith(f"Invalid arguments for {first.name!r}") for r in outcomes[k].results)
+        taken += 1
+    assert taken >= 8
+
+
+async def test_a_verdict_on_an_empty_turn_compares_no_state(servers, tasks, monkeypatch):
+    """BFCL checks that a turn responded before its states: the verdict of a turn left empty is that,
+    and no state is compared (nor thawed) for it; ``replay_turns`` still compares, for the scores."""
+    from inftool_env.rewards import multi_turn
+
+    compared: list[int] = []
+    differ = multi_turn._differ
+    monkeypatch.setattr(multi_turn, "_differ", lambda *a: compared.append(1) or differ(*a))
+    for task in tasks:
+        kept = TruthCache()
+        for label, steps in mutations(task):
+            if label not in ("empty_turn", "missing_last_turn"):
+                continue
+            whole = check_multi_turn(await replay_turns(servers, task, steps, seed=0, truths=kept))
+            assert whole.error_type == "multi_turn:empty_turn_model_response", (task.id, label)
+            del compared[:]
+            assert await verdict_multi_turn(servers, task, steps, seed=0, truths=kept) == whole, (task.id, label)
+            assert not compared, (task.id, label)
+
+
 def test_results_by_turn_groups_as_steps_by_turn_and_refuses_what_a_replay_would_not_give_again():
     def record(name, result, kind=None):
         return CallRecord(name=name, arguments={}, result=result, is_error=kind is not None, error_kind=kind)
@@ -340,14 +397,17 @@ async def test_a_state_that_cannot_be_frozen_is_replayed_whole(replayed):
     task = Task(id="dice", turns=["look", "roll", "roll"], servers=["Dice"], ground_truth=[[look], [roll], [roll]])
     kept = TruthCache()
     await replay_turns(servers, task, [[[look]], [[roll]], [[roll]]], seed=0, truths=kept)
-    for steps in (
-        [[[look]], [[roll]], []],
-        [[[look, ToolCall(name="no_such_tool", arguments={})]], [[roll]], [[roll]]],
+    for steps, replays in (
+        ([[[look]], [[roll]], []], "every call"),
+        ([[[look]], [[roll]], [[roll, roll]]], "every call"),
+        # A refused call lines up with the ground truth's without a state: the kept outcomes stand.
+        ([[[look, ToolCall(name="no_such_tool", arguments={})]], [[roll]], [[roll]]], "none"),
     ):
         cold = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0))
         del replayed[:]
         assert as_tuple(await replay_turns(servers, task, steps, seed=0, truths=kept)) == as_tuple(cold)
-        assert len(replayed) == sum(len(call) for turn in steps for call in turn)  # every call, none skipped
+        made = sum(len(call) for turn in steps for call in turn)
+        assert len(replayed) == (made if replays == "every call" else 0), steps
 
 
 async def test_arguments_in_another_order_are_replayed_where_a_backend_keeps_their_order(tmp_path):
