@@ -13,7 +13,8 @@ entry, as a GRPO group's rollouts do: ours keeps an entry's ground-truth side af
 replay (multi_turn.TruthCache), its frozen states included, so a case replays only the turns where it
 left the ground truth's calls and states; the "no reuse" line replays both sides of every case.
 ``--bare-calls`` adds a bound, not a checker: ours with every server call swapped for the backend
-alone and its result's JSON (no guards, no validation, no MCP result), to show what the call path costs;
+alone and its result's JSON (no guards, no validation, no MCP result), to show what the call path costs
+(it runs on the backend the calls ours refuses, so it may come out slower than ours);
 and the time one pass of ours spends inside BFCL's own classes (their methods and fresh scenarios),
 the work no checker of these cases skips, with the ratio a checker doing nothing else would reach.
 
