@@ -174,9 +174,7 @@ async def _replay(
     unlike = next((k for k in range(max(len(model), len(truth_turns))) if align(k) is None), None)
     same = unlike is None
     turns = range(max(len(task.turns), len(truth_turns)))
-    kept = None
-    deterministic = all(getattr(servers[n].backend, "deterministic", False) for n in names)
-    if same and live is not None and deterministic and not align.refused:
+    if same and live is not None and not align.refused and _deterministic(servers, names):
         # The episode's own results: nothing to replay (the calls it made were all answered, none refused).
         for k in turns:
             yield _as_truths(k, model, task, live, None)
@@ -226,6 +224,10 @@ async def _replay(
             for j in turns[k + 1 :]:
                 yield _as_truths(j, model, task, kept_results, align(j))
             return
+
+
+def _deterministic(servers: Mapping[str, CompiledServer], names: list[str]) -> bool:
+    return all(getattr(servers[n].backend, "deterministic", False) for n in names)
 
 
 def _as_truths(
