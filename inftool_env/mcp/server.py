@@ -289,7 +289,7 @@ class CompiledServer:
         if isinstance(screened, types.CallToolResult):
             return screened
         tool, size = screened
-        if name in self._slow_input or size > OFF_LOOP_BYTES:
+        if self._checked_off_loop(name, size):
             return None
         problems = self._argument_errors(tool, {} if arguments is None else arguments)
         return _invalid(name, problems) if problems else None
@@ -308,8 +308,12 @@ class CompiledServer:
     def _may_suspend(self, tool: ToolSpec, size: int) -> bool:
         """Whether the call may await: an async backend, or checks that run in a thread (_checked_call)."""
         name = tool.name
-        return (getattr(self.backend, "suspends", True) or name in self._slow_input or name in self._slow_output
-                or size > OFF_LOOP_BYTES)  # fmt: skip
+        suspends = getattr(self.backend, "suspends", True)
+        return suspends or self._checked_off_loop(name, size) or name in self._slow_output
+
+    def _checked_off_loop(self, name: str, size: int) -> bool:
+        """Whether the arguments' check runs in a worker thread: a regex to run, or arguments this large."""
+        return name in self._slow_input or size > OFF_LOOP_BYTES
 
     @staticmethod
     def _charge(live: _Live | None, writes: bool, size: int, result: types.CallToolResult) -> types.CallToolResult:
@@ -322,7 +326,7 @@ class CompiledServer:
     ) -> types.CallToolResult:
         name = tool.name
         try:
-            if name in self._slow_input or size > OFF_LOOP_BYTES:
+            if self._checked_off_loop(name, size):
                 problems = await _off_loop(lambda: self._argument_errors(tool, arguments), budget)
             else:  # no regex to run, and little to check: not worth a thread
                 problems = self._argument_errors(tool, arguments)
