@@ -612,6 +612,21 @@ def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, toke
     assert trained[2]["call_form_p"] > records[2]["call_form_p"]
 
 
+def test_sft_keep_decision_holds_the_starting_models_first_token(tiny: Path, tasks: list[Any], tmp_path: Path) -> None:
+    """The warm start, learning the calls, moves the untrained first token of each reply too; the KL term
+    to the start at those tokens holds them. A weight of 1e-9 logs the same KL and changes nothing else."""
+    from inftool_env.train.grpo import train_grpo
+
+    cfg = config(tiny, steps=0, sft_warmup_steps=4, sft_batch=5, lr=1e-2)
+    free, kept = (lines(train_grpo(cfg.model_copy(update={"sft_keep_decision": w}), [(ENV, tasks)], tmp_path / str(w),
+                                   progress=False).metrics_path) for w in (1e-9, 100.0))  # fmt: skip
+    assert kept[0]["decision_kl"] == pytest.approx(0.0, abs=1e-6)  # the reference is the start
+    assert kept[1]["decision_kl"] == pytest.approx(free[1]["decision_kl"], rel=1e-3)  # nothing to hold before drift
+    assert free[3]["decision_kl"] > free[1]["decision_kl"] > 0  # the warm start alone drifts further
+    assert kept[3]["decision_kl"] < free[3]["decision_kl"] / 4
+    assert all(0 < r["decision_call_p"] < 1 for r in free + kept)
+
+
 def test_call_form_loss_ignores_one_shift_of_every_call_opener(tokenizer: Any) -> None:
     import torch
 
@@ -654,6 +669,7 @@ async def test_sft_examples_score_the_assistant_turns_only(tiny: Path, tokenizer
     openers = [i for i in range(1, len(example.ids)) if i not in example.targets and i + 1 in example.targets]
     assert len(openers) == 2 and all(tokenizer.decode(example.ids[i]) == "<" for i in openers)
     assert example.openers == openers  # trained on how the call opens only (call_form)
+    assert example.decisions == openers  # where sft_keep_decision holds the starting model's choice
     assert scored.count("tool_call>\n{") == 2 and "<tool_call>" not in scored
     assert '"registerMember"' in scored and '"borrowBook"' in scored
     assert "Done." not in scored and "Done." in tokenizer.decode(example.ids)  # the closing remark: context only
@@ -681,6 +697,7 @@ async def test_sft_on_irrelevance_scores_the_declining_answer(tiny: Path, tokeni
     # By default the reply's first token, where declining is decided, is context: GRPO decides.
     assert example.ids == decided.ids and example.targets == decided.targets[1:]
     assert example.openers == decided.openers == []  # no call: nothing about how one opens
+    assert example.decisions == decided.decisions == decided.targets[:1]  # the decline decides there too
     assert tokenizer.decode(example.ids[decided.targets[0]]).strip() == DECLINE.split()[0]
 
 

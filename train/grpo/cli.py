@@ -59,6 +59,9 @@ def add_commands(subparsers: Any) -> None:
                    help="train how a call reply opens (the template's tag, not a code fence) where --sft-decides "
                    "leaves its first token out, renormalised over the tokens a call opens with (measured: it "
                    "still made the model call more)")  # fmt: skip
+    p.add_argument("--sft-keep-decision", type=float, default=0.0, metavar="W",
+                   help="weight of a KL term to the starting model on each reply's first token (call or not) "
+                   "in the warm start: keeps its decision while the rest is learnt (default 0: off)")  # fmt: skip
     p.add_argument("--explore-first", type=positive_float, metavar="T",
                    help="draw each reply's first token (call or answer) from the top --explore-top-k at "
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip
@@ -145,6 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             episode_timeout_s=args.episode_timeout, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
             sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, sft_call_form=args.sft_call_form,
+            sft_keep_decision=args.sft_keep_decision,
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
             explore_after_call=args.explore_after_call, clip_to=args.clip_to,
             is_cap=args.is_cap,

@@ -59,6 +59,10 @@ class GRPOConfig(BaseModel):
         default=False, description="where the warm start leaves a call reply's first token out: train how the "
         "call opens (the template's tag, not a code fence), renormalised over the tokens a call can open with "
         "(measured: it still raised how often the model calls)")  # fmt: skip
+    sft_keep_decision: float = Field(
+        default=0.0, ge=0, description="weight of KL(start || policy) over each reply's first token (call or "
+        "not) in the warm start's loss: holds the starting model's decision while the rest of the reply is "
+        "learnt; 0 (default): off")  # fmt: skip
     explore_temperature: float | None = Field(
         default=None, gt=0, description="draw each reply's first token (call or answer) from the top "
         "explore_top_k at this temperature, the loss importance-weighted for it; None: plain sampling")  # fmt: skip
@@ -123,6 +127,7 @@ class GRPOConfig(BaseModel):
             ("sft_batch", warm, named("sft_warmup_steps")),
             ("sft_decides", warm, named("sft_warmup_steps")),
             ("sft_call_form", warm, named("sft_warmup_steps")),
+            ("sft_keep_decision", warm, named("sft_warmup_steps")),
         ) if not acts]  # fmt: skip
 
     def effective(self) -> dict[str, Any]:

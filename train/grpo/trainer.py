@@ -35,7 +35,7 @@ from inftool_env.train.grpo.rollout import (
     rollout_groups,
     schedule,
 )
-from inftool_env.train.grpo.sft import Example, call_form_nll, call_openers, oracle_examples
+from inftool_env.train.grpo.sft import Example, call_form_nll, call_mass, call_openers, decision_kl, oracle_examples
 from inftool_env.train.grpo.state import (
     append_log,
     cut_log,
@@ -133,7 +133,8 @@ class _Run:
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
         # The KL's reference is the starting weights, so it is taken before a resumed run loads its own.
-        ref = M.reference_of(model, config.lora) if config.kl > 0 else None
+        anchored = config.sft_keep_decision > 0 and (saved is None or saved["sft_done"] < config.sft_warmup_steps)
+        ref = M.reference_of(model, config.lora) if config.kl > 0 or anchored else None
         if saved is not None:
             M.load_trainable_state(model, saved["trainable"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -181,6 +182,8 @@ class _Run:
                     self._save(force=self.sft_done == config.sft_warmup_steps)
                     bar.update(1)
                     bar.set_postfix(nll=f"{record['loss']:.3f}")
+                if self.config.kl == 0:
+                    self.ref = None  # it held the warm start's decisions only: its memory back for rollouts
             while self.step < config.steps:
                 record = await self._grpo_step(pool, progress)
                 self.history.append(record)
@@ -300,13 +303,18 @@ class _Run:
         }
 
     def _reference(self, seqs: list[list[int]], targets: list[list[int]]) -> list[Any]:
+        logits, chosen = self._reference_logits(seqs, targets)
+        return list(M.chosen_logprobs(logits, chosen).split([len(t) for t in targets]))
+
+    def _reference_logits(self, seqs: list[list[int]], targets: list[list[int]]) -> tuple[Any, Any]:
+        """The frozen start's logits at the targets (see ``M.target_logits``), without gradients."""
         import torch
 
         with torch.no_grad():
             if self.ref is not None:
-                return [x.detach() for x in M.sequence_logprobs(self.ref, seqs, targets)]
+                return M.target_logits(self.ref, seqs, targets)
             with self.model.disable_adapter():  # LoRA: the base weights are the reference
-                return [x.detach() for x in M.sequence_logprobs(self.model, seqs, targets)]
+                return M.target_logits(self.model, seqs, targets)
 
     def _log_groups(self, groups: list[Group], prepared: Prepared) -> None:
         records = []
@@ -336,23 +344,34 @@ class _Run:
         openers = torch.tensor(self.openers, dtype=torch.long)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        nll, form_nll, form_p = 0.0, 0.0, []
+        keep = self.config.sft_keep_decision
+        decisions = sum(len(e.decisions) for e in batch)
+        nll, form_nll, form_p, call_p, kept_kl = 0.0, 0.0, [], [], 0.0
         for e, form in zip(batch, forms, strict=True):
-            logits, chosen = M.target_logits(self.model, [e.ids], [e.targets + form])
-            k = len(e.targets)
+            logits, chosen = M.target_logits(self.model, [e.ids], [e.targets + form + e.decisions])
+            k, f = len(e.targets), len(e.targets) + len(form)
             token_nll = -M.chosen_logprobs(logits[:k], chosen[:k]).sum()
-            opening = call_form_nll(logits[k:], chosen[k:], openers.to(logits.device)) if form else None
+            opening = call_form_nll(logits[k:f], chosen[k:f], openers.to(logits.device)) if form else None
             loss = (token_nll + (opening.sum() if opening is not None and trained else 0.0)) / tokens
+            if keep and e.decisions:
+                drift = decision_kl(logits[f:], self._reference_logits([e.ids], [e.decisions])[0]).sum()
+                loss = loss + keep * drift / decisions
+                kept_kl += float(drift.detach()) / decisions
             loss.backward()
             nll += float(token_nll.detach()) / tokens
             if opening is not None:
                 form_nll += float(opening.detach().sum()) / tokens
                 form_p += (-opening.detach()).exp().tolist()
+            call_p += call_mass(logits[f:].detach(), openers.to(logits.device)).tolist()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
                                        self.config.max_grad_norm)  # fmt: skip
         self.optimizer.step()
         record = {"sft_step": self.sft_done, "phase": "sft", "loss": nll, "tokens_trained": tokens,
                   "examples": len(examples), "time_s": {"optimisation": time.perf_counter() - started}}  # fmt: skip
+        if call_p:  # how likely a call is at the replies' first tokens (before this step's update)
+            record["decision_call_p"] = sum(call_p) / len(call_p)
+        if keep:
+            record["decision_kl"] = kept_kl
         if form_p:  # the call form's loss (trained or not), and the template's tag's share among the openers
             record.update(call_form_loss=form_nll, call_form_p=sum(form_p) / len(form_p))
         return record
