@@ -27,10 +27,10 @@ first 50 irrelevance entries, against 30 without.
 
 Leaving that token out of the loss does not leave it where it was: learning the calls that follow it moves
 the shared weights under it (a warm start alone took BFCL irrelevance from 36% to 24% on its first 50 with
-``decides="never"``). ``sft_keep_decision`` (a weight; 0, off, by default) adds KL(start || policy) over the whole
-vocabulary at every reply's first token, call or decline, to the loss: the starting model's choice is held
-while the rest is learnt. The metrics log ``decision_call_p``, the mass on the tokens a call opens with at
-those positions, every step either way.
+``decides="never"``). ``sft_keep_decision`` (a weight; 0, off, by default) adds KL(start || policy) over
+the whole vocabulary at each reply's first token that the loss leaves out, call or decline: the starting
+model's choice is held while the rest is learnt. The metrics log ``decision_call_p``, the mass on the
+tokens a call opens with at those positions, every step either way.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Example:
     ids: list[int]
     targets: list[int]  # positions of assistant tokens
     openers: list[int] = field(default_factory=list)  # call replies' first tokens not in targets (call_form)
-    decisions: list[int] = field(default_factory=list)  # every reply to the user's first token (call or not)
+    decisions: list[int] = field(default_factory=list)  # replies to the user's first tokens not in targets
 
 
 Decides = Literal["never", "pairs", "always"]
@@ -133,9 +133,10 @@ def render_example(
             if end in span:
                 span = span[: span.index(end) + 1]  # the turn's own tokens, through its end-of-turn
             to_user = k > 0 and messages[k - 1]["role"] == "user"
-            if to_user:
-                decisions.append(len(ids))
-            if message.get("tool_calls") or not calls:
+            scored = bool(message.get("tool_calls")) or not calls
+            if to_user and not (decides and scored):
+                decisions.append(len(ids))  # a choice the loss leaves out: sft_keep_decision may hold it
+            if scored:
                 undecided = to_user and not decides
                 targets += range(len(ids) + (1 if undecided else 0), len(ids) + len(span))
                 if undecided and message.get("tool_calls"):
