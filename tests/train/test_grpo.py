@@ -612,19 +612,63 @@ def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, toke
     assert trained[2]["call_form_p"] > records[2]["call_form_p"]
 
 
-def test_sft_keep_decision_holds_the_starting_models_first_token(tiny: Path, tasks: list[Any], tmp_path: Path) -> None:
-    """The warm start, learning the calls, moves the untrained first token of each reply too; the KL term
-    to the start at those tokens holds them. A weight of 1e-9 logs the same KL and changes nothing else."""
-    from inftool_env.train.grpo import train_grpo
+def test_sft_keep_decision_pulls_the_first_tokens_choice_to_the_start(
+    tiny: Path, tasks: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference is the start (no drift at the first step); the term pulls each reply's untrained first
+    token back to it. The tiny random model opens a call (``<``) about never, and its warm start barely moves
+    that, so here the "call openers" are the half of the vocabulary on one side of a direction in its
+    embedding space, and the start is made to favour them: a choice that the term has to move."""
+    import torch
+    from safetensors.torch import load_file
+
+    from inftool_env.train.grpo import train_grpo, trainer
 
     cfg = config(tiny, steps=0, sft_warmup_steps=4, sft_batch=5, lr=1e-2)
-    free, kept = (lines(train_grpo(cfg.model_copy(update={"sft_keep_decision": w}), [(ENV, tasks)], tmp_path / str(w),
-                                   progress=False).metrics_path) for w in (1e-9, 100.0))  # fmt: skip
-    assert kept[0]["decision_kl"] == pytest.approx(0.0, abs=1e-6)  # the reference is the start
-    assert kept[1]["decision_kl"] == pytest.approx(free[1]["decision_kl"], rel=1e-3)  # nothing to hold before drift
-    assert free[3]["decision_kl"] > free[1]["decision_kl"] > 0  # the warm start alone drifts further
-    assert kept[3]["decision_kl"] < free[3]["decision_kl"] / 4
-    assert all(0 < r["decision_call_p"] < 1 for r in free + kept)
+
+    def run(name: str, **update: Any) -> list[dict[str, Any]]:
+        result = train_grpo(cfg.model_copy(update=update), [(ENV, tasks)], tmp_path / name, progress=False)
+        return lines(result.metrics_path)
+
+    same = run("same", sft_keep_decision=100.0, sft_warmup_steps=1)
+    assert same[0]["decision_kl"] == pytest.approx(0.0, abs=1e-6)
+    embedding = load_file(str(tiny / "model.safetensors"))["model.embed_tokens.weight"]
+    side = (embedding @ torch.randn(embedding.shape[1], generator=torch.Generator().manual_seed(1)) > 0).nonzero()
+    openers = side.squeeze(-1).tolist()
+    start = trainer._Run._reference_logits
+
+    def favouring(self: Any, seqs: list[list[int]], targets: list[list[int]]) -> tuple[Any, Any]:
+        logits, chosen = start(self, seqs, targets)
+        return logits.index_add(-1, torch.tensor(openers), torch.full((len(logits), len(openers)), 2.0)), chosen
+
+    monkeypatch.setattr(trainer, "call_openers", lambda tokenizer: openers)
+    monkeypatch.setattr(trainer._Run, "_reference_logits", favouring)
+    free, kept = run("free", sft_keep_decision=1e-9), run("kept", sft_keep_decision=100.0)  # 1e-9: logged only
+    assert kept[0]["decision_kl"] == pytest.approx(free[0]["decision_kl"]) and kept[0]["decision_kl"] > 0.1
+    assert kept[0]["decision_call_p"] == pytest.approx(free[0]["decision_call_p"])
+    assert kept[3]["decision_kl"] < kept[0]["decision_kl"] - 0.05 < free[3]["decision_kl"]
+    assert kept[3]["decision_call_p"] > free[3]["decision_call_p"] + 0.03  # towards the start's choice
+
+
+def test_the_kept_decision_is_whether_to_call_not_how(tokenizer: Any) -> None:
+    import torch
+
+    from inftool_env.train.grpo.sft import call_mass, call_openers, decision_kl
+
+    openers = torch.tensor(call_openers(tokenizer))
+    start = torch.randn(3, len(tokenizer), generator=torch.Generator().manual_seed(0))
+    start[:, openers] += 9.0  # a call about one time in four
+    assert bool(((call_mass(start, openers) > 0.1) & (call_mass(start, openers) < 0.5)).all())
+    assert torch.allclose(decision_kl(start, start, openers), torch.zeros(3), atol=1e-6)
+    how = start.clone()
+    how[:, openers] = start[:, openers].roll(1, -1)  # the fence's odds for the tag's, and so on
+    how[:, 100:200] = start[:, 100:200].flip(-1)  # other words to decline with (no opener among them)
+    assert not set(range(100, 200)) & set(openers.tolist()) and not torch.equal(how, start)
+    assert torch.allclose(decision_kl(how, start, openers), torch.zeros(3), atol=1e-6)
+    calls = start.clone()
+    calls[:, openers] += 1.0  # calling likelier: held
+    assert bool((decision_kl(calls, start, openers) > 0.05).all())
+    assert bool((decision_kl(start, calls, openers) > 0.05).all())  # and declining likelier
 
 
 def test_call_form_loss_ignores_one_shift_of_every_call_opener(tokenizer: Any) -> None:

@@ -60,8 +60,9 @@ def add_commands(subparsers: Any) -> None:
                    "leaves its first token out, renormalised over the tokens a call opens with (measured: it "
                    "still made the model call more)")  # fmt: skip
     p.add_argument("--sft-keep-decision", type=float, default=0.0, metavar="W",
-                   help="weight of a KL term to the starting model on each reply's first token (call or not) "
-                   "in the warm start: keeps its decision while the rest is learnt (default 0: off)")  # fmt: skip
+                   help="weight of a KL term to the starting model between calling and not at each reply's "
+                   "first token in the warm start: keeps its decision while the rest is learnt (default 0: "
+                   "off)")  # fmt: skip
     p.add_argument("--explore-first", type=positive_float, metavar="T",
                    help="draw each reply's first token (call or answer) from the top --explore-top-k at "
                    "temperature T, importance-weighted in the loss (default: plain sampling)")  # fmt: skip

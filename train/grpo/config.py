@@ -60,9 +60,9 @@ class GRPOConfig(BaseModel):
         "call opens (the template's tag, not a code fence), renormalised over the tokens a call can open with "
         "(measured: it still raised how often the model calls)")  # fmt: skip
     sft_keep_decision: float = Field(
-        default=0.0, ge=0, description="weight of KL(start || policy) over each reply's first token (call or "
-        "not) in the warm start's loss: holds the starting model's decision while the rest of the reply is "
-        "learnt; 0 (default): off")  # fmt: skip
+        default=0.0, ge=0, description="weight of KL(start || policy) between calling and not at each reply's "
+        "first token the warm start's loss leaves out: holds the starting model's decision while the rest of "
+        "the reply is learnt; 0 (default): off")  # fmt: skip
     explore_temperature: float | None = Field(
         default=None, gt=0, description="draw each reply's first token (call or answer) from the top "
         "explore_top_k at this temperature, the loss importance-weighted for it; None: plain sampling")  # fmt: skip

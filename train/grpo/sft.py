@@ -27,10 +27,11 @@ first 50 irrelevance entries, against 30 without.
 
 Leaving that token out of the loss does not leave it where it was: learning the calls that follow it moves
 the shared weights under it (a warm start alone took BFCL irrelevance from 36% to 24% on its first 50 with
-``decides="never"``). ``sft_keep_decision`` (a weight; 0, off, by default) adds KL(start || policy) over
-the whole vocabulary at each reply's first token that the loss leaves out, call or decline: the starting
-model's choice is held while the rest is learnt. The metrics log ``decision_call_p``, the mass on the
-tokens a call opens with at those positions, every step either way.
+``decides="never"``). ``sft_keep_decision`` (a weight; 0, off, by default) adds KL(start || policy)
+between the two choices that token makes, to open a call or not, at each reply's first token the loss
+leaves out: the starting model's choice is held while the rest is learnt, and how it opens a call is not
+(with ``call_form`` the tag can replace the code fence while the call's probability is held). The metrics
+log ``decision_call_p``, the probability of opening a call at those positions, every step either way.
 """
 
 from __future__ import annotations
@@ -168,12 +169,21 @@ def call_form_nll(logits: Any, chosen: Any, openers: Any) -> Any:
 
 def call_mass(logits: Any, openers: Any) -> Any:
     """Each row's probability of opening a tool call: the mass on ``openers`` (see ``call_openers``)."""
-    return logits.log_softmax(-1).index_select(-1, openers).logsumexp(-1).exp()
+    return _call_or_not(logits, openers)[0].exp()
 
 
-def decision_kl(logits: Any, start: Any) -> Any:
-    """Each row's KL(start || policy) over the whole vocabulary: what ``sft_keep_decision`` adds to the loss at
-    a reply's first token. Forward KL: it is large where the start was likely to decline (or call) and the
-    policy no longer is, whichever way the rest of the warm start pushes."""
-    start_logp = start.float().log_softmax(-1)
-    return (start_logp.exp() * (start_logp - logits.log_softmax(-1))).sum(-1)
+def decision_kl(logits: Any, start: Any, openers: Any) -> Any:
+    """Each row's KL(start || policy) between the two choices a reply's first token makes: to open a call
+    (any of ``openers``) or not. What ``sft_keep_decision`` adds to the loss: indifferent to how each side's
+    mass is spread (tag or code fence; which words), so the start's choice is held and its form is not (a
+    KL over the whole vocabulary held the base model's code fences too: calls written as text)."""
+    start_call, start_not = _call_or_not(start.float(), openers)
+    call, not_call = _call_or_not(logits, openers)
+    return start_call.exp() * (start_call - call) + start_not.exp() * (start_not - not_call)
+
+
+def _call_or_not(logits: Any, openers: Any) -> tuple[Any, Any]:
+    """Each row's log-probability of opening a call, and of not, each a log-sum-exp (stable near 0 and 1)."""
+    logp = logits.log_softmax(-1)
+    is_opener = logp.new_zeros(logp.shape[-1], dtype=bool).index_fill(0, openers, True)
+    return logp.index_select(-1, openers).logsumexp(-1), logp.masked_fill(is_opener, float("-inf")).logsumexp(-1)

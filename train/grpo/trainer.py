@@ -354,7 +354,8 @@ class _Run:
             opening = call_form_nll(logits[k:f], chosen[k:f], openers.to(logits.device)) if form else None
             loss = (token_nll + (opening.sum() if opening is not None and trained else 0.0)) / tokens
             if keep and e.decisions:
-                drift = decision_kl(logits[f:], self._reference_logits([e.ids], [e.decisions])[0]).sum()
+                start = self._reference_logits([e.ids], [e.decisions])[0]
+                drift = decision_kl(logits[f:], start, openers.to(logits.device)).sum()
                 loss = loss + keep * drift / decisions
                 kept_kl += float(drift.detach()) / decisions
             loss.backward()
