@@ -369,9 +369,9 @@ class _Run:
         self.optimizer.step()
         record = {"sft_step": self.sft_done, "phase": "sft", "loss": nll, "tokens_trained": tokens,
                   "examples": len(examples), "time_s": {"optimisation": time.perf_counter() - started}}  # fmt: skip
-        if call_p:  # how likely a call is at the replies' first tokens (before this step's update)
+        if call_p:  # how likely a call is where the loss leaves the choice out (before this step's update)
             record["decision_call_p"] = sum(call_p) / len(call_p)
-        if keep:
+        if keep and call_p:  # none when every decision in the batch is trained (sft_decides)
             record["decision_kl"] = kept_kl
         if form_p:  # the call form's loss (trained or not), and the template's tag's share among the openers
             record.update(call_form_loss=form_nll, call_form_p=sum(form_p) / len(form_p))
