@@ -341,7 +341,7 @@ class _Run:
         forms = [[t for t in e.openers if e.ids[t] in allowed] for e in batch]  # measured; trained with call_form
         trained = self.config.sft_call_form
         tokens = sum(len(e.targets) + (len(f) if trained else 0) for e, f in zip(batch, forms, strict=True))
-        openers = torch.tensor(self.openers, dtype=torch.long)
+        openers = torch.tensor(self.openers, dtype=torch.long, device=next(self.model.parameters()).device)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         keep = self.config.sft_keep_decision
@@ -351,11 +351,11 @@ class _Run:
             logits, chosen = M.target_logits(self.model, [e.ids], [e.targets + form + e.decisions])
             k, f = len(e.targets), len(e.targets) + len(form)
             token_nll = -M.chosen_logprobs(logits[:k], chosen[:k]).sum()
-            opening = call_form_nll(logits[k:f], chosen[k:f], openers.to(logits.device)) if form else None
+            opening = call_form_nll(logits[k:f], chosen[k:f], openers) if form else None
             loss = (token_nll + (opening.sum() if opening is not None and trained else 0.0)) / tokens
             if keep and e.decisions:
                 start = self._reference_logits([e.ids], [e.decisions])[0]
-                drift = decision_kl(logits[f:], start, openers.to(logits.device)).sum()
+                drift = decision_kl(logits[f:], start, openers).sum()
                 loss = loss + keep * drift / decisions
                 kept_kl += float(drift.detach()) / decisions
             loss.backward()
@@ -363,7 +363,7 @@ class _Run:
             if opening is not None:
                 form_nll += float(opening.detach().sum()) / tokens
                 form_p += (-opening.detach()).exp().tolist()
-            call_p += call_mass(logits[f:].detach(), openers.to(logits.device)).tolist()
+            call_p += call_mass(logits[f:].detach(), openers).tolist()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
                                        self.config.max_grad_norm)  # fmt: skip
         self.optimizer.step()
