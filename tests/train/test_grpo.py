@@ -360,6 +360,43 @@ def test_explore_after_explores_exactly_the_tokens_after_that_text(tiny: Path, t
     assert flags.count(True) == 1 and tokenizer.decode(ids[: flags.index(True) + 1]).endswith("</tool_call>\n")
 
 
+def test_balanced_exploration_tries_both_sides_at_even_odds_and_records_half_the_draw(
+    tiny: Path, tokenizer: Any
+) -> None:
+    """With ``explore_sides``, a reply's first token is one of those tokens in about half the rows, and
+    else one of the rest, each from its side's top k at T: here the sides are tokens the random model
+    puts last, which plain exploring never draws. Its record is log(1/2) plus the draw's logprob."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.chat import TorchChat
+
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    hello = [{"role": "user", "content": "Hi"}]
+    prompt = TorchChat(model, tokenizer, name="tiny", max_new_tokens=1).render(hello, None)
+    with torch.no_grad():
+        raw = model(torch.tensor([prompt])).logits[0, -1].float()[: len(tokenizer)].log_softmax(-1)
+    unlikely = raw.topk(5, largest=False).indices.tolist()
+    chat = TorchChat(model, tokenizer, name="tiny", max_new_tokens=1, explore=(3.0, 4), explore_sides=unlikely)
+
+    def behaviour(side: Any) -> dict[int, float]:
+        top = raw.masked_fill(~side, float("-inf")).topk(4)
+        return dict(zip(top.indices.tolist(), (top.values / 3.0).log_softmax(-1).tolist(), strict=True))
+
+    is_opener = torch.zeros_like(raw, dtype=torch.bool).index_fill(0, torch.tensor(unlikely), True)
+    calls, answers = behaviour(is_opener), behaviour(~is_opener)
+    rows = chat._generate_rows([prompt] * 40, list(range(40)), 1.0, 1)
+    firsts = [ids[0] for ids, _ in rows]
+    assert 10 <= sum(t in unlikely for t in firsts) <= 30 and set(firsts) <= set(calls) | set(answers)
+    assert len(set(firsts) & set(calls)) > 1 and len(set(firsts) & set(answers)) > 1  # the top k, not the top 1
+    for ids, lps in rows:
+        assert lps[0] == pytest.approx(math.log(0.5) + {**calls, **answers}[ids[0]], abs=1e-5)
+    plain = TorchChat(model, tokenizer, name="tiny", max_new_tokens=1, explore=(3.0, 4))
+    assert not {ids[0] for ids, _ in plain._generate_rows([prompt] * 40, list(range(40)), 1.0, 1)} & set(unlikely)
+
+
 # -- rollouts through the real env, and the update -------------------------------------------------
 @pytest.mark.anyio
 async def test_rollouts_record_exactly_the_sampled_tokens_and_the_update_follows_the_reward(
@@ -817,7 +854,7 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
     out = tmp_path / "run"
     assert run_cli("train", str(TASKS), "--env", ENV, "--policy", f"hf:{tiny}", "--out", str(out), "--steps", "1",
                    "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "4", "--train-layers", "1",
-                   "--device", "cpu", "--explore-first", "2", "--explore-after-call",
+                   "--device", "cpu", "--explore-first", "2", "--explore-after-call", "--explore-balanced",
                    "--clip-to", "proximal") == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "time split" in printed and "generation" in printed and f"hf:{out / 'checkpoint'}" in printed
@@ -837,7 +874,7 @@ def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Pat
 
     saved = torch.load(out / "trainer_state" / "state.pt", weights_only=False)["config"]
     assert (saved["explore_temperature"], saved["explore_top_k"], saved["clip_to"]) == (2.0, 8, "proximal")
-    assert saved["explore_after_call"]
+    assert saved["explore_after_call"] and saved["explore_balanced"]
     with pytest.raises(SystemExit, match="^error: training settings: .*set it too"):  # a check of two flags together
         run_cli("train", ENV, "--policy", str(tiny), "--out", str(tmp_path / "x"), "--explore-after-call")
     with pytest.raises(SystemExit, match="^error: training settings: temperature 0 .*no group carries a signal"):

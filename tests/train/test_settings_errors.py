@@ -97,6 +97,7 @@ def test_types_are_not_coerced_and_numbers_are_finite() -> None:
      ({"explore_top_k": 3}, "explore_top_k (--explore-top-k) has no effect without explore_temperature"),
      ({"explore_after_call": True}, "explore_after_call (--explore-after-call) has no effect without "
                                     "explore_temperature (--explore-first T): set it too"),
+     ({"explore_balanced": True}, "explore_balanced (--explore-balanced) has no effect without explore_temperature"),
      ({"sft_decides": "always"}, "sft_decides (--sft-decides) has no effect without sft_warmup_steps"),
      ({"sft_call_form": True}, "leave sft_call_form off"),
      ({"sft_batch": 8}, "sft_batch has no effect without sft_warmup_steps (--sft-warmup-steps)"),
@@ -111,7 +112,8 @@ def test_a_setting_that_would_change_nothing_is_refused(fields: dict[str, Any], 
 
 def test_defaults_the_command_line_and_the_readme_recipes_still_validate() -> None:
     grpo()
-    grpo(is_cap=2.0, clip_to="proximal", explore_temperature=2.0, explore_top_k=4, explore_after_call=True)
+    explore = {"explore_temperature": 2.0, "explore_top_k": 4, "explore_after_call": True, "explore_balanced": True}
+    grpo(is_cap=2.0, clip_to="proximal", **explore)
     grpo(sft_warmup_steps=3, sft_batch=5, sft_decides="pairs", sft_call_form=True)
     recipes = re.findall(r"--grpo '(\{.*?\})'", README.read_text(), flags=re.DOTALL)
     assert any("sft_warmup_steps" in r for r in recipes)  # the headline run's

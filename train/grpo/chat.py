@@ -22,11 +22,16 @@ not the raw one, so the loss's ratio pi/mu is the importance weight that correct
 other token is drawn and recorded as usual. ``explore_after`` (e.g. ``"</tool_call>"``) explores the
 token after each occurrence of that text too: the one that decides between another call and the end
 of the reply, which is where a model that makes one call where several were asked goes wrong.
+``explore_sides`` (the tokens a call opens with) balances the draw: a side, a call opener or not, is
+drawn at even odds, then the token from that side's top ``k`` at ``T`` (mu is half that draw's
+probability). A policy 95% sure of calling still gives half a group's samples a reply that does not
+call, so every group tries both decisions: where one is right, it has a signal.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -90,7 +95,8 @@ class TorchChat(LocalChat):
     seeds_per_request = True
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16,
-                 explore: tuple[float, int] | None = None, explore_after: str | None = None) -> None:  # fmt: skip
+                 explore: tuple[float, int] | None = None, explore_after: str | None = None,
+                 explore_sides: list[int] | None = None) -> None:  # fmt: skip
         import torch
 
         self._torch = torch
@@ -100,6 +106,10 @@ class TorchChat(LocalChat):
         self.explore_after = explore_after if explore is not None else None  # also explore the token after this text
         self._pieces: dict[int, str] = {}  # token id -> its text, to spot explore_after as tokens arrive
         self.device = next(model.parameters()).device
+        self._call_side = None  # with explore_sides: a vocabulary mask of the call openers; see the module doc
+        if explore is not None and explore_sides:
+            self._call_side = torch.zeros(len(tokenizer), dtype=torch.bool, device=self.device)
+            self._call_side[explore_sides] = True
         # A decode step's cost in prefill tokens, for splitting a batch (math.inf: never split).
         self.decode_step_cost: float = DECODE_STEP_COST if self.device.type == "cpu" else DECODE_STEP_COST_ACCELERATOR
         pad = tokenizer.pad_token_id
@@ -253,12 +263,20 @@ class TorchChat(LocalChat):
         return after in text, text[-(len(after) - 1) :] if len(after) > 1 else ""
 
     def _explore(self, raw_logprobs: Any, temperature: float, k: int, generator: Any) -> tuple[int, float]:
-        """A reply's first token drawn from the top k at ``temperature``, and its logprob under that
-        draw (what the loss's ratio divides by)."""
+        """A reply's first token drawn from the top k at ``temperature`` (of one side, drawn first at even
+        odds, where the sides are set), and its logprob under that draw (what the loss's ratio divides by)."""
+        side_lp = 0.0
+        if (openers := self._call_side) is not None:
+            calls = bool(self._torch.rand(1, generator=generator, device=raw_logprobs.device) < 0.5)
+            n = min(openers.numel(), raw_logprobs.numel())  # the tokenizer's ids: a padded vocabulary's rest is unused
+            side = openers[:n] if calls else ~openers[:n]
+            k = min(k, int(side.sum()))
+            raw_logprobs = raw_logprobs[:n].masked_fill(~side, float("-inf"))
+            side_lp = math.log(0.5)
         top = raw_logprobs.topk(min(k, raw_logprobs.numel()))
         behaviour = (top.values / temperature).log_softmax(-1)
         at = self._draw(behaviour.exp(), generator)
-        return int(top.indices[at]), float(behaviour[at])
+        return int(top.indices[at]), side_lp + float(behaviour[at])
 
     def _choose(
         self, raw_logprobs: Any, temperature: float, generator: Any, so_far: list[int], seed: int | None

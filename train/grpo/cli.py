@@ -71,6 +71,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--explore-after-call", action="store_true",
                    help="with --explore-first: explore the token after each closed tool call too, the one that "
                    "decides between another call and the end of the reply")  # fmt: skip
+    p.add_argument("--explore-balanced", action="store_true",
+                   help="with --explore-first: draw an explored token's side (a call opener or not) at even "
+                   "odds, so every group tries both decisions; use with --clip-to proximal")  # fmt: skip
     p.add_argument("--clip-to", choices=("behaviour", "proximal"), default="behaviour",
                    help="the loss's clipped ratio: pi/mu (behaviour, default), or pi over the step's first policy, "
                    "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip
@@ -151,7 +154,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, sft_call_form=args.sft_call_form,
             sft_keep_decision=args.sft_keep_decision,
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
-            explore_after_call=args.explore_after_call, clip_to=args.clip_to,
+            explore_after_call=args.explore_after_call, explore_balanced=args.explore_balanced,
+            clip_to=args.clip_to,
             is_cap=args.is_cap,
             seed=args.seed, device=args.device,
         )  # fmt: skip

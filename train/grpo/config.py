@@ -70,6 +70,10 @@ class GRPOConfig(BaseModel):
     explore_after_call: bool = Field(
         default=False, description="with explore_temperature: explore the token after each closed tool call "
         "too (another call, or the end of the reply)")  # fmt: skip
+    explore_balanced: bool = Field(
+        default=False, description="with explore_temperature: draw an explored token's side, a call opener or "
+        "not, at even odds, then the token from that side's top explore_top_k, so a group tries both "
+        "decisions; pair it with clip_to proximal (behaviour's clip withholds a likely side's wins)")  # fmt: skip
     clip_to: Literal["behaviour", "proximal"] = Field(
         default="behaviour", description="the clipped ratio: pi/mu (behaviour), or pi over the step's first "
         "policy with pi/mu as a truncated weight (proximal); they differ on explored tokens only")  # fmt: skip
@@ -122,6 +126,7 @@ class GRPOConfig(BaseModel):
         exploring, warm = self.explore_temperature is not None, self.sft_warmup_steps > 0
         return [(field, needs) for field, acts, needs in (
             ("explore_after_call", exploring, named("explore_temperature")),
+            ("explore_balanced", exploring, named("explore_temperature")),
             ("explore_top_k", exploring, named("explore_temperature")),
             ("is_cap", self.clip_to == "proximal", "clip_to 'proximal' (--clip-to proximal)"),
             ("sft_batch", warm, named("sft_warmup_steps")),

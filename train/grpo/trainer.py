@@ -142,7 +142,8 @@ class _Run:
         explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
         chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
                          max_batch=config.tasks_per_step * config.group, explore=explore,
-                         explore_after=CLOSE if config.explore_after_call else None)  # fmt: skip
+                         explore_after=CLOSE if config.explore_after_call else None,
+                         explore_sides=call_openers(tokenizer) if config.explore_balanced else None)  # fmt: skip
         return cls(config, out, model, tokenizer, optimizer, ref, chat, saved, pool)
 
     def __init__(self, config: GRPOConfig, out: Path, model: Any, tokenizer: Any, optimizer: Any, ref: Any,
