@@ -360,12 +360,14 @@ def test_explore_after_explores_exactly_the_tokens_after_that_text(tiny: Path, t
     assert flags.count(True) == 1 and tokenizer.decode(ids[: flags.index(True) + 1]).endswith("</tool_call>\n")
 
 
-def test_balanced_exploration_tries_both_sides_at_even_odds_and_records_half_the_draw(
+def test_balanced_exploration_tries_both_sides_at_even_odds_and_an_answer_never_starts_a_call(
     tiny: Path, tokenizer: Any
 ) -> None:
-    """With ``explore_sides``, a reply's first token is one of those tokens in about half the rows, and
-    else one of the rest, each from its side's top k at T: here the sides are tokens the random model
-    puts last, which plain exploring never draws. Its record is log(1/2) plus the draw's logprob."""
+    """With ``explore_sides`` (openers, call starts), a reply's first token is an opener in about half the
+    rows, else a token that starts no call, each from its side's top k at T, recorded as log(1/2) plus the
+    draw's logprob. Here the openers are tokens the random model puts last, which plain exploring never
+    draws, and the call starts add the 300 it likes best. An answer-side reply draws no call start later
+    either, each token recorded under the policy renormalised without them; a call-side reply as usual."""
     import math
 
     import torch
@@ -378,23 +380,34 @@ def test_balanced_exploration_tries_both_sides_at_even_odds_and_records_half_the
     prompt = TorchChat(model, tokenizer, name="tiny", max_new_tokens=1).render(hello, None)
     with torch.no_grad():
         raw = model(torch.tensor([prompt])).logits[0, -1].float()[: len(tokenizer)].log_softmax(-1)
-    unlikely = raw.topk(5, largest=False).indices.tolist()
-    chat = TorchChat(model, tokenizer, name="tiny", max_new_tokens=1, explore=(3.0, 4), explore_sides=unlikely)
+    openers = raw.topk(5, largest=False).indices.tolist()
+    starts = openers + raw.topk(300).indices.tolist()
+    chat = TorchChat(model, tokenizer, name="tiny", max_new_tokens=4, explore=(3.0, 4), explore_sides=(openers, starts))
+    banned = torch.zeros_like(raw, dtype=torch.bool).index_fill(0, torch.tensor(starts), True)
 
     def behaviour(side: Any) -> dict[int, float]:
         top = raw.masked_fill(~side, float("-inf")).topk(4)
         return dict(zip(top.indices.tolist(), (top.values / 3.0).log_softmax(-1).tolist(), strict=True))
 
-    is_opener = torch.zeros_like(raw, dtype=torch.bool).index_fill(0, torch.tensor(unlikely), True)
-    calls, answers = behaviour(is_opener), behaviour(~is_opener)
-    rows = chat._generate_rows([prompt] * 40, list(range(40)), 1.0, 1)
+    calls = behaviour(torch.zeros_like(banned).index_fill(0, torch.tensor(openers), True))
+    answers = behaviour(~banned)
+    rows = chat._generate_rows([prompt] * 40, list(range(40)), 1.0, 4)
     firsts = [ids[0] for ids, _ in rows]
-    assert 10 <= sum(t in unlikely for t in firsts) <= 30 and set(firsts) <= set(calls) | set(answers)
+    assert 10 <= sum(t in calls for t in firsts) <= 30 and set(firsts) <= set(calls) | set(answers)
     assert len(set(firsts) & set(calls)) > 1 and len(set(firsts) & set(answers)) > 1  # the top k, not the top 1
     for ids, lps in rows:
         assert lps[0] == pytest.approx(math.log(0.5) + {**calls, **answers}[ids[0]], abs=1e-5)
+        with torch.no_grad():
+            later = model(torch.tensor([prompt + ids])).logits[0, len(prompt) : -1].float()[:, : len(tokenizer)]
+        later = later.log_softmax(-1)
+        if ids[0] in answers:
+            assert not set(ids) & set(starts)
+            later = later.masked_fill(banned, float("-inf"))
+            later = later - later.logsumexp(-1, keepdim=True)
+        want = [float(later[j, token]) for j, token in enumerate(ids[1:])]
+        assert lps[1:] == pytest.approx(want, abs=1e-4)
     plain = TorchChat(model, tokenizer, name="tiny", max_new_tokens=1, explore=(3.0, 4))
-    assert not {ids[0] for ids, _ in plain._generate_rows([prompt] * 40, list(range(40)), 1.0, 1)} & set(unlikely)
+    assert not {ids[0] for ids, _ in plain._generate_rows([prompt] * 40, list(range(40)), 1.0, 1)} & set(openers)
 
 
 # -- rollouts through the real env, and the update -------------------------------------------------

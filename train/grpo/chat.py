@@ -22,10 +22,14 @@ not the raw one, so the loss's ratio pi/mu is the importance weight that correct
 other token is drawn and recorded as usual. ``explore_after`` (e.g. ``"</tool_call>"``) explores the
 token after each occurrence of that text too: the one that decides between another call and the end
 of the reply, which is where a model that makes one call where several were asked goes wrong.
-``explore_sides`` (the tokens a call opens with) balances the draw: a side, a call opener or not, is
-drawn at even odds, then the token from that side's top ``k`` at ``T`` (mu is half that draw's
-probability). A policy 95% sure of calling still gives half a group's samples a reply that does not
-call, so every group tries both decisions: where one is right, it has a signal.
+``explore_sides`` = (the tokens a call opens with, the tokens a call in any form starts with) balances a
+reply's first token: a side is drawn at even odds, then the token from that side's top ``k`` at ``T``
+(mu is half that draw's probability). A reply drawn on the answer side never draws a call's start after
+either: each of its tokens comes from the policy renormalised over the rest, and its record keeps that
+logprob (mu = pi / (1 - pi(call starts)) at each token). A first token alone does not decide: this model
+often goes on from "To ..." to a call, in the tag or as JSON text. So a policy 95% sure of calling still
+gives half a group's samples a reply that does not call, and every group tries both decisions: where one
+is right, it has a signal.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class TorchChat(LocalChat):
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16,
                  explore: tuple[float, int] | None = None, explore_after: str | None = None,
-                 explore_sides: list[int] | None = None) -> None:  # fmt: skip
+                 explore_sides: tuple[list[int], list[int]] | None = None) -> None:  # fmt: skip
         import torch
 
         self._torch = torch
@@ -106,10 +110,14 @@ class TorchChat(LocalChat):
         self.explore_after = explore_after if explore is not None else None  # also explore the token after this text
         self._pieces: dict[int, str] = {}  # token id -> its text, to spot explore_after as tokens arrive
         self.device = next(model.parameters()).device
-        self._call_side = None  # with explore_sides: a vocabulary mask of the call openers; see the module doc
-        if explore is not None and explore_sides:
-            self._call_side = torch.zeros(len(tokenizer), dtype=torch.bool, device=self.device)
-            self._call_side[explore_sides] = True
+        # With explore_sides: vocabulary masks of the call openers and of every call's start; see the module doc.
+        self._openers: Any = None
+        self._starts: Any = None
+        if explore is not None and explore_sides is not None:
+            masks = torch.zeros(2, len(tokenizer), dtype=torch.bool, device=self.device)
+            for mask, ids in zip(masks, explore_sides, strict=True):
+                mask[ids] = True
+            self._openers, self._starts = masks
         # A decode step's cost in prefill tokens, for splitting a batch (math.inf: never split).
         self.decode_step_cost: float = DECODE_STEP_COST if self.device.type == "cpu" else DECODE_STEP_COST_ACCELERATOR
         pad = tokenizer.pad_token_id
@@ -190,6 +198,7 @@ class TorchChat(LocalChat):
         lps: list[list[float]] = [[] for _ in prompts]
         alive = [True] * len(prompts)
         explore_next = [self.explore is not None] * rows_n  # a reply's first token, or one after explore_after
+        answering = [False] * rows_n  # drawn on the answer side (explore_sides): no call's start is drawn
         tails = [""] * rows_n  # each row's last characters, too few to hold explore_after whole
         for _ in range(max_new):
             raw = logits.float().log_softmax(-1)
@@ -199,7 +208,9 @@ class TorchChat(LocalChat):
                     chosen.append(self.pad_id)
                     continue
                 if explore_next[i] and self.explore is not None:
-                    token, lp = self._explore(raw[i], *self.explore, gens[i])
+                    token, lp, answering[i] = self._explore(raw[i], *self.explore, gens[i], first=not rows[i])
+                elif answering[i]:
+                    token, lp = self._answer(raw[i], temperature, gens[i], rows[i], seeds[i])
                 else:
                     token = self._choose(raw[i], temperature, gens[i], rows[i], seeds[i])
                     lp = float(raw[i, token])
@@ -262,21 +273,35 @@ class TorchChat(LocalChat):
         text = tail + piece
         return after in text, text[-(len(after) - 1) :] if len(after) > 1 else ""
 
-    def _explore(self, raw_logprobs: Any, temperature: float, k: int, generator: Any) -> tuple[int, float]:
-        """A reply's first token drawn from the top k at ``temperature`` (of one side, drawn first at even
-        odds, where the sides are set), and its logprob under that draw (what the loss's ratio divides by)."""
-        side_lp = 0.0
-        if (openers := self._call_side) is not None:
-            calls = bool(self._torch.rand(1, generator=generator, device=raw_logprobs.device) < 0.5)
-            n = min(openers.numel(), raw_logprobs.numel())  # the tokenizer's ids: a padded vocabulary's rest is unused
-            side = openers[:n] if calls else ~openers[:n]
+    def _explore(
+        self, raw_logprobs: Any, temperature: float, k: int, generator: Any, *, first: bool
+    ) -> tuple[int, float, bool]:
+        """An explored token drawn from the top k at ``temperature`` (a reply's ``first``, of one side drawn
+        at even odds, where the sides are set), its logprob under that draw (what the loss's ratio divides
+        by), and whether it was drawn on the answer side."""
+        side_lp, answering = 0.0, False
+        if first and self._openers is not None:
+            answering = bool(self._torch.rand(1, generator=generator, device=raw_logprobs.device) < 0.5)
+            n = min(self._openers.numel(), raw_logprobs.numel())  # the tokenizer's ids (a padded vocabulary: unused)
+            side = ~self._starts[:n] if answering else self._openers[:n]
             k = min(k, int(side.sum()))
             raw_logprobs = raw_logprobs[:n].masked_fill(~side, float("-inf"))
             side_lp = math.log(0.5)
         top = raw_logprobs.topk(min(k, raw_logprobs.numel()))
         behaviour = (top.values / temperature).log_softmax(-1)
         at = self._draw(behaviour.exp(), generator)
-        return int(top.indices[at]), side_lp + float(behaviour[at])
+        return int(top.indices[at]), side_lp + float(behaviour[at]), answering
+
+    def _answer(
+        self, raw_logprobs: Any, temperature: float, generator: Any, so_far: list[int], seed: int | None
+    ) -> tuple[int, float]:
+        """A token of a reply drawn on the answer side: the policy over every token but a call's start, and
+        its logprob under that renormalised policy (the draw's own, as the loss divides by)."""
+        n = min(self._starts.numel(), raw_logprobs.numel())
+        allowed = raw_logprobs[:n].masked_fill(self._starts[:n], float("-inf"))
+        allowed = allowed - allowed.logsumexp(-1)
+        token = self._choose(allowed, temperature, generator, so_far, seed)
+        return token, float(allowed[token])
 
     def _choose(
         self, raw_logprobs: Any, temperature: float, generator: Any, so_far: list[int], seed: int | None

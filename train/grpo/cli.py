@@ -72,8 +72,9 @@ def add_commands(subparsers: Any) -> None:
                    help="with --explore-first: explore the token after each closed tool call too, the one that "
                    "decides between another call and the end of the reply")  # fmt: skip
     p.add_argument("--explore-balanced", action="store_true",
-                   help="with --explore-first: draw an explored token's side (a call opener or not) at even "
-                   "odds, so every group tries both decisions; use with --clip-to proximal")  # fmt: skip
+                   help="with --explore-first: draw a reply's first token's side (a call opener or not) at even "
+                   "odds, a reply drawn not to call never starting one later, so every group tries both "
+                   "decisions; use with --clip-to proximal")  # fmt: skip
     p.add_argument("--clip-to", choices=("behaviour", "proximal"), default="behaviour",
                    help="the loss's clipped ratio: pi/mu (behaviour, default), or pi over the step's first policy, "
                    "weighed by pi/mu truncated at --is-cap (proximal); they differ on explored tokens")  # fmt: skip

@@ -71,9 +71,10 @@ class GRPOConfig(BaseModel):
         default=False, description="with explore_temperature: explore the token after each closed tool call "
         "too (another call, or the end of the reply)")  # fmt: skip
     explore_balanced: bool = Field(
-        default=False, description="with explore_temperature: draw an explored token's side, a call opener or "
-        "not, at even odds, then the token from that side's top explore_top_k, so a group tries both "
-        "decisions; pair it with clip_to proximal (behaviour's clip withholds a likely side's wins)")  # fmt: skip
+        default=False, description="with explore_temperature: draw a reply's first token's side, a call opener "
+        "or not, at even odds, then the token from that side's top explore_top_k; a reply drawn not to call "
+        "draws no call's start (tag, fence, JSON) later either, so a group tries both decisions; pair it with "
+        "clip_to proximal (behaviour's clip withholds a likely side's wins)")  # fmt: skip
     clip_to: Literal["behaviour", "proximal"] = Field(
         default="behaviour", description="the clipped ratio: pi/mu (behaviour), or pi over the step's first "
         "policy with pi/mu as a truncated weight (proximal); they differ on explored tokens only")  # fmt: skip

@@ -159,6 +159,16 @@ def call_openers(tokenizer: Any) -> list[int]:
     return [i for i, text in enumerate(texts) if (t := text.lstrip()) and (OPEN.startswith(t) or t.startswith(FENCE))]
 
 
+CALL_STARTS = ("<", "`", "{", "[")  # a tag, a fence, a JSON object or list: how this model's calls begin as text too
+
+
+def call_starts(tokenizer: Any) -> list[int]:
+    """The tokens that can begin a call in any form the parser or the format gate sees: the tag, a fence, a
+    JSON object or list (with or without leading whitespace). A reply meant not to call never draws them."""
+    texts = tokenizer.batch_decode([[token_id] for token_id in range(len(tokenizer))])
+    return [i for i, text in enumerate(texts) if text.lstrip().startswith(CALL_STARTS)]
+
+
 def call_form_nll(logits: Any, chosen: Any, openers: Any) -> Any:
     """Each row's negative log-probability of its chosen token among ``openers`` alone (the chosen one
     is among them): unchanged by adding one constant to the openers' logits, so at the logits it says how

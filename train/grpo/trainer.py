@@ -35,7 +35,15 @@ from inftool_env.train.grpo.rollout import (
     rollout_groups,
     schedule,
 )
-from inftool_env.train.grpo.sft import Example, call_form_nll, call_mass, call_openers, decision_kl, oracle_examples
+from inftool_env.train.grpo.sft import (
+    Example,
+    call_form_nll,
+    call_mass,
+    call_openers,
+    call_starts,
+    decision_kl,
+    oracle_examples,
+)
 from inftool_env.train.grpo.state import (
     append_log,
     cut_log,
@@ -143,7 +151,8 @@ class _Run:
         chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
                          max_batch=config.tasks_per_step * config.group, explore=explore,
                          explore_after=CLOSE if config.explore_after_call else None,
-                         explore_sides=call_openers(tokenizer) if config.explore_balanced else None)  # fmt: skip
+                         explore_sides=(call_openers(tokenizer), call_starts(tokenizer)) if config.explore_balanced
+                         else None)  # fmt: skip
         return cls(config, out, model, tokenizer, optimizer, ref, chat, saved, pool)
 
     def __init__(self, config: GRPOConfig, out: Path, model: Any, tokenizer: Any, optimizer: Any, ref: Any,
