@@ -5,8 +5,9 @@
   score the same has no signal: its advantages are all 0, it is counted (``zero_signal_groups``) and
   left out of the loss (no forward or backward spent on it).
 - The loss is PPO's clipped surrogate. Its ratio's denominator mu is the rollout's logprob from the
-  episode's token record: the raw (temperature-1) one, except for an explored first token, whose
-  record keeps the logprob of the draw that chose it (see chat.py). Two forms (``clip_to``):
+  episode's token record: the raw (temperature-1) one, except for an explored token, and each token of
+  a reply ``explore_balanced`` drew not to call, whose records keep the logprob of the draw that chose
+  them (see chat.py). Two forms (``clip_to``):
   - "behaviour" (default): ratio = pi_now / mu, clipped. For an explored token that ratio is the
     importance weight, clipped with the rest: a token drawn more often than the policy would (its
     likeliest, flattened by the temperature; pi/mu > 1 + clip) gets no gradient when it wins, and
