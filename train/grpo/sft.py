@@ -37,6 +37,7 @@ log ``decision_call_p``, the probability of opening a call at those positions, e
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -152,10 +153,21 @@ def render_example(
 FENCE = "```"
 
 
+def _token_texts(tokenizer: Any) -> tuple[str, ...]:
+    """Each token id's text, decoded once per tokenizer and size (~1 s for a 150k vocabulary): the warm
+    start and balanced exploration both sort the vocabulary by it."""
+    return _decoded(tokenizer, len(tokenizer))
+
+
+@functools.lru_cache(maxsize=2)
+def _decoded(tokenizer: Any, size: int) -> tuple[str, ...]:  # size: a tokenizer given tokens decodes again
+    return tuple(tokenizer.batch_decode([[token_id] for token_id in range(size)]))
+
+
 def call_openers(tokenizer: Any) -> list[int]:
     """The tokens that can open a tool call: the tag (whole, where the tokenizer keeps it whole, or its
     first piece: "<", "<tool"), a code fence, each with or without leading whitespace."""
-    texts = tokenizer.batch_decode([[token_id] for token_id in range(len(tokenizer))])
+    texts = _token_texts(tokenizer)
     return [i for i, text in enumerate(texts) if (t := text.lstrip()) and (OPEN.startswith(t) or t.startswith(FENCE))]
 
 
@@ -165,8 +177,7 @@ CALL_STARTS = ("<", "`", "{", "[")  # a tag, a fence, a JSON object or list: how
 def call_starts(tokenizer: Any) -> list[int]:
     """The tokens that can begin a call in any form the parser or the format gate sees: the tag, a fence, a
     JSON object or list (with or without leading whitespace). A reply meant not to call never draws them."""
-    texts = tokenizer.batch_decode([[token_id] for token_id in range(len(tokenizer))])
-    return [i for i, text in enumerate(texts) if text.lstrip().startswith(CALL_STARTS)]
+    return [i for i, text in enumerate(_token_texts(tokenizer)) if text.lstrip().startswith(CALL_STARTS)]
 
 
 def call_form_nll(logits: Any, chosen: Any, openers: Any) -> Any:
