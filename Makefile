@@ -121,7 +121,8 @@ cold-check:
 	cd $(COLD)/repo && export HOME=$(COLD)/home INFTOOL_CACHE=$(COLD)/home/inftool PIP_CACHE_DIR=$(COLD)/home/pip \
 	    XDG_CACHE_HOME=$(COLD)/home/.cache INFTOOL_CORPUS=$(abspath ../shared/corpus/openapi) && \
 	  t0=$$(date +%s) && $(MAKE) demo && t1=$$(date +%s) && $(MAKE) test && t2=$$(date +%s) && \
-	  echo "cold-check: make demo $$((t1 - t0)) s, make test $$((t2 - t1)) s (fresh clone, empty caches)"
+	  echo "cold-check: make demo $$((t1 - t0)) s, make test $$((t2 - t1)) s (fresh clone, empty caches)"; \
+	  rc=$$?; rm -rf $(COLD); exit $$rc
 
 clean:
 	rm -rf $(VENV) $(BFCL_VENV) $(VLLM_VENV) $(VF_VENV) .install.lock .pytest_cache .ruff_cache .mypy_cache .hypothesis
