@@ -35,7 +35,7 @@ class ServerConfig(BaseModel):
 Gate = Literal["format", "schema", "execution"]
 
 
-Component = Literal["ast", "relevance", "state", "response"]
+Component = Literal["ast", "calls", "relevance", "state", "response"]
 
 
 class RewardConfig(BaseModel):

@@ -25,7 +25,7 @@ from inftool_env.env import ToolEnv, run_batch
 from inftool_env.env.batch import PolicyFactory
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_known import known_issue
-from inftool_env.rewards import COMPONENTS, GATES, RELEVANCE
+from inftool_env.rewards import DEFAULT_BASIS, GATES, RELEVANCE
 from inftool_env.rewards.multi_turn import is_replayable
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
@@ -75,7 +75,7 @@ def summarize(
     *,
     tasks: Mapping[str, Task] | None = None,
     gates: Sequence[str] = GATES,
-    basis: Sequence[str] = COMPONENTS,
+    basis: Sequence[str] = DEFAULT_BASIS,
 ) -> EvalSummary:
     """The run's numbers. ``tasks`` (by id), ``gates`` and ``basis`` (the env's reward's) let it say why
     episodes failed and which were BFCL entries no policy can pass."""
@@ -160,7 +160,7 @@ def _unscorable(task: Task, servers: Mapping[str, Any], basis: Sequence[str]) ->
     if task.category in RELEVANCE:
         applies.add("relevance")
     elif task.bfcl is not None and task.one_shot:
-        applies.add("ast")
+        applies |= {"ast", "calls"}
     replayed = any(task.ground_truth) and not task.one_shot and is_replayable(servers)
     if replayed:
         applies |= {"state", "response"}

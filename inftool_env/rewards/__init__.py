@@ -4,6 +4,9 @@ A correctness component counts only if every required gate passed; every gate an
 logged either way. Components, each in [0, 1] and present only where it applies:
 
 - ``ast``: BFCL's AST verdict on the first assistant turn (single-turn BFCL entries);
+- ``calls``: where ``ast`` applies, the share of its calls that match (``bfcl_ast.calls_matched``: 1 where
+  ``ast`` passes, 2 of 3 asked calls made right 0.67). Not in the default basis: with a weight it turns
+  a parallel answer that is not whole into partial credit, so a training group still has a signal;
 - ``relevance``: no call where none is right (irrelevance), some call where one is (relevance);
   an undecodable answer is never right;
 - ``state`` / ``response``: per user turn, the replayed state equals the ground truth's, and the
@@ -22,13 +25,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from inftool_env.parsing.base import call_in_text
-from inftool_env.rewards.bfcl_ast import Verdict, check_ast, check_relevance
+from inftool_env.rewards.bfcl_ast import Verdict, calls_matched, check_ast, check_relevance
 from inftool_env.rewards.multi_turn import TurnOutcome, check_multi_turn, turn_scores
 from inftool_env.tasks import Task
 from inftool_env.trajectory import RewardBreakdown, Trajectory
 
 GATES = ("format", "schema", "execution")
-COMPONENTS = ("ast", "relevance", "state", "response")
+COMPONENTS = ("ast", "calls", "relevance", "state", "response")
+DEFAULT_BASIS = ("ast", "relevance", "state", "response")  # all-or-nothing over these is BFCL's verdict
 RELEVANCE = ("irrelevance", "relevance")
 # The call error kinds that fail each call gate (the format gate is failed by turns, not calls).
 FAILED_BY: dict[str, tuple[str, ...]] = {
@@ -54,7 +58,7 @@ class GatedReward:
     def __init__(
         self,
         gates: Sequence[str] = GATES,
-        basis: Sequence[str] = COMPONENTS,
+        basis: Sequence[str] = DEFAULT_BASIS,
         weights: Mapping[str, float] | None = None,
     ) -> None:
         for kind, names, known in (("gates", gates, GATES), ("components", [*basis, *(weights or {})], COMPONENTS)):
@@ -108,12 +112,16 @@ def correctness(outcome: EpisodeOutcome) -> tuple[dict[str, float | None], Verdi
         components["relevance"] = float(verdict.valid)
     elif task.bfcl is not None and task.one_shot:
         answer = decoded_calls(task, outcome.trajectory)
+        ref = task.bfcl
         if answer is None:
             verdict = Verdict(False, "ast_decoder:decoder_failed", ["The answer could not be decoded."])
         else:
-            ref = task.bfcl
             verdict = check_ast(ref.docs, answer, ref.possible, ref.category, language=ref.language)
         components["ast"] = float(verdict.valid)
+        components["calls"] = (
+            1.0 if verdict.valid else 0.0 if answer is None
+            else calls_matched(ref.docs, answer, ref.possible, language=ref.language)
+        )  # fmt: skip
     if outcome.turns is not None:
         components["state"], components["response"] = turn_scores(outcome.turns)
         verdict = check_multi_turn(outcome.turns) if verdict is None else verdict

@@ -111,6 +111,29 @@ def _parallel(
     return OK
 
 
+def calls_matched(
+    docs: list[dict[str, Any]],
+    output: list[Call],
+    possible: list[Call],
+    *,
+    underscore_names: bool = False,
+    language: str = "python",
+) -> float:
+    """Partial credit for a one-shot answer: the expected calls paired as BFCL's checker pairs them (each in
+    turn takes the first output call not yet taken that passes it), but going on past one that finds none,
+    over the larger of the two counts, so a missing call and an extra one each cost a share. So it is 1.0
+    exactly where ``check_ast`` passes. Not a verdict: a training signal where no answer of a group is whole."""
+    if not output or not possible:
+        return float(not output and not possible)
+    free = list(range(len(output)))
+    for want in possible:
+        doc = _doc(docs, _name(want)) or (docs[0] if len(docs) == 1 else None)  # "simple" offers one doc
+        passing = (j for j in free if _call_error(doc, output[j], want, underscore_names, language, False) is None)
+        if (found := next(passing, None)) is not None:
+            free.remove(found)
+    return (len(output) - len(free)) / max(len(output), len(possible))
+
+
 def check_call(
     doc: dict[str, Any] | None, output: Call, possible: Call, underscore: bool = False, language: str = "python"
 ) -> Verdict:

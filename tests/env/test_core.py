@@ -504,7 +504,7 @@ async def test_weights_in_the_manifest_give_partial_credit():
         done = await weighted.step("It is a book.")
         assert done.reward == expected, reward
         await weighted.close()
-    with pytest.raises(ValueError, match="Input should be 'ast', 'relevance', 'state' or 'response'"):
+    with pytest.raises(ValueError, match="Input should be 'ast', 'calls', 'relevance', 'state' or 'response'"):
         RewardConfig(weights={"vibes": 1.0})
 
 

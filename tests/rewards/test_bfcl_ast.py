@@ -6,9 +6,16 @@ import pytest
 
 from inftool_env.backends.bfcl import bfcl_entries
 from inftool_env.eval.bfcl_known import UNPASSABLE
-from inftool_env.rewards.bfcl_ast import check_ast, check_call, check_relevance
+from inftool_env.rewards.bfcl_ast import calls_matched, check_ast, check_call, check_relevance
 from inftool_env.rewards.bfcl_lang import to_python
-from tests.rewards.cases import AST_CATEGORIES, as_source, ground_truth_call, language_of
+from tests.rewards.cases import (
+    AST_CATEGORIES,
+    UNDERSCORE_MODEL,
+    agreement_cases,
+    as_source,
+    ground_truth_call,
+    language_of,
+)
 
 DOC = {"name": "math.hypot", "parameters": {"type": "dict", "required": ["x"], "properties": {
     "x": {"type": "float"}, "unit": {"type": "string"}, "pts": {"type": "array", "items": {"type": "integer"}},
@@ -71,6 +78,37 @@ def test_parallel_is_order_free_with_equal_counts():
     assert check_ast(docs, swapped, possible, "parallel").valid
     assert not check_ast(docs, swapped[:1], possible, "parallel").valid
     assert not check_ast(docs, [swapped[0], swapped[0]], possible, "parallel").valid
+
+
+def test_calls_matched_is_the_share_of_asked_calls_an_answer_makes_right():
+    docs = [DOC]
+    possible = [{"math.hypot": {"x": [v]}} for v in (1.0, 2.0, 3.0)]
+    made = [{"math.hypot": {"x": v}} for v in (3.0, 1.0, 2.0)]
+    assert calls_matched(docs, made, possible) == 1.0  # in any order
+    assert calls_matched(docs, made[:2], possible) == pytest.approx(2 / 3)  # one call missing
+    assert calls_matched(docs, [*made, made[0]], possible) == 0.75  # one call too many
+    assert calls_matched(docs, [made[0], made[0]], possible) == pytest.approx(1 / 3)  # a call stands for one only
+    assert calls_matched(docs, [made[0], {"math.hypot": {"x": 9.0}}], possible) == pytest.approx(1 / 3)
+    assert calls_matched(docs, [], possible) == 0.0
+    assert calls_matched(docs, [{"math_hypot": {"x": 1.0}}], possible[:1], underscore_names=True) == 1.0
+
+
+def test_calls_matched_is_whole_exactly_where_bfcls_verdict_passes_on_every_ast_case():
+    """On the agreement cases built from BFCL's real entries (ground truth and mutations): partial credit
+    never calls an answer whole that the verdict fails, nor the reverse."""
+    seen = 0
+    for case in agreement_cases(limit_per_category=60):
+        if "relevance" in case["category"]:
+            continue
+        args = (case["docs"], case["output"], case["possible"])
+        underscore, language = case["model"] == UNDERSCORE_MODEL, case["language"]
+        valid = check_ast(*args, case["category"], underscore_names=underscore, language=language).valid
+        share = calls_matched(*args, underscore_names=underscore, language=language)
+        assert (share == 1.0) == valid and 0.0 <= share <= 1.0, case["id"]
+        if case["id"].split("|")[1] == "dropped_call":
+            assert 0.0 < share < 1.0, case["id"]
+        seen += 1
+    assert seen > 5000
 
 
 def test_relevance_rules_cannot_be_won_by_garbage():

@@ -627,6 +627,40 @@ def test_a_task_id_given_twice_is_refused_not_trained_once(tasks: list[Any]) -> 
         EnvPool([(ENV, [*tasks, *remove_task(tasks)])])
 
 
+@pytest.mark.anyio
+async def test_partial_calls_scores_a_parallel_answer_by_its_share_of_the_asked_calls() -> None:
+    from inftool_env.env.core import ToolEnv
+    from inftool_env.errors import InftoolError
+    from inftool_env.registration import make
+    from inftool_env.synth import synthesize
+    from inftool_env.train.grpo.rollout import EnvPool
+
+    task = next(t for t in synthesize(ENV, n=8, seed=3, categories=["parallel"]).tasks if len(t.ground_truth[0]) == 3)
+    calls = [{"function": {"name": c.name, "arguments": c.arguments}} for c in task.ground_truth[0]]
+    scored: dict[tuple[bool, int], Any] = {}
+    for partial in (False, True):
+        pool = EnvPool([(ENV, [task])], partial_calls=partial)
+        for n in (1, 3):  # one call of the three asked, then all three
+            await pool.envs[0].reset(seed=0, options={"task": task})
+            step = await pool.envs[0].step({"role": "assistant", "content": "", "tool_calls": calls[:n]})
+            assert step.terminated
+            scored[partial, n] = step.info["trajectory"].reward
+        await pool.close()
+    assert scored[False, 1].reward == 0.0 and scored[True, 1].reward == pytest.approx(1 / 3)
+    assert scored[False, 3].reward == scored[True, 3].reward == 1.0
+    assert scored[False, 1].components == scored[True, 1].components  # logged alike; only the reward differs
+    assert scored[False, 1].correct is scored[True, 1].correct is False  # the verdict is BFCL's either way
+
+    class Own:
+        def __call__(self, outcome: Any) -> Any: ...
+
+    base = make(ENV)
+    own = ToolEnv(base.config, [task], base.servers, reward_fn=Own())
+    with pytest.raises(InftoolError, match=r"training env #1 .*partial_calls .* a reward of its own \(Own\)"):
+        EnvPool([(own, [task])], partial_calls=True)
+    await base.close()
+
+
 def test_a_step_whose_every_episode_broke_stops_the_run_with_its_reason(
     tiny: Path, tasks: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -115,6 +115,7 @@ def test_defaults_the_command_line_and_the_readme_recipes_still_validate() -> No
     explore = {"explore_temperature": 2.0, "explore_top_k": 4, "explore_after_call": True, "explore_balanced": True}
     grpo(is_cap=2.0, clip_to="proximal", **explore)
     grpo(sft_warmup_steps=3, sft_batch=5, sft_decides="pairs", sft_call_form=True)
+    grpo(partial_calls=True)
     recipes = re.findall(r"--grpo '(\{.*?\})'", README.read_text(), flags=re.DOTALL)
     assert any("sft_warmup_steps" in r for r in recipes)  # the headline run's
     for recipe in recipes:

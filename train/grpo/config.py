@@ -79,6 +79,10 @@ class GRPOConfig(BaseModel):
         default="behaviour", description="the clipped ratio: pi/mu (behaviour), or pi over the step's first "
         "policy with pi/mu as a truncated weight (proximal); they differ on explored tokens only")  # fmt: skip
     is_cap: float = Field(default=1.0, gt=0, description="with clip_to proximal: truncation of the weight pi/mu")
+    partial_calls: bool = Field(
+        default=False, description="reward a one-shot task's answer by the share of its calls that match (the "
+        "gated reward's `calls` component: 2 of 3 asked calls right 0.67) in place of all or nothing, so a "
+        "parallel group where no sample makes every call still has a signal; BFCL's verdict is unchanged")  # fmt: skip
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda", "auto"] = "auto"

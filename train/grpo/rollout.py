@@ -25,6 +25,7 @@ from inftool_env.env.pool import WorkerPool
 from inftool_env.errors import InftoolError
 from inftool_env.eval.bfcl_guard import refuse_bfcl
 from inftool_env.policies.chat import ChatPolicy
+from inftool_env.rewards import GatedReward, RewardFn
 from inftool_env.tasks import Task
 from inftool_env.trajectory import Trajectory
 
@@ -69,6 +70,7 @@ class EnvPool:
         *,
         max_turns: int | None = None,
         episode_timeout_s: float | None = None,
+        partial_calls: bool = False,
     ) -> None:
         if not envs_and_tasks:
             raise InftoolError("no training envs given")
@@ -90,7 +92,10 @@ class EnvPool:
             config = trainer_driven(base.config, episode_timeout_s)  # no wall-clock cut unless asked
             if max_turns is not None:  # a CPU budget: an episode past it is truncated (and scored as it stands)
                 config = config.model_copy(update={"limits": config.limits.model_copy(update={"max_turns": max_turns})})
-            self.envs.append(ToolEnv(config, list(tasks), base.servers, user=base.user, reward_fn=base.reward_fn))
+            reward_fn = base.reward_fn
+            if partial_calls:
+                reward_fn = with_partial_calls(reward_fn, f"training env #{index + 1} ({env_name(source)})")
+            self.envs.append(ToolEnv(config, list(tasks), base.servers, user=base.user, reward_fn=reward_fn))
             self.pools.append(WorkerPool(self.envs[-1]))
             self.picks += [Pick(index, t) for t in tasks]
 
@@ -99,6 +104,16 @@ class EnvPool:
             await pool.close()
         for env in self.envs:
             await env.close()
+
+
+def with_partial_calls(reward_fn: RewardFn, where: str) -> GatedReward:
+    """The env's gated reward with a one-shot answer scored by its share of matching calls (the ``calls``
+    component, weight 1, ``ast``'s 0) in place of BFCL's all-or-nothing verdict; other tasks as before."""
+    if not isinstance(reward_fn, GatedReward):
+        raise InftoolError(f"{where}: partial_calls weighs the gated reward's `calls` component, and this env "
+                           f"scores with a reward of its own ({type(reward_fn).__name__})")  # fmt: skip
+    basis = reward_fn.basis if "calls" in reward_fn.basis else (*reward_fn.basis, "calls")
+    return GatedReward(reward_fn.gates, basis, {**reward_fn.weights, "ast": 0.0, "calls": 1.0})
 
 
 def env_name(source: EnvSource) -> str:

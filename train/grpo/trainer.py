@@ -80,7 +80,12 @@ async def atrain_grpo(
     out = Path(out_dir)
     check_out(out, resume)
     # Everything that can be wrong with the tasks or the saved run is found before the model loads.
-    pool = EnvPool(envs_and_tasks, max_turns=config.max_turns, episode_timeout_s=config.episode_timeout_s)
+    pool = EnvPool(
+        envs_and_tasks,
+        max_turns=config.max_turns,
+        episode_timeout_s=config.episode_timeout_s,
+        partial_calls=config.partial_calls,
+    )
     try:
         tasks_trained = pool_fingerprint([(env_name(source), tasks) for source, tasks in envs_and_tasks])
         saved = load_state(out, config, tasks_trained) if resume else None
