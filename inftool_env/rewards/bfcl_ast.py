@@ -98,9 +98,7 @@ def _parallel(
         return Verdict(False, "parallel_function_checker_no_order:wrong_count", ["Wrong number of functions."])
     free = list(range(len(output)))  # outputs not matched yet, in order
     for i, want in enumerate(possible):
-        doc = _doc(docs, _name(want))
-        # A candidate's failure is not reported, so it is not explained either.
-        found = next((j for j in free if _call_error(doc, output[j], want, underscore, language, False) is None), None)
+        found = _first_passing(_doc(docs, _name(want)), want, output, free, underscore, language)
         if found is None:
             return Verdict(
                 False,
@@ -128,10 +126,18 @@ def calls_matched(
     free = list(range(len(output)))
     for want in possible:
         doc = _doc(docs, _name(want)) or (docs[0] if len(docs) == 1 else None)  # "simple" offers one doc
-        passing = (j for j in free if _call_error(doc, output[j], want, underscore_names, language, False) is None)
-        if (found := next(passing, None)) is not None:
+        if (found := _first_passing(doc, want, output, free, underscore_names, language)) is not None:
             free.remove(found)
     return (len(output) - len(free)) / max(len(output), len(possible))
+
+
+def _first_passing(
+    doc: dict[str, Any] | None, want: Call, output: list[Call], free: list[int], underscore: bool, language: str
+) -> int | None:
+    """BFCL's pairing rule, shared by its verdict and ``calls_matched``: the first output call not yet taken
+    (``free``, in order) that passes the expected call ``want``. A candidate's failure is not reported, so it
+    is not explained either."""
+    return next((j for j in free if _call_error(doc, output[j], want, underscore, language, False) is None), None)
 
 
 def check_call(
