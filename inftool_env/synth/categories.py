@@ -21,6 +21,7 @@ from inftool_env.synth.values import (
     API_PREFIX,
     CITIES,
     COUNTRIES,
+    CREDENTIALS,
     FIRST,
     PLUMBING,
     TOPICS,
@@ -159,7 +160,8 @@ def _several(ctx: Context, server: str, tool: ToolSpec, wanted: int) -> list[Too
     first = ctx.make_call(server, tool)
     calls = [first] if informative(tool, first) else []
     required = set(tool.input_schema.get("required", []))
-    varies = [k for k, v in first.arguments.items() if k in required and not inferable(tool, k, v)]
+    varies = [k for k, v in first.arguments.items()
+              if k in required and not inferable(tool, k, v) and plain_name(k) not in CREDENTIALS]  # fmt: skip
     vary = ctx.rng.choice(varies) if calls and varies and ctx.rng.random() < ONE_VALUE_VARIES else None
     for _ in range(wanted * 3):
         if len(calls) == wanted:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from inftool_env.backends.stateful import StatefulBackend
 from inftool_env.spec.ir import ToolSpec
-from inftool_env.synth.values import ValueMaker
+from inftool_env.synth.values import CREDENTIALS, ValueMaker, plain_name
 from inftool_env.synth.world import (
     CallResult,
     World,
@@ -56,6 +56,9 @@ class Context:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     pinnable: dict[str, bool] = field(default_factory=dict)
     foreign: tuple[ForeignRequest, ...] = ()  # other sources' requests, for irrelevance (synth/foreign.py)
+    # The task being built's credentials, per server and parameter: one user holds one token, so every call
+    # of a task sends the one its first call drew (``new_task`` forgets them).
+    credentials: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, world: World, seed: int, foreign: tuple[ForeignRequest, ...] = ()) -> Context:
@@ -70,6 +73,10 @@ class Context:
             except Exception:  # any backend refusing its own snapshot: not pinnable, said by verification
                 ctx.pinnable[name] = False
         return ctx
+
+    def new_task(self) -> None:
+        """Start the next task: its calls draw credentials of their own."""
+        self.credentials.clear()
 
     # -- tools ----------------------------------------------------------------------------------
     def tools(self, *, executable: bool = False) -> list[tuple[str, ToolSpec]]:
@@ -114,7 +121,10 @@ class Context:
                     value = int(value)
                 args[name] = value
                 continue
-            args[name] = _value(maker, name, schema)
+            value = _value(maker, name, schema)  # drawn even where a credential is reused: later values stay put
+            if plain_name(name) in CREDENTIALS:
+                value = self.credentials.setdefault((server, name), value)
+            args[name] = value
         change = [n for n in change_params(tool) if n not in targets]
         if updates_in_place(tool) and change and not set(args) & set(change):  # an update names what it changes
             name = self.rng.choice(change)

@@ -200,6 +200,7 @@ async def _fill(
             if made >= count:
                 break
             run.attempts += 1
+            ctx.new_task()
             try:
                 if agents is not None:
                     built = await agents.attempt(ctx, category, None if focus == ANY_TOOL else focus)

@@ -274,7 +274,8 @@ _NOT_COUNT = {"phone", "telephone", "mobile", "fax", "time", "date", "timestamp"
               "encrypted"}  # fmt: skip
 _FLAG_PREFIXES = {"is", "has", "can", "should", "allow", "enable", "disable"}  # is_active, allowAsynch
 MEDIA_TYPE_HEADERS = {"accept", "content_type", "contenttype"}  # names as lower-cased, dashes as underscores
-PLUMBING = MEDIA_TYPE_HEADERS | {"authorization", "api_key", "apikey", "x_api_key"}  # any tool's headers, credentials
+CREDENTIALS = {"authorization", "api_key", "apikey", "x_api_key"}  # names as above
+PLUMBING = MEDIA_TYPE_HEADERS | CREDENTIALS  # any tool's headers, credentials
 _FORMATS: dict[str, Callable[[random.Random], str]] = {
     "email": _email, "date": _date, "date-time": _datetime,
     "uri": _url, "url": _url,

@@ -277,3 +277,21 @@ def test_a_tool_doing_the_same_on_the_asked_ones_arguments_is_no_near_miss():
     (server,) = {s for s, _ in ctx.tools()}
     offered = {t.name for t in _near_misses(ctx, server, tools["transactions_search"])}
     assert "businesses_search" not in offered and "businesses_search_phone" in offered
+
+
+# -- one user, one credential ---------------------------------------------------------------------
+def test_a_task_sends_one_token_on_every_call_and_the_next_task_its_own():
+    """Yelp's tools take an ``Authorization``: a request for several searches gives the one token the
+    user holds, not a token per call (which only made the parallel tasks harder to copy out right)."""
+    run = synthesize("inftool/YelpFusion-v0", n=18, seed=3, categories=["parallel", "parallel_multiple", "multi_turn"])
+    firsts, several = [], 0
+    for task in run.tasks:
+        tokens = [
+            c.arguments["Authorization"] for turn in task.ground_truth for c in turn if "Authorization" in c.arguments
+        ]
+        if len(tokens) > 1:
+            several += 1
+            assert set(tokens) == {tokens[0]}, (task.id, tokens)
+        firsts += tokens[:1]
+    assert several >= 8  # parallel and parallel_multiple tasks, several calls each
+    assert len(set(firsts)) == len(firsts)  # a fresh token per task
