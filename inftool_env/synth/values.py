@@ -360,6 +360,8 @@ class ValueMaker:
             return round(self.rng.uniform(-60, 60), 4)
         if not bounded and words & {"lon", "lng", "longitude"}:
             return round(self.rng.uniform(-150, 150), 4)
+        if not bounded and words & {"phone", "telephone", "mobile"} and schema.get("format") != "int32":
+            return int(f"1555{self.rng.randrange(10**7):07d}")  # a phone number (Yelp's is a double), not 30.14
         if not bounded and words & {"year"}:
             return self.rng.randint(1950, 2025)
         if not bounded and kind == "integer" and words & {"limit", "count", "size", "max", "page", "per"}:

@@ -204,3 +204,12 @@ def test_the_same_seed_gives_the_same_values():
 
     assert run(3) == run(3)
     assert run(3) != run(4)
+
+
+@pytest.mark.parametrize("schema", [{"type": "number", "format": "double"}, {"type": "integer"}])
+def test_a_phone_number_given_as_a_number_is_a_phone_number(schema):
+    """Yelp's phone search takes its phone as a double: a phone number's digits, not a small decimal."""
+    for seed in SEEDS:
+        value = ValueMaker(random.Random(seed)).value("phone", schema)
+        assert isinstance(value, int) and len(str(value)) == 11 and str(value).startswith("1555"), (seed, value)
+        assert Draft202012Validator(schema).is_valid(value), (seed, value)
