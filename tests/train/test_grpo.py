@@ -281,6 +281,53 @@ def test_shared_prefix_logprobs_equal_a_plain_forward_and_carry_gradients(tiny: 
     assert layers[0].mlp.up_proj.weight.grad is None  # frozen: no backward below the trained layers
 
 
+def test_the_reference_shares_the_frozen_layers_and_gives_what_two_whole_forwards_give(
+    tiny: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warm start's anchor runs the layers the policy and its reference share once: the same logits
+    and gradients as two whole forwards, checked at first use; a layout it cannot drive, whole forwards."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from inftool_env.train.grpo.model import chosen_logprobs, make_trainable, reference_of
+    from inftool_env.train.grpo.trunk import PairedLogits
+
+    model = make_trainable(AutoModelForCausalLM.from_pretrained(tiny), train_layers=1, lora=None)
+    ref = reference_of(model, None)
+    with torch.no_grad():  # the policy has trained a while: its top layer is no longer the reference's
+        for p in model.get_decoder().layers[-1].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    seq, targets, decisions = list(range(1000, 1060)), [41, 42, 50, 59], [41, 50]
+    paired = PairedLogits(model, ref)
+    assert paired.bottom == 1 and paired.shared is None
+    logits, chosen, start = paired(seq, targets, decisions)
+    assert paired.shared is True
+    whole_logits, whole_chosen, whole_start = paired.apart(seq, targets, decisions)
+    torch.testing.assert_close(logits, whole_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(start, whole_start, atol=1e-4, rtol=1e-4)
+    assert torch.equal(chosen, whole_chosen) and not start.requires_grad
+    assert (start - logits[[0, 2]]).abs().max() > 1e-3  # the two tops differ: each side is its own model's
+
+    weight = model.get_decoder().layers[-1].mlp.down_proj.weight
+    chosen_logprobs(logits, chosen).sum().backward()  # the warm start's loss on its targets
+    shared_grad, weight.grad = weight.grad.clone(), None
+    chosen_logprobs(whole_logits, chosen).sum().backward()
+    torch.testing.assert_close(shared_grad, weight.grad, atol=1e-5, rtol=1e-4)
+    assert all(p.grad is None for p in ref.parameters())
+
+    def cannot(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("another layer signature")
+
+    other = PairedLogits(model, ref)
+    other.together = cannot  # type: ignore[method-assign]
+    with caplog.at_level("WARNING"):
+        again = other(seq, targets, decisions)
+    assert other.shared is False and "whole forwards instead" in caplog.text
+    torch.testing.assert_close(again[2], whole_start)
+    assert PairedLogits(make_trainable(AutoModelForCausalLM.from_pretrained(tiny), train_layers=None, lora=None),
+                        ref).shared is False  # every layer trains: nothing shared  # fmt: skip
+
+
 def test_a_sample_depends_on_its_seed_and_prompt_only_not_on_its_batch(tiny: Path, tokenizer: Any) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -716,17 +763,18 @@ def test_sft_keep_decision_pulls_the_first_tokens_choice_to_the_start(
 
     same = run("same", sft_keep_decision=100.0, sft_warmup_steps=1)
     assert same[0]["decision_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert same[0]["reference_shared_layers"] == 1  # the tiny model's bottom layer of two, run once for both
     embedding = load_file(str(tiny / "model.safetensors"))["model.embed_tokens.weight"]
     side = (embedding @ torch.randn(embedding.shape[1], generator=torch.Generator().manual_seed(1)) > 0).nonzero()
     openers = side.squeeze(-1).tolist()
-    start = trainer._Run._reference_logits
+    paired = trainer.PairedLogits.__call__  # the reference's logits beside the policy's (train/grpo/trunk.py)
 
-    def favouring(self: Any, seqs: list[list[int]], targets: list[list[int]]) -> tuple[Any, Any]:
-        logits, chosen = start(self, seqs, targets)
-        return logits.index_add(-1, torch.tensor(openers), torch.full((len(logits), len(openers)), 2.0)), chosen
+    def favouring(self: Any, seq: list[int], targets: list[int], ref_targets: list[int]) -> tuple[Any, Any, Any]:
+        logits, chosen, start = paired(self, seq, targets, ref_targets)
+        return logits, chosen, start.index_add(-1, torch.tensor(openers), torch.full((len(start), len(openers)), 2.0))
 
     monkeypatch.setattr(trainer, "call_openers", lambda tokenizer: openers)
-    monkeypatch.setattr(trainer._Run, "_reference_logits", favouring)
+    monkeypatch.setattr(trainer.PairedLogits, "__call__", favouring)
     free, kept = run("free", sft_keep_decision=1e-9), run("kept", sft_keep_decision=100.0)  # 1e-9: logged only
     assert kept[0]["decision_kl"] == pytest.approx(free[0]["decision_kl"]) and kept[0]["decision_kl"] > 0.1
     assert kept[0]["decision_call_p"] == pytest.approx(free[0]["decision_call_p"])

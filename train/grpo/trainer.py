@@ -54,6 +54,7 @@ from inftool_env.train.grpo.state import (
     save_state,
     state_file,
 )
+from inftool_env.train.grpo.trunk import PairedLogits
 
 
 def train_grpo(
@@ -164,6 +165,8 @@ class _Run:
                  chat: TorchChat, saved: dict[str, Any] | None, pool: dict[str, Any]) -> None:  # fmt: skip
         self.config, self.out, self.model, self.tokenizer, self.pool = config, out, model, tokenizer, pool
         self.optimizer, self.ref, self.chat = optimizer, ref, chat
+        # The warm start's anchor: the reference's logits beside the policy's, shared layers run once.
+        self.paired = PairedLogits(model, ref) if ref is not None else None
         self.metrics_path = out / "metrics.jsonl"
         self.rollouts_path = out / "rollouts.jsonl"
         self.step = saved["step"] if saved else 0
@@ -363,13 +366,18 @@ class _Run:
         decisions = sum(len(e.decisions) for e in batch)
         nll, form_nll, form_p, call_p, kept_kl = 0.0, 0.0, [], [], 0.0
         for e, form in zip(batch, forms, strict=True):
-            logits, chosen = M.target_logits(self.model, [e.ids], [e.targets + form + e.decisions])
+            targets = e.targets + form + e.decisions
+            anchored = keep and e.decisions
+            if anchored and self.paired is not None:
+                logits, chosen, start = self.paired(e.ids, targets, e.decisions)
+            else:
+                logits, chosen = M.target_logits(self.model, [e.ids], [targets])
+                start = self._reference_logits([e.ids], [e.decisions])[0] if anchored else None
             k, f = len(e.targets), len(e.targets) + len(form)
             token_nll = -M.chosen_logprobs(logits[:k], chosen[:k]).sum()
             opening = call_form_nll(logits[k:f], chosen[k:f], openers) if form else None
             loss = (token_nll + (opening.sum() if opening is not None and trained else 0.0)) / tokens
-            if keep and e.decisions:
-                start = self._reference_logits([e.ids], [e.decisions])[0]
+            if anchored:
                 drift = decision_kl(logits[f:], start, openers).sum()
                 loss = loss + keep * drift / decisions
                 kept_kl += float(drift.detach()) / decisions
@@ -388,6 +396,7 @@ class _Run:
             record["decision_call_p"] = sum(call_p) / len(call_p)
         if keep and call_p:  # none when every decision in the batch is trained (sft_decides)
             record["decision_kl"] = kept_kl
+            record["reference_shared_layers"] = self.paired.bottom if self.paired and self.paired.shared else 0
         if form_p:  # the call form's loss (trained or not), and the template's tag's share among the openers
             record.update(call_form_loss=form_nll, call_form_p=sum(form_p) / len(form_p))
         return record
