@@ -4,9 +4,12 @@ with like on this shared, noisy machine:
 - plain inference: the same model through the project's ``hf:`` backend (transformers ``generate()``,
   batched), on the same first-turn prompts the training rollouts start from (tokens/s);
 - training: ``train_grpo`` on Bookshelf tasks (a real MCP server), each step's wall time split
-  between generation, env and optimisation, and the rollouts' tokens/s while training.
+  between generation, env and optimisation, and the rollouts' tokens/s while training;
+- ``--rollout-dtype both``: the training run twice, rollouts sampled from the float32 weights and then
+  from a bfloat16 copy (``rollout_dtype``), and the ratio of their rollout tokens/s.
 
     python bench/bench_train.py [--steps 1] [--tasks 2] [--group 4] [--tokens 64] [--max-turns 2] [--train-layers 4]
+                                [--rollout-dtype float32|bfloat16|both]
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=2, help="assistant turns per episode")
     parser.add_argument("--train-layers", type=int, default=4)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--rollout-dtype", choices=("float32", "bfloat16", "both"), default="float32")
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -69,14 +73,14 @@ def main() -> None:
     from inftool_env.llm.embedded import export_hf
     from inftool_env.llm.local import LocalChat
     from inftool_env.tasks import load_tasks
-    from inftool_env.train.grpo import GRPOConfig, train_grpo
+    from inftool_env.train.grpo import GRPOConfig
     from inftool_env.train.grpo.rollout import schedule
 
     model_dir = export_hf()
     tasks = load_tasks(REPO / "servers" / "bookshelf" / "tasks.jsonl")
     config = GRPOConfig(model="embedded", steps=args.steps, tasks_per_step=args.tasks, group=args.group,
                         max_new_tokens=args.tokens, max_turns=args.max_turns, train_layers=args.train_layers,
-                        device=args.device, lr=1e-5)  # fmt: skip
+                        device=args.device, lr=1e-5, clip_to="proximal")  # fmt: skip
     # The tasks the first training step plays, so the plain run sees the same prompts.
     first = [tasks[i].id for i in schedule(len(tasks), args.tasks, 0, config.seed)]
     renderer = LocalChat()  # the chat template alone: renders prompts as every local model does
@@ -89,12 +93,25 @@ def main() -> None:
     print(f"plain inference (hf: generate, batch {len(prompts) * args.group}): {plain_tokens} tokens in "
           f"{plain_s:.1f}s = {plain_rate:.1f} tokens/s")  # fmt: skip
 
+    dtypes = ["float32", "bfloat16"] if args.rollout_dtype == "both" else [args.rollout_dtype]
+    rates = {dtype: train_and_report(config.model_copy(update={"rollout_dtype": dtype}), tasks, args.steps, plain_rate)
+             for dtype in dtypes}  # fmt: skip
+    if len(rates) == 2:
+        print(f"rollout tokens/s while training, bfloat16 copy / float32 weights: {rates['bfloat16']:.1f} / "
+              f"{rates['float32']:.1f} = {rates['bfloat16'] / rates['float32']:.2f}x")  # fmt: skip
+
+
+def train_and_report(config: Any, tasks: list[Any], steps: int, plain_rate: float) -> float:
+    """One training run on ``tasks``: its steps' split printed; its rollout tokens/s returned."""
+    from inftool_env.train.grpo import train_grpo
+
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         result = train_grpo(config, [(ENV, tasks)], Path(out), progress=False)
         whole = time.perf_counter() - started
         records = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
-    print(f"training: {args.steps} GRPO step(s) in {whole:.0f}s (model load and checkpoint included)")
+    print(f"training, rollouts from the {config.rollout_dtype} weights: {steps} GRPO step(s) in {whole:.0f}s "
+          "(model load and checkpoint included)")  # fmt: skip
     print(f"{'step':>4}  {'generation':>10}  {'env':>6}  {'optimise':>8}  {'total':>6}  "
           f"{'rollout tok':>11}  {'tok/s':>6}  {'trained tok':>11}  {'reward':>6}")  # fmt: skip
     for r in records:
@@ -115,6 +132,10 @@ def main() -> None:
     trained = sum(r["tokens_trained"] for r in records)
     if opt and trained:
         print(f"optimisation: {trained} sampled tokens scored in {opt:.1f}s ({trained / opt:.1f} trained tokens/s)")
+    weights = [r["is_weight_mean"] for r in records if r.get("is_weight_mean") is not None]
+    if weights:  # pi/mu: 1 where rollouts sample from the weights that train
+        print(f"importance weight pi/mu, mean over the steps: {sum(weights) / len(weights):.4f}")
+    return rate
 
 
 if __name__ == "__main__":

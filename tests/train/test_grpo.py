@@ -591,6 +591,37 @@ def test_train_moves_the_loss_logs_the_split_and_saves_a_loadable_checkpoint(
     assert loaded.tokenizer.chat_template and loaded.model.config.num_hidden_layers == 2
 
 
+def test_bfloat16_rollouts_come_from_a_copy_synced_each_step_and_the_float32_weights_train(
+    tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rollout_dtype="bfloat16"``: each step samples from a bfloat16 copy holding the weights trained so far
+    (the second step's copy has the first update); the loss trains the float32 model, its importance weight
+    pi/mu (clip_to proximal) near 1: the rounding is all that tells the two apart."""
+    import torch
+
+    from inftool_env.train.grpo import model as M
+    from inftool_env.train.grpo import train_grpo
+
+    top = "model.layers.1.mlp.up_proj.weight"
+    synced: list[tuple[Any, bool, bool]] = []
+    plain_sync = M.sync_rollout
+
+    def sync(rollout: Any, model: Any) -> None:
+        plain_sync(rollout, model)
+        copy, trained = dict(rollout.named_parameters())[top], dict(model.named_parameters())[top]
+        synced.append((copy.dtype, torch.equal(copy, trained.detach().to(copy.dtype)), rollout is model))
+
+    monkeypatch.setattr(M, "sync_rollout", sync)
+    cfg = config(tiny, rollout_dtype="bfloat16", clip_to="proximal")
+    result = train_grpo(cfg, [(ENV, remove_task(tasks))], tmp_path / "run", progress=False)
+    assert synced == [(torch.bfloat16, True, False)] * 2
+    records = lines(result.metrics_path)
+    assert [r["reward_mean"] for r in records] == [0.5, 0.5] and all(r["tokens_trained"] > 0 for r in records)
+    assert all(0.9 < r["is_weight_mean"] <= 1.0 + 1e-6 and r["is_weight_mean"] != 1.0 for r in records)
+    start, end = weights(tiny), weights(result.checkpoint)
+    assert end[top].dtype == torch.float32 and not torch.equal(start[top], end[top])
+
+
 @pytest.mark.parametrize("clip_to", ["behaviour", "proximal"])
 def test_kl_to_the_frozen_start_is_zero_at_first_and_grows_with_updates(
     tiny: Path, tasks: list[Any], forced: set[int], tmp_path: Path, clip_to: str

@@ -83,6 +83,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--partial-calls", action="store_true",
                    help="reward a one-shot task's answer by the share of its calls that match (2 of 3 asked: 0.67), "
                    "not all or nothing, so a parallel group where no sample makes every call has a signal")  # fmt: skip
+    p.add_argument("--rollout-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="sample rollouts from the trained weights (float32, default) or a bfloat16 copy synced "
+                   "each step: faster generation on CPUs with bf16 instructions and on GPUs; use with "
+                   "--clip-to proximal")  # fmt: skip
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved step")
@@ -160,7 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
             explore_after_call=args.explore_after_call, explore_balanced=args.explore_balanced,
             clip_to=args.clip_to,
-            is_cap=args.is_cap, partial_calls=args.partial_calls,
+            is_cap=args.is_cap, partial_calls=args.partial_calls, rollout_dtype=args.rollout_dtype,
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:

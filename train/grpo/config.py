@@ -83,6 +83,10 @@ class GRPOConfig(BaseModel):
         default=False, description="reward a one-shot task's answer by the share of its calls that match (the "
         "gated reward's `calls` component: 2 of 3 asked calls right 0.67) in place of all or nothing, so a "
         "parallel group where no sample makes every call still has a signal; BFCL's verdict is unchanged")  # fmt: skip
+    rollout_dtype: Literal["float32", "bfloat16"] = Field(
+        default="float32", description="the weights rollouts sample from: the trained float32 ones, or a "
+        "bfloat16 copy brought up to date at each step (half the bytes a decode step reads); its rounding makes "
+        "mu differ from pi a little, so pair it with clip_to proximal, whose weight pi/mu takes it in")  # fmt: skip
     save_every: int = Field(default=1, ge=1, description="steps between trainer-state saves (resume points)")
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda", "auto"] = "auto"

@@ -176,6 +176,32 @@ def reference_of(model: Any, lora: int | None) -> Any:
     return ref
 
 
+def rollout_model(model: Any, dtype: str) -> Any:
+    """The model rollouts sample from: the trained one itself (float32), or a frozen copy in ``dtype``
+    (bfloat16: half the bytes each decode step reads) that ``sync_rollout`` keeps up to date."""
+    if dtype == "float32":
+        return model
+    import torch
+
+    copied = copy.deepcopy(model).to(getattr(torch, dtype)).eval()
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return copied
+
+
+def sync_rollout(rollout: Any, model: Any) -> None:
+    """Copy ``model``'s trainable weights (the only ones that change) into its rollout copy, cast."""
+    if rollout is model:
+        return
+    import torch
+
+    params = dict(rollout.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                params[name].copy_(p)
+
+
 def sequence_logprobs(model: Any, seqs: list[list[int]], targets: list[list[int]]) -> list[Any]:
     """Log-probabilities (temperature 1, as the rollout record keeps them) of ``seqs[i][t]`` for each
     ``t`` in ``targets[i]``, as one tensor per row; differentiable."""

@@ -154,7 +154,8 @@ class _Run:
             optimizer.load_state_dict(saved["optimizer"])
             restore_rng(saved)
         explore = (config.explore_temperature, config.explore_top_k) if config.explore_temperature else None
-        chat = TorchChat(model, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
+        sampler = M.rollout_model(model, config.rollout_dtype)  # the model itself, or a copy (rollout_dtype)
+        chat = TorchChat(sampler, tokenizer, name=name, max_new_tokens=config.max_new_tokens,
                          max_batch=config.tasks_per_step * config.group, explore=explore,
                          explore_after=CLOSE if config.explore_after_call else None,
                          explore_sides=(call_openers(tokenizer), call_starts(tokenizer)) if config.explore_balanced
@@ -221,6 +222,7 @@ class _Run:
         picks = [pool.picks[i] for i in schedule(len(pool.picks), config.tasks_per_step, self.step, config.seed)]
         started = time.perf_counter()
         self.chat.reset_meter()
+        M.sync_rollout(self.chat.model, self.model)  # a rollout copy (rollout_dtype) takes the latest weights
         self.chat.forget_prefixes()  # the weights changed since they were computed
         groups = await rollout_groups(
             pool, self.chat, picks, group=config.group, step=self.step, seed=config.seed,
