@@ -523,7 +523,7 @@ async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_an
 ) -> None:
     from inftool_env.train.grpo import GRPOConfig, atrain_grpo
 
-    cfg = config(tiny, steps=1, tasks_per_step=2, group=2, max_new_tokens=8)
+    cfg = config(tiny, steps=1, tasks_per_step=2, group=2, max_new_tokens=40)
     assert isinstance(cfg, GRPOConfig)
     result = await atrain_grpo(cfg, [(ENV, tasks)], tmp_path, progress=False)
     (record,) = lines(result.metrics_path)
@@ -756,6 +756,23 @@ def test_a_step_whose_every_episode_broke_stops_the_run_with_its_reason(
         train_grpo(config(tiny, steps=2), [(ENV, remove_task(tasks))], tmp_path, progress=False)
 
 
+def test_grpo_leaves_out_a_task_whose_answer_cannot_fit_the_token_budget(
+    tiny: Path, tasks: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task whose verified answer needs more than max_new_tokens a turn is never sampled: every sample of it
+    would be cut before it ends. It is counted and shown, not dropped silently; a budget no task fits is refused."""
+    from inftool_env.errors import InftoolError
+    from inftool_env.train.grpo import train_grpo
+
+    pair = [t for t in tasks if t.id in ("bookshelf-remove", "bookshelf-parallel-add")]  # ~28 and ~90 tokens
+    result = train_grpo(config(tiny, max_new_tokens=40), [(ENV, pair)], tmp_path / "run", progress=True)
+    assert {g["task_id"] for g in lines(result.rollouts_path)} == {"bookshelf-remove"}  # both steps
+    printed = capsys.readouterr().out
+    assert "GRPO leaves out 1 of 2 tasks" in printed and "left out of GRPO" in printed
+    with pytest.raises(InftoolError, match=r"needs more than --max-new-tokens \(8\).*raise it"):
+        train_grpo(config(tiny, max_new_tokens=8), [(ENV, pair)], tmp_path / "short", progress=False)
+
+
 def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, tokenizer: Any, tasks: list[Any],
                                                                 tmp_path: Path) -> None:  # fmt: skip
     from inftool_env.train.grpo import train_grpo
@@ -979,7 +996,7 @@ def run_cli(*argv: str) -> int:
 def test_train_command_on_a_task_file_and_its_mistakes(tiny: Path, tmp_path: Path, capsys: Any) -> None:
     out = tmp_path / "run"
     assert run_cli("train", str(TASKS), "--env", ENV, "--policy", f"hf:{tiny}", "--out", str(out), "--steps", "1",
-                   "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "4", "--train-layers", "1",
+                   "--tasks-per-step", "2", "--group", "2", "--max-new-tokens", "40", "--train-layers", "1",
                    "--device", "cpu", "--explore-first", "2", "--explore-after-call", "--explore-balanced",
                    "--clip-to", "proximal") == 0  # fmt: skip
     printed = capsys.readouterr().out

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 )
 ENV = "inftool/Bookshelf-v0"
 EVOLVE = "inftool_env.train.loop.evolve"  # the module (the package exports a function of that name)
-GRPO = {"steps": 1, "tasks_per_step": 2, "group": 2, "max_new_tokens": 8, "train_layers": 1, "lr": 1e-3,
+GRPO = {"steps": 1, "tasks_per_step": 2, "group": 2, "max_new_tokens": 48, "train_layers": 1, "lr": 1e-3,
         "device": "cpu"}  # fmt: skip
 
 

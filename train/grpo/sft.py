@@ -56,6 +56,7 @@ class Example:
     targets: list[int]  # positions of assistant tokens
     openers: list[int] = field(default_factory=list)  # call replies' first tokens not in targets (call_form)
     decisions: list[int] = field(default_factory=list)  # replies to the user's first tokens not in targets
+    longest: int = 0  # the longest assistant reply's tokens, through its end-of-turn: what sampling it takes
 
 
 Decides = Literal["never", "pairs", "always"]
@@ -123,6 +124,7 @@ def render_example(
     targets: list[int] = []
     openers: list[int] = []
     decisions: list[int] = []
+    longest = 0
     end = chat.end_of_turn_id()
     rendered = ""
     calls = any(m.get("tool_calls") for m in messages if m["role"] == "assistant")
@@ -134,6 +136,7 @@ def render_example(
             span = chat.encode(through[len(before) :])
             if end in span:
                 span = span[: span.index(end) + 1]  # the turn's own tokens, through its end-of-turn
+            longest = max(longest, len(span))
             to_user = k > 0 and messages[k - 1]["role"] == "user"
             scored = bool(message.get("tool_calls")) or not calls
             if to_user and not (decides and scored):
@@ -147,7 +150,15 @@ def render_example(
             rendered = chat.tokenizer.decode(ids, skip_special_tokens=False)
             if not through.startswith(rendered):
                 return None  # the template rewrites earlier turns: not a prefix-stable rendering
-    return Example(task_id, ids, targets, openers, decisions) if targets else None
+    return Example(task_id, ids, targets, openers, decisions, longest) if targets else None
+
+
+def over_budget(examples: list[Example], max_new_tokens: int) -> dict[str, int]:
+    """Task id -> its longest verified reply's tokens, for the tasks whose answer does not fit in
+    ``max_new_tokens`` a turn: every sample of theirs is cut before it ends, so a GRPO group of one
+    scores all alike (measured: 8 of an evolve round's 25 parallel tasks, three YelpFusion calls of
+    ~60 tokens each against 128)."""
+    return {e.task_id: e.longest for e in examples if e.longest > max_new_tokens}
 
 
 FENCE = "```"

@@ -43,6 +43,7 @@ from inftool_env.train.grpo.sft import (
     call_starts,
     decision_kl,
     oracle_examples,
+    over_budget,
 )
 from inftool_env.train.grpo.state import (
     append_log,
@@ -175,6 +176,8 @@ class _Run:
         self.success: dict[str, list[int]] = saved["success"] if saved else {}
         self.history: list[dict[str, Any]] = []
         self.openers: list[int] = []  # the tokens a call can open with (the warm start's call form)
+        self.over_budget: dict[str, int] = {}  # task id -> its answer's tokens, past max_new_tokens: not sampled
+        self.grpo_picks: list[int] = []  # the pool's indices GRPO samples (_fit_budget)
         if saved:  # the logs past the saved state belong to steps that will be redone
             cut_log(self.metrics_path, lambda r: _done_by(r, self.sft_done, self.step))
             cut_log(self.rollouts_path, lambda r: r["step"] < self.step)
@@ -189,6 +192,7 @@ class _Run:
         bar = tqdm(total=total, initial=min(total, self.sft_done + self.step), desc="train", unit="step",
                    disable=not progress)  # fmt: skip
         try:
+            examples: list[Example] | None = None
             if self.sft_done < config.sft_warmup_steps:
                 examples = await oracle_examples(pool, self.chat, seed=config.seed, decides=config.sft_decides)
                 if not examples:
@@ -203,6 +207,10 @@ class _Run:
                     bar.set_postfix(nll=f"{record['loss']:.3f}")
                 if self.config.kl == 0:
                     self.ref = None  # it held the warm start's decisions only: its memory back for rollouts
+            if self.step < config.steps:
+                if examples is None:
+                    examples = await oracle_examples(pool, self.chat, seed=config.seed, decides=config.sft_decides)
+                self._fit_budget(pool, examples, progress)
             while self.step < config.steps:
                 record = await self._grpo_step(pool, progress)
                 self.history.append(record)
@@ -216,10 +224,26 @@ class _Run:
         finally:
             bar.close()
 
+    def _fit_budget(self, pool: EnvPool, examples: list[Example], progress: bool) -> None:
+        """GRPO samples every task but those whose verified answer needs more than ``max_new_tokens`` a
+        turn (none of their samples could end, so their groups could only score alike): counted, shown."""
+        budget = self.config.max_new_tokens
+        self.over_budget = over_budget(examples, budget)
+        self.grpo_picks = [i for i, pick in enumerate(pool.picks) if pick.task.id not in self.over_budget]
+        if not self.grpo_picks:
+            raise InftoolError(f"every training task's verified answer needs more than --max-new-tokens ({budget}) "
+                               f"tokens a turn (the shortest {min(self.over_budget.values())}): raise it")  # fmt: skip
+        if self.over_budget and progress:
+            print(
+                f"GRPO leaves out {len(self.over_budget)} of {len(pool.picks)} tasks: their verified answer needs "
+                f"more than --max-new-tokens ({budget}) tokens a turn (up to {max(self.over_budget.values())})"
+            )
+
     # -- one GRPO step --------------------------------------------------------------------------
     async def _grpo_step(self, pool: EnvPool, progress: bool) -> dict[str, Any]:
         config = self.config
-        picks = [pool.picks[i] for i in schedule(len(pool.picks), config.tasks_per_step, self.step, config.seed)]
+        order = schedule(len(self.grpo_picks), config.tasks_per_step, self.step, config.seed)
+        picks = [pool.picks[self.grpo_picks[i]] for i in order]
         started = time.perf_counter()
         self.chat.reset_meter()
         M.sync_rollout(self.chat.model, self.model)  # a rollout copy (rollout_dtype) takes the latest weights
@@ -440,6 +464,9 @@ class _Run:
                 rows.append(("episode errors", f"{errors} ({unscored} broke before scoring: not in the advantages)"))
             gen_tokens = sum(r["rollout_tokens"] for r in self.history)
             rows.append(("rollout tokens/s", f"{gen_tokens / split['generation']:.1f}" if split["generation"] else "-"))
+        if self.over_budget:
+            rows.append(("left out of GRPO", f"{len(self.over_budget)} tasks whose answer needs more than "
+                         f"max_new_tokens ({self.config.max_new_tokens}) tokens a turn"))  # fmt: skip
         rows += [("metrics", str(self.metrics_path)), ("checkpoint", f"{checkpoint}  (hf:{checkpoint})")]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
