@@ -830,6 +830,38 @@ def test_sft_keep_decision_pulls_the_first_tokens_choice_to_the_start(
     assert kept[3]["decision_call_p"] > free[3]["decision_call_p"] + 0.03  # towards the start's choice
 
 
+def test_the_warm_starts_reference_is_released_before_grpo_without_kl(
+    tiny: Path, tasks: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``kl`` 0 the frozen start served the warm start's anchor only: no one holds it once GRPO samples."""
+    import gc
+    import weakref
+
+    from inftool_env.train.grpo import model as M
+    from inftool_env.train.grpo import train_grpo, trainer
+
+    refs: list[Any] = []
+    plain_reference, plain_step = M.reference_of, trainer._Run._grpo_step
+
+    def reference_of(model: Any, lora: int | None) -> Any:
+        ref = plain_reference(model, lora)
+        refs.append(weakref.ref(ref))
+        return ref
+
+    alive: list[bool] = []
+
+    async def step(self: Any, pool: Any, progress: bool) -> Any:
+        gc.collect()
+        alive.append(refs[0]() is not None)
+        return await plain_step(self, pool, progress)
+
+    monkeypatch.setattr(M, "reference_of", reference_of)
+    monkeypatch.setattr(trainer._Run, "_grpo_step", step)
+    cfg = config(tiny, steps=1, sft_warmup_steps=1, sft_keep_decision=1.0)
+    train_grpo(cfg, [(ENV, remove_task(tasks))], tmp_path / "run", progress=False)
+    assert len(refs) == 1 and alive == [False]
+
+
 def test_the_kept_decision_is_whether_to_call_not_how(tokenizer: Any) -> None:
     import torch
 

@@ -206,7 +206,8 @@ class _Run:
                     bar.update(1)
                     bar.set_postfix(nll=f"{record['loss']:.3f}")
                 if self.config.kl == 0:
-                    self.ref = None  # it held the warm start's decisions only: its memory back for rollouts
+                    # The reference held the warm start's decisions only: its memory back for rollouts.
+                    self.ref = self.paired = None
             if self.step < config.steps:
                 if examples is None:
                     examples = await oracle_examples(pool, self.chat, seed=config.seed, decides=config.sft_decides)
