@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inftool_env.tasks import Task
+from inftool_env.tasks import Task, ToolCall
 
 
 class OraclePolicy:
@@ -21,12 +21,17 @@ class OraclePolicy:
         acted = any(m["role"] == "assistant" and m.get("tool_calls") for m in messages[last_user:])
         calls = self.task.ground_truth[turn] if 0 <= turn < len(self.task.ground_truth) else []
         if calls and not acted:
-            return {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [
-                    {"id": f"gt_{turn}_{i}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                    for i, c in enumerate(calls)
-                ],
-            }
+            return calls_message(calls, turn)
         return {"role": "assistant", "content": self.answer}
+
+
+def calls_message(calls: list[ToolCall], turn: int) -> dict[str, Any]:
+    """One assistant message making all of a turn's ground-truth calls."""
+    return {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": f"gt_{turn}_{i}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for i, c in enumerate(calls)
+        ],
+    }

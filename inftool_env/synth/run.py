@@ -2,7 +2,9 @@
 
 The quota (``n`` over the categories, or a target plan's cells) is met attempt by attempt: a builder
 makes a candidate, the verifier re-runs it on fresh servers, a near-duplicate of a kept task is
-dropped; every drop is counted under its reason. A category that cannot apply says why.
+dropped; every drop is counted under its reason. A category that cannot apply says why. A caller's
+``admit`` check may refuse a verified candidate too (evolve: an answer longer than the policy may write in a
+turn), and the attempt is made again.
 
 What one attempt gives: its category does not apply (and the category stops), or a candidate (the
 builder's task, and any companion tasks it made beside it, each kept or dropped; or the builder's own
@@ -20,7 +22,7 @@ import re
 import textwrap
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ SHOWN_TOOLS = 8  # uncovered tools the table names (stats.json lists them all)
 SHOWN_FAILURES = 12  # (reason, tool) lines of the table's failures
 SHOWN_ERROR_CHARS = 100  # of each failure's first error
 logger = logging.getLogger(__name__)
+# A caller's last check on a verified candidate: None keeps it; else why it is dropped, "short reason: detail".
+Admit = Callable[[Task], str | None]
 
 
 @dataclass
@@ -121,13 +125,14 @@ def synthesize(
     progress: bool = False,
     attempts_per_task: int = ATTEMPTS_PER_TASK,
     foreign: Sequence[ForeignRequest] = (),
+    admit: Admit | None = None,
 ) -> SynthRun:
     """Verified tasks for ``source`` (see the module doc); sync wrapper of ``synthesize_async``."""
 
     async def go() -> SynthRun:
         return await synthesize_async(source, n=n, categories=categories, generator=generator, seed=seed,
                                       plan=plan, round=round, progress=progress,
-                                      attempts_per_task=attempts_per_task, foreign=foreign)  # fmt: skip
+                                      attempts_per_task=attempts_per_task, foreign=foreign, admit=admit)  # fmt: skip
 
     try:
         asyncio.get_running_loop()
@@ -149,10 +154,12 @@ async def synthesize_async(
     progress: bool = False,
     attempts_per_task: int = ATTEMPTS_PER_TASK,
     foreign: Sequence[ForeignRequest] = (),
+    admit: Admit | None = None,
 ) -> SynthRun:
     """``generator``: "schema", a model string, or a ChatModel object (both agent roles play on it).
     ``source``: also a World ``open_world`` made (the CLI opens it first, to check ``--out`` against it).
-    ``foreign``: other sources' requests, a share of irrelevance offers this source's tools (synth/foreign.py)."""
+    ``foreign``: other sources' requests, a share of irrelevance offers this source's tools (synth/foreign.py).
+    ``admit``: a last check on each verified candidate (see ``Admit``); a refusal is a drop, counted by reason."""
     wanted = parse_categories(categories)
     if n < 0 or attempts_per_task < 1:
         raise SynthError(f"n must be at least 0 and attempts_per_task at least 1, not {n} and {attempts_per_task}")
@@ -178,7 +185,7 @@ async def synthesize_async(
     name = generator if isinstance(generator, str) else generator.name
     try:
         await _fill(run, world, quota, fresh, kept, parents, bar, agents, name, seed, round, attempts_per_task,
-                    tuple(foreign))  # fmt: skip
+                    tuple(foreign), admit)  # fmt: skip
     finally:
         bar.close()
         if agents is not None:
@@ -190,7 +197,7 @@ async def synthesize_async(
 async def _fill(
     run: SynthRun, world: World, quota: dict[tuple[str, str], int], fresh: dict[str, Any], kept: list[Task],
     parents: dict[tuple[str, str], Task], bar: Any, agents: Any, generator: str, seed: int, round: int,  # noqa: A002
-    attempts_per_task: int, foreign: tuple[ForeignRequest, ...],
+    attempts_per_task: int, foreign: tuple[ForeignRequest, ...], admit: Admit | None,
 ) -> None:  # fmt: skip
     dedup, drops = Deduper(), run.drops
     for (focus, category), count in quota.items():
@@ -210,14 +217,14 @@ async def _fill(
                 parent = parents.get((focus, category))
                 origin = {"generator": generator, "seed": seed, "round": round, "attempt": attempt,
                           "parent": parent.id if parent else None}  # fmt: skip
-                if not await _keep(task, world, origin, fresh, dedup, kept, drops, round, seed):
+                if not await _keep(task, world, origin, fresh, dedup, kept, drops, round, seed, admit):
                     continue
                 made += 1
                 bar.update(1)
                 paired = {**origin, "companion_of": kept[-1].id}
                 for companion in companions:  # beyond the quota: the bar grows with them
                     run.companions += 1  # as each is verified: one that raises is a drop, the rest never candidates
-                    if await _keep(companion, world, paired, fresh, dedup, kept, drops, round, seed):
+                    if await _keep(companion, world, paired, fresh, dedup, kept, drops, round, seed, admit):
                         bar.total += 1
                         bar.update(1)
             except NotApplicable as exc:
@@ -247,11 +254,15 @@ def _internal_error(category: str, exc: Exception, drops: Drops) -> None:
 
 
 async def _keep(task: Task, world: World, origin: dict[str, Any], fresh: dict[str, Any], dedup: Deduper,
-                kept: list[Task], drops: Drops, round: int, seed: int) -> bool:  # noqa: A002  # fmt: skip
-    """Verify, name and deduplicate one candidate; kept ones are appended, dropped ones counted by reason."""
+                kept: list[Task], drops: Drops, round: int, seed: int, admit: Admit | None) -> bool:  # noqa: A002  # fmt: skip
+    """Verify, admit, name and deduplicate one candidate; kept ones are appended, dropped ones counted by reason."""
     failure = await find_failure(task, fresh)
     if failure is not None:
         drops.add(task.category, failure.kind, whole=failure.reason, tool=failure.tool, error=failure.error)
+        return False
+    refused = admit(task) if admit is not None else None
+    if refused is not None:
+        drops.add(task.category, refused.split(": ", 1)[0], whole=refused)
         return False
     task = task.model_copy(update={
         "id": f"{world.name.lower()}-{task.category}-r{round}-s{seed}-{len(kept):04d}",

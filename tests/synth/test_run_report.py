@@ -131,6 +131,21 @@ def test_the_counts_add_up_when_a_companions_check_raises(monkeypatch):
     assert s["candidates"] == s["kept"] + sum(s["dropped"].values())
 
 
+def test_a_candidate_the_caller_refuses_is_a_counted_drop_and_another_is_drawn_in_its_place():
+    # evolve refuses answers longer than a turn's tokens (train/loop/budget.py); the quota is still met.
+    def admit(task):
+        calls = sum(len(turn) for turn in task.ground_truth)
+        return f"answer past the token budget: {calls} calls > 2" if calls > 2 else None
+
+    run = synthesize(BOOKSHELF_ID, n=6, categories=["parallel"], seed=3, admit=admit)
+    assert len(run.tasks) == 6 and all(sum(len(turn) for turn in t.ground_truth) <= 2 for t in run.tasks)
+    refused = run.dropped["parallel: answer past the token budget"]
+    assert refused > 0 and run.stats["dropped_reasons"]["parallel: answer past the token budget: 3 calls > 2"] > 0
+    assert f"answer past the token budget ({refused}): 3 calls > 2" in run.table()
+    s = run.stats
+    assert s["candidates"] == s["kept"] + sum(s["dropped"].values())
+
+
 # -- the CLI -------------------------------------------------------------------------------------
 
 

@@ -76,8 +76,10 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> type[Scripted]:
 def config(tiny: Path, **overrides: Any) -> Any:
     from inftool_env.train.loop import EvolveConfig
 
+    # A tiny model's 48-token turns fit no Bookshelf parallel answer, which these tests train on: the
+    # budget (fit_budget) has its own test.
     base = {"sources": [ENV], "policy": str(tiny), "rounds": 2, "tasks_per_round": 10, "eval_tasks": 16,
-            "eval_via": "hf", "grpo": GRPO}  # fmt: skip
+            "eval_via": "hf", "grpo": GRPO, "fit_budget": False}  # fmt: skip
     return EvolveConfig(**{**base, **overrides})
 
 
@@ -205,6 +207,64 @@ def test_two_rounds_follow_the_report_write_every_file_and_resume_after_an_inter
     assert len(leaks) == 1 and leaks[0].startswith(tainted.id), (entry["id"], leaks)
 
 
+def test_an_answers_tokens_are_what_the_trainer_measures_of_the_oracles_episode(tiny: Path) -> None:
+    """Synthesis's budget check renders a task's answer without playing it; the trainer measures the
+    verified episode the oracle played. On synthesized Bookshelf tasks of every category the two agree."""
+    import asyncio
+
+    from transformers import AutoTokenizer
+
+    from inftool_env.synth import synthesize
+    from inftool_env.train.grpo.rollout import EnvPool
+    from inftool_env.train.grpo.sft import oracle_examples
+    from inftool_env.train.loop.budget import TemplateOnly, answer_tokens
+
+    tasks = synthesize(ENV, n=16, seed=0).tasks
+    chat = TemplateOnly(AutoTokenizer.from_pretrained(tiny))
+    pool = EnvPool([(ENV, tasks)])
+
+    async def played() -> list[Any]:
+        try:
+            return await oracle_examples(pool, chat, seed=0)
+        finally:
+            await pool.close()
+
+    measured = {e.task_id: e.longest for e in asyncio.run(played())}
+    assert len(measured) == len(tasks) and len({t.category for t in tasks}) >= 7
+    assert {t.id: answer_tokens(chat, t) for t in tasks} == measured
+    assert max(measured.values()) > 60  # a parallel answer: the budget below has something to refuse
+
+
+def test_the_loop_synthesizes_only_answers_that_fit_a_turns_tokens(
+    tiny: Path, scripted: type[Scripted], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Held-out tasks within the evaluation's max_tokens, training tasks within the trainer's; a refused
+    candidate is a counted drop and another is drawn in its place."""
+    from transformers import AutoTokenizer
+
+    from inftool_env.train.loop.budget import TemplateOnly, answer_tokens
+
+    E = importlib.import_module(EVOLVE)
+    run = E.Evolve(config(tiny, fit_budget=True, eval_max_tokens=60, eval_tasks=8, tasks_per_round=8,
+                          categories=["simple", "parallel", "irrelevance"]), tmp_path)  # fmt: skip
+    run.heldout()
+    run.evaluate(0)
+    run.plan(1)
+    run.synth(1)
+    chat = TemplateOnly(AutoTokenizer.from_pretrained(tiny))
+    source = tmp_path / "heldout" / "0-inftool-Bookshelf-v0"
+    held = load_tasks(source / "tasks.jsonl")
+    trained = load_tasks(tmp_path / "round_1" / "tasks" / "0-inftool-Bookshelf-v0" / "train_tasks.jsonl")
+    assert held and max(answer_tokens(chat, t) for t in held) <= 60
+    assert trained and max(answer_tokens(chat, t) for t in trained) <= GRPO["max_new_tokens"]
+    assert any(t.category == "parallel" for t in held)  # two short calls fit 60 tokens
+    dropped = json.loads((source / "stats.json").read_text())["dropped"]
+    refused = dropped.get("parallel: answer past the token budget", 0)
+    assert refused > 0 and f"{ENV}, held-out: {refused} synthesized tasks needed more than 60 tokens" in (
+        capsys.readouterr().out
+    )
+
+
 def test_bfcl_sources_are_refused_and_bad_settings_fail_before_any_work(tiny: Path, tmp_path: Path) -> None:
     E = importlib.import_module(EVOLVE)
 
@@ -247,6 +307,10 @@ def test_cli_registers_evolve_and_reports_mistakes_in_one_line(capsys: pytest.Ca
     args = parser.parse_args(["evolve", ENV, "--irrelevance-share", "0.3", "--replay-share", "0"])
     assert (args.irrelevance_share, args.replay_share, args.keep_best) == (0.3, 0.0, True)
     assert not parser.parse_args(["evolve", ENV, "--no-keep-best"]).keep_best
+    assert (
+        parser.parse_args(["evolve", ENV]).fit_budget
+        and not parser.parse_args(["evolve", ENV, "--no-fit-budget"]).fit_budget
+    )
     assert parser.parse_args(["evolve", ENV]).foreign_requests == 0
     assert parser.parse_args(["evolve", ENV, "--foreign-requests", "8"]).foreign_requests == 8
     with pytest.raises(SystemExit):

@@ -63,12 +63,16 @@ Decides = Literal["never", "pairs", "always"]
 DECLINE = "None of the tools I have can do that, so I cannot help with this request."
 
 
+def oracle_answer(task: Task) -> str:
+    """The oracle's text reply: a decline where no offered tool fits, else its closing remark."""
+    return DECLINE if task.category == "irrelevance" else "Done."
+
+
 class _ToolsSeen:
     """The oracle, remembering the tools it was offered (the template renders them in the prompt)."""
 
     def __init__(self, task: Task) -> None:
-        answer = DECLINE if task.category == "irrelevance" else "Done."
-        self.oracle = OraclePolicy(task, answer=answer)
+        self.oracle = OraclePolicy(task, answer=oracle_answer(task))
         self.tools: list[dict[str, Any]] | None = None
 
     async def act(self, observation: dict[str, Any]) -> Any:

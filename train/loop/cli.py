@@ -47,6 +47,9 @@ def add_commands(subparsers: Any) -> None:
                    'train_layers a number or "all"; model is --policy')  # fmt: skip
     p.add_argument("--no-keep-best", dest="keep_best", action="store_false",
                    help="train each round from the latest policy, even one that scored below an earlier")  # fmt: skip
+    p.add_argument("--no-fit-budget", dest="fit_budget", action="store_false",
+                   help="also synthesize tasks whose answer needs more tokens than a turn allows "
+                   "(--eval-max-tokens held out, grpo's max_new_tokens in training)")  # fmt: skip
     p.add_argument("--seed", type=seed_arg, default=0)
     p.set_defaults(run=cmd_evolve)
 
@@ -68,7 +71,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
               "irrelevance_share": args.irrelevance_share, "replay_share": args.replay_share,
               "foreign_requests": args.foreign_requests,
               "eval_via": args.eval_via, "eval_max_tokens": args.eval_max_tokens, "bfcl_categories": bfcl,
-              "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo, "keep_best": args.keep_best}  # fmt: skip
+              "bfcl_limit": args.eval_bfcl_limit, "grpo": grpo, "keep_best": args.keep_best,
+              "fit_budget": args.fit_budget}  # fmt: skip
     try:
         config = EvolveConfig(**fields)
     except ValidationError as exc:

@@ -43,6 +43,7 @@ from inftool_env.train.loop import report as R
 
 if TYPE_CHECKING:
     from inftool_env.synth.foreign import ForeignRequest
+    from inftool_env.synth.run import Admit
     from inftool_env.synth.world import World
 
 HELDOUT_SEED = 1_000_003  # the evaluation split's synthesis seed, apart from every round's
@@ -72,6 +73,8 @@ class EvolveConfig(BaseModel):
     grpo: dict[str, Any] = Field(default_factory=dict, description="GRPOConfig fields (model is set per round)")
     keep_best: bool = Field(default=True, description="each round starts from the best policy on the held-out "
                             "split so far (the latest among equals), not a worse latest one")  # fmt: skip
+    fit_budget: bool = Field(default=True, description="synthesize only tasks whose answer fits a turn's tokens "
+                             "(held out: eval_max_tokens; training: grpo's max_new_tokens; budget.py)")  # fmt: skip
     seed: int = Field(default=0, ge=0)
 
     @field_validator("categories")
@@ -162,7 +165,9 @@ class Evolve:
         for source, slug in self.slugs.items():
             run = synthesize(worlds.get(source, source), n=self.config.eval_tasks, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + HELDOUT_SEED, round=0,
-                             progress=self.progress, foreign=foreign[source])  # fmt: skip
+                             progress=self.progress, foreign=foreign[source],
+                             admit=self.admit(self.config.eval_max_tokens))  # fmt: skip
+            self.say_refused(source, run.dropped, self.config.eval_max_tokens, "held-out")
             if not run.tasks:
                 raise InftoolError(f"{source}: synthesis made no held-out tasks (dropped: {run.dropped})")
             _fresh(self.out / "heldout" / slug)
@@ -239,7 +244,9 @@ class Evolve:
             opened = worlds.get(source, source)
             run = synthesize(opened, n=self.config.tasks_per_round, categories=self.config.categories,
                              generator=self.config.generator, seed=self.config.seed + r, plan=plan, round=r,
-                             progress=self.progress, foreign=foreign[source])  # fmt: skip
+                             progress=self.progress, foreign=foreign[source],
+                             admit=self.admit(self.max_new_tokens))  # fmt: skip
+            self.say_refused(source, run.dropped, self.max_new_tokens, f"round {r}")
             run.write(where)
             held = {_text(t) for t in load_tasks(self.out / "heldout" / slug / "tasks.jsonl")}
             fresh = [t for t in run.tasks if _text(t) not in held]  # the held-out split stays unseen
@@ -259,6 +266,27 @@ class Evolve:
                 "replayed": len(replay), "dropped": run.dropped, "not_applicable": run.not_applicable,
                 "by_category": _count(t.category for t in train),
             })  # fmt: skip
+
+    def admit(self, max_tokens: int) -> Admit | None:
+        """With ``fit_budget``, synthesis's check that a task's answer fits ``max_tokens`` (train/loop/budget.py)."""
+        from inftool_env.train.loop.budget import within_budget
+
+        return within_budget(self.model_dir(0), max_tokens) if self.config.fit_budget else None
+
+    def say_refused(self, source: str, dropped: dict[str, int], max_tokens: int, split: str) -> None:
+        from inftool_env.train.loop.budget import SHORT
+
+        refused = sum(n for reason, n in dropped.items() if reason.endswith(f": {SHORT}"))
+        if refused and self.progress:
+            print(f"{source}, {split}: {refused} synthesized tasks needed more than {max_tokens} tokens a turn and "
+                  "others were drawn in their place (--no-fit-budget keeps them)", flush=True)  # fmt: skip
+
+    @property
+    def max_new_tokens(self) -> int:
+        """A training turn's tokens: what the trainer samples (grpo's max_new_tokens, or its default)."""
+        from inftool_env.train.grpo import GRPOConfig
+
+        return GRPOConfig(**{**self.config.grpo, "model": self.config.policy}).max_new_tokens
 
     def foreign(self, seed: int) -> tuple[dict[str, World], dict[str, tuple[ForeignRequest, ...]]]:
         """Each source's requests of the other sources, for its irrelevance (none with one source), and the

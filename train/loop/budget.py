@@ -1,0 +1,55 @@
+"""Synthesis within the token budget: a task whose verified answer the policy cannot write in one turn's
+``max_tokens`` is unanswerable at that budget. In GRPO its samples are all cut alike (no signal; the trainer
+leaves such tasks out), and in the held-out split it is a failure that steers the next round's synthesis
+towards more such tasks. An evolve round at 128 tokens had 8 of its 25 parallel tasks past the budget (three
+YelpFusion searches of ~60 tokens each), so the loop has synthesis draw another candidate in their place.
+
+An answer's length is what the trainer measures (``sft.render_example``): the oracle's reply to each user
+turn, its calls in one assistant message, rendered by the policy's chat template through its end-of-turn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from inftool_env.llm.local import LocalChat
+from inftool_env.synth.run import Admit
+from inftool_env.tasks import Task
+
+SHORT = "answer past the token budget"
+
+
+class TemplateOnly(LocalChat):
+    """A model's chat template and tokenizer, no weights: what rendering a conversation takes."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.name = "template"
+
+
+def answer_tokens(chat: Any, task: Task) -> int:
+    """The longest of the oracle's replies to ``task``'s user turns, in the policy's tokens."""
+    from inftool_env.policies.oracle import calls_message
+    from inftool_env.train.grpo.sft import oracle_answer, render_example
+
+    longest = 0
+    for turn, text in enumerate(task.turns):
+        calls = task.ground_truth[turn] if turn < len(task.ground_truth) else []
+        reply = calls_message(calls, turn) if calls else {"role": "assistant", "content": oracle_answer(task)}
+        example = render_example(chat, task.id, [{"role": "user", "content": text}, reply], None, decides=True)
+        longest = max(longest, example.longest if example is not None else 0)
+    return longest
+
+
+def within_budget(model_dir: str | Path, max_tokens: int) -> Admit:
+    """An ``admit`` check for ``synthesize``: refuses a task whose answer needs more than ``max_tokens``."""
+    from transformers import AutoTokenizer
+
+    chat = TemplateOnly(AutoTokenizer.from_pretrained(str(model_dir)))
+
+    def admit(task: Task) -> str | None:
+        needs = answer_tokens(chat, task)
+        return f"{SHORT}: {needs} tokens > {max_tokens}" if needs > max_tokens else None
+
+    return admit
