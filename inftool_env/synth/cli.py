@@ -1,4 +1,5 @@
-"""``inftool synth SOURCE --n N [--categories …] [--generator schema|MODEL] [--seed S] [--target REPORT] --out DIR``.
+"""``inftool synth SOURCE --n N [--categories …] [--generator schema|MODEL] [--seed S] [--target REPORT]
+[--max-answer-tokens N [--tokenizer T]] --out DIR``.
 
 Writes ``DIR/tasks.jsonl`` and the manifest ``DIR/<Name>-v0.toml`` (``make()`` and ``inftool eval``
 take it), prints a progress bar and a closing table. Registered by ``add_commands(subparsers)``.
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inftool_env.argtypes import positive_int, seed_arg
 from inftool_env.errors import InftoolError
 from inftool_env.synth.categories import CATEGORIES
 from inftool_env.tasks import Task, load_tasks
+
+if TYPE_CHECKING:
+    from inftool_env.synth.run import Admit
 
 SOURCE_HELP = (
     "a registered env id (inftool/Bookshelf-v0), a manifest (.toml), or any spec `inftool serve` accepts "
@@ -50,6 +55,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                        "{task_id: success rate} JSON: generate where the policy fails")  # fmt: skip
     synth.add_argument("--target-tasks", help="the tasks the --target report was on (default: DIR/tasks.jsonl "
                        "of the report's env, else the source's own tasks)")  # fmt: skip
+    synth.add_argument("--max-answer-tokens", type=positive_int, metavar="N",
+                       help="only tasks whose answer fits N tokens a turn (the trainer's generation limit): others "
+                       "are drawn in their place (counted by --tokenizer's template; needs transformers)")  # fmt: skip
+    synth.add_argument("--tokenizer", metavar="PATH_OR_ID",
+                       help="the trained model's tokenizer for --max-answer-tokens: an HF directory or model id, "
+                       "or embedded (the default)")  # fmt: skip
     synth.add_argument("--out", required=True, help="output folder")
     synth.set_defaults(run=run_synth)
 
@@ -61,6 +72,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from inftool_env.synth.world import open_world
 
     categories = parse_categories(args.categories)
+    admit = _answer_budget(args)  # a tokenizer that does not load fails before any work
     world = open_world(args.source, model=None if args.generator == "schema" else args.generator)
     out = Path(args.out)
     ours = f"{env_config(world).id.rsplit('/', 1)[-1]}.toml"
@@ -77,7 +89,7 @@ def run_synth(args: argparse.Namespace) -> int:
     if plan is None and (few := too_few(args.n, categories)) is not None:
         print(few)
     run = synthesize(world, n=args.n, categories=categories, generator=args.generator, seed=args.seed, plan=plan,
-                     round=args.round, progress=True)  # fmt: skip
+                     round=args.round, progress=True, admit=admit)  # fmt: skip
     print(run.table())
     if not run.tasks:  # an empty tasks.jsonl would replace whatever --out held
         raise InftoolError(f"{args.source}: no task was verified, so nothing was written (the table says why)")
@@ -85,6 +97,17 @@ def run_synth(args: argparse.Namespace) -> int:
     print(f"tasks: {out / 'tasks.jsonl'}; manifest: {manifest}")
     print(f"next: inftool eval {manifest} --policy oracle")
     return 0
+
+
+def _answer_budget(args: argparse.Namespace) -> Admit | None:
+    if args.max_answer_tokens is None:
+        if args.tokenizer is not None:
+            raise InftoolError("--tokenizer counts answers' tokens for --max-answer-tokens: give both, or neither")
+        return None
+    from inftool_env.llm.tokenizers import EMBEDDED, load_tokenizer
+    from inftool_env.synth.budget import within_budget
+
+    return within_budget(load_tokenizer(args.tokenizer or EMBEDDED), args.max_answer_tokens)
 
 
 def _target_tasks(args: argparse.Namespace) -> list[Task]:

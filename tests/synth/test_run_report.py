@@ -4,6 +4,7 @@ operations the spec lost, counts that add up; and a reused ``--out`` refused bef
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 
 import pytest
@@ -15,7 +16,7 @@ from inftool_env.synth import synthesize
 from inftool_env.synth.cli import add_commands
 from inftool_env.synth.context import Context, Skip
 from inftool_env.synth.world import open_world
-from inftool_env.tasks import Task, ToolCall
+from inftool_env.tasks import Task, ToolCall, load_tasks
 from tests.synth.conftest import BOOKSHELF_ID
 
 pytestmark = pytest.mark.anyio
@@ -132,7 +133,7 @@ def test_the_counts_add_up_when_a_companions_check_raises(monkeypatch):
 
 
 def test_a_candidate_the_caller_refuses_is_a_counted_drop_and_another_is_drawn_in_its_place():
-    # evolve refuses answers longer than a turn's tokens (train/loop/budget.py); the quota is still met.
+    # evolve refuses answers longer than a turn's tokens (synth/budget.py); the quota is still met.
     def admit(task):
         calls = sum(len(turn) for turn in task.ground_truth)
         return f"answer past the token budget: {calls} calls > 2" if calls > 2 else None
@@ -147,6 +148,29 @@ def test_a_candidate_the_caller_refuses_is_a_counted_drop_and_another_is_drawn_i
 
 
 # -- the CLI -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="counting tokens needs transformers")
+def test_synth_keeps_answers_within_max_answer_tokens_by_the_tokenizers_template(tmp_path, capsys):
+    from inftool_env.llm.tokenizers import load_tokenizer
+    from inftool_env.synth.budget import TemplateOnly, answer_tokens
+
+    out = tmp_path / "out"
+    with pytest.raises(InftoolError, match="--tokenizer counts answers' tokens for --max-answer-tokens"):
+        _cli(["synth", BOOKSHELF_ID, "--n", "6", "--tokenizer", "embedded", "--out", str(out)])
+    with pytest.raises(InftoolError, match="--tokenizer /nowhere: no such directory"):
+        _cli(["synth", BOOKSHELF_ID, "--n", "6", "--max-answer-tokens", "60", "--tokenizer", "/nowhere",
+              "--out", str(out)])  # fmt: skip
+    assert not out.exists()  # refused before any work
+    argv = ["synth", BOOKSHELF_ID, "--n", "6", "--categories", "parallel", "--seed", "3", "--out", str(out)]
+    assert _cli([*argv, "--max-answer-tokens", "60"]) == 0
+    chat = TemplateOnly(load_tokenizer("embedded"))
+    kept = load_tasks(out / "tasks.jsonl")
+    assert len(kept) == 6 and max(answer_tokens(chat, t) for t in kept) <= 60
+    refused = json.loads((out / "stats.json").read_text())["dropped"]["parallel: answer past the token budget"]
+    assert f"answer past the token budget ({refused}): " in capsys.readouterr().out
+    assert _cli(argv) == 0  # without the flag, the same seed keeps longer answers
+    assert max(answer_tokens(chat, t) for t in load_tasks(out / "tasks.jsonl")) > 60
 
 
 def test_synth_warns_of_the_operations_its_spec_lost_as_check_and_rollout_do(tmp_path, capsys):

@@ -215,9 +215,9 @@ def test_an_answers_tokens_are_what_the_trainer_measures_of_the_oracles_episode(
     from transformers import AutoTokenizer
 
     from inftool_env.synth import synthesize
+    from inftool_env.synth.budget import TemplateOnly, answer_tokens
     from inftool_env.train.grpo.rollout import EnvPool
     from inftool_env.train.grpo.sft import oracle_examples
-    from inftool_env.train.loop.budget import TemplateOnly, answer_tokens
 
     tasks = synthesize(ENV, n=16, seed=0).tasks
     chat = TemplateOnly(AutoTokenizer.from_pretrained(tiny))
@@ -242,7 +242,7 @@ def test_the_loop_synthesizes_only_answers_that_fit_a_turns_tokens(
     candidate is a counted drop and another is drawn in its place."""
     from transformers import AutoTokenizer
 
-    from inftool_env.train.loop.budget import TemplateOnly, answer_tokens
+    from inftool_env.synth.budget import TemplateOnly, answer_tokens
 
     E = importlib.import_module(EVOLVE)
     run = E.Evolve(config(tiny, fit_budget=True, eval_max_tokens=60, eval_tasks=8, tasks_per_round=8,

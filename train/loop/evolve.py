@@ -74,7 +74,7 @@ class EvolveConfig(BaseModel):
     keep_best: bool = Field(default=True, description="each round starts from the best policy on the held-out "
                             "split so far (the latest among equals), not a worse latest one")  # fmt: skip
     fit_budget: bool = Field(default=True, description="synthesize only tasks whose answer fits a turn's tokens "
-                             "(held out: eval_max_tokens; training: grpo's max_new_tokens; budget.py)")  # fmt: skip
+                             "(held out: eval_max_tokens; training: grpo's max_new_tokens; synth/budget)")  # fmt: skip
     seed: int = Field(default=0, ge=0)
 
     @field_validator("categories")
@@ -268,15 +268,16 @@ class Evolve:
             })  # fmt: skip
 
     def admit(self, max_tokens: int) -> Admit | None:
-        """With ``fit_budget``, synthesis's check that a task's answer fits ``max_tokens`` (train/loop/budget.py)."""
-        from inftool_env.train.loop.budget import within_budget
+        """With ``fit_budget``, synthesis's check that a task's answer fits ``max_tokens`` (synth/budget.py)."""
+        from inftool_env.llm.tokenizers import load_tokenizer
+        from inftool_env.synth.budget import within_budget
 
-        return within_budget(self.model_dir(0), max_tokens) if self.config.fit_budget else None
+        return within_budget(load_tokenizer(str(self.model_dir(0))), max_tokens) if self.config.fit_budget else None
 
     def say_refused(self, source: str, dropped: dict[str, int], max_tokens: int, split: str) -> None:
-        from inftool_env.train.loop.budget import SHORT
+        from inftool_env.synth.budget import refused as count_refused
 
-        refused = sum(n for reason, n in dropped.items() if reason.endswith(f": {SHORT}"))
+        refused = count_refused(dropped)
         if refused and self.progress:
             print(f"{source}, {split}: {refused} synthesized tasks needed more than {max_tokens} tokens a turn and "
                   "others were drawn in their place (--no-fit-budget keeps them)", flush=True)  # fmt: skip

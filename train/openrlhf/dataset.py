@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from tqdm import tqdm
 from inftool_env.argtypes import positive_int, seed_arg
 from inftool_env.errors import InftoolError, first_invalid
 from inftool_env.eval.bfcl_guard import refuse_bfcl
+from inftool_env.llm.tokenizers import first_line, load_tokenizer
 from inftool_env.tasks import Task, load_tasks
 from inftool_env.train.checks import DEFAULT_FORMAT, check_seed, check_text_format
 
@@ -43,9 +43,6 @@ AGENT_FILE = HERE / "agent_func.py"  # --train.agent_func_path
 LAUNCH_SCRIPT = HERE / "launch_grpo.sh"
 DEFAULT_MAX_LEN = 8192  # the launch script's MAX_LEN (--data.max_len)
 CHARS_PER_TOKEN = 3.5  # Qwen2.5's tokenizer gives 3.4-4.3 on our envs' prompts: this errs towards warning
-EMBEDDED = "embedded"  # --tokenizer: the embedded model's
-TOKENIZER_EXTRA = "pip install 'inftool-env[model]'"  # transformers, and the embedded model's parts
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # what --tokenizer may name on the Hugging Face hub
 
 Prompt = list[dict[str, Any]]
 
@@ -114,46 +111,6 @@ def estimated_tokens(prompt: Prompt) -> int:
     return round(sum(len(str(m.get("content") or "")) for m in prompt) / CHARS_PER_TOKEN)
 
 
-def load_tokenizer(name: str) -> Any:
-    """``--tokenizer``: an HF tokenizer directory or model id, or ``embedded``, the embedded model's (read from
-    its GGUF, no weights loaded: the very tokenizer its HF export saves). Needs transformers."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as exc:
-        raise InftoolError(f"--tokenizer needs transformers, in the `model` extra ({exc}): {TOKENIZER_EXTRA}") from None
-    if name == EMBEDDED:
-        from inftool_env.llm.embedded import embedded_gguf
-        from inftool_env.llm.gguf import gguf_tokenizer
-
-        gguf = embedded_gguf()  # its own one-line error when the model's parts are not installed
-        return _loaded(name, lambda: gguf_tokenizer(gguf))
-    path = Path(name)
-    if not path.exists():
-        if not _HUB_ID.fullmatch(name):  # neither here nor a hub id: ask nobody
-            raise InftoolError(f"--tokenizer {name}: no such directory (give the trained model's HF directory or "
-                               f"model id, or '{EMBEDDED}')")  # fmt: skip
-        # A hub id: the local cache first, then the hub if it answers at all.
-        try:
-            return AutoTokenizer.from_pretrained(name, local_files_only=True)
-        except Exception:  # noqa: S110 - not cached: the hub is asked below, and its error is the one shown
-            pass
-        from inftool_env.llm.hub import hub_unreachable
-
-        unreachable = hub_unreachable()
-        if unreachable is not None:
-            raise InftoolError(f"--tokenizer {name}: no such directory, not in the Hugging Face cache, and the hub "
-                               f"cannot be reached ({unreachable}); give the trained model's HF directory or "
-                               f"'{EMBEDDED}'")  # fmt: skip
-    return _loaded(name, lambda: AutoTokenizer.from_pretrained(name))
-
-
-def _loaded(name: str, load: Callable[[], Any]) -> Any:
-    try:
-        return load()
-    except Exception as exc:  # transformers says OSError, ValueError, ImportError…, over several lines
-        raise InftoolError(f"--tokenizer {name}: no tokenizer loads from it ({_first_line(exc)})") from None
-
-
 def load_template(tokenizer: str) -> ChatTemplate:
     """The chat template of the tokenizer ``load_tokenizer`` loads from ``tokenizer``."""
     from inftool_env.train.openrlhf.episode import ChatTemplate
@@ -163,7 +120,7 @@ def load_template(tokenizer: str) -> ChatTemplate:
         return ChatTemplate(loaded)
     except Exception as exc:  # no chat template, or one that does not render a conversation
         raise InftoolError(f"--tokenizer {tokenizer}: its chat template renders no conversation "
-                           f"({_first_line(exc)})") from None  # fmt: skip
+                           f"({first_line(exc)})") from None  # fmt: skip
 
 
 def prompt_counter(tokenizer: str | ChatTemplate) -> Callable[[Prompt], int]:
@@ -181,11 +138,6 @@ def check_template(template: ChatTemplate, tokenizer: str) -> None:
         template.check(opening)
     except InftoolError as exc:
         raise InftoolError(f"--tokenizer {tokenizer}: {exc}; the agent file would refuse every episode") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0].rstrip(" :") if lines else type(exc).__name__
 
 
 def _long_prompts(

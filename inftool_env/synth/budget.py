@@ -1,23 +1,25 @@
-"""Synthesis within the token budget: a task whose verified answer the policy cannot write in one turn's
+"""Synthesis within a token budget: a task whose verified answer the policy cannot write in one turn's
 ``max_tokens`` is unanswerable at that budget. In GRPO its samples are all cut alike (no signal; the trainer
-leaves such tasks out), and in the held-out split it is a failure that steers the next round's synthesis
+leaves such tasks out), and in an evaluation split it is a failure that steers the next round's synthesis
 towards more such tasks. An evolve round at 128 tokens had 8 of its 25 parallel tasks past the budget (three
-YelpFusion searches of ~60 tokens each), so the loop has synthesis draw another candidate in their place.
+YelpFusion searches of ~60 tokens each). So ``inftool evolve`` and ``inftool synth --max-answer-tokens`` have
+synthesis draw another candidate in place of each such task.
 
-An answer's length is what the trainer measures (``sft.render_example``): the oracle's reply to each user
-turn, its calls in one assistant message, rendered by the policy's chat template through its end-of-turn.
+An answer's length is what the trainer measures (``train/grpo/sft.render_example``): the oracle's reply to each
+user turn, its calls in one assistant message, rendered by the policy's chat template through its end-of-turn.
+The trainer's rendering is imported when a check is made: it needs transformers' tokenizer, not torch.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from inftool_env.llm.local import LocalChat
+from inftool_env.policies.oracle import calls_message
 from inftool_env.synth.run import Admit
 from inftool_env.tasks import Task
 
-SHORT = "answer past the token budget"
+SHORT = "answer past the token budget"  # the drop's short reason, in stats.json and the synthesis table
 
 
 class TemplateOnly(LocalChat):
@@ -30,7 +32,6 @@ class TemplateOnly(LocalChat):
 
 def answer_tokens(chat: Any, task: Task) -> int:
     """The longest of the oracle's replies to ``task``'s user turns, in the policy's tokens."""
-    from inftool_env.policies.oracle import calls_message
     from inftool_env.train.grpo.sft import oracle_answer, render_example
 
     longest = 0
@@ -42,14 +43,18 @@ def answer_tokens(chat: Any, task: Task) -> int:
     return longest
 
 
-def within_budget(model_dir: str | Path, max_tokens: int) -> Admit:
-    """An ``admit`` check for ``synthesize``: refuses a task whose answer needs more than ``max_tokens``."""
-    from transformers import AutoTokenizer
-
-    chat = TemplateOnly(AutoTokenizer.from_pretrained(str(model_dir)))
+def within_budget(tokenizer: Any, max_tokens: int) -> Admit:
+    """An ``admit`` check for ``synthesize``: refuses a task whose answer needs more than ``max_tokens``
+    (``tokenizer``: the policy's, loaded, with its chat template)."""
+    chat = TemplateOnly(tokenizer)
 
     def admit(task: Task) -> str | None:
         needs = answer_tokens(chat, task)
         return f"{SHORT}: {needs} tokens > {max_tokens}" if needs > max_tokens else None
 
     return admit
+
+
+def refused(dropped: dict[str, int]) -> int:
+    """How many of a run's drops (by short reason, "category: reason") were answers past the budget."""
+    return sum(n for reason, n in dropped.items() if reason.endswith(f": {SHORT}"))
