@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from inftool_env.errors import InftoolError
 from inftool_env.llm.local import LocalChat
+from inftool_env.llm.tokenizers import first_line
 from inftool_env.policies.oracle import calls_message
 from inftool_env.synth.run import Admit
 from inftool_env.tasks import Task
@@ -23,7 +25,8 @@ SHORT = "answer past the token budget"  # the drop's short reason, in stats.json
 
 
 class TemplateOnly(LocalChat):
-    """A model's chat template and tokenizer, no weights: what rendering a conversation takes."""
+    """A model's chat template and tokenizer, no weights: what rendering a conversation takes (LocalChat's
+    rendering and encoding read only ``tokenizer``; nothing here generates, so its batching is not set up)."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
@@ -38,15 +41,21 @@ def answer_tokens(chat: Any, task: Task) -> int:
     for turn, text in enumerate(task.turns):
         calls = task.ground_truth[turn] if turn < len(task.ground_truth) else []
         reply = calls_message(calls, turn) if calls else {"role": "assistant", "content": oracle_answer(task)}
+        # No tools: a chat template renders them before the conversation, outside the reply's own tokens.
         example = render_example(chat, task.id, [{"role": "user", "content": text}, reply], None, decides=True)
         longest = max(longest, example.longest if example is not None else 0)
     return longest
 
 
-def within_budget(tokenizer: Any, max_tokens: int) -> Admit:
+def within_budget(tokenizer: Any, max_tokens: int, *, name: str = "the tokenizer") -> Admit:
     """An ``admit`` check for ``synthesize``: refuses a task whose answer needs more than ``max_tokens``
-    (``tokenizer``: the policy's, loaded, with its chat template)."""
+    (``tokenizer``: the policy's, loaded, with its chat template; ``name`` says which in an error). A template
+    that cannot render a conversation is refused now, not met by every candidate."""
     chat = TemplateOnly(tokenizer)
+    try:
+        chat.render_text([{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}], None)
+    except Exception as exc:  # no chat template, or one that does not render a conversation
+        raise InftoolError(f"{name}: its chat template renders no conversation ({first_line(exc)})") from None
 
     def admit(task: Task) -> str | None:
         needs = answer_tokens(chat, task)

@@ -102,12 +102,14 @@ def run_synth(args: argparse.Namespace) -> int:
 def _answer_budget(args: argparse.Namespace) -> Admit | None:
     if args.max_answer_tokens is None:
         if args.tokenizer is not None:
-            raise InftoolError("--tokenizer counts answers' tokens for --max-answer-tokens: give both, or neither")
+            raise InftoolError("--tokenizer counts tokens for --max-answer-tokens N only: add it, or drop --tokenizer")
         return None
     from inftool_env.llm.tokenizers import EMBEDDED, load_tokenizer
     from inftool_env.synth.budget import within_budget
 
-    return within_budget(load_tokenizer(args.tokenizer or EMBEDDED), args.max_answer_tokens)
+    flag = "--tokenizer" if args.tokenizer else "--max-answer-tokens"  # the flag the user gave
+    name = args.tokenizer or EMBEDDED
+    return within_budget(load_tokenizer(name, flag=flag), args.max_answer_tokens, name=f"{flag} {name}")
 
 
 def _target_tasks(args: argparse.Namespace) -> list[Task]:

@@ -150,14 +150,19 @@ def test_a_candidate_the_caller_refuses_is_a_counted_drop_and_another_is_drawn_i
 # -- the CLI -------------------------------------------------------------------------------------
 
 
+def test_a_tokenizer_without_max_answer_tokens_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InftoolError, match=r"--tokenizer counts tokens for --max-answer-tokens N only"):
+        _cli(["synth", BOOKSHELF_ID, "--n", "6", "--tokenizer", "embedded", "--out", str(out)])
+    assert not out.exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="counting tokens needs transformers")
 def test_synth_keeps_answers_within_max_answer_tokens_by_the_tokenizers_template(tmp_path, capsys):
     from inftool_env.llm.tokenizers import load_tokenizer
     from inftool_env.synth.budget import TemplateOnly, answer_tokens
 
     out = tmp_path / "out"
-    with pytest.raises(InftoolError, match="--tokenizer counts answers' tokens for --max-answer-tokens"):
-        _cli(["synth", BOOKSHELF_ID, "--n", "6", "--tokenizer", "embedded", "--out", str(out)])
     with pytest.raises(InftoolError, match="--tokenizer /nowhere: no such directory"):
         _cli(["synth", BOOKSHELF_ID, "--n", "6", "--max-answer-tokens", "60", "--tokenizer", "/nowhere",
               "--out", str(out)])  # fmt: skip

@@ -235,6 +235,35 @@ def test_an_answers_tokens_are_what_the_trainer_measures_of_the_oracles_episode(
     assert max(measured.values()) > 60  # a parallel answer: the budget below has something to refuse
 
 
+def test_the_budget_keeps_an_answer_of_exactly_its_tokens_and_refuses_a_template_that_renders_nothing(
+    tiny: Path,
+) -> None:
+    from transformers import AutoTokenizer
+
+    from inftool_env.synth.budget import TemplateOnly, answer_tokens, within_budget
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    task = load_tasks(Path(__file__).resolve().parents[2] / "servers" / "bookshelf" / "tasks.jsonl")[0]
+    needs = answer_tokens(TemplateOnly(tokenizer), task)
+    assert within_budget(tokenizer, needs)(task) is None  # as the trainer: only a longer answer is left out
+    assert within_budget(tokenizer, needs - 1)(task) == f"answer past the token budget: {needs} tokens > {needs - 1}"
+    tokenizer.chat_template = None
+    with pytest.raises(InftoolError, match=r"^--tokenizer x: its chat template renders no conversation \(.+\)$"):
+        within_budget(tokenizer, 128, name="--tokenizer x")
+
+
+def test_a_run_from_before_the_budget_resumes_only_as_it_was_made(tiny: Path, tmp_path: Path) -> None:
+    """Its config.json has no fit_budget: it synthesized without one, and a resume does not turn it on unsaid."""
+    E = importlib.import_module(EVOLVE)
+    saved = json.loads(config(tiny).model_dump_json())
+    del saved["fit_budget"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    (tmp_path / "state.json").write_text(json.dumps({"done": ["heldout"], "seconds": {"heldout": 1.0}}))
+    with pytest.raises(InftoolError, match="fit_budget False -> True"):
+        E.Evolve(config(tiny, fit_budget=True), tmp_path, resume=True, progress=False)
+    assert E.Evolve(config(tiny, fit_budget=False), tmp_path, resume=True, progress=False).done == ["heldout"]
+
+
 def test_the_loop_synthesizes_only_answers_that_fit_a_turns_tokens(
     tiny: Path, scripted: type[Scripted], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

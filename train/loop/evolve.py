@@ -24,6 +24,7 @@ training run from its last saved step), and the closing table says where the tim
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -103,7 +104,7 @@ class Evolve:
         if state_path.exists() and not resume:
             raise InftoolError(f"{self.out} already holds an evolve run; continue it (--resume) or pick another --out")
         if resume and state_path.exists():
-            changed = _changes(EvolveConfig.model_validate_json((self.out / "config.json").read_text()), config)
+            changed = _changes(_saved(self.out / "config.json"), config)
             if changed:
                 raise InftoolError(f"{self.out}: --resume with different settings than the run was started with: "
                                    f"{'; '.join(changed)} (only --rounds may change; pass the others as before, "
@@ -269,10 +270,18 @@ class Evolve:
 
     def admit(self, max_tokens: int) -> Admit | None:
         """With ``fit_budget``, synthesis's check that a task's answer fits ``max_tokens`` (synth/budget.py)."""
-        from inftool_env.llm.tokenizers import load_tokenizer
         from inftool_env.synth.budget import within_budget
 
-        return within_budget(load_tokenizer(str(self.model_dir(0))), max_tokens) if self.config.fit_budget else None
+        if not self.config.fit_budget:
+            return None
+        return within_budget(self.tokenizer, max_tokens, name=f"--policy {self.config.policy}'s tokenizer")
+
+    @functools.cached_property
+    def tokenizer(self) -> Any:
+        """The policy's tokenizer (every round's checkpoint keeps the starting model's)."""
+        from inftool_env.llm.tokenizers import load_tokenizer
+
+        return load_tokenizer(str(self.model_dir(0)), flag="--policy")
 
     def say_refused(self, source: str, dropped: dict[str, int], max_tokens: int, split: str) -> None:
         from inftool_env.synth.budget import refused as count_refused
@@ -280,7 +289,8 @@ class Evolve:
         refused = count_refused(dropped)
         if refused and self.progress:
             print(f"{source}, {split}: {refused} synthesized tasks needed more than {max_tokens} tokens a turn and "
-                  "others were drawn in their place (--no-fit-budget keeps them)", flush=True)  # fmt: skip
+                  "were dropped, others drawn where attempts allowed (--no-fit-budget keeps them)",
+                  flush=True)  # fmt: skip
 
     @property
     def max_new_tokens(self) -> int:
@@ -479,6 +489,13 @@ def _check_source(source: str) -> None:
 
 def _source_key(source: str) -> str:
     return str(Path(source).resolve()) if Path(source).exists() else source
+
+
+def _saved(path: Path) -> EvolveConfig:
+    """The settings a run folder was started with. A run from before ``fit_budget`` synthesized without it."""
+    data = json.loads(path.read_text())
+    data.setdefault("fit_budget", False)
+    return EvolveConfig.model_validate(data)
 
 
 def _changes(saved: EvolveConfig, config: EvolveConfig) -> list[str]:
