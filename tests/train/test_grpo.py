@@ -791,6 +791,22 @@ def test_sft_warm_start_trains_on_the_oracles_verified_episodes(tiny: Path, toke
     assert trained[2]["call_form_p"] > records[2]["call_form_p"]
 
 
+def test_sft_lr_sets_the_warm_starts_rate_and_lr_grpos(tiny: Path, tasks: list[Any], tmp_path: Path) -> None:
+    """One optimiser serves both phases, so each sets its own rate: a warm start at a rate too small to move
+    the weights learns nothing while lr is large, and the GRPO steps after it (and the state a resume loads)
+    run at lr."""
+    import torch
+
+    from inftool_env.train.grpo import train_grpo
+
+    cfg = config(tiny, steps=1, sft_warmup_steps=3, sft_batch=5, lr=1e-2, sft_lr=1e-9)
+    result = train_grpo(cfg, [(ENV, tasks)], tmp_path, progress=False)
+    warm = [r for r in lines(result.metrics_path) if r["phase"] == "sft"]
+    assert warm[2]["loss"] == pytest.approx(warm[0]["loss"], rel=1e-4)  # the same five episodes, not learnt
+    saved = torch.load(tmp_path / "trainer_state" / "state.pt", weights_only=False)
+    assert {g["lr"] for g in saved["optimizer"]["param_groups"]} == {1e-2}
+
+
 def test_sft_keep_decision_pulls_the_first_tokens_choice_to_the_start(
     tiny: Path, tasks: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

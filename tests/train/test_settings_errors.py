@@ -101,6 +101,7 @@ def test_types_are_not_coerced_and_numbers_are_finite() -> None:
      ({"sft_decides": "always"}, "sft_decides (--sft-decides) has no effect without sft_warmup_steps"),
      ({"sft_call_form": True}, "leave sft_call_form off"),
      ({"sft_batch": 8}, "sft_batch has no effect without sft_warmup_steps (--sft-warmup-steps)"),
+     ({"sft_lr": 1e-4}, "sft_lr (--sft-lr) has no effect without sft_warmup_steps"),
      ({"sft_warmup_steps": 2, "sft_decides": "always", "sft_call_form": True}, "'always' leaves none out"),
      ({"clip": 5}, "5 clips the ratio to (-4, 6), and a ratio is never below 0"),
      ({"clip": 1}, "pick one below 1"),

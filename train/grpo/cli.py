@@ -36,7 +36,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--steps", type=at_least(0), default=20, help="GRPO steps (default 20)")
     p.add_argument("--tasks-per-step", type=at_least(1), default=4)
     p.add_argument("--group", type=at_least(2), default=4, help="samples per task (default 4)")
-    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--lr", type=float, default=1e-5, help="learning rate (default 1e-5)")
+    p.add_argument("--sft-lr", type=float, metavar="LR", help="the warm start's learning rate (default: --lr)")
     p.add_argument("--clip", type=float, default=0.2)
     p.add_argument("--kl", type=float, default=0.0, help="KL penalty to the starting model (default 0: none)")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -159,7 +160,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens, max_turns=args.max_turns,
             episode_timeout_s=args.episode_timeout, train_layers=train_layers, lora=args.lora,
             updates=args.updates,
-            sft_warmup_steps=args.sft_warmup_steps, sft_decides=args.sft_decides, sft_call_form=args.sft_call_form,
+            sft_warmup_steps=args.sft_warmup_steps, sft_lr=args.sft_lr, sft_decides=args.sft_decides,
+            sft_call_form=args.sft_call_form,
             sft_keep_decision=args.sft_keep_decision,
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
             explore_after_call=args.explore_after_call, explore_balanced=args.explore_balanced,

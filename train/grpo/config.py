@@ -52,6 +52,9 @@ class GRPOConfig(BaseModel):
     max_grad_norm: float = Field(default=1.0, gt=0)
     sft_warmup_steps: int = Field(default=0, ge=0, description="supervised steps on verified oracle episodes first")
     sft_batch: int = Field(default=4, ge=1, description="episodes per supervised step")
+    sft_lr: float | None = Field(
+        default=None, gt=0, description="the warm start's learning rate; None: lr. GRPO's few steps on a CPU may "
+        "want a larger one than the supervised steps, whose every token is a target")  # fmt: skip
     sft_decides: Literal["never", "pairs", "always"] = Field(
         default="never", description="where the warm start trains a reply's first token (call or not): never "
         "(it teaches how to call, GRPO whether), only on near-miss/twin pairs, or always")  # fmt: skip
@@ -139,6 +142,7 @@ class GRPOConfig(BaseModel):
             ("explore_top_k", exploring, named("explore_temperature")),
             ("is_cap", self.clip_to == "proximal", "clip_to 'proximal' (--clip-to proximal)"),
             ("sft_batch", warm, named("sft_warmup_steps")),
+            ("sft_lr", warm, named("sft_warmup_steps")),
             ("sft_decides", warm, named("sft_warmup_steps")),
             ("sft_call_form", warm, named("sft_warmup_steps")),
             ("sft_keep_decision", warm, named("sft_warmup_steps")),

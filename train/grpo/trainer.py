@@ -304,6 +304,7 @@ class _Run:
         backward runs on its own, so memory holds one group's activations at a time."""
         import torch
 
+        self._learning_rate(self.config.lr)
         rows = [r for batch in prepared.batches for r in batch]
         tokens = sum(len(r.targets) for r in rows)
         if not tokens:  # no group had signal: nothing to learn from this step
@@ -375,6 +376,11 @@ class _Run:
             })  # fmt: skip
         append_log(self.rollouts_path, records)
 
+    def _learning_rate(self, lr: float) -> None:
+        """Set per phase, not once: the optimiser is shared, and a resumed state carries the rate it saved."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     # -- supervised warm start ------------------------------------------------------------------
     def _sft_step(self, examples: list[Example]) -> dict[str, Any]:
         import torch
@@ -388,6 +394,7 @@ class _Run:
         tokens = sum(len(e.targets) + (len(f) if trained else 0) for e, f in zip(batch, forms, strict=True))
         openers = torch.tensor(self.openers, dtype=torch.long, device=next(self.model.parameters()).device)
         self.model.train()
+        self._learning_rate(self.config.sft_lr or self.config.lr)
         self.optimizer.zero_grad(set_to_none=True)
         keep = self.config.sft_keep_decision
         decisions = sum(len(e.decisions) for e in batch)
