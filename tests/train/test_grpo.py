@@ -536,6 +536,10 @@ async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_an
     groups = lines(result.rollouts_path)
     assert all(g["advantages"] == [0.0, 0.0] for g in groups) and all(len(g["breakdowns"]) == 2 for g in groups)
     assert set(result.task_success) == {g["task_id"] for g in groups}
+    # Random text seldom ends before the token limit: the cut replies are counted per sample and per step.
+    cut = [n for g in groups for n in g["replies_cut"]]
+    assert len(cut) == 4 and record["samples_cut"] == sum(n > 0 for n in cut) > 0
+    assert record["samples_cut_rewarded"] == 0
 
 
 @pytest.mark.anyio

@@ -288,6 +288,10 @@ class _Run:
             "episode_errors": sum(t.error is not None for t in samples),
             "episodes_unscored": sum(t.reward is None for t in samples),
             "episode_timeouts": sum(t.truncation_reason == "episode_timeout" for t in samples),
+            # A reply cut at max_new_tokens earns what it holds: an irrelevance task's text reply scores 1 however
+            # it ends, so these two show a policy learning to ramble (README, Measured).
+            "samples_cut": sum(t.replies_cut > 0 for t in samples),
+            "samples_cut_rewarded": sum(t.replies_cut > 0 and reward_of(t) > 0 for t in samples),
             **update,
             "rollout_tokens": generated,
             "rollout_tokens_per_s": generated / generation_s if generation_s else 0.0,
@@ -373,6 +377,7 @@ class _Run:
                 "rewards": g.rewards, "advantages": adv, "success": wins / len(g.samples),
                 "breakdowns": [t.reward.model_dump() if t.reward else None for t in g.samples],
                 "errors": [t.error or t.tokens_unavailable for t in g.samples],
+                "replies_cut": [t.replies_cut for t in g.samples],
             })  # fmt: skip
         append_log(self.rollouts_path, records)
 
