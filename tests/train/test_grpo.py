@@ -543,6 +543,27 @@ async def test_untrained_model_on_the_real_env_gives_all_equal_groups_counted_an
 
 
 @pytest.mark.anyio
+async def test_cut_fails_scores_a_reply_cut_at_the_token_limit_zero(tiny: Path, tmp_path: Path) -> None:
+    """The tiny model's random text makes no call, so it passes an irrelevance task however it ends; with
+    cut_fails a sample whose reply the token limit cut scores 0, the gate ``finished`` saying why."""
+    from inftool_env.tasks import Task
+    from inftool_env.train.grpo import atrain_grpo
+
+    task = Task(id="irr", category="irrelevance", turns=["What is the capital of Peru?"], one_shot=True)
+    cfg = config(tiny, steps=1, group=2, max_new_tokens=24)  # the decline the task is checked with: 19
+    plain = await atrain_grpo(cfg, [(ENV, [task])], tmp_path / "plain", progress=False)
+    gated = await atrain_grpo(cfg.model_copy(update={"cut_fails": True}), [(ENV, [task])], tmp_path / "gated",
+                              progress=False)  # fmt: skip
+    (before,), (after,) = lines(plain.metrics_path), lines(gated.metrics_path)
+    assert before["samples_cut"] == after["samples_cut"] == 2  # the same samples, both cut
+    assert before["samples_cut_rewarded"] == 2 and before["reward_mean"] == 1.0
+    assert after["samples_cut_rewarded"] == 0 and after["reward_mean"] == 0.0
+    assert after["gate_pass_rate"]["finished"] == 0.0 and "finished" not in before["gate_pass_rate"]
+    (group,) = lines(gated.rollouts_path)
+    assert all("finished: 1 reply cut at the token limit" in b["notes"] for b in group["breakdowns"])
+
+
+@pytest.mark.anyio
 async def test_training_episodes_have_no_deadline_unless_asked_and_timeouts_are_counted(
     tiny: Path, tasks: list[Any], tmp_path: Path
 ) -> None:

@@ -84,6 +84,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--partial-calls", action="store_true",
                    help="reward a one-shot task's answer by the share of its calls that match (2 of 3 asked: 0.67), "
                    "not all or nothing, so a parallel group where no sample makes every call has a signal")  # fmt: skip
+    p.add_argument("--cut-fails", action="store_true",
+                   help="score 0 a sample with a reply cut at --max-new-tokens (a text reply otherwise earns an "
+                   "irrelevance task's reward however it ends); not yet measured in a loop")  # fmt: skip
     p.add_argument("--rollout-dtype", choices=("float32", "bfloat16"), default="float32",
                    help="sample rollouts from the trained weights (float32, default) or a bfloat16 copy synced "
                    "each step: faster generation on CPUs with bf16 instructions and on GPUs; use with "
@@ -166,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             explore_temperature=args.explore_first, explore_top_k=args.explore_top_k,
             explore_after_call=args.explore_after_call, explore_balanced=args.explore_balanced,
             clip_to=args.clip_to,
-            is_cap=args.is_cap, partial_calls=args.partial_calls, rollout_dtype=args.rollout_dtype,
+            is_cap=args.is_cap, partial_calls=args.partial_calls, cut_fails=args.cut_fails,
+            rollout_dtype=args.rollout_dtype,
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:

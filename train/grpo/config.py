@@ -86,6 +86,10 @@ class GRPOConfig(BaseModel):
         default=False, description="reward a one-shot task's answer by the share of its calls that match (the "
         "gated reward's `calls` component: 2 of 3 asked calls right 0.67) in place of all or nothing, so a "
         "parallel group where no sample makes every call still has a signal; BFCL's verdict is unchanged")  # fmt: skip
+    cut_fails: bool = Field(
+        default=False, description="a sample with a reply cut at max_new_tokens scores 0 (the gate `finished`): "
+        "an irrelevance task's text reply otherwise earns its reward however it ends, and runs at lr 5e-5 learnt "
+        "to ramble; not yet measured in a loop")  # fmt: skip
     rollout_dtype: Literal["float32", "bfloat16"] = Field(
         default="float32", description="the weights rollouts sample from: the trained float32 ones, or a "
         "bfloat16 copy brought up to date at each step (half the bytes a decode step reads); its rounding makes "

@@ -60,6 +60,20 @@ def is_success(trajectory: Trajectory) -> bool:
     return reward_of(trajectory) >= 1.0
 
 
+def gate_cut_replies(groups: Sequence[Group]) -> None:
+    """``cut_fails``: each scored sample's breakdown gains the gate ``finished`` (no reply was cut at the token
+    limit), and a sample that fails it scores 0. The env cannot gate it: it learns of a cut after scoring."""
+    for g in groups:
+        for t in g.samples:
+            if t.reward is None:
+                continue
+            update: dict[str, Any] = {"gates": {**t.reward.gates, "finished": not t.replies_cut}}
+            if t.replies_cut:
+                note = f"finished: {t.replies_cut} repl{'y' if t.replies_cut == 1 else 'ies'} cut at the token limit"
+                update |= {"reward": 0.0, "notes": [*t.reward.notes, note]}
+            t.reward = t.reward.model_copy(update=update)
+
+
 class EnvPool:
     """The training envs: each source's own servers, user and reward, with the given tasks, and a
     pool of workers per source kept open for the whole run."""

@@ -30,6 +30,7 @@ from inftool_env.train.grpo.rollout import (
     EnvSource,
     Group,
     env_name,
+    gate_cut_replies,
     is_success,
     reward_of,
     rollout_groups,
@@ -256,6 +257,8 @@ class _Run:
         rollout_s = time.perf_counter() - started
         generation_s, generated = self.chat.seconds, self.chat.tokens
         _check_scored(self.step, groups)
+        if config.cut_fails:
+            gate_cut_replies(groups)
         await self.chat.settle()  # an episode cut by its deadline may have left a generation running
         prepared = prepare(groups)
         opt_started = time.perf_counter()
