@@ -53,8 +53,8 @@ class GRPOConfig(BaseModel):
     sft_warmup_steps: int = Field(default=0, ge=0, description="supervised steps on verified oracle episodes first")
     sft_batch: int = Field(default=4, ge=1, description="episodes per supervised step")
     sft_lr: float | None = Field(
-        default=None, gt=0, description="the warm start's learning rate; None: lr. GRPO's few steps on a CPU may "
-        "want a larger one than the supervised steps, whose every token is a target")  # fmt: skip
+        default=None, gt=0, description="the warm start's learning rate; None: lr. It sets GRPO's rate apart "
+        "(measured: GRPO at 5e-5 after a warm start at 1e-5 degraded BFCL)")  # fmt: skip
     sft_decides: Literal["never", "pairs", "always"] = Field(
         default="never", description="where the warm start trains a reply's first token (call or not): never "
         "(it teaches how to call, GRPO whether), only on near-miss/twin pairs, or always")  # fmt: skip
