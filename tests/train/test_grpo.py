@@ -209,6 +209,31 @@ def test_an_episode_that_broke_before_scoring_moves_neither_the_advantages_nor_t
     assert mixed.untrainable_samples == 1
 
 
+def test_text_credit_first_scores_a_reply_that_makes_no_call_at_its_first_token_only() -> None:
+    from inftool_env.train.grpo.loss import prepare
+    from inftool_env.train.grpo.rollout import Group
+    from inftool_env.trajectory import CallRecord, RewardBreakdown, Trajectory, TurnRecord
+
+    call = TurnRecord(step=0, calls=[CallRecord(name="getBook", arguments={"id": 1})])
+    text, malformed = TurnRecord(step=1, content="Done."), TurnRecord(step=0, parse_error="bad JSON")
+
+    def sample(reward: float, turns: list[TurnRecord]) -> Trajectory:
+        # Two replies (positions 2-4 and 7-10), each after prompt or tool-result tokens (mask 0).
+        mask = [0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0]
+        return Trajectory(env_id="e", task_id="t", seed=0, reward=RewardBreakdown(reward=reward), turns=turns,
+                          token_ids=list(range(12)), assistant_mask=mask, logprobs=[-1.0] * 12)  # fmt: skip
+
+    group = Group(pick=None, env_id="e", samples=(  # type: ignore[arg-type]
+        sample(1.0, [call, text]), sample(0.0, [text, text]), sample(0.0, [malformed, text]),
+        sample(1.0, [call]),  # the turns do not line up with the record's two replies: nothing is cut
+    ))  # fmt: skip
+    every = [2, 3, 4, 7, 8, 9, 10]
+    assert [r.targets for r in prepare([group]).batches[0]] == [every] * 4
+    first = prepare([group], text_credit="first").batches[0]
+    assert [r.targets for r in first] == [[2, 3, 4, 7], [2, 7], [2, 3, 4, 7], every]
+    assert [r.old for r in first][1] == [-1.0, -1.0]  # each kept position keeps its own rollout logprob
+
+
 def test_the_two_clipped_ratios_on_explored_tokens() -> None:
     """Three sampled tokens: the policy's likeliest drawn at a flattened rate (pi/mu = 3), a rare one
     drawn more often than the policy would (1/4), one drawn at the policy's own rate (1). Clipped to
@@ -498,6 +523,15 @@ async def test_rollouts_record_exactly_the_sampled_tokens_and_the_update_follows
     prepared = prepare([group])
     (rows,) = prepared.batches
     assert prepared.zero_signal_groups == 0 and [r.advantage > 0 for r in rows] == [False, True, False, True]
+    # The record's replies line up with the turns: text_credit "first" cuts each text reply to its first token.
+    (firsts,) = prepare([group], text_credit="first").batches
+    for row, first, t in zip(rows, firsts, group.samples, strict=True):
+        if not t.turns[0].calls:  # one text reply: its first token
+            assert len(t.turns) == 1 and first.targets == row.targets[:1] and len(row.targets) > 1
+        else:  # the call whole, then the text reply after its result: that reply's first token
+            gap = next(k for k in range(1, len(row.targets)) if row.targets[k] != row.targets[k - 1] + 1)
+            assert len(t.turns) == 2 and not t.turns[1].calls and first.targets == row.targets[: gap + 1]
+            assert len(row.targets) > gap + 1
     # The trainer scores exactly the sampled tokens: its logprobs there equal the rollout's own.
     new = sequence_logprobs(model, [r.ids for r in rows], [r.targets for r in rows])
     for lp, row, t in zip(new, rows, group.samples, strict=True):

@@ -87,6 +87,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--cut-fails", action="store_true",
                    help="score 0 a sample with a reply cut at --max-new-tokens (a text reply otherwise earns an "
                    "irrelevance task's reward however it ends); not yet measured in a loop")  # fmt: skip
+    p.add_argument("--text-credit", choices=("all", "first"), default="all",
+                   help="the tokens of a reply that makes no call that carry its advantage: all (default), or the "
+                   "first, which decides whether to call (the reward never judges a text reply's words)")  # fmt: skip
     p.add_argument("--rollout-dtype", choices=("float32", "bfloat16"), default="float32",
                    help="sample rollouts from the trained weights (float32, default) or a bfloat16 copy synced "
                    "each step: faster generation on CPUs with bf16 instructions and on GPUs; use with "
@@ -170,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             explore_after_call=args.explore_after_call, explore_balanced=args.explore_balanced,
             clip_to=args.clip_to,
             is_cap=args.is_cap, partial_calls=args.partial_calls, cut_fails=args.cut_fails,
-            rollout_dtype=args.rollout_dtype,
+            text_credit=args.text_credit, rollout_dtype=args.rollout_dtype,
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:

@@ -90,6 +90,11 @@ class GRPOConfig(BaseModel):
         default=False, description="a sample with a reply cut at max_new_tokens scores 0 (the gate `finished`): "
         "an irrelevance task's text reply otherwise earns its reward however it ends, and runs at lr 5e-5 learnt "
         "to ramble; not yet measured in a loop")  # fmt: skip
+    text_credit: Literal["all", "first"] = Field(
+        default="all", description="the tokens of a reply that makes no call that carry its advantage: all, or "
+        "its first only (the one that decides whether to call). The gated reward judges such a reply by its not "
+        "calling, never by its words, so crediting them teaches whatever was sampled; keep 'all' where a user "
+        "simulator reads them (an LLM user)")  # fmt: skip
     rollout_dtype: Literal["float32", "bfloat16"] = Field(
         default="float32", description="the weights rollouts sample from: the trained float32 ones, or a "
         "bfloat16 copy brought up to date at each step (half the bytes a decode step reads); its rounding makes "

@@ -20,7 +20,8 @@
     its gradient whichever the sign of its advantage. Without exploration the two agree (w is 1
     up to float noise).
   Only the record's assistant tokens (mask 1) are scored; system, user, tool-result and template
-  tokens are context only.
+  tokens are context only. With ``text_credit`` "first", a reply that makes no call is scored at its
+  first token alone, the rest of it context too (``credited``).
 - Token-level mean over the step (every sampled token weighs the same, whatever its episode's
   length), plus ``kl`` times the k3 estimate of KL to the frozen reference when ``kl > 0``.
 """
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inftool_env.train.grpo.rollout import Group, reward_of
+from inftool_env.trajectory import Trajectory
 
 SIGNAL_EPS = 1e-8
 TRUNCATION_SLACK = 1e-3  # a weight counts as truncated past is_cap by more than float noise
@@ -67,17 +69,37 @@ def scored_advantages(group: Group) -> list[float]:
     return out
 
 
-def rows_of(group: Group, advantages: list[float]) -> list[Row]:
-    """The group's trainable samples: those scored, with a token record and at least one sampled token."""
+def rows_of(group: Group, advantages: list[float], *, text_credit: str = "all") -> list[Row]:
+    """The group's trainable samples: those scored, with a token record and at least one sampled token.
+    ``text_credit`` "first": a reply that makes no call is scored at its first token only."""
     rows = []
     for trajectory, advantage in zip(group.samples, advantages, strict=True):
         ids, mask, lps = trajectory.token_ids, trajectory.assistant_mask, trajectory.logprobs
         if trajectory.reward is None or not ids or mask is None or lps is None:
             continue
         targets = [i for i, m in enumerate(mask) if m]
+        if text_credit == "first":
+            targets = credited(trajectory, targets)
         if targets:
             rows.append(Row(list(ids), targets, [lps[i] for i in targets], advantage))
     return rows
+
+
+def credited(trajectory: Trajectory, targets: list[int]) -> list[int]:
+    """``targets`` with each reply that makes no call (no call parsed, none malformed) cut to its first
+    token, the one that decided not to call: the gated reward judges such a reply by that alone, so the
+    words after it would be credited for nothing they did. The record's replies are its runs of sampled
+    positions, one per turn in order; where they do not line up with the turns, every position stays."""
+    runs: list[list[int]] = []
+    for i in targets:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    if len(runs) != len(trajectory.turns):
+        return targets
+    return [i for run, turn in zip(runs, trajectory.turns, strict=True)
+            for i in (run if turn.calls or turn.parse_error is not None else run[:1])]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,12 +116,12 @@ class Prepared:
         return sum(self.no_signal)
 
 
-def prepare(groups: list[Group]) -> Prepared:
+def prepare(groups: list[Group], *, text_credit: str = "all") -> Prepared:
     batches, advantages, no_signal, untrainable = [], [], [], 0
     for group in groups:
         adv = scored_advantages(group)
         advantages.append(adv)
-        rows = rows_of(group, adv)
+        rows = rows_of(group, adv, text_credit=text_credit)
         untrainable += len(group.samples) - len(rows)
         no_signal.append(all(a == 0.0 for a in adv))
         if rows and not no_signal[-1]:
