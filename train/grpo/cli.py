@@ -86,7 +86,8 @@ def add_commands(subparsers: Any) -> None:
                    "not all or nothing, so a parallel group where no sample makes every call has a signal")  # fmt: skip
     p.add_argument("--cut-fails", action="store_true",
                    help="score 0 a sample with a reply cut at --max-new-tokens (a text reply otherwise earns an "
-                   "irrelevance task's reward however it ends); not yet measured in a loop")  # fmt: skip
+                   "irrelevance task's reward however it ends); measured, it also took away irrelevance's "
+                   "signal, as long answers asked for are cut too")  # fmt: skip
     p.add_argument("--text-credit", choices=("all", "first"), default="all",
                    help="the tokens of a reply that makes no call that carry its advantage: all (default), or the "
                    "first, which decides whether to call (the reward never judges a text reply's words)")  # fmt: skip

@@ -89,7 +89,7 @@ class GRPOConfig(BaseModel):
     cut_fails: bool = Field(
         default=False, description="a sample with a reply cut at max_new_tokens scores 0 (the gate `finished`): "
         "an irrelevance task's text reply otherwise earns its reward however it ends, and runs at lr 5e-5 learnt "
-        "to ramble; not yet measured in a loop")  # fmt: skip
+        "to ramble. Measured: it took irrelevance's whole signal too (a long answer asked for is cut)")  # fmt: skip
     text_credit: Literal["all", "first"] = Field(
         default="all", description="the tokens of a reply that makes no call that carry its advantage: all, or "
         "its first only (the one that decides whether to call). The gated reward judges such a reply by its not "
