@@ -209,9 +209,10 @@ def test_an_episode_that_broke_before_scoring_moves_neither_the_advantages_nor_t
     assert mixed.untrainable_samples == 1
 
 
-def test_text_credit_first_scores_a_reply_that_makes_no_call_at_its_first_token_only() -> None:
+def test_credit_first_scores_a_reply_the_reward_judges_by_calling_alone_at_its_first_token() -> None:
+    from inftool_env.tasks import Task
     from inftool_env.train.grpo.loss import prepare
-    from inftool_env.train.grpo.rollout import Group
+    from inftool_env.train.grpo.rollout import Group, Pick
     from inftool_env.trajectory import CallRecord, RewardBreakdown, Trajectory, TurnRecord
 
     call = TurnRecord(step=0, calls=[CallRecord(name="getBook", arguments={"id": 1})])
@@ -232,6 +233,13 @@ def test_text_credit_first_scores_a_reply_that_makes_no_call_at_its_first_token_
     first = prepare([group], text_credit="first").batches[0]
     assert [r.targets for r in first] == [[2, 3, 4, 7], [2, 7], [2, 3, 4, 7], every]
     assert [r.old for r in first][1] == [-1.0, -1.0]  # each kept position keeps its own rollout logprob
+    # irrelevance_credit "first": on an irrelevance task every reply, a call too, is scored at its first token.
+    irrelevant = Group(pick=Pick(0, Task(id="t", category="irrelevance", turns=["Hi"])), env_id="e",
+                       samples=group.samples)  # fmt: skip
+    assert [r.targets for r in prepare([irrelevant], irrelevance_credit="first").batches[0]] == [[2, 7]] * 4
+    assert [r.targets for r in prepare([group], irrelevance_credit="first").batches[0]] == [every] * 4  # no task
+    called = Group(pick=Pick(0, Task(id="t", category="simple", turns=["Hi"])), env_id="e", samples=group.samples)
+    assert [r.targets for r in prepare([called], irrelevance_credit="first").batches[0]] == [every] * 4
 
 
 def test_the_two_clipped_ratios_on_explored_tokens() -> None:

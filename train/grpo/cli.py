@@ -91,6 +91,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--text-credit", choices=("all", "first"), default="all",
                    help="the tokens of a reply that makes no call that carry its advantage: all (default), or the "
                    "first, which decides whether to call (the reward never judges a text reply's words)")  # fmt: skip
+    p.add_argument("--irrelevance-credit", choices=("all", "first"), default="all",
+                   help="the tokens of a reply to an irrelevance task that carry its advantage: all (default), or "
+                   "the first (the reward judges there only whether a reply calls, not a call's words)")  # fmt: skip
     p.add_argument("--rollout-dtype", choices=("float32", "bfloat16"), default="float32",
                    help="sample rollouts from the trained weights (float32, default) or a bfloat16 copy synced "
                    "each step: faster generation on CPUs with bf16 instructions and on GPUs; use with "
@@ -174,7 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             explore_after_call=args.explore_after_call, explore_balanced=args.explore_balanced,
             clip_to=args.clip_to,
             is_cap=args.is_cap, partial_calls=args.partial_calls, cut_fails=args.cut_fails,
-            text_credit=args.text_credit, rollout_dtype=args.rollout_dtype,
+            text_credit=args.text_credit, irrelevance_credit=args.irrelevance_credit,
+            rollout_dtype=args.rollout_dtype,
             seed=args.seed, device=args.device,
         )  # fmt: skip
     except ValidationError as exc:

@@ -95,6 +95,10 @@ class GRPOConfig(BaseModel):
         "its first only (the one that decides whether to call). The gated reward judges such a reply by its not "
         "calling, never by its words, so crediting them teaches whatever was sampled; keep 'all' where a user "
         "simulator reads them (an LLM user)")  # fmt: skip
+    irrelevance_credit: Literal["all", "first"] = Field(
+        default="all", description="the tokens of a reply to an irrelevance task that carry its advantage: all, or "
+        "its first only. The reward judges there only whether a reply calls, so a wrong call's words credited "
+        "against it teach against writing calls anywhere")  # fmt: skip
     rollout_dtype: Literal["float32", "bfloat16"] = Field(
         default="float32", description="the weights rollouts sample from: the trained float32 ones, or a "
         "bfloat16 copy brought up to date at each step (half the bytes a decode step reads); its rounding makes "

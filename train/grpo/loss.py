@@ -21,7 +21,8 @@
     up to float noise).
   Only the record's assistant tokens (mask 1) are scored; system, user, tool-result and template
   tokens are context only. With ``text_credit`` "first", a reply that makes no call is scored at its
-  first token alone, the rest of it context too (``credited``).
+  first token alone, the rest of it context too; with ``irrelevance_credit`` "first", so is every reply
+  to an irrelevance task (``credited``).
 - Token-level mean over the step (every sampled token weighs the same, whatever its episode's
   length), plus ``kl`` times the k3 estimate of KL to the frozen reference when ``kl > 0``.
 """
@@ -69,16 +70,23 @@ def scored_advantages(group: Group) -> list[float]:
     return out
 
 
-def rows_of(group: Group, advantages: list[float], *, text_credit: str = "all") -> list[Row]:
+def rows_of(group: Group, advantages: list[float], *, text_credit: str = "all",
+            irrelevance_credit: str = "all") -> list[Row]:  # fmt: skip
     """The group's trainable samples: those scored, with a token record and at least one sampled token.
-    ``text_credit`` "first": a reply that makes no call is scored at its first token only."""
+    "first" scores a reply at its first token only: with ``text_credit``, a reply that makes no call
+    (``credited``); with ``irrelevance_credit``, every reply to an irrelevance task, where the reward judges
+    only whether it calls (a wrong call's words, credited against it, would teach against writing calls)."""
+    task = group.pick.task if group.pick is not None else None
+    judged_by_calling = irrelevance_credit == "first" and task is not None and task.category == "irrelevance"
     rows = []
     for trajectory, advantage in zip(group.samples, advantages, strict=True):
         ids, mask, lps = trajectory.token_ids, trajectory.assistant_mask, trajectory.logprobs
         if trajectory.reward is None or not ids or mask is None or lps is None:
             continue
         targets = [i for i, m in enumerate(mask) if m]
-        if text_credit == "first":
+        if judged_by_calling:
+            targets = [reply[0] for reply in _replies(targets)]
+        elif text_credit == "first":
             targets = credited(trajectory, targets)
         if targets:
             rows.append(Row(list(ids), targets, [lps[i] for i in targets], advantage))
@@ -90,16 +98,22 @@ def credited(trajectory: Trajectory, targets: list[int]) -> list[int]:
     token, the one that decided not to call: the gated reward judges such a reply by that alone, so the
     words after it would be credited for nothing they did. The record's replies are its runs of sampled
     positions, one per turn in order; where they do not line up with the turns, every position stays."""
+    replies = _replies(targets)
+    if len(replies) != len(trajectory.turns):
+        return targets
+    return [i for reply, turn in zip(replies, trajectory.turns, strict=True)
+            for i in (reply if turn.calls or turn.parse_error is not None else reply[:1])]  # fmt: skip
+
+
+def _replies(targets: list[int]) -> list[list[int]]:
+    """The record's sampled positions split into replies: runs of consecutive positions."""
     runs: list[list[int]] = []
     for i in targets:
         if runs and runs[-1][-1] == i - 1:
             runs[-1].append(i)
         else:
             runs.append([i])
-    if len(runs) != len(trajectory.turns):
-        return targets
-    return [i for run, turn in zip(runs, trajectory.turns, strict=True)
-            for i in (run if turn.calls or turn.parse_error is not None else run[:1])]  # fmt: skip
+    return runs
 
 
 @dataclass(frozen=True)
@@ -116,12 +130,12 @@ class Prepared:
         return sum(self.no_signal)
 
 
-def prepare(groups: list[Group], *, text_credit: str = "all") -> Prepared:
+def prepare(groups: list[Group], *, text_credit: str = "all", irrelevance_credit: str = "all") -> Prepared:
     batches, advantages, no_signal, untrainable = [], [], [], 0
     for group in groups:
         adv = scored_advantages(group)
         advantages.append(adv)
-        rows = rows_of(group, adv, text_credit=text_credit)
+        rows = rows_of(group, adv, text_credit=text_credit, irrelevance_credit=irrelevance_credit)
         untrainable += len(group.samples) - len(rows)
         no_signal.append(all(a == 0.0 for a in adv))
         if rows and not no_signal[-1]:

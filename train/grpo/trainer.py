@@ -260,7 +260,7 @@ class _Run:
         if config.cut_fails:
             gate_cut_replies(groups)
         await self.chat.settle()  # an episode cut by its deadline may have left a generation running
-        prepared = prepare(groups, text_credit=config.text_credit)
+        prepared = prepare(groups, text_credit=config.text_credit, irrelevance_credit=config.irrelevance_credit)
         opt_started = time.perf_counter()
         update = await asyncio.to_thread(self._update, prepared)
         optimisation_s = time.perf_counter() - opt_started
