@@ -98,7 +98,8 @@ class GRPOConfig(BaseModel):
     irrelevance_credit: Literal["all", "first"] = Field(
         default="all", description="the tokens of a reply to an irrelevance task that carry its advantage: all, or "
         "its first only. The reward judges there only whether a reply calls, so a wrong call's words credited "
-        "against it teach against writing calls anywhere")  # fmt: skip
+        "against it teach against writing calls anywhere. Measured at lr 5e-5 with text_credit 'first': the "
+        "model stopped calling")  # fmt: skip
     rollout_dtype: Literal["float32", "bfloat16"] = Field(
         default="float32", description="the weights rollouts sample from: the trained float32 ones, or a "
         "bfloat16 copy brought up to date at each step (half the bytes a decode step reads); its rounding makes "
