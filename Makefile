@@ -109,6 +109,7 @@ bench: $(STAMP) $(BFCL_STAMP)
 	$(BIN)/python bench/bench_synth.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_rollout_batching.py --model embedded --tasks 2 --long-tools 12
+	$(BIN)/python bench/bench_retire_rows.py
 	$(BIN)/python bench/bench_rollout.py
 	$(BIN)/python bench/bench_soak.py
 

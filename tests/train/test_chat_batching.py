@@ -137,6 +137,36 @@ def test_a_group_sharing_one_prompt_stays_one_batch(
     assert _clusters(mixed, 4 * len(long)) == [[0, 1, 2, 3]]
 
 
+def test_a_finished_row_leaves_the_batch_and_the_others_sample_as_before(
+    model: Any, tokenizer: Any, prompts: tuple[list[int], list[int]], forwards: Forwards
+) -> None:
+    from inftool_env.train.grpo.chat import TorchChat
+
+    long, _ = prompts
+    seeds = [1, 2, 3, 4]
+    free = _chat(model, tokenizer)._generate_rows([long] * 4, seeds, 1.0, MAX_NEW)
+    # The token row 0 drew third ends a reply here: row 0 (and any row drawing it) finishes early.
+    stop = free[0][0][2]
+
+    class Stopping(TorchChat):
+        def stop_ids(self) -> set[int]:
+            return {stop}
+
+    forwards.calls.clear()
+    stopping = Stopping(model, tokenizer, name="tiny", max_new_tokens=MAX_NEW)
+    out = stopping._generate_rows([long] * 4, seeds, 1.0, MAX_NEW)
+    for (ids, lps), (want_ids, want_lps) in zip(out, free, strict=True):
+        n = want_ids.index(stop) + 1 if stop in want_ids else len(want_ids)
+        assert ids == want_ids[:n]
+        assert lps == pytest.approx(want_lps[:n], abs=1e-5, rel=1e-5)
+    assert len(out[0][0]) == 3
+    # Each decode pass runs the rows still writing: none after its reply ended. (The first pass of one
+    # token a row is the prompt's last token, after the shared prefix.)
+    passes = [rows for rows, width in forwards.calls if width == 1][1:]
+    running = [sum(len(ids) > k for ids, _ in out) for k in range(1, len(passes) + 1)]
+    assert passes == running and passes[-1] < 4
+
+
 def test_a_batch_given_up_stops_at_its_next_token_and_runs_no_further_cluster(
     model: Any, tokenizer: Any, prompts: tuple[list[int], list[int]]
 ) -> None:

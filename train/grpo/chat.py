@@ -97,6 +97,7 @@ def _clusters(prompts: list[list[int]], split_cost: float) -> list[list[int]]:
 
 class TorchChat(LocalChat):
     seeds_per_request = True
+    retire_finished = True  # a row leaves its batch when its reply ends (False: bench/bench_sampler.py's baseline)
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16,
                  explore: tuple[float, int] | None = None, explore_after: str | None = None,
@@ -200,27 +201,36 @@ class TorchChat(LocalChat):
         explore_next = [self.explore is not None] * rows_n  # a reply's first token, or one after explore_after
         answering = [False] * rows_n  # drawn on the answer side (explore_sides): no call's start is drawn
         tails = [""] * rows_n  # each row's last characters, too few to hold explore_after whole
-        for _ in range(max_new):
+        running = list(range(rows_n))  # the rows still in the batch, by position
+        for drawn in range(1, max_new + 1):
             raw = logits.float().log_softmax(-1)
             chosen = []
-            for i in range(rows_n):
-                if not alive[i]:
+            for at, i in enumerate(running):
+                if not alive[i]:  # kept in the batch (retire_finished off)
                     chosen.append(self.pad_id)
                     continue
                 if explore_next[i] and self.explore is not None:
-                    token, lp, answering[i] = self._explore(raw[i], *self.explore, gens[i], first=not rows[i])
+                    token, lp, answering[i] = self._explore(raw[at], *self.explore, gens[i], first=not rows[i])
                 elif answering[i]:
-                    token, lp = self._answer(raw[i], temperature, gens[i], rows[i], seeds[i])
+                    token, lp = self._answer(raw[at], temperature, gens[i], rows[i], seeds[i])
                 else:
-                    token = self._choose(raw[i], temperature, gens[i], rows[i], seeds[i])
-                    lp = float(raw[i, token])
+                    token = self._choose(raw[at], temperature, gens[i], rows[i], seeds[i])
+                    lp = float(raw[at, token])
                 chosen.append(token)
                 rows[i].append(token)
                 lps[i].append(lp)
                 alive[i] = token not in stops
                 explore_next[i], tails[i] = self._after(tails[i], token)
-            if not any(alive) or abandoned():
+            if drawn == max_new or not any(alive) or abandoned():  # no pass for a token never drawn
                 break
+            if self.retire_finished and not all(alive[i] for i in running):
+                # A finished row leaves the batch: on a CPU each pass costs about the same per row, so a batch
+                # waiting on its longest reply would spend most of its passes on rows already done.
+                keep = [at for at, i in enumerate(running) if alive[i]]
+                index = torch.tensor(keep, device=self.device)
+                cache.reorder_cache(index)
+                mask, last = mask[index], last[index]
+                running, chosen = [running[at] for at in keep], [chosen[at] for at in keep]
             step = torch.tensor(chosen, device=self.device).unsqueeze(-1)
             mask = torch.cat([mask, torch.ones_like(step)], dim=-1)
             last = last + 1
