@@ -97,7 +97,7 @@ def _clusters(prompts: list[list[int]], split_cost: float) -> list[list[int]]:
 
 class TorchChat(LocalChat):
     seeds_per_request = True
-    retire_finished = True  # a row leaves its batch when its reply ends (False: bench/bench_sampler.py's baseline)
+    retire_finished = True  # a row leaves its batch when its reply ends (False: bench/bench_retire_rows.py's baseline)
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, max_new_tokens: int, max_batch: int = 16,
                  explore: tuple[float, int] | None = None, explore_after: str | None = None,
