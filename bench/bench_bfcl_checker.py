@@ -92,9 +92,10 @@ def bench_multi_turn(rounds: int, *, bare_calls: bool = False) -> bool:
     def run(truths: Callable[[], TruthCache]) -> Callable[[], None]:
         async def replay_all() -> None:
             kept = truths()
-            for by_kind in servers.values():  # every round cold: no scenario kept from the last one
+            for by_kind in servers.values():  # every round cold: no scenario or result text kept from the last
                 for server in by_kind.values():
                     server.backend.forget_loaded()
+                    server.forget_results()
             for task, _, steps in cases:
                 by_kind = servers[task.category == "long_context"]
                 await verdict_multi_turn(by_kind, task, steps, seed=0, truths=kept)

@@ -31,9 +31,11 @@ import contextlib
 import difflib
 import json
 import logging
+import marshal
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -60,6 +62,8 @@ END_EPISODE = "inftool/end_episode"
 DEFAULT_EPISODE = "default"
 MAX_REPORTED_ERRORS = 5
 OFF_LOOP_BYTES = 64 * 1024  # arguments this large are validated in a worker thread
+LARGE_RESULT_CHARS = 2048  # a tool that has returned this much JSON has its texts kept (CompiledServer._encode)
+KEPT_RESULT_BYTES = 8 * 1024 * 1024  # a server's kept texts and their keys, at most (one: an eighth of it)
 _T = TypeVar("_T")
 
 
@@ -117,6 +121,10 @@ class CompiledServer:
         self._fast_checks: dict[tuple[str, bool], Check | None] = {}  # (tool, output?) -> compiled once
         self._slow_input = {t.name for t in suite.tools if has_patterns(t.input_schema)}
         self._slow_output = {t.name for t in suite.tools if t.output_schema and has_patterns(t.output_schema)}
+        self._large_results: set[str] = set()  # tools that have returned LARGE_RESULT_CHARS of JSON
+        self._texts: OrderedDict[bytes, str] = OrderedDict()  # such a result's marshal bytes -> its JSON
+        self._texts_bytes = 0  # about what _texts holds (keys and texts' lengths)
+        self._texts_lock = threading.Lock()  # _result may run in a worker thread
         self._episodes: OrderedDict[str, _Live] = OrderedDict()
         self._default: _Live | None = None
         self.server: Server[Any] = Server(
@@ -129,6 +137,11 @@ class CompiledServer:
             lifespan=self._lifespan,
         )
         self.server.add_request_handler(END_EPISODE, EndEpisodeParams, self._on_end_episode)
+
+    @property
+    def tool_names(self) -> KeysView[str]:
+        """The suite's tool names, in its order."""
+        return self._tools.keys()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _server: Any) -> AsyncIterator[dict[str, Any]]:
@@ -381,9 +394,45 @@ class CompiledServer:
         errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path])
         return [_describe(e) for e in errors[:MAX_REPORTED_ERRORS]]
 
+    def forget_results(self) -> None:
+        """Drop the kept result texts (a benchmark's round starts cold, as a fresh server would)."""
+        with self._texts_lock:
+            self._large_results.clear()
+            self._texts.clear()
+            self._texts_bytes = 0
+
+    def _encode(self, name: str, result: Any) -> str:
+        """``result``'s JSON. A tool's large results are kept by their marshal bytes (equal bytes: the same
+        values, types and key order, so the same JSON): a GRPO group's rollouts, or a checker's replays, call
+        the same lookup on the same state, and a result of a thousand floats takes milliseconds to write
+        (a float's shortest text costs ~0.5 us), its bytes microseconds."""
+        key = None
+        if name in self._large_results:
+            try:
+                key = marshal.dumps(result, 2)  # format 2: no back-references, so equal values give equal bytes
+            except ValueError:  # not marshal's types (a backend's own object): json.dumps says what is wrong
+                pass
+            else:
+                with self._texts_lock:
+                    text = self._texts.get(key)
+                    if text is not None:
+                        self._texts.move_to_end(key)
+                        return text
+        text = json.dumps(result, ensure_ascii=False, sort_keys=False, allow_nan=False)
+        if len(text) >= LARGE_RESULT_CHARS:
+            with self._texts_lock:
+                self._large_results.add(name)  # its next results are looked up (this one had no key made)
+                if key is not None and len(key) + len(text) <= KEPT_RESULT_BYTES // 8 and key not in self._texts:
+                    self._texts[key] = text
+                    self._texts_bytes += len(key) + len(text)
+                    while self._texts_bytes > KEPT_RESULT_BYTES:
+                        old_key, old_text = self._texts.popitem(last=False)
+                        self._texts_bytes -= len(old_key) + len(old_text)
+        return text
+
     def _result(self, tool: ToolSpec, result: Any) -> types.CallToolResult:
         try:
-            text = json.dumps(result, ensure_ascii=False, sort_keys=False, allow_nan=False)
+            text = self._encode(tool.name, result)
         except (TypeError, ValueError, RecursionError) as exc:
             return error_result(f"{tool.name} returned a value that is not JSON: {exc}", "backend")
         if has_lone_surrogate(text):

@@ -16,7 +16,8 @@ States are compared where they live, never serialised: a backend may offer
 ``state_matches(state, expected)`` (BFCL's classes compare their public attributes with ``==``,
 as BFCL's checker does); any other is compared by its ``snapshot``. Where every backend is
 ``deterministic`` and offers ``copy_state``, the ground truth's side of a task — its results and
-a copy of its states at each checked turn — is kept once the task is seen a second time (a GRPO
+its states at each checked turn (copies, or frozen where the backend freezes, thawed when first
+compared) — is kept once the task is seen a second time (a GRPO
 group, an eval of several checkpoints), so later replays run only the model's side. A state is made
 at its first call: a server neither side has called is as fresh on both, and on a deterministic
 backend it is neither made nor compared. An episode whose calls were the ground truth's own, each
@@ -169,7 +170,9 @@ async def _replay(
     read, so a turn that fails before its states are looked at is not compared."""
     names = task.servers or list(servers)
     truth_turns = task.ground_truth
-    owner = {tool.name: n for n in names for tool in servers[n].suite.tools}
+    owner: dict[str, str] = {}  # each tool's server (a later one's tool of the same name wins)
+    for n in names:
+        owner.update(dict.fromkeys(servers[n].tool_names, n))
     align = _Alignment(servers, owner, model, truth_turns)
     unlike = next((k for k in range(max(len(model), len(truth_turns))) if align(k) is None), None)
     same = unlike is None
@@ -347,7 +350,8 @@ def _differ(
                 continue
             if n in model.base and frozen is not None and frozen.get(n) is model.base[n]:
                 continue
-        if not _matches(backend, model[n], expected[n] if n in expected else fresh[n]):
+        want = expected[n] if n in expected else fresh[n]
+        if not _matches(backend, model[n], want.state if type(want) is _Thaw else want):
             differ.append(n)
     return tuple(differ)
 
@@ -441,9 +445,9 @@ def _same_json(a: Any, b: Any) -> bool:
 _JSON_SCALARS = frozenset({str, int, bool, type(None)})
 
 
-def _copy_calls(turns: list[list[ToolCall]]) -> list[list[ToolCall]]:
-    """A deep copy of the ground truth in half of ``copy.deepcopy``'s time (which walks the pydantic models)."""
-    return [[ToolCall.model_construct(name=c.name, arguments=copy_tree(c.arguments)) for c in turn] for turn in turns]
+def _call_data(turns: list[list[ToolCall]]) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Each call's name and arguments (their objects, not copies): what two calls' ``==`` compares."""
+    return [[(c.name, c.arguments) for c in turn] for turn in turns]
 
 
 def _matches(backend: Any, state: Any, expected: Any) -> bool:
@@ -470,24 +474,43 @@ def _text(result: types.CallToolResult) -> str:
 
 
 # -- the ground truth's side, kept per task ---------------------------------------------------------
+class _Thaw:
+    """A kept state held as its frozen bytes and thawed at its first comparison: a replay compares the
+    ground truth's state at the turn it left it, seldom the others, and a thaw costs what a copy does."""
+
+    __slots__ = ("backend", "frozen", "_state")
+
+    def __init__(self, backend: Any, frozen: bytes) -> None:
+        self.backend, self.frozen, self._state = backend, frozen, _UNTHAWED
+
+    @property
+    def state(self) -> Any:
+        if self._state is _UNTHAWED:
+            self._state = self.backend.thaw_state(self.frozen)  # only read, so one thaw serves every replay
+        return self._state
+
+
+_UNTHAWED = object()
+
+
 @dataclass(frozen=True)
 class _Truth:
     results: list[list[str]]  # per user turn
-    states: list[dict[str, Any]]  # per user turn: each called server's copied state ({} where unchecked)
+    states: list[dict[str, Any]]  # per user turn: each called server's state, copied or frozen ({} where unchecked)
     frozen: list[dict[str, bytes]] | None  # per turn before the last that calls: each called server's, whole
 
 
 @dataclass(frozen=True)
 class _Kept:
     servers: tuple[weakref.ref[CompiledServer], ...]  # an id in the key may be reused once its server is gone
-    ground_truth: list[list[ToolCall]]  # copies of what the truth was replayed from
+    ground_truth: list[list[tuple[str, dict[str, Any]]]]  # (name, arguments): copies of what was replayed
     initial_state: dict[str, Any]
     truth: _Truth
 
     def fits(self, servers: Mapping[str, CompiledServer], names: list[str], task: Task) -> bool:
         return (
             all(ref() is servers[n] for ref, n in zip(self.servers, names, strict=True))
-            and self.ground_truth == task.ground_truth
+            and self.ground_truth == _call_data(task.ground_truth)  # as ToolCall's ==, in a third of its time
             and self.initial_state == task.initial_state
         )
 
@@ -538,7 +561,7 @@ class TruthCache:
             return None
         truth = await _replay_truth(servers, names, owner, task, seed)
         refs = tuple(weakref.ref(servers[n]) for n in names)
-        kept = _Kept(refs, _copy_calls(task.ground_truth), copy_tree(task.initial_state), truth)
+        kept = _Kept(refs, copy_tree(_call_data(task.ground_truth)), copy_tree(task.initial_state), truth)
         with self._lock:
             self._remember(key, kept)
         return truth
@@ -570,9 +593,11 @@ async def _replay_truth(
         # calls, nothing runs on these states again: they are kept as they are, uncopied.
         for n in {owner[c.name] for c in turn if c.name in owner}:
             backend: Any = servers[n].backend  # the optional methods (backends/base.py)
-            if freezes and k < last:
-                latest_frozen[n] = backend.freeze_state(states[n])
-            latest[n] = states[n] if k == last else backend.copy_state(states[n])
+            if k == last:
+                latest[n] = states[n]
+                continue
+            now = latest_frozen[n] = backend.freeze_state(states[n]) if freezes else None
+            latest[n] = _Thaw(backend, now) if now is not None else backend.copy_state(states[n])
         copies.append(dict(latest) if turn else {})  # {}: an unchecked turn
         if k < last:  # a replay that is the ground truth's up to its last turn that calls has no turn to skip
             freezes = freezes and None not in latest_frozen.values()  # a state that cannot be frozen: none kept

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import anyio
 import pytest
 
 from inftool_env import compile_spec, load_spec
 from inftool_env.backends import StatefulBackend
+from inftool_env.backends.python import PythonBackend, suite_from_class
 from inftool_env.errors import ServerError
 from inftool_env.mcp import CompiledServer, ServerLimits, StdioCommand, new_episode_id, open_client, running_http
+from inftool_env.mcp import server as server_module
 from tests.conftest import BOOKSHELF
 from tests.mcp._backends import FAULTY_SUITE, Faulty
 
@@ -215,3 +218,46 @@ async def test_a_call_naming_no_episode_shares_the_default_only_off_http():
         await c.call("increment", {"by": 5})
         assert (await c.call("increment", {})).structured == {"value": 1}  # each call a throwaway state
     assert compiled.live_episodes == 0
+
+
+# -- results -------------------------------------------------------------------------------------
+class Series:
+    """A lookup whose result is large (a thousand floats), as BFCL's long-context stock lookup's is."""
+
+    def series(self, start: float, as_ints: bool = False) -> dict[str, list[float] | list[int]]:
+        """Prices from ``start``, a unit apart: whole numbers, as floats or (``as_ints``) as ints."""
+        values = [start + i for i in range(1000)]
+        return {"values": [int(v) for v in values] if as_ints else values}
+
+
+async def test_a_large_result_is_written_once_and_only_the_same_values_share_its_text(monkeypatch):
+    server = CompiledServer(suite_from_class(Series), PythonBackend(Series))
+    state = server.backend.new_state(seed=0)
+    written: list[str] = []
+    real = server_module.json.dumps
+
+    def counted(value: object, **kwargs: object) -> str:
+        written.append(text := real(value, **kwargs))
+        return text
+
+    monkeypatch.setattr(server_module, "json", SimpleNamespace(dumps=counted, loads=json.loads))
+
+    async def text(**arguments: object) -> str:
+        result = await server.call("series", arguments, state)
+        assert not result.is_error
+        return result.content[0].text
+
+    calls = [{"start": 1.0}, {"start": 1.0}, {"start": 1.0}, {"start": 2.0}, {"start": 1.0, "as_ints": True}]
+    texts = [await text(**arguments) for arguments in calls]
+    assert texts[0] == texts[1] == texts[2] == real(Series().series(1.0), ensure_ascii=False)
+    assert len(written) == 4  # the first two (the tool seen large at the first), then each other value once
+    assert texts[3] != texts[0] and json.loads(texts[3])["values"][0] == 2.0
+    # Equal by == to the floats' result (1 == 1.0), yet another JSON text: not the floats' kept one.
+    assert texts[4] == real(Series().series(1.0, as_ints=True), ensure_ascii=False) != texts[0]
+    server.forget_results()
+    await text(start=1.0)
+    assert len(written) == 5
+    monkeypatch.setattr(server_module, "KEPT_RESULT_BYTES", 200_000)  # room for about a dozen
+    for start in range(40):
+        await text(start=float(start))
+    assert 0 < server._texts_bytes <= 200_000 and 5 < len(server._texts) < 15

@@ -15,7 +15,9 @@ from inftool_env.backends.python import PythonBackend, suite_from_class
 from inftool_env.eval.bfcl_data import domain_servers
 from inftool_env.mcp import CompiledServer
 from inftool_env.rewards.multi_turn import (
+    _UNTHAWED,
     TruthCache,
+    _Thaw,
     check_multi_turn,
     replay_turns,
     results_by_turn,
@@ -56,6 +58,34 @@ async def test_a_kept_ground_truth_gives_the_outcomes_of_a_cold_replay(servers, 
                 assert as_tuple(got) == expected, (task.id, label)
     assert len(cold) == 0
     assert len(warm) == len(tasks)
+
+
+async def test_a_kept_side_holds_frozen_states_and_thaws_only_those_compared(servers, tasks, monkeypatch):
+    """Where the backends freeze, the kept side's states at the checked turns are their frozen bytes,
+    not copies, thawed at a replay's first comparison with them (that thaw serves every later replay)."""
+
+    def uncopied(state: object) -> None:
+        raise AssertionError("a state was copied where it is frozen")
+
+    monkeypatch.setattr(BfclBackend, "copy_state", staticmethod(uncopied))
+    kept = TruthCache()
+    cold = {task.id: [as_tuple(await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0)))
+                      for _, steps in mutations(task)] for task in tasks}  # fmt: skip
+
+    async def warm_pass() -> dict[int, int]:
+        for task in tasks:
+            warm = [as_tuple(await replay_turns(servers, task, s, seed=0, truths=kept)) for _, s in mutations(task)]
+            assert warm == cold[task.id], task.id
+        entries = [entry for entry in kept._kept.values() if entry is not None]
+        # The states after each turn before the last that calls (the last's are the replay's own, uncopied).
+        frozen = [s for e in entries for turn in e.truth.states for s in turn.values() if isinstance(s, _Thaw)]
+        thawed = {id(s): id(s._state) for s in frozen if s._state is not _UNTHAWED}
+        assert 0 < len(thawed) < len(frozen)  # those a replay compared, not all
+        return thawed
+
+    first = await warm_pass()
+    assert len(kept) == len(tasks)
+    assert await warm_pass() == first  # the same thawed states, none thawed again
 
 
 async def test_the_verdict_replays_only_through_the_first_failing_turn(servers, tasks, replayed):
