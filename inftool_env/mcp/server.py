@@ -421,7 +421,7 @@ class CompiledServer:
         text = json.dumps(result, ensure_ascii=False, sort_keys=False, allow_nan=False)
         if len(text) >= LARGE_RESULT_CHARS:
             with self._texts_lock:
-                self._large_results.add(name)  # its next results are looked up (this one had no key made)
+                self._large_results.add(name)  # from now on its results are looked up first
                 if key is not None and len(key) + len(text) <= KEPT_RESULT_BYTES // 8 and key not in self._texts:
                     self._texts[key] = text
                     self._texts_bytes += len(key) + len(text)

@@ -17,8 +17,8 @@ States are compared where they live, never serialised: a backend may offer
 as BFCL's checker does); any other is compared by its ``snapshot``. Where every backend is
 ``deterministic`` and offers ``copy_state``, the ground truth's side of a task — its results and
 its states at each checked turn (copies, or frozen where the backend freezes, thawed when first
-compared) — is kept once the task is seen a second time (a GRPO
-group, an eval of several checkpoints), so later replays run only the model's side. A state is made
+compared) — is kept once the task is seen a second time (a GRPO group, an eval of several
+checkpoints), so later replays run only the model's side. A state is made
 at its first call: a server neither side has called is as fresh on both, and on a deterministic
 backend it is neither made nor compared. An episode whose calls were the ground truth's own, each
 answered by the backend itself (none refused, unknown or cut off), on deterministic backends, is not
