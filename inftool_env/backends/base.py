@@ -127,6 +127,17 @@ class StatePickler(pickle.Pickler):
 PickledState.pickler = StatePickler
 
 
+def data_key(value: Any) -> bytes | None:
+    """``value``'s identity as data, not as an object: its marshal bytes in format 2, which has no
+    back-references and no interning flag, so equal bytes mean equal values type for type (1, 1.0 and True
+    differ; floats by their bits), dict keys in the same order, and a copy gives the same bytes. None where
+    marshal cannot hold it (a class instance, a subclass)."""
+    try:
+        return marshal.dumps(value, 2)
+    except ValueError:
+        return None
+
+
 def copy_tree(value: Any) -> Any:
     """A deep copy of JSON-shaped data (a call's arguments, a state's records, a conversation), several
     times faster than ``copy.deepcopy`` (marshal, in C). What marshal cannot hold (a class instance, a

@@ -14,14 +14,13 @@ import datetime
 import functools
 import importlib
 import json
-import marshal
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
-from inftool_env.backends.base import PickledState, StatePickler, copy_tree
+from inftool_env.backends.base import PickledState, StatePickler, copy_tree, data_key
 from inftool_env.backends.python import PythonBackend
 from inftool_env.errors import BackendError
 from inftool_env.spec.functions import load_functions
@@ -148,13 +147,8 @@ class BfclBackend(PickledState, PythonBackend):
 
 
 def _scenario_key(initial: Mapping[str, Any] | None) -> bytes | None:
-    """The scenario's identity: its data, not its object (equal bytes decode to equal data). Format 2,
-    which has no back-references, so a copy of the data gives the same bytes. None where marshal cannot
-    hold it (then every state is loaded)."""
-    try:
-        return marshal.dumps(dict(initial) if initial is not None else None, 2)
-    except ValueError:
-        return None
+    """The scenario's identity (``data_key``); None where marshal cannot hold it: then every state is loaded."""
+    return data_key(dict(initial) if initial is not None else None)
 
 
 # -- BFCL's data -----------------------------------------------------------------------------------

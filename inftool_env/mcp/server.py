@@ -31,7 +31,6 @@ import contextlib
 import difflib
 import json
 import logging
-import marshal
 import threading
 import time
 from collections import OrderedDict
@@ -44,7 +43,7 @@ import mcp_types as types
 from jsonschema.exceptions import best_match
 from mcp.server.lowlevel import Server
 
-from inftool_env.backends.base import Backend, copy_tree
+from inftool_env.backends.base import Backend, copy_tree, data_key
 from inftool_env.errors import ServerError, ToolCallError
 from inftool_env.mcp.guards import Problem, ServerLimits, argument_problem, has_lone_surrogate, scrub
 from inftool_env.spec.fast_check import Check, compile_check
@@ -122,7 +121,7 @@ class CompiledServer:
         self._slow_input = {t.name for t in suite.tools if has_patterns(t.input_schema)}
         self._slow_output = {t.name for t in suite.tools if t.output_schema and has_patterns(t.output_schema)}
         self._large_results: set[str] = set()  # tools that have returned LARGE_RESULT_CHARS of JSON
-        self._texts: OrderedDict[bytes, str] = OrderedDict()  # such a result's marshal bytes -> its JSON
+        self._texts: OrderedDict[bytes, str] = OrderedDict()  # such a result's data_key -> its JSON
         self._texts_bytes = 0  # about what _texts holds (keys and texts' lengths)
         self._texts_lock = threading.Lock()  # _result may run in a worker thread
         self._episodes: OrderedDict[str, _Live] = OrderedDict()
@@ -402,22 +401,18 @@ class CompiledServer:
             self._texts_bytes = 0
 
     def _encode(self, name: str, result: Any) -> str:
-        """``result``'s JSON. A tool's large results are kept by their marshal bytes (equal bytes: the same
+        """``result``'s JSON. A tool's large results are kept by their ``data_key`` (equal keys: the same
         values, types and key order, so the same JSON): a GRPO group's rollouts, or a checker's replays, call
         the same lookup on the same state, and a result of a thousand floats takes milliseconds to write
-        (a float's shortest text costs ~0.5 us), its bytes microseconds."""
-        key = None
-        if name in self._large_results:
-            try:
-                key = marshal.dumps(result, 2)  # format 2: no back-references, so equal values give equal bytes
-            except ValueError:  # not marshal's types (a backend's own object): json.dumps says what is wrong
-                pass
-            else:
-                with self._texts_lock:
-                    text = self._texts.get(key)
-                    if text is not None:
-                        self._texts.move_to_end(key)
-                        return text
+        (a float's shortest text costs ~0.5 us), its key microseconds. One marshal cannot hold (a backend's
+        own object) is written each time, and json.dumps says what is wrong with it."""
+        key = data_key(result) if name in self._large_results else None
+        if key is not None:
+            with self._texts_lock:
+                text = self._texts.get(key)
+                if text is not None:
+                    self._texts.move_to_end(key)
+                    return text
         text = json.dumps(result, ensure_ascii=False, sort_keys=False, allow_nan=False)
         if len(text) >= LARGE_RESULT_CHARS:
             with self._texts_lock:
