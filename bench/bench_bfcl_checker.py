@@ -13,7 +13,7 @@ entry, as a GRPO group's rollouts do: ours keeps an entry's ground-truth side af
 replay (multi_turn.TruthCache), its frozen states included, so a case replays only the turns where it
 left the ground truth's calls and states; the "no reuse" line replays both sides of every case.
 ``--bare-calls`` adds a bound, not a checker: ours with every server call swapped for the backend
-alone and its result's JSON (no guards, no validation, no MCP result), to show what the call path costs
+alone and its result's JSON (no guards, no validation), to show what the call path costs
 (it runs on the backend the calls ours refuses, so it may come out slower than ours);
 and the time one pass of ours spends inside BFCL's own classes (their methods and fresh scenarios),
 the work no checker of these cases skips, with the ratio a checker doing nothing else would reach.
@@ -37,12 +37,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio  # noqa: E402
-from mcp import types  # noqa: E402
 
 from inftool_env.backends.base import copy_tree  # noqa: E402
 from inftool_env.backends.bfcl import BFCL_DOMAINS, BfclBackend, bfcl_class  # noqa: E402
 from inftool_env.eval.bfcl_data import domain_servers  # noqa: E402
-from inftool_env.mcp.server import CompiledServer  # noqa: E402
+from inftool_env.mcp.server import CompiledServer, result_text  # noqa: E402
 from inftool_env.rewards.bfcl_ast import check_ast  # noqa: E402
 from inftool_env.rewards.multi_turn import TruthCache, verdict_multi_turn  # noqa: E402
 from tests.rewards.cases import AST_CATEGORIES, UNDERSCORE_MODEL, agreement_cases  # noqa: E402
@@ -157,25 +156,25 @@ def _report_floor(replay: Callable[[], None], official: Callable[[], tuple[float
 
 
 def _with_bare_calls(replay: Callable[[], None]) -> Callable[[], None]:
-    """``replay`` with CompiledServer.call reduced to the backend and its result's JSON, for the bound."""
+    """``replay`` with CompiledServer.call_text (a replay's call) reduced to the backend and its result's JSON,
+    for the bound."""
 
-    async def bare(self: CompiledServer, name: str, arguments: Any, state: Any, **_: Any) -> types.CallToolResult:
+    async def bare(self: CompiledServer, name: str, arguments: Any, state: Any) -> str:
         tool = self._tools.get(name)
         if tool is None:
-            return self._unknown(name)
+            return result_text(self._unknown(name))
         try:
-            text = json.dumps(await self.backend.call(tool, copy_tree(arguments or {}), state), ensure_ascii=False)
+            return json.dumps(await self.backend.call(tool, copy_tree(arguments or {}), state), ensure_ascii=False)
         except Exception as exc:  # noqa: BLE001 - a bound: any failure is one result text
-            text = f"{type(exc).__name__}: {exc}"
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+            return f"{type(exc).__name__}: {exc}"
 
     def swapped() -> None:
-        real = CompiledServer.call
-        CompiledServer.call = bare  # type: ignore[method-assign]
+        real = CompiledServer.call_text
+        CompiledServer.call_text = bare  # type: ignore[method-assign]
         try:
             replay()
         finally:
-            CompiledServer.call = real  # type: ignore[method-assign]
+            CompiledServer.call_text = real  # type: ignore[method-assign]
 
     return swapped
 

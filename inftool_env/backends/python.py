@@ -104,6 +104,7 @@ class _NotAsync(BackendError):
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
 
 
 def to_jsonable(value: Any, depth: int = 0) -> Any:
@@ -114,8 +115,12 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         return value
     if depth < MAX_SNAPSHOT_DEPTH and (kind is dict or kind is list):  # the common shapes, without the walk below
         if kind is dict:
+            if _STR.issuperset(map(type, value)) and _PLAIN.issuperset(map(type, value.values())):
+                return value.copy()  # text keys, plain values: checked and copied in C, no loop here
             return {k if type(k) is str else str(k): v if type(v) in _PLAIN else to_jsonable(v, depth + 1)
                     for k, v in value.items()}  # fmt: skip
+        if _PLAIN.issuperset(map(type, value)):  # a long result of numbers or names: one C pass (stops at a non-plain)
+            return value.copy()
         return [v if type(v) in _PLAIN else to_jsonable(v, depth + 1) for v in value]
     if isinstance(value, enum.Enum):  # before the scalars: a StrEnum is a str, but its repr is not its value
         return to_jsonable(value.value, depth + 1)

@@ -36,7 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, KeysView, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import anyio
 import mcp_types as types
@@ -85,6 +85,17 @@ class _Refused(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class _Reply(NamedTuple):
+    """A call's answer before it is an MCP result: its JSON text and structured content (a checker's replay
+    reads the text alone, and building the pydantic result was a tenth of its call's cost)."""
+
+    text: str
+    structured: Any
+
+
+_Outcome = _Reply | types.CallToolResult  # a result, or an error result
 
 
 @dataclass
@@ -256,18 +267,21 @@ class CompiledServer:
             logger.warning("%s: cannot create episode state", self.suite.name, exc_info=True)
             return error_result(f"the server cannot create this episode's state: {type(exc).__name__}: {exc}",
                                 "backend")  # fmt: skip
-        return await self._call(params.name, params.arguments, state, timeout, live)
+        return _as_result(await self._call(params.name, params.arguments, state, timeout, live))
 
     async def call(
         self, name: str, arguments: Any, state: Any, *, timeout: float | None = None
     ) -> types.CallToolResult:
         """Validate and run one call against ``state``; every failure is an ``isError`` result with its
         kind in ``_meta``. ``timeout`` (seconds) tightens ``limits.call_timeout_s`` for this call."""
-        return await self._call(name, arguments, state, timeout, None)
+        return _as_result(await self._call(name, arguments, state, timeout, None))
 
-    async def _call(
-        self, name: Any, arguments: Any, state: Any, timeout: float | None, live: _Live | None
-    ) -> types.CallToolResult:
+    async def call_text(self, name: str, arguments: Any, state: Any) -> str:
+        """``call``'s result text alone, as ``call`` would give it (what a checker's replay compares)."""
+        outcome = await self._call(name, arguments, state, None, None)
+        return outcome.text if isinstance(outcome, _Reply) else result_text(outcome)
+
+    async def _call(self, name: Any, arguments: Any, state: Any, timeout: float | None, live: _Live | None) -> _Outcome:
         screened = self._screen(name, arguments)
         if isinstance(screened, types.CallToolResult):
             return screened
@@ -328,14 +342,14 @@ class CompiledServer:
         return name in self._slow_input or size > OFF_LOOP_BYTES
 
     @staticmethod
-    def _charge(live: _Live | None, writes: bool, size: int, result: types.CallToolResult) -> types.CallToolResult:
-        if live is not None and writes and not result.is_error:
-            live.charged += size + sum(len(getattr(block, "text", "")) for block in result.content)
-        return result
+    def _charge(live: _Live | None, writes: bool, size: int, outcome: _Outcome) -> _Outcome:
+        if live is not None and writes and isinstance(outcome, _Reply):
+            live.charged += size + len(outcome.text)
+        return outcome
 
     async def _checked_call(
         self, tool: ToolSpec, arguments: dict[str, Any], state: Any, size: int, budget: float | None
-    ) -> types.CallToolResult:
+    ) -> _Outcome:
         name = tool.name
         try:
             if self._checked_off_loop(name, size):
@@ -413,7 +427,7 @@ class CompiledServer:
                 if text is not None:
                     self._texts.move_to_end(key)
                     return text
-        text = json.dumps(result, ensure_ascii=False, sort_keys=False, allow_nan=False)
+        text = json_text(result)
         if len(text) >= LARGE_RESULT_CHARS:
             with self._texts_lock:
                 self._large_results.add(name)  # from now on its results are looked up first
@@ -425,7 +439,7 @@ class CompiledServer:
                         self._texts_bytes -= len(old_key) + len(old_text)
         return text
 
-    def _result(self, tool: ToolSpec, result: Any) -> types.CallToolResult:
+    def _result(self, tool: ToolSpec, result: Any) -> _Outcome:
         try:
             text = self._encode(tool.name, result)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -450,7 +464,7 @@ class CompiledServer:
                 )
         elif isinstance(result, dict):
             structured = result
-        return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=structured)
+        return _Reply(text, structured)
 
 
 async def _off_loop(fn: Callable[[], _T], budget: float | None) -> _T:
@@ -462,6 +476,40 @@ async def _off_loop(fn: Callable[[], _T], budget: float | None) -> _T:
             return fn()
 
     return await anyio.to_thread.run_sync(bounded, abandon_on_cancel=True)
+
+
+def _c_encoder() -> Callable[[Any, int], Any] | None:
+    make = getattr(json.encoder, "c_make_encoder", None)  # None where the C accelerator is missing
+    if make is None:
+        return None
+    default = json.JSONEncoder().default  # raises TypeError, as json.dumps does
+    try:
+        return make(None, default, json.encoder.encode_basestring, None, ": ", ", ", False, False, False)
+    except TypeError:  # another Python's signature
+        return None
+
+
+_C_ENCODE = _c_encoder()
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, allow_nan=False)``, the same text and errors (a cycle: a
+    RecursionError), from one C encoder made once: json.dumps builds an encoder per call, two thirds of a
+    small result's cost. Without a cycle check, it holds no state: threads may share it."""
+    if _C_ENCODE is None:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return "".join(_C_ENCODE(value, 0))
+
+
+def _as_result(outcome: _Outcome) -> types.CallToolResult:
+    if isinstance(outcome, types.CallToolResult):
+        return outcome
+    return types.CallToolResult(content=[types.TextContent(text=outcome.text)], structured_content=outcome.structured)
+
+
+def result_text(result: types.CallToolResult) -> str:
+    """A result's text: its text blocks, a line each."""
+    return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
 def error_result(message: str, kind: str) -> types.CallToolResult:

@@ -39,15 +39,13 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-import mcp_types as types
-
-from inftool_env.backends.base import copy_tree
-from inftool_env.mcp.server import CompiledServer
+from inftool_env.backends.base import data_key
+from inftool_env.mcp.server import CompiledServer, result_text
 from inftool_env.rewards.bfcl_ast import OK, Verdict
 from inftool_env.tasks import Task, ToolCall
 from inftool_env.trajectory import CallRecord, Trajectory
@@ -173,7 +171,7 @@ async def _replay(
     owner: dict[str, str] = {}  # each tool's server (a later one's tool of the same name wins)
     for n in names:
         owner.update(dict.fromkeys(servers[n].tool_names, n))
-    align = _Alignment(servers, owner, model, truth_turns)
+    align = _Alignment(servers, owner, model, truth_turns, task.initial_state)
     unlike = next((k for k in range(max(len(model), len(truth_turns))) if align(k) is None), None)
     same = unlike is None
     turns = range(max(len(task.turns), len(truth_turns)))
@@ -182,7 +180,9 @@ async def _replay(
         for k in turns:
             yield _as_truths(k, model, task, live, None)
         return
-    kept = await (TRUTHS if truths is None else truths).truth(servers, names, owner, task, seed, same_calls=same)
+    kept = await (TRUTHS if truths is None else truths).truth(
+        servers, names, owner, task, seed, same_calls=same, replayed=align.replayed
+    )
     if kept is not None and same:
         # The ground truth's own calls on the same fresh state: a deterministic backend gives the same
         # results and states again, so one side's results are both sides' (a GRPO group's right answers).
@@ -360,7 +360,7 @@ Aligned = list[int | str]  # a turn's calls: each the ground-truth call it is (i
 
 
 class _Alignment:
-    """Turn by turn, whether the model's calls are the ground truth's (``_turn_alike``), or would be but
+    """Turn by turn, whether the model's calls are the ground truth's (``alike``), or would be but
     for calls refused before they run (an unknown tool, arguments refused): such a call changes no state,
     so what it leaves is the ground truth's, and its result is its refusal, known without running it.
     A rollout that tries a call, is refused and corrects it is then the ground truth's."""
@@ -371,11 +371,36 @@ class _Alignment:
         owner: dict[str, str],
         model: Sequence[Steps],
         truth: list[list[ToolCall]],
+        initial_state: Mapping[str, Any] | None = None,
     ) -> None:
         self.servers, self.owner, self.model, self.truth = servers, owner, model, truth
+        self.initial_state = initial_state or {}
         self.turns: dict[int, Aligned | None] = {}
         self.refused = False  # whether an aligned turn holds a refused call
         self.refusals: dict[int, str] = {}  # id of a call found refused -> its refusal
+        self._truth_keys: dict[int, bytes | None] = {}
+
+    def alike(self, k: int) -> bool:
+        """Whether turn ``k``'s calls, in order, are the ground truth's: the same names, and arguments equal
+        as JSON (``_same_json``: so 1, 1.0 and true differ, as the backends may see them)."""
+        made = [(call.name, call.arguments) for step in self.model[k] for call in step] if k < len(self.model) else []
+        key = self._truth_key(k)
+        return key is not None and key == data_key(made)  # one data_key a side, not one a call
+
+    def replayed(self) -> tuple[bytes, ...] | None:
+        """What a replay of the ground truth reads: each turn's calls and the initial state, as ``data_key``s
+        (None where marshal cannot hold them: such a task's side is not kept). Bytes, not a copy of the
+        data: a kept side holds few objects for the garbage collector to walk (each task's side outlives
+        a collection of the young objects, and a full collection walks the whole heap)."""
+        keys = [self._truth_key(k) for k in range(len(self.truth))] + [data_key(self.initial_state)]
+        held = tuple(key for key in keys if key is not None)
+        return held if len(held) == len(keys) else None
+
+    def _truth_key(self, k: int) -> bytes | None:
+        if k not in self._truth_keys:
+            turn = self.truth[k] if k < len(self.truth) else []
+            self._truth_keys[k] = data_key([(call.name, call.arguments) for call in turn])
+        return self._truth_keys[k]
 
     def __call__(self, k: int) -> Aligned | None:
         """Turn ``k``'s calls lined up with the ground truth's, or None where they are not its own."""
@@ -385,7 +410,7 @@ class _Alignment:
 
     def _align(self, k: int) -> Aligned | None:
         wanted = self.truth[k] if k < len(self.truth) else []
-        if _turn_alike(self.model, self.truth, k):
+        if self.alike(k):
             return list(range(len(wanted)))
         made = [call for step in self.model[k] for call in step] if k < len(self.model) else []
         aligned: Aligned = []
@@ -411,43 +436,20 @@ class _Alignment:
         result = self.servers[server].refusal(call.name, call.arguments)
         if result is None:
             return None
-        self.refusals[id(call)] = text = _text(result)
+        self.refusals[id(call)] = text = result_text(result)
         return text
 
 
-def _turn_alike(model: Sequence[Steps], truth: list[list[ToolCall]], k: int) -> bool:
-    """Whether turn ``k``'s calls, in order, are the ground truth's: the same names, and arguments equal
-    as JSON (so 1, 1.0 and true differ, as the backends may see them)."""
-    made = [call for step in model[k] for call in step] if k < len(model) else []
-    wanted = truth[k] if k < len(truth) else []
-    if len(made) != len(wanted):
-        return False
-    return all(a.name == b.name and _same_json(a.arguments, b.arguments) for a, b in zip(made, wanted, strict=True))
-
-
 def _same_json(a: Any, b: Any) -> bool:
-    """``a`` and ``b`` would be the same JSON text: equal, type for type (a bool is not an int, a tuple not
-    a list), floats by their text too (0.0 and -0.0), keys in the same order (a backend may keep the
-    order it was sent: the REST simulator's results do). What it calls unlike may be alike (NaN): that
+    """``a`` and ``b`` would be the same JSON text: their ``data_key``s (marshal, in C) are equal, so they are
+    equal type for type (a bool is not an int, a tuple not a list), floats by their bits (0.0 and -0.0
+    differ), keys in the same order (a backend may keep the order it was sent: the REST simulator's
+    results do). What it calls unlike may be alike (a value marshal cannot hold, so not JSON's): that
     costs a replay, never a verdict."""
-    kind = type(a)
-    if kind is not type(b):
-        return False
-    if kind is dict:
-        return list(a) == list(b) and all(_same_json(v, b[k]) for k, v in a.items())
-    if kind is list:
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
-    if kind is float:
-        return bool(a == b) and repr(a) == repr(b)
-    return kind in _JSON_SCALARS and bool(a == b)
-
-
-_JSON_SCALARS = frozenset({str, int, bool, type(None)})
-
-
-def _call_data(turns: list[list[ToolCall]]) -> list[list[tuple[str, dict[str, Any]]]]:
-    """Each call's name and arguments (their objects, not copies): what two calls' ``==`` compares."""
-    return [[(c.name, c.arguments) for c in turn] for turn in turns]
+    if a is b:
+        return True
+    key = data_key(a)
+    return key is not None and key == data_key(b)
 
 
 def _matches(backend: Any, state: Any, expected: Any) -> bool:
@@ -461,16 +463,12 @@ async def _run(servers: Mapping[str, CompiledServer], owner: dict[str, str], sta
     server = owner.get(call.name)
     if server is None:
         return _unknown(call.name)
-    return _text(await servers[server].call(call.name, call.arguments, states[server]))
+    return await servers[server].call_text(call.name, call.arguments, states[server])
 
 
 def _unknown(name: str) -> str:
     """A call to no server's tool: what a replay answers it."""
     return f"Unknown tool {name!r}."
-
-
-def _text(result: types.CallToolResult) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
 # -- the ground truth's side, kept per task ---------------------------------------------------------
@@ -495,7 +493,7 @@ _UNTHAWED = object()
 
 @dataclass(frozen=True)
 class _Truth:
-    results: list[list[str]]  # per user turn
+    results: list[tuple[str, ...]]  # per user turn (tuples of text: no object here for a collector to walk)
     states: list[dict[str, Any]]  # per user turn: each called server's state, copied or frozen ({} where unchecked)
     frozen: list[dict[str, bytes]] | None  # per turn before the last that calls: each called server's, whole
 
@@ -503,15 +501,12 @@ class _Truth:
 @dataclass(frozen=True)
 class _Kept:
     servers: tuple[weakref.ref[CompiledServer], ...]  # an id in the key may be reused once its server is gone
-    ground_truth: list[list[tuple[str, dict[str, Any]]]]  # (name, arguments): copies of what was replayed
-    initial_state: dict[str, Any]
+    replayed: tuple[bytes, ...]  # _Alignment.replayed of the task whose side this is
     truth: _Truth
 
-    def fits(self, servers: Mapping[str, CompiledServer], names: list[str], task: Task) -> bool:
-        return (
-            all(ref() is servers[n] for ref, n in zip(self.servers, names, strict=True))
-            and self.ground_truth == _call_data(task.ground_truth)  # as ToolCall's ==, in a third of its time
-            and self.initial_state == task.initial_state
+    def fits(self, servers: Mapping[str, CompiledServer], names: list[str], replayed: tuple[bytes, ...]) -> bool:
+        return all(ref() is servers[n] for ref, n in zip(self.servers, names, strict=True)) and (
+            self.replayed == replayed
         )
 
 
@@ -541,9 +536,11 @@ class TruthCache:
         seed: int,
         *,
         same_calls: bool = False,
+        replayed: Callable[[], tuple[bytes, ...] | None] | None = None,
     ) -> _Truth | None:
         """The task's ground-truth side where it may be reused, else None. ``same_calls``: the model's
-        calls are the ground truth's, so building the side now costs no replay beyond the model's."""
+        calls are the ground truth's, so building the side now costs no replay beyond the model's.
+        ``replayed``: the task's ``_Alignment.replayed``, where the caller has lined calls up already."""
         backends = [servers[n].backend for n in names]
         if not all(getattr(b, "deterministic", False) and hasattr(b, "copy_state") for b in backends):
             return None
@@ -555,13 +552,15 @@ class TruthCache:
                 self._kept.move_to_end(key)
             else:
                 self._remember(key, None)
-        if entry is not None and entry.fits(servers, names, task):
-            return entry.truth
         if not seen and not (same_calls and self.size):
             return None
+        content = (replayed or _Alignment({}, {}, [], task.ground_truth, task.initial_state).replayed)()
+        if content is None:
+            return None
+        if entry is not None and entry.fits(servers, names, content):
+            return entry.truth
         truth = await _replay_truth(servers, names, owner, task, seed)
-        refs = tuple(weakref.ref(servers[n]) for n in names)
-        kept = _Kept(refs, copy_tree(_call_data(task.ground_truth)), copy_tree(task.initial_state), truth)
+        kept = _Kept(tuple(weakref.ref(servers[n]) for n in names), content, truth)
         with self._lock:
             self._remember(key, kept)
         return truth
@@ -579,7 +578,7 @@ async def _replay_truth(
     servers: Mapping[str, CompiledServer], names: list[str], owner: dict[str, str], task: Task, seed: int
 ) -> _Truth:
     states = _States(servers, names, task, seed)
-    results: list[list[str]] = []
+    results: list[tuple[str, ...]] = []
     copies: list[dict[str, Any]] = []
     latest: dict[str, Any] = {}  # each called server's latest copy
     freezes = all(hasattr(servers[n].backend, "freeze_state") for n in names)
@@ -587,7 +586,7 @@ async def _replay_truth(
     latest_frozen: dict[str, bytes | None] = {}
     last = max((k for k, turn in enumerate(task.ground_truth) if turn), default=-1)
     for k, turn in enumerate(task.ground_truth):
-        results.append([await _run(servers, owner, states, call) for call in turn])
+        results.append(tuple([await _run(servers, owner, states, call) for call in turn]))
         # Only a server called this turn can have changed: the others keep their latest copy (copies are
         # only read). One never called has none: its state is a fresh one. After the last turn that
         # calls, nothing runs on these states again: they are kept as they are, uncopied.

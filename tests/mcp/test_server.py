@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import logging
-from types import SimpleNamespace
 
 import anyio
 import pytest
@@ -143,6 +142,28 @@ async def test_unreachable_servers_are_server_errors():
             pass
 
 
+@pytest.mark.parametrize("c_encoder", [True, False], ids=["c-encoder", "json.dumps"])
+def test_a_results_text_is_json_dumps_own_and_so_are_its_errors(monkeypatch, c_encoder):
+    """Results are written by one C encoder made once (json_text), or json.dumps where Python has none:
+    the same text, and the same errors for what JSON cannot hold."""
+    if not c_encoder:
+        monkeypatch.setattr(server_module, "_C_ENCODE", None)
+    keys = {1: "int key", False: "bool key", None: "none", 2.5: "float key"}
+    values = [{"a": 1.5, "b": [True, None, "é\u2028\ud800", 10**30, -0.0, 1e-7, 1e300]}, "text", 3, 2.5, None, [],
+              {}, keys, [[[]], [{"x": {"y": [1]}}]]]  # fmt: skip
+    for value in values:
+        assert server_module.json_text(value) == json.dumps(value, ensure_ascii=False, allow_nan=False)
+    for bad in (float("nan"), {"a": float("inf")}, {"a": object()}, {(1, 2): "tuple key"}):
+        with pytest.raises((TypeError, ValueError)) as official:
+            json.dumps(bad, ensure_ascii=False, allow_nan=False)
+        with pytest.raises(official.type, match=str(official.value)):
+            server_module.json_text(bad)
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises((RecursionError, ValueError)):  # RecursionError from the C encoder: no cycle check
+        server_module.json_text(cycle)
+
+
 def test_output_is_valid_json_text():
     async def go() -> str:
         async with open_client(compile_spec(BOOKSHELF)) as c:
@@ -234,13 +255,13 @@ async def test_a_large_result_is_written_once_and_only_the_same_values_share_its
     server = CompiledServer(suite_from_class(Series), PythonBackend(Series))
     state = server.backend.new_state(seed=0)
     written: list[str] = []
-    real = server_module.json.dumps
+    real = server_module.json_text
 
-    def counted(value: object, **kwargs: object) -> str:
-        written.append(text := real(value, **kwargs))
+    def counted(value: object) -> str:
+        written.append(text := real(value))
         return text
 
-    monkeypatch.setattr(server_module, "json", SimpleNamespace(dumps=counted, loads=json.loads))
+    monkeypatch.setattr(server_module, "json_text", counted)
 
     async def text(**arguments: object) -> str:
         result = await server.call("series", arguments, state)
@@ -249,11 +270,11 @@ async def test_a_large_result_is_written_once_and_only_the_same_values_share_its
 
     calls = [{"start": 1.0}, {"start": 1.0}, {"start": 1.0}, {"start": 2.0}, {"start": 1.0, "as_ints": True}]
     texts = [await text(**arguments) for arguments in calls]
-    assert texts[0] == texts[1] == texts[2] == real(Series().series(1.0), ensure_ascii=False)
+    assert texts[0] == texts[1] == texts[2] == json.dumps(Series().series(1.0), ensure_ascii=False)
     assert len(written) == 4  # the first two (the tool seen large at the first), then each other value once
     assert texts[3] != texts[0] and json.loads(texts[3])["values"][0] == 2.0
     # Equal by == to the floats' result (1 == 1.0), yet another JSON text: not the floats' kept one.
-    assert texts[4] == real(Series().series(1.0, as_ints=True), ensure_ascii=False) != texts[0]
+    assert texts[4] == json.dumps(Series().series(1.0, as_ints=True), ensure_ascii=False) != texts[0]
     server.forget_results()
     await text(start=1.0)
     assert len(written) == 5

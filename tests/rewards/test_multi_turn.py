@@ -226,6 +226,33 @@ async def test_a_changed_ground_truth_under_the_same_id_is_replayed_again(server
     assert verdict.error_type == "multi_turn:instance_state_mismatch"
 
 
+async def test_a_kept_side_is_the_task_data_s_own_not_its_id_s(servers, tasks, monkeypatch):
+    """The kept side is found by the task's id and reused only while what a replay reads (the ground
+    truth's calls and the initial state, as data_key bytes) is the same: an equal copy takes it, a copy
+    with another initial state is replayed again."""
+    from inftool_env.rewards import multi_turn
+
+    built: list[Task] = []
+    real = multi_turn._replay_truth
+
+    async def counted(servers, names, owner, task, seed):  # type: ignore[no-untyped-def]
+        built.append(task)
+        return await real(servers, names, owner, task, seed)
+
+    monkeypatch.setattr(multi_turn, "_replay_truth", counted)
+    cache = TruthCache()
+    task = next(t for t in tasks if t.servers == ["GorillaFileSystem"])
+    steps = [[turn] if turn else [] for turn in task.ground_truth]
+    for copy_of in (task, task, task.model_copy(deep=True)):
+        assert check_multi_turn(await replay_turns(servers, copy_of, steps, seed=0, truths=cache)).valid
+    assert built == [task]
+    moved = task.model_copy(deep=True)
+    root = moved.initial_state["GorillaFileSystem"]["root"]
+    next(iter(root.values()))["contents"]["added.txt"] = {"type": "file", "content": "not in the first"}
+    await replay_turns(servers, moved, steps, seed=0, truths=cache)
+    assert built == [task, moved]
+
+
 async def test_replays_leave_the_task_as_it_was(servers, tasks):
     before = [t.model_copy(deep=True) for t in tasks]
     cache = TruthCache()
@@ -294,10 +321,13 @@ async def test_other_backends_are_compared_by_snapshot_and_never_kept():
 def test_only_the_very_same_calls_reuse_the_ground_truths_side():
     """A rollout that makes exactly the ground truth's calls takes the kept side without replaying;
     arguments are compared as JSON, so a value a backend may take differently (1.0, true) replays."""
-    from inftool_env.rewards.multi_turn import _turn_alike
+    from inftool_env.rewards.multi_turn import _Alignment
+
+    def turn_alike(model, truth, k):
+        return _Alignment({}, {}, model, truth).alike(k)
 
     def same(model, truth):
-        return all(_turn_alike(model, truth, k) for k in range(max(len(model), len(truth))))
+        return all(turn_alike(model, truth, k) for k in range(max(len(model), len(truth))))
 
     truth = [[ToolCall(name="add", arguments={"a": 1, "b": [2], "c": {"d": 0.5}})], []]
     alike = [[[ToolCall(name="add", arguments={"a": 1, "b": [2], "c": {"d": 0.5}})]], []]
@@ -310,10 +340,19 @@ def test_only_the_very_same_calls_reuse_the_ground_truths_side():
         assert not same([[[ToolCall(name="add", arguments={"a": 1, "b": b, "c": {"d": 0.5}})]], []], truth)
     signed = [[ToolCall(name="add", arguments={"x": 0.0})]]
     assert not same([[[ToolCall(name="add", arguments={"x": -0.0})]]], signed)
+    pair = [[ToolCall(name="add", arguments={"x": [1, 2]})]]
+    assert not same([[[ToolCall(name="add", arguments={"x": (1, 2)})]]], pair)
+
+    class Name(str):
+        """Not JSON's own type, which marshal (data_key) cannot hold: unlike, even beside an equal one."""
+
+    named = [[ToolCall(name="add", arguments={"x": Name("a")})]]
+    assert not same([[[ToolCall(name="add", arguments={"x": Name("a")})]]], named)
+    assert not same([[[ToolCall(name="add", arguments={"x": "a"})]]], named)
     assert not same([alike[0]], truth[:1] + [[ToolCall(name="add", arguments={})]])
     assert not same(alike + [[[ToolCall(name="add", arguments={})]]], truth)
     model = [alike[0], [[ToolCall(name="sub", arguments={})]], []]
-    assert [_turn_alike(model, [*truth, []], k) for k in range(3)] == [True, False, True]
+    assert [turn_alike(model, [*truth, []], k) for k in range(3)] == [True, False, True]
 
 
 class Gauge:
