@@ -89,7 +89,7 @@ class _Refused(Exception):
 
 class _Reply(NamedTuple):
     """A call's answer before it is an MCP result: its JSON text and structured content (a checker's replay
-    reads the text alone, and building the pydantic result was a tenth of its call's cost)."""
+    reads the text alone, so it builds no pydantic result)."""
 
     text: str
     structured: Any
