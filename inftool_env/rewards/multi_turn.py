@@ -383,9 +383,8 @@ class _Alignment:
     def alike(self, k: int) -> bool:
         """Whether turn ``k``'s calls, in order, are the ground truth's: the same names, and arguments equal
         as JSON (``_same_json``: so 1, 1.0 and true differ, as the backends may see them)."""
-        made = [(call.name, call.arguments) for step in self.model[k] for call in step] if k < len(self.model) else []
         key = self._truth_key(k)
-        return key is not None and key == data_key(made)  # one data_key a side, not one a call
+        return key is not None and key == _calls_key(self._made(k))  # one data_key a side, not one a call
 
     def replayed(self) -> tuple[bytes, ...] | None:
         """What a replay of the ground truth reads: each turn's calls and the initial state, as ``data_key``s
@@ -398,9 +397,12 @@ class _Alignment:
 
     def _truth_key(self, k: int) -> bytes | None:
         if k not in self._truth_keys:
-            turn = self.truth[k] if k < len(self.truth) else []
-            self._truth_keys[k] = data_key([(call.name, call.arguments) for call in turn])
+            self._truth_keys[k] = _calls_key(self.truth[k] if k < len(self.truth) else [])
         return self._truth_keys[k]
+
+    def _made(self, k: int) -> list[ToolCall]:
+        """The model's calls of turn ``k``, its steps' in order."""
+        return [call for step in self.model[k] for call in step] if k < len(self.model) else []
 
     def __call__(self, k: int) -> Aligned | None:
         """Turn ``k``'s calls lined up with the ground truth's, or None where they are not its own."""
@@ -412,7 +414,7 @@ class _Alignment:
         wanted = self.truth[k] if k < len(self.truth) else []
         if self.alike(k):
             return list(range(len(wanted)))
-        made = [call for step in self.model[k] for call in step] if k < len(self.model) else []
+        made = self._made(k)
         aligned: Aligned = []
         j = 0  # the next ground-truth call
         for call in made:
@@ -438,6 +440,11 @@ class _Alignment:
             return None
         self.refusals[id(call)] = text = result_text(result)
         return text
+
+
+def _calls_key(calls: list[ToolCall]) -> bytes | None:
+    """The calls' names and arguments, in order, as one ``data_key``."""
+    return data_key([(call.name, call.arguments) for call in calls])
 
 
 def _same_json(a: Any, b: Any) -> bool:
