@@ -63,9 +63,9 @@ def replayed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     made: list[str] = []
     run = multi_turn._run
 
-    async def counted(servers, owner, states, call):  # type: ignore[no-untyped-def]
+    async def counted(servers, owner, states, call, checked=None):  # type: ignore[no-untyped-def]
         made.append(call.name)
-        return await run(servers, owner, states, call)
+        return await run(servers, owner, states, call, checked)
 
     monkeypatch.setattr(multi_turn, "_run", counted)
     return made

@@ -95,7 +95,27 @@ class _Reply(NamedTuple):
     structured: Any
 
 
-_Outcome = _Reply | types.CallToolResult  # a result, or an error result
+class _Failed(NamedTuple):
+    """An error result before it is an MCP one (``error_result``'s message and kind): a checker's replay of
+    a call the backend refuses reads its text alone, and a pydantic result costs more than the call."""
+
+    message: str
+    kind: str
+
+    @property
+    def text(self) -> str:
+        return _scrub_text(self.message)
+
+
+_Outcome = _Reply | _Failed | types.CallToolResult  # a result, or an error result
+
+
+class Checked(NamedTuple):
+    """A call ``CompiledServer.check`` found would run: its tool and its arguments' size (about their JSON's).
+    Handed back with those very arguments to ``call_text``, their checks are not run twice."""
+
+    tool: ToolSpec
+    size: int
 
 
 @dataclass
@@ -276,13 +296,18 @@ class CompiledServer:
         kind in ``_meta``. ``timeout`` (seconds) tightens ``limits.call_timeout_s`` for this call."""
         return _as_result(await self._call(name, arguments, state, timeout, None))
 
-    async def call_text(self, name: str, arguments: Any, state: Any) -> str:
-        """``call``'s result text alone, as ``call`` would give it (what a checker's replay compares)."""
-        outcome = await self._call(name, arguments, state, None, None)
-        return outcome.text if isinstance(outcome, _Reply) else result_text(outcome)
+    async def call_text(self, name: str, arguments: Any, state: Any, *, checked: Checked | None = None) -> str:
+        """``call``'s result text alone, as ``call`` would give it (what a checker's replay compares).
+        ``checked``: what ``check`` said of this very call (its arguments the same object, unchanged since),
+        so its checks are not run again."""
+        outcome = await self._call(name, arguments, state, None, None, checked)
+        return result_text(outcome) if isinstance(outcome, types.CallToolResult) else outcome.text
 
-    async def _call(self, name: Any, arguments: Any, state: Any, timeout: float | None, live: _Live | None) -> _Outcome:
-        screened = self._screen(name, arguments)
+    async def _call(
+        self, name: Any, arguments: Any, state: Any, timeout: float | None, live: _Live | None,
+        checked: Checked | None = None,
+    ) -> _Outcome:  # fmt: skip
+        screened = checked or self._screen(name, arguments)
         if isinstance(screened, types.CallToolResult):
             return screened
         tool, size = screened
@@ -298,10 +323,10 @@ class CompiledServer:
         if budget is None or not self._may_suspend(tool, size):
             # No cancel scope to enter (a sixth of a fast call's cost) where it could not act: a scope
             # cuts a call only at an await, and this one has none (its sync work could not be cut).
-            result = await self._checked_call(tool, arguments, state, size, budget)
+            result = await self._checked_call(tool, arguments, state, size, budget, checked is not None)
             return self._charge(live, writes, size, result)
         with anyio.move_on_after(budget) as scope:
-            result = await self._checked_call(tool, arguments, state, size, budget)
+            result = await self._checked_call(tool, arguments, state, size, budget, checked is not None)
         if scope.cancelled_caught:
             return error_result(f"{name!r} did not finish within the server's {budget:g} s limit; "
                                 "its work was stopped", "timeout")  # fmt: skip
@@ -311,6 +336,12 @@ class CompiledServer:
         """What ``call`` answers a call it refuses before running anything (an unknown tool, arguments
         refused or invalid), a call that so changes no state; None where the call would run, and where
         its checks would run in a thread (a tool with patterns, big arguments), not run here."""
+        checked = self.check(name, arguments)
+        return checked if isinstance(checked, types.CallToolResult) else None
+
+    def check(self, name: str, arguments: Any) -> types.CallToolResult | Checked | None:
+        """``refusal``, with a call that would run told apart: ``Checked`` where its checks ran and passed,
+        None where they would run in a thread (a tool with patterns, big arguments), so did not run here."""
         screened = self._screen(name, arguments)
         if isinstance(screened, types.CallToolResult):
             return screened
@@ -318,7 +349,7 @@ class CompiledServer:
         if self._checked_off_loop(name, size):
             return None
         problems = self._argument_errors(tool, {} if arguments is None else arguments)
-        return _invalid(name, problems) if problems else None
+        return _invalid(name, problems) if problems else Checked(tool, size)
 
     def _screen(self, name: Any, arguments: Any) -> tuple[ToolSpec, int] | types.CallToolResult:
         """The tool and the arguments' size (about their JSON's), or the refusal of a call to no tool or
@@ -348,11 +379,14 @@ class CompiledServer:
         return outcome
 
     async def _checked_call(
-        self, tool: ToolSpec, arguments: dict[str, Any], state: Any, size: int, budget: float | None
-    ) -> _Outcome:
+        self, tool: ToolSpec, arguments: dict[str, Any], state: Any, size: int, budget: float | None,
+        checked: bool = False,
+    ) -> _Outcome:  # fmt: skip
         name = tool.name
         try:
-            if self._checked_off_loop(name, size):
+            if checked:  # by check(), on these very arguments
+                problems = []
+            elif self._checked_off_loop(name, size):
                 problems = await _off_loop(lambda: self._argument_errors(tool, arguments), budget)
             else:  # no regex to run, and little to check: not worth a thread
                 problems = self._argument_errors(tool, arguments)
@@ -365,7 +399,7 @@ class CompiledServer:
             # and in-process callers (replays, the env) must not see their calls change under them.
             result = await self.backend.call(tool, copy_tree(arguments), state)
         except ToolCallError as exc:
-            return error_result(str(exc), "execution")
+            return _Failed(str(exc), "execution")
         except Exception as exc:  # a simulator bug: the server's fault, logged with its traceback
             logger.warning("%s: backend failed on %s", self.suite.name, name, exc_info=True)
             return error_result(f"{name} failed inside the server (not a problem with the call): "
@@ -504,6 +538,8 @@ def json_text(value: Any) -> str:
 def _as_result(outcome: _Outcome) -> types.CallToolResult:
     if isinstance(outcome, types.CallToolResult):
         return outcome
+    if isinstance(outcome, _Failed):
+        return error_result(outcome.message, outcome.kind)
     return types.CallToolResult(content=[types.TextContent(text=outcome.text)], structured_content=outcome.structured)
 
 

@@ -31,7 +31,8 @@ there, the rest being the ground truth's outcomes. So a rollout that goes wrong 
 replays about that turn. A call the server refuses before running it (an unknown tool, arguments
 refused) changes no state, and its refusal is known without one (``CompiledServer.refusal``): a turn
 whose other calls are the ground truth's counts as its calls, so a rollout that is refused and then
-corrects itself takes the kept side too.
+corrects itself takes the kept side too. A model's call whose checks passed while its turn was lined up
+runs without them (``CompiledServer.check``): each call is checked once.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inftool_env.backends.base import data_key
-from inftool_env.mcp.server import CompiledServer, result_text
+from inftool_env.mcp.server import Checked, CompiledServer, result_text
 from inftool_env.rewards.bfcl_ast import OK, Verdict
 from inftool_env.tasks import Task, ToolCall
 from inftool_env.trajectory import CallRecord, Trajectory
@@ -207,7 +208,9 @@ async def _replay(
         results = []
         for call in (call for step in steps for call in step):
             refused = align.refusals.get(id(call))  # found lining the calls up: nothing to run
-            results.append(refused if refused is not None else await _run(servers, owner, model_states, call))
+            if refused is None:
+                refused = await _run(servers, owner, model_states, call, align.checked.get(id(call)))
+            results.append(refused)
         if kept is None:
             truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
             expected: Mapping[str, Any] = truth_states.made
@@ -378,6 +381,7 @@ class _Alignment:
         self.turns: dict[int, Aligned | None] = {}
         self.refused = False  # whether an aligned turn holds a refused call
         self.refusals: dict[int, str] = {}  # id of a call found refused -> its refusal
+        self.checked: dict[int, Checked] = {}  # id of a call whose checks passed lining up: not run twice
         self._truth_keys: dict[int, bytes | None] = {}
 
     def alike(self, k: int) -> bool:
@@ -435,8 +439,10 @@ class _Alignment:
         if server is None:
             self.refusals[id(call)] = text = _unknown(call.name)
             return text
-        result = self.servers[server].refusal(call.name, call.arguments)
-        if result is None:
+        result = self.servers[server].check(call.name, call.arguments)
+        if result is None or isinstance(result, Checked):
+            if result is not None:
+                self.checked[id(call)] = result
             return None
         self.refusals[id(call)] = text = result_text(result)
         return text
@@ -466,11 +472,17 @@ def _matches(backend: Any, state: Any, expected: Any) -> bool:
     return bool(backend.snapshot(state) == backend.snapshot(expected))
 
 
-async def _run(servers: Mapping[str, CompiledServer], owner: dict[str, str], states: _States, call: ToolCall) -> str:
+async def _run(
+    servers: Mapping[str, CompiledServer],
+    owner: dict[str, str],
+    states: _States,
+    call: ToolCall,
+    checked: Checked | None = None,
+) -> str:
     server = owner.get(call.name)
     if server is None:
         return _unknown(call.name)
-    return await servers[server].call_text(call.name, call.arguments, states[server])
+    return await servers[server].call_text(call.name, call.arguments, states[server], checked=checked)
 
 
 def _unknown(name: str) -> str:

@@ -63,6 +63,40 @@ async def test_a_refusal_is_what_the_call_answers_and_the_state_is_untouched():
     assert slow.refusal("match", {}) is None
 
 
+async def test_a_call_check_passed_runs_without_its_checks_and_answers_as_call_does(monkeypatch):
+    """``check`` tells the calls ``refusal`` lets run apart: ``Checked`` where their checks ran here and
+    passed. Handed back to ``call_text``, that call runs with no second check and answers as ``call``."""
+    server = compile_spec(BOOKSHELF)
+    checks: list[str] = []
+    argument_errors = server._argument_errors
+    monkeypatch.setattr(server, "_argument_errors", lambda t, a: checks.append(t.name) or argument_errors(t, a))
+    arguments = {"title": "Dune", "author": "Frank Herbert", "year": 1965}
+    checked = server.check("addBook", arguments)
+    assert isinstance(checked, server_module.Checked) and checked.tool.name == "addBook"
+    assert checks == ["addBook"]
+    state, twin = server.backend.new_state(seed=0), server.backend.new_state(seed=0)
+    text = await server.call_text("addBook", arguments, state, checked=checked)
+    assert checks == ["addBook"]  # not checked again
+    assert text == server_module.result_text(await server.call("addBook", arguments, twin))
+    assert server.backend.snapshot(state) == server.backend.snapshot(twin)
+    assert checks == ["addBook", "addBook"]  # a call without one is checked
+    refused = server.check("addBook", {"title": 3})
+    assert isinstance(refused, type(await server.call("addBook", {"title": 3}, state))) and refused.is_error
+    slow = CompiledServer(FAULTY_SUITE, Faulty())
+    assert slow.check("match", {"code": "b"}) is None  # its checks would run in a thread: not run here
+
+
+async def test_a_call_the_backend_refuses_reads_alike_as_text_and_as_an_mcp_result():
+    """``call_text`` reads a backend's refusal (``ToolCallError``) without building the MCP result: the same
+    text ``call`` gives, and ``call`` still gives an ``isError`` result of kind ``execution``."""
+    server = compile_spec("python:tests.fixtures.counter:Counter")
+    state = server.backend.new_state(seed=0)
+    failed = await server.call("divide", {"divisor": 0}, state)
+    assert failed.is_error and failed.meta == {server_module.META_ERROR_KIND: "execution"}
+    assert await server.call_text("divide", {"divisor": 0}, state) == server_module.result_text(failed)
+    assert server_module.result_text(failed) == "divide failed: ZeroDivisionError: division by zero"
+
+
 async def test_a_backend_exception_is_an_observation_not_a_crash():
     compiled = compile_spec("python:tests.fixtures.counter:Counter")
     async with open_client(compiled) as client:

@@ -14,6 +14,7 @@ from inftool_env.backends.bfcl import BfclBackend, bfcl_multi_turn_tasks
 from inftool_env.backends.python import PythonBackend, suite_from_class
 from inftool_env.eval.bfcl_data import domain_servers
 from inftool_env.mcp import CompiledServer
+from inftool_env.mcp.server import Checked
 from inftool_env.rewards.multi_turn import (
     _UNTHAWED,
     TruthCache,
@@ -168,6 +169,31 @@ async def test_calls_refused_beside_the_ground_truths_take_the_kept_side(servers
         assert any(r.startswith(f"Invalid arguments for {first.name!r}") for r in outcomes[k].results)
         taken += 1
     assert taken >= 8
+
+
+async def test_a_model_call_s_arguments_are_checked_once_per_replay(servers, tasks, monkeypatch):
+    """Lining a turn's calls up checks the model's arguments (is the call refused?); a call that passed
+    runs without its checks again. Every call is still checked once, and the outcomes are those of a
+    replay that checks each call where it runs."""
+    checks: list[int] = []
+    for server in servers.values():
+        errors = server._argument_errors
+        monkeypatch.setattr(server, "_argument_errors", lambda t, a, run=errors: checks.append(id(a)) or run(t, a))
+    check = CompiledServer.check
+    truth_checked = 0
+    for task in tasks:
+        for label, shared in mutations(task):
+            steps = copy.deepcopy(shared)  # the model's own arguments, not the ground truth's objects
+            with monkeypatch.context() as undone:  # a passed check not handed on: checked again where run
+                undone.setattr(CompiledServer, "check", lambda *a: None if type(c := check(*a)) is Checked else c)
+                twice = as_tuple(await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0)))
+            del checks[:]
+            got = await replay_turns(servers, task, steps, seed=0, truths=TruthCache(size=0))
+            assert as_tuple(got) == twice, (task.id, label)
+            made = {id(call.arguments) for turn in steps for step in turn for call in step}
+            assert max((checks.count(a) for a in made), default=1) <= 1, (task.id, label)
+            truth_checked += any(id(c.arguments) in checks for turn in task.ground_truth for c in turn)
+    assert truth_checked  # the ground truth's own calls are checked where they run
 
 
 async def test_a_verdict_on_an_empty_turn_compares_no_state(servers, tasks, monkeypatch):
