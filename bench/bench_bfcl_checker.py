@@ -159,7 +159,7 @@ def _with_bare_calls(replay: Callable[[], None]) -> Callable[[], None]:
     """``replay`` with CompiledServer.call_text (a replay's call) reduced to the backend and its result's JSON,
     for the bound."""
 
-    async def bare(self: CompiledServer, name: str, arguments: Any, state: Any) -> str:
+    async def bare(self: CompiledServer, name: str, arguments: Any, state: Any, checked: Any = None) -> str:
         tool = self._tools.get(name)
         if tool is None:
             return result_text(self._unknown(name))
