@@ -323,10 +323,10 @@ class CompiledServer:
         if budget is None or not self._may_suspend(tool, size):
             # No cancel scope to enter (a sixth of a fast call's cost) where it could not act: a scope
             # cuts a call only at an await, and this one has none (its sync work could not be cut).
-            result = await self._checked_call(tool, arguments, state, size, budget, checked is not None)
+            result = await self._checked_call(tool, arguments, state, size, budget, valid=checked is not None)
             return self._charge(live, writes, size, result)
         with anyio.move_on_after(budget) as scope:
-            result = await self._checked_call(tool, arguments, state, size, budget, checked is not None)
+            result = await self._checked_call(tool, arguments, state, size, budget, valid=checked is not None)
         if scope.cancelled_caught:
             return error_result(f"{name!r} did not finish within the server's {budget:g} s limit; "
                                 "its work was stopped", "timeout")  # fmt: skip
@@ -380,11 +380,12 @@ class CompiledServer:
 
     async def _checked_call(
         self, tool: ToolSpec, arguments: dict[str, Any], state: Any, size: int, budget: float | None,
-        checked: bool = False,
+        *,
+        valid: bool = False,
     ) -> _Outcome:  # fmt: skip
         name = tool.name
         try:
-            if checked:  # by check(), on these very arguments
+            if valid:  # found so by check(), on these very arguments
                 problems = []
             elif self._checked_off_loop(name, size):
                 problems = await _off_loop(lambda: self._argument_errors(tool, arguments), budget)
