@@ -207,10 +207,10 @@ async def _replay(
             return
         results = []
         for call in (call for step in steps for call in step):
-            refused = align.refusals.get(id(call))  # found lining the calls up: nothing to run
-            if refused is None:
-                refused = await _run(servers, owner, model_states, call, align.checked.get(id(call)))
-            results.append(refused)
+            result = align.refusals.get(id(call))  # refused, found lining the calls up: nothing to run
+            if result is None:
+                result = await _run(servers, owner, model_states, call, align.checked.get(id(call)))
+            results.append(result)
         if kept is None:
             truth_results = [await _run(servers, owner, truth_states, call) for call in truth]
             expected: Mapping[str, Any] = truth_states.made
@@ -440,9 +440,10 @@ class _Alignment:
             self.refusals[id(call)] = text = _unknown(call.name)
             return text
         result = self.servers[server].check(call.name, call.arguments)
-        if result is None or isinstance(result, Checked):
-            if result is not None:
-                self.checked[id(call)] = result
+        if isinstance(result, Checked):
+            self.checked[id(call)] = result  # it runs without its checks: they passed here
+            return None
+        if result is None:
             return None
         self.refusals[id(call)] = text = result_text(result)
         return text
