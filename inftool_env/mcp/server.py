@@ -332,16 +332,11 @@ class CompiledServer:
                                 "its work was stopped", "timeout")  # fmt: skip
         return self._charge(live, writes, size, result)
 
-    def refusal(self, name: str, arguments: Any) -> types.CallToolResult | None:
-        """What ``call`` answers a call it refuses before running anything (an unknown tool, arguments
-        refused or invalid), a call that so changes no state; None where the call would run, and where
-        its checks would run in a thread (a tool with patterns, big arguments), not run here."""
-        checked = self.check(name, arguments)
-        return checked if isinstance(checked, types.CallToolResult) else None
-
     def check(self, name: str, arguments: Any) -> types.CallToolResult | Checked | None:
-        """``refusal``, with a call that would run told apart: ``Checked`` where its checks ran and passed,
-        None where they would run in a thread (a tool with patterns, big arguments), so did not run here."""
+        """What ``call`` answers a call it refuses before running anything (an unknown tool, arguments
+        refused or invalid), a call that so changes no state; ``Checked`` where the call would run, its
+        checks having run here and passed; None where its checks would run in a thread (a tool with
+        patterns, big arguments), so did not run here."""
         screened = self._screen(name, arguments)
         if isinstance(screened, types.CallToolResult):
             return screened

@@ -29,10 +29,10 @@ calls starts from the ground truth's states after them, and one whose states are
 whole (private parts included, so a moved generator tells) and whose calls left are its own ends
 there, the rest being the ground truth's outcomes. So a rollout that goes wrong in one turn of many
 replays about that turn. A call the server refuses before running it (an unknown tool, arguments
-refused) changes no state, and its refusal is known without one (``CompiledServer.refusal``): a turn
+refused) changes no state, and its refusal is known without one (``CompiledServer.check``): a turn
 whose other calls are the ground truth's counts as its calls, so a rollout that is refused and then
 corrects itself takes the kept side too. A model's call whose checks passed while its turn was lined up
-runs without them (``CompiledServer.check``): each call is checked once.
+runs without them (``check``'s ``Checked``): each call is checked once.
 """
 
 from __future__ import annotations

@@ -38,9 +38,9 @@ async def test_invalid_arguments_name_every_problem_and_where():
 
 
 async def test_a_refusal_is_what_the_call_answers_and_the_state_is_untouched():
-    """``refusal`` tells a call the server refuses before running it (a checker lines such calls up
-    without a state) by the very result ``call`` gives; a call that would run, or whose checks would run
-    in a thread, gets None."""
+    """``check`` tells a call the server refuses before running it (a checker lines such calls up
+    without a state) by the very result ``call`` gives; a call that would run gets a ``Checked``, and one
+    whose checks would run in a thread None."""
     server = compile_spec(BOOKSHELF)
     state = server.backend.new_state(seed=0)
     before = server.backend.snapshot(state)
@@ -53,19 +53,20 @@ async def test_a_refusal_is_what_the_call_answers_and_the_state_is_untouched():
         ("addBook", "a title"),  # not an object
         ("addBook", {"title": "t", "author": "a", "meta": deep}),  # refused: too deep
     ):
-        refused = server.refusal(name, arguments)
-        assert refused is not None and refused.is_error, (name, arguments)
+        refused = server.check(name, arguments)
+        assert refused is not None and not isinstance(refused, server_module.Checked), (name, arguments)
+        assert refused.is_error, (name, arguments)
         assert refused == await server.call(name, arguments, state), (name, arguments)
     assert server.backend.snapshot(state) == before
-    assert server.refusal("getBook", {"bookId": "b1"}) is None
+    assert isinstance(server.check("getBook", {"bookId": "b1"}), server_module.Checked)
     slow = CompiledServer(FAULTY_SUITE, Faulty())
-    assert slow.refusal("match", {"code": "b"}) is None  # a pattern's check runs in a thread: not told here
-    assert slow.refusal("match", {}) is None
+    assert slow.check("match", {"code": "b"}) is None  # a pattern's check runs in a thread: not told here
+    assert slow.check("match", {}) is None
 
 
 async def test_a_call_check_passed_runs_without_its_checks_and_answers_as_call_does(monkeypatch):
-    """``check`` tells the calls ``refusal`` lets run apart: ``Checked`` where their checks ran here and
-    passed. Handed back to ``call_text``, that call runs with no second check and answers as ``call``."""
+    """A ``Checked`` (``check``'s answer where the checks ran here and passed), handed back to ``call_text``
+    with the same arguments, runs that call with no second check, and it answers as ``call``."""
     server = compile_spec(BOOKSHELF)
     checks: list[str] = []
     argument_errors = server._argument_errors
@@ -80,10 +81,6 @@ async def test_a_call_check_passed_runs_without_its_checks_and_answers_as_call_d
     assert text == server_module.result_text(await server.call("addBook", arguments, twin))
     assert server.backend.snapshot(state) == server.backend.snapshot(twin)
     assert checks == ["addBook", "addBook"]  # a call without one is checked
-    refused = server.check("addBook", {"title": 3})
-    assert isinstance(refused, type(await server.call("addBook", {"title": 3}, state))) and refused.is_error
-    slow = CompiledServer(FAULTY_SUITE, Faulty())
-    assert slow.check("match", {"code": "b"}) is None  # its checks would run in a thread: not run here
 
 
 async def test_a_call_the_backend_refuses_reads_alike_as_text_and_as_an_mcp_result():
