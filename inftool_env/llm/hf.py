@@ -20,10 +20,12 @@ class HFChat(LocalChat):
             raise PolicyError(
                 f"hf: models need torch and transformers ({exc}); pip install 'inftool-env[model]'"
             ) from None
-        from inftool_env.llm.embedded import model_path
+        from inftool_env.llm.embedded import NAME, export_hf, model_path
         from inftool_env.llm.gguf import gguf_tokenizer
 
-        file, self.name = model_path(path)
+        # The embedded model from its exported HF directory (the same dequantized weights, cached by `make
+        # models`): it loads in seconds, where transformers dequantizes the GGUF anew each time (~1 minute).
+        file, self.name = (export_hf(), NAME) if path == "embedded" else model_path(path)
         if not file.exists():
             raise PolicyError(f"hf:{path}: no such model file or directory")
         where, gguf = (str(file.parent), file.name) if file.suffix == ".gguf" else (str(file), None)
