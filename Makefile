@@ -93,7 +93,7 @@ prepare:
 test: prepare
 	$(BIN)/ruff check inftool_env policies train tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check inftool_env policies train tests bench
