@@ -93,7 +93,7 @@ TEST_WORKERS ?= 2
 
 # Everything the tests need, built side by side: pip mostly waits on the network and the disk while the
 # model is converted. On a fresh machine, one after another: the model 1.8 minutes, vLLM's 2.4, BFCL's 1.8,
-# verifiers' 1.3 (7.3 in all, after .venv's 5.4); side by side, under 5 with ruff and mypy included.
+# verifiers' 1.3 (7.3 in all, after .venv's 5.4); side by side, under 5 (a slow day with empty caches: 15; README).
 # ruff and mypy run beside them too, once .venv is in: mypy's first run, with no cache, takes 1.5 minutes.
 prepare:
 	$(MAKE) -j4 $(BFCL_STAMP) $(VLLM_STAMP) $(VF_STAMP) models static

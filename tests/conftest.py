@@ -104,8 +104,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # `make test` hands whole files to its two workers in collection order (--dist loadfile
 # --no-loadscope-reorder). By default xdist orders files by their number of tests, which put the vLLM
-# engine's one test (2.5 minutes) last, running alone at the end. The longest files go first instead,
-# longest first (each file's setup and calls summed by --durations=0 on two cores; the rest keep their order):
+# engine's one test (2.5 minutes) last, running alone at the end. The longest files go first instead
+# (each file's setup and calls summed by --durations=0 on two cores; the rest keep their order):
 # with hf:embedded's faster load (hf.py), the suite took 1,060 s against 1,193 s before both, the same day.
 LONGEST_FIRST = [
     "tests/train/test_grpo.py",  # 224 s
