@@ -65,6 +65,14 @@ def model_path(path: str) -> tuple[Path, str]:
     return Path(path), Path(path).name
 
 
+def hf_model_path(path: str) -> tuple[Path, str]:
+    """A model string's directory (or file) for a transformers-based backend, and its name: ``embedded`` is
+    the exported HF directory (the same weights; loading it takes 0.3 s where dequantizing the GGUF took 63 s)."""
+    if path == "embedded":
+        return export_hf(), NAME
+    return Path(path), Path(path).name
+
+
 def export_hf(target: Path | None = None) -> Path:
     """The embedded model as a plain Hugging Face directory (config, fp32 safetensors, tokenizer,
     chat template): what vLLM and trainers load. Cached; needs the ``model`` extra to build.

@@ -20,12 +20,10 @@ class HFChat(LocalChat):
             raise PolicyError(
                 f"hf: models need torch and transformers ({exc}); pip install 'inftool-env[model]'"
             ) from None
-        from inftool_env.llm.embedded import NAME, export_hf, model_path
+        from inftool_env.llm.embedded import hf_model_path
         from inftool_env.llm.gguf import gguf_tokenizer
 
-        # The embedded model from its exported HF directory (the same dequantized weights, cached by `make
-        # models`): it loads in seconds, where transformers dequantizes the GGUF anew each time (~1 minute).
-        file, self.name = (export_hf(), NAME) if path == "embedded" else model_path(path)
+        file, self.name = hf_model_path(path)
         if not file.exists():
             raise PolicyError(f"hf:{path}: no such model file or directory")
         where, gguf = (str(file.parent), file.name) if file.suffix == ".gguf" else (str(file), None)

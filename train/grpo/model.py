@@ -32,12 +32,9 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 def resolve_model_dir(model: str) -> Path:
     """``embedded`` (the embedded model's exported HF directory), ``hf:PATH`` or PATH: an HF directory."""
     check_trainable(model)
-    name = model.removeprefix("hf:")
-    if name == "embedded":
-        from inftool_env.llm.embedded import export_hf
+    from inftool_env.llm.embedded import hf_model_path
 
-        return export_hf()
-    return Path(name)
+    return hf_model_path(model.removeprefix("hf:"))[0]
 
 
 def check_can_train(config: GRPOConfig) -> None:
